@@ -1,0 +1,77 @@
+"""The error hierarchy: every failure a user can cause maps to one class and one exit code.
+
+The CLI catches `PropensityError` and prints its message on one line; anything else is a bug and
+keeps its traceback. Exit codes are part of the public contract for schedulers:
+
+====  =====================================================
+code  meaning
+====  =====================================================
+0     ok
+2     bad input: data contract, config, not enough data
+3     model or feature-spec mismatch, model not found
+4     drift above the configured limit (with --fail-on-drift)
+5     tracking store unreachable
+====  =====================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ConfigError",
+    "DataContractError",
+    "DriftError",
+    "InsufficientDataError",
+    "ModelError",
+    "PropensityError",
+    "TrackingError",
+]
+
+
+class PropensityError(Exception):
+    """Base class of the errors a user can cause and fix; carries an exit code."""
+
+    exit_code: int = 2
+
+
+class ConfigError(PropensityError):
+    """The configuration file is missing, malformed, or holds a bad value."""
+
+
+class DataContractError(PropensityError):
+    """One or more input tables break the data contract.
+
+    Every problem is collected before raising, so a user fixes them all in one go.
+    """
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            message = self.problems[0]
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            message = f"{len(self.problems)} problems with the input data:\n{lines}"
+        super().__init__(message)
+
+
+class InsufficientDataError(PropensityError):
+    """Too few rows or too few examples of a class to train or evaluate honestly."""
+
+
+class ModelError(PropensityError):
+    """The model is missing, or it does not match the feature spec the code computes."""
+
+    exit_code = 3
+
+
+class DriftError(PropensityError):
+    """Scoring data drifted beyond the configured limit and the caller asked to fail on it."""
+
+    exit_code = 4
+
+
+class TrackingError(PropensityError):
+    """The MLflow tracking store cannot be reached or refused a write."""
+
+    exit_code = 5
