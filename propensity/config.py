@@ -160,8 +160,18 @@ class FeaturesConfig(_Section):
     min_event_support: int = Field(default=20, ge=1)  # users needed for an event type to count
     max_event_types: int = Field(default=60, ge=1)
     free_mail_domains: tuple[str, ...] = (
-        "gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "icloud.com", "aol.com",
-        "proton.me", "protonmail.com", "gmx.com", "mail.com", "yandex.com", "live.com",
+        "gmail.com",
+        "yahoo.com",
+        "hotmail.com",
+        "outlook.com",
+        "icloud.com",
+        "aol.com",
+        "proton.me",
+        "protonmail.com",
+        "gmx.com",
+        "mail.com",
+        "yandex.com",
+        "live.com",
     )
     enterprise_domains: tuple[str, ...] = ()
     education_suffixes: tuple[str, ...] = (".edu", ".ac.uk", ".edu.au")
@@ -292,9 +302,7 @@ class MlflowConfig(_Section):
     tracking_uri: str | None = None  # MLFLOW_TRACKING_URI wins; default sqlite:///mlflow.db
     experiment: str = "propensity"
     registered_model: str = "propensity-pql"
-    promotion_metric: Literal["average_precision", "roc_auc", "neg_log_loss"] = (
-        "average_precision"
-    )
+    promotion_metric: Literal["average_precision", "roc_auc", "neg_log_loss"] = "average_precision"
     on_unreachable: Literal["fail", "local"] = "fail"
 
 
@@ -325,7 +333,9 @@ def load_config(path: str | Path, **overrides: Any) -> Config:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"Config file {str(path)!r} does not exist. Pass --config with a YAML file.")
+        raise ConfigError(
+            f"Config file {str(path)!r} does not exist. Pass --config with a YAML file."
+        )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

@@ -1,4 +1,4 @@
-"""The data contract: the canonical tables every step reads, and the export presets that map onto them.
+"""The data contract: the canonical tables every step reads, and the export presets.
 
 Canonical tables, as the readers leave them in DuckDB (timestamps are naive ``TIMESTAMP`` in UTC,
 truncated to whole seconds so epoch arithmetic is exact on every engine):

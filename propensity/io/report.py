@@ -1,0 +1,98 @@
+"""The data summary a user reads after loading: what came in, what was dropped and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+__all__ = ["Drop", "LoadReport", "TableSummary", "summarise"]
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Rows removed by one cleaning rule, with a few examples (never email addresses)."""
+
+    table: str
+    reason: str
+    rows: int
+    examples: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    name: str
+    source: str | None
+    rows_read: int
+    rows_kept: int
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """Everything `propensity validate` prints."""
+
+    tables: tuple[TableSummary, ...]
+    drops: tuple[Drop, ...]
+    notes: tuple[str, ...]
+    users: int
+    users_with_events: int
+    converted_users: int
+    first_event: datetime | None
+    last_event: datetime | None
+    event_types: tuple[tuple[str, int], ...]
+
+    @property
+    def conversion_rate(self) -> float:
+        return self.converted_users / self.users if self.users else 0.0
+
+    def as_dict(self) -> dict:
+        """A JSON-able view, for logging with a run."""
+        return {
+            "tables": {
+                t.name: {"rows_read": t.rows_read, "rows_kept": t.rows_kept} for t in self.tables
+            },
+            "drops": [{"table": d.table, "reason": d.reason, "rows": d.rows} for d in self.drops],
+            "notes": list(self.notes),
+            "users": self.users,
+            "users_with_events": self.users_with_events,
+            "converted_users": self.converted_users,
+            "conversion_rate": self.conversion_rate,
+            "first_event": str(self.first_event),
+            "last_event": str(self.last_event),
+            "event_types": dict(self.event_types),
+        }
+
+
+def summarise(
+    con: duckdb.DuckDBPyConnection,
+    sources: dict[str, str | None],
+    rows_read: dict[str, int],
+    drops: list[Drop],
+    notes: list[str],
+) -> LoadReport:
+    """Build the report from the canonical tables left in `con`."""
+    tables = []
+    for name, given in sources.items():
+        (kept,) = con.execute(f"SELECT count(*) FROM {name}").fetchone()
+        tables.append(TableSummary(name, given, rows_read.get(name, 0), int(kept)))
+    users, with_events, converted = con.execute(
+        "SELECT (SELECT count(*) FROM users), "
+        "(SELECT count(DISTINCT user_id) FROM events), "
+        "(SELECT count(DISTINCT user_id) FROM conversions)"
+    ).fetchone()
+    first, last = con.execute("SELECT min(timestamp), max(timestamp) FROM events").fetchone()
+    types = con.execute(
+        "SELECT event, count(*) AS n FROM events GROUP BY event ORDER BY n DESC, event"
+    ).fetchall()
+    return LoadReport(
+        tables=tuple(tables),
+        drops=tuple(drops),
+        notes=tuple(notes),
+        users=int(users),
+        users_with_events=int(with_events),
+        converted_users=int(converted),
+        first_event=first,
+        last_event=last,
+        event_types=tuple((str(e), int(n)) for e, n in types),
+    )
