@@ -92,7 +92,7 @@ class DataConfig(_Section):
     """Where the data is and how its columns map onto the contract."""
 
     events: str
-    users: str
+    users: str | None = None  # without it, signup is each user's first event (validate only)
     conversions: str | None = None
     format: Literal["auto", "parquet", "csv", "jsonl"] = "auto"
     preset: Preset = Preset.canonical
@@ -257,15 +257,24 @@ class ThresholdConfig(_Section):
 
 
 class RuleBaseline(_Section):
-    """A boolean rule over feature columns, e.g. ``invite_sent_count >= 3 and share_count >= 2``."""
+    """A boolean rule over feature columns, e.g. ``n_teammate_invited_all >= 3``.
+
+    The grammar is in ``propensity/baselines/grammar.py``.
+    """
 
     name: str
     expr: str
+    description: str = ""  # where the definition comes from, shown next to the results
 
 
 class PointsCondition(_Section):
+    """Points given when ``when`` holds, optionally decayed by the age of the behaviour."""
+
     when: str  # a boolean rule expression over features
-    points: float
+    points: float  # may be negative (e.g. a free-mail domain)
+    # The feature holding the behaviour's age in hours, e.g. ``hours_since_last_pricing_viewed``.
+    # Only conditions that name one decay; a missing age (never happened) means no decay.
+    recency: str | None = None
 
 
 class PointsRule(_Section):
@@ -273,16 +282,20 @@ class PointsRule(_Section):
 
     name: str
     conditions: tuple[PointsCondition, ...]
-    threshold: float
+    threshold: float  # a lead is flagged when its (decayed) points total reaches this
     # Optional decay: points of a condition are multiplied by 0.5 ** (age / half_life), where age
-    # is taken from the ``recency_feature`` (hours since the behaviour) of the condition.
+    # is the value of the condition's ``recency`` feature (hours since the behaviour).
     half_life: Duration | None = None
+    description: str = ""
 
 
 class BaselinesConfig(_Section):
+    """Rules-based PQL definitions judged side by side with the model."""
+
     rules: tuple[RuleBaseline, ...] = ()
     points: tuple[PointsRule, ...] = ()
-    templates: tuple[str, ...] = ()  # names of files in configs/baselines/ to include
+    # Names of files in configs/baselines/ (without .yaml) to include, e.g. "plan_limit_hit".
+    templates: tuple[str, ...] = ()
     bootstrap: int = Field(default=500, ge=0)
 
 

@@ -190,6 +190,17 @@ def load_data(
     sources = {"events": cfg.events, "users": cfg.users, "conversions": cfg.conversions}
     rows_read: dict[str, int] = {}
     for name, given in sources.items():
+        if given is None and name == "users":
+            if "events" not in rows_read:
+                continue
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE stage_users AS SELECT user_id, "
+                "min(timestamp) AS signup_at, CAST(NULL AS VARCHAR) AS account_id, "
+                "CAST(NULL AS VARCHAR) AS email_domain FROM stage_events GROUP BY user_id"
+            )
+            notes.append("users: no users table given; signup taken as each user's first event")
+            rows_read[name] = 0
+            continue
         if given is None:
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE stage_conversions "

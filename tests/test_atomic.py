@@ -1,0 +1,61 @@
+"""Tests for propensity.io.atomic."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from propensity.io import atomic_path, write_table
+
+
+def test_write_table_round_trip(tmp_path):
+    """Check that parquet and CSV outputs read back identically and leave no temp files."""
+    frame = pd.DataFrame({"user_id": ["a", "b"], "score": [0.25, 0.75]})
+    for fmt in ("parquet", "csv"):
+        target = write_table(frame, tmp_path / f"out.{fmt}", fmt)
+        back = pd.read_parquet(target) if fmt == "parquet" else pd.read_csv(target)
+        pd.testing.assert_frame_equal(back, frame)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "out.parquet"]
+
+
+def test_failure_leaves_old_file(tmp_path):
+    """Check that an error mid-write keeps the previous output whole and removes the temp file."""
+    target = tmp_path / "scores.csv"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["scores.csv"]
+
+
+_SLOW_WRITER = """
+import sys, time
+from propensity.io import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    with open(tmp, "w") as handle:
+        for i in range(10_000):
+            handle.write("row %d\\n" % i)
+            handle.flush()
+            time.sleep(0.001)
+"""
+
+
+def test_sigkill_mid_write_leaves_no_partial_file(tmp_path):
+    """Check that a writer killed mid-write leaves no target file, and the next write succeeds."""
+    target = tmp_path / "scores.csv"
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(target)])
+    deadline = time.time() + 20
+    while not any(p.name.endswith(".tmp") for p in tmp_path.iterdir()):
+        assert time.time() < deadline, "writer never started"
+        time.sleep(0.05)
+    time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not target.exists()
+    write_table(pd.DataFrame({"a": [1]}), target, "csv")
+    assert target.read_text() == "a\n1\n"
