@@ -1,0 +1,299 @@
+"""Learn a FeatureSpec on training rows and compute feature tables on DuckDB.
+
+The event log never leaves DuckDB: intermediate relations are temp tables with a per-call prefix
+(so two calls on one connection do not collide) and only the final feature table comes back, via
+Arrow. Memory limits and spilling are the connection's settings (``memory_limit``,
+``temp_directory``), which the caller owns.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from propensity.config import FeaturesConfig
+from propensity.errors import ConfigError, DataContractError, ModelError
+from propensity.features.spec import FAMILIES, FeatureSpec
+from propensity.features.sql import DUCKDB, build_plan
+from propensity.labels import LabelTimes
+
+__all__ = ["FeatureFrame", "compute_features", "learn_spec"]
+
+_ROW_KEYS = ("user_id", "account_id", "signup_at", "cutoff_at")
+_PROPERTY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL",
+            "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "BOOLEAN")  # fmt: skip
+_calls = itertools.count()
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureFrame:
+    """A feature table: ``user_id``, ``cutoff_at``, then the spec's columns in order.
+
+    ``unseen_events`` counts events before the cutoffs whose type is outside the spec's
+    vocabulary (ignored by every feature), by event type.
+    """
+
+    frame: pd.DataFrame
+    unseen_events: dict[str, int] = field(default_factory=dict)
+
+
+def learn_spec(
+    con: duckdb.DuckDBPyConnection, label_times: LabelTimes, cfg: FeaturesConfig
+) -> FeatureSpec:
+    """Learn the vocabulary, transitions and categorical levels on training rows.
+
+    Event types seen (before the cutoffs) by at least ``min_event_support`` users are kept, the
+    ``max_event_types`` most common of them; event types named in the config (key events,
+    milestones, properties) are always kept. Transitions are ranked by
+    ``|P(label | pair) - P(label | no pair)| * rows_with_pair`` (by support alone without
+    labels), ties broken by name.
+    """
+    _check_config(cfg)
+    families = tuple(f for f in FAMILIES if getattr(cfg.families, f))
+    with _Rows(con, label_times) as rows:
+        events = _vocabulary(con, rows.name, cfg)
+        key_events = tuple(sorted(set(cfg.key_events))) if cfg.key_events else events
+        milestones = tuple(
+            (m.first, m.then, None if m.within is None else _sec(m.within)) for m in cfg.milestones
+        )
+        properties = tuple((p.event, p.property, tuple(p.aggregates)) for p in cfg.properties)
+        _check_user_columns(con, cfg)
+        base = FeatureSpec(
+            families=families,
+            events=events,
+            windows_s=tuple(sorted({_sec(w) for w in cfg.windows})),
+            session_gap_s=_sec(cfg.session_gap),
+            key_events=key_events,
+            milestones=milestones,
+            free_mail_domains=tuple(d.lower() for d in cfg.free_mail_domains),
+            enterprise_domains=tuple(d.lower() for d in cfg.enterprise_domains),
+            education_suffixes=tuple(s.lower() for s in cfg.education_suffixes),
+            numeric_user_columns=tuple(cfg.numeric_user_columns),
+            categorical_user_columns=tuple(
+                (c, _levels(con, rows.name, c, cfg.max_category_levels))
+                for c in cfg.categorical_user_columns
+            ),
+            properties=properties,
+        )
+        transitions: tuple[tuple[str, str], ...] = ()
+        if "transitions" in families and cfg.top_transitions > 0 and events:
+            transitions = _top_transitions(con, base, rows, label_times.has_label, cfg)
+    spec = FeatureSpec(**{**_fields(base), "transitions": transitions})
+    dupes = sorted({c for c in spec.columns if spec.columns.count(c) > 1})
+    if dupes:
+        raise ConfigError(
+            f"Feature column names must be unique. Got duplicates {dupes}; rename the user "
+            f"columns or properties whose sanitised names collide."
+        )
+    return spec
+
+
+def compute_features(
+    con: duckdb.DuckDBPyConnection, label_times: LabelTimes, spec: FeatureSpec
+) -> FeatureFrame:
+    """Compute ``spec``'s columns for every row of ``label_times``, in the rows' order.
+
+    >>> ff = compute_features(con, label_times, spec)  # doctest: +SKIP
+    >>> list(ff.frame.columns[:2]), tuple(ff.frame.columns[2:]) == spec.columns  # doctest: +SKIP
+    (['user_id', 'cutoff_at'], True)
+    """
+    with _Rows(con, label_times) as rows:
+        plan = build_plan(spec, DUCKDB, rows.name, rows.prefix)
+        try:
+            for step in plan.steps:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}")
+            table = con.sql(f"{plan.final} ORDER BY rid").to_arrow_table()
+            unseen = dict(con.execute(plan.unseen).fetchall())
+        except duckdb.BinderException as exc:
+            raise DataContractError(
+                [
+                    f"The events/users tables must have the columns the feature spec needs. "
+                    f"DuckDB said: {exc}. Check the reader's output against the data contract."
+                ]
+            ) from None
+        finally:
+            for step in reversed(plan.steps):
+                con.execute(f"DROP TABLE IF EXISTS {step.name}")
+    feats = table.to_pandas()
+    n = len(label_times.frame)
+    if len(feats) != n or not np.array_equal(feats["rid"].to_numpy(), np.arange(n)):
+        raise ModelError(
+            f"Feature rows must match label rows one to one ({n}). Got {len(feats)}; the "
+            f"users table probably repeats a user_id, make it unique."
+        )
+    out = label_times.frame[["user_id", "cutoff_at"]].reset_index(drop=True).copy()
+    cats = spec.categorical
+    data = {}
+    for name in spec.columns:
+        col = feats[name]
+        if name in cats:
+            data[name] = pd.Categorical(col.where(col.notna(), None), categories=list(cats[name]))
+        else:
+            data[name] = col.astype("float64")
+    frame = pd.concat([out, pd.DataFrame(data, index=out.index)], axis=1)
+    return FeatureFrame(frame, {str(k): int(v) for k, v in sorted(unseen.items())})
+
+
+# ---- helpers -------------------------------------------------------------------------------
+class _Rows:
+    """Registers the label rows (with an integer ``rid``) for the duration of a ``with``."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, label_times: LabelTimes) -> None:
+        frame = label_times.frame
+        missing = [c for c in _ROW_KEYS if c not in frame.columns]
+        if missing:
+            raise DataContractError(
+                [
+                    f"Label times must have columns {list(_ROW_KEYS)}. Got {list(frame.columns)} "
+                    f"(missing {missing}); build them with build_label_times or scoring_population."
+                ]
+            )
+        self.con = con
+        self.prefix = f"_pf{next(_calls)}_"
+        self.name = f"{self.prefix}input"
+        rows = frame[list(_ROW_KEYS)].reset_index(drop=True)
+        self.frame = rows.assign(rid=np.arange(len(rows), dtype="int64"))
+        if "label" in frame.columns:
+            self.frame["label"] = frame["label"].to_numpy()
+
+    def __enter__(self) -> _Rows:
+        self.con.register(f"{self.name}_df", self.frame)
+        # A real temp table (not a view of the pandas frame) so joins see proper statistics.
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {self.name} AS SELECT * FROM {self.name}_df"
+        )
+        self.con.unregister(f"{self.name}_df")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {self.name}")
+
+
+def _sec(delta) -> int:  # type: ignore[no-untyped-def]
+    return int(round(delta.total_seconds()))
+
+
+def _fields(spec: FeatureSpec) -> dict:
+    return {k: getattr(spec, k) for k in spec.__dataclass_fields__}
+
+
+def _check_config(cfg: FeaturesConfig) -> None:
+    bad = [p.property for p in cfg.properties if not _PROPERTY.match(p.property)]
+    if bad:
+        raise ConfigError(
+            f"features.properties[].property must be a plain JSON key ([A-Za-z_][A-Za-z0-9_]*). "
+            f"Got {bad}; rename the property in the config."
+        )
+    if any(w.total_seconds() <= 0 for w in cfg.windows) or cfg.session_gap.total_seconds() <= 0:
+        raise ConfigError(
+            "features.windows and features.session_gap must be positive durations. Got a zero "
+            "or negative one; use e.g. '1d' or '30m'."
+        )
+
+
+def _vocabulary(con: duckdb.DuckDBPyConnection, rows: str, cfg: FeaturesConfig) -> tuple[str, ...]:
+    found = con.execute(
+        f"""
+        SELECT e.event, COUNT(DISTINCT e.user_id) AS users, COUNT(*) AS n
+        FROM events e JOIN {rows} r ON e.user_id = r.user_id
+        WHERE e.event IS NOT NULL AND e.timestamp < r.cutoff_at AND e.timestamp >= r.signup_at
+        GROUP BY e.event
+        HAVING COUNT(DISTINCT e.user_id) >= ?
+        ORDER BY users DESC, n DESC, e.event
+        LIMIT ?
+        """,
+        [cfg.min_event_support, cfg.max_event_types],
+    ).fetchall()
+    named = {*cfg.key_events, *(p.event for p in cfg.properties)}
+    named |= {e for m in cfg.milestones for e in (m.first, m.then)}
+    return tuple(sorted({row[0] for row in found} | named))
+
+
+def _check_user_columns(con: duckdb.DuckDBPyConnection, cfg: FeaturesConfig) -> None:
+    types = {r[0]: r[1] for r in con.execute("DESCRIBE users").fetchall()}
+    problems = []
+    for col in (*cfg.numeric_user_columns, *cfg.categorical_user_columns):
+        if col not in types:
+            problems.append(
+                f"Users column {col!r} named in features.*_user_columns must exist. Got columns "
+                f"{sorted(types)}; fix the config or the users file."
+            )
+    for col in cfg.numeric_user_columns:
+        if col in types and not types[col].startswith(_NUMERIC):
+            problems.append(
+                f"Users column {col!r} in features.numeric_user_columns must be numeric. Got "
+                f"{types[col]}; list it under categorical_user_columns instead."
+            )
+    if problems:
+        raise DataContractError(problems)
+
+
+def _levels(con: duckdb.DuckDBPyConnection, rows: str, col: str, cap: int) -> tuple[str, ...]:
+    q = DUCKDB.quote(col)
+    found = con.execute(
+        f"""
+        SELECT CAST(u.{q} AS VARCHAR) AS v, COUNT(*) AS n
+        FROM {rows} r JOIN users u ON u.user_id = r.user_id
+        WHERE u.{q} IS NOT NULL GROUP BY v ORDER BY n DESC, v LIMIT ?
+        """,
+        [cap],
+    ).fetchall()
+    return tuple(sorted(v for v, _ in found))
+
+
+def _top_transitions(
+    con: duckdb.DuckDBPyConnection,
+    spec: FeatureSpec,
+    rows: _Rows,
+    has_label: bool,
+    cfg: FeaturesConfig,
+) -> tuple[tuple[str, str], ...]:
+    plan = build_plan(spec, DUCKDB, rows.name, rows.prefix)
+    steps = [s for s in plan.steps if s.name in {f"{rows.prefix}{n}" for n in ("rows", "ev")}]
+    label = "l.label" if has_label else "0"
+    try:
+        for step in steps:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}")
+        pairs = con.execute(
+            f"""
+            WITH seq AS (
+                SELECT rid, event, LAG(event) OVER (PARTITION BY rid ORDER BY t, event) AS prev
+                FROM {rows.prefix}ev
+            ), per_row AS (SELECT DISTINCT rid, prev, event FROM seq WHERE prev IS NOT NULL)
+            SELECT p.prev, p.event, COUNT(*) AS n_with, SUM({label}) AS pos_with
+            FROM per_row p JOIN {rows.name} l ON l.rid = p.rid
+            GROUP BY p.prev, p.event HAVING COUNT(*) >= ?
+            """,
+            [cfg.min_event_support],
+        ).df()
+        total, positives = con.execute(
+            f"SELECT COUNT(*), COALESCE(SUM({label}), 0) FROM {rows.name} l"
+        ).fetchone()
+    finally:
+        for step in reversed(steps):
+            con.execute(f"DROP TABLE IF EXISTS {step.name}")
+    if pairs.empty:
+        return ()
+    n_with = pairs["n_with"].astype(float)
+    if has_label:
+        pos = pairs["pos_with"].astype(float)
+        rate_with = pos / n_with
+        n_without = total - n_with
+        rate_without = np.where(
+            n_without > 0, (positives - pos) / n_without.clip(lower=1), rate_with
+        )
+        score = (rate_with - rate_without).abs() * n_with
+    else:
+        score = n_with
+    # Rounded so float noise cannot reorder ties; ties then go by name for a stable vocabulary.
+    pairs = pairs.assign(score=np.round(score, 9)).sort_values(
+        ["score", "prev", "event"], ascending=[False, True, True]
+    )
+    top = pairs.head(cfg.top_transitions)
+    return tuple((str(a), str(b)) for a, b in zip(top["prev"], top["event"], strict=True))

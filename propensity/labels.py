@@ -1,0 +1,246 @@
+"""Point-in-time label times: one row per (user, cutoff) with the label that follows the cutoff.
+
+Prediction engineering is its own step (as in composeml): a cutoff is placed at a fixed trial age
+(signup + observation window, plus one per configured extra cutoff), features may only use events
+strictly before it, and the label asks "did the first conversion fall in [cutoff, cutoff +
+horizon)?". Rows are excluded, and counted per reason, when the answer is already known or not yet
+knowable:
+
+- ``signup_missing``: the user has no ``signup_at``, so no cutoff can be placed;
+- ``converted_before_cutoff``: the first conversion came before the cutoff (already a customer);
+- ``right_censored``: ``cutoff + horizon > data_end``, so the horizon is not fully observed.
+
+Reasons are checked in that order and each excluded row counts once, under its first reason.
+Everything is computed in DuckDB; only the (small) label-times table comes back to pandas.
+
+>>> lt = build_label_times(con, LabelConfig())  # doctest: +SKIP
+>>> lt.frame.columns.tolist()  # doctest: +SKIP
+['user_id', 'account_id', 'signup_at', 'cutoff_at', 'cutoff_age_days', 'label']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from propensity.config import LabelConfig
+from propensity.errors import DataContractError
+
+__all__ = ["LabelTimes", "build_label_times", "scoring_population"]
+
+KEYS = ("user_id", "account_id", "signup_at", "cutoff_at", "cutoff_age_days")
+
+
+@dataclass(frozen=True, eq=False)
+class LabelTimes:
+    """Label times plus the exclusions and the settings that made them.
+
+    ``frame`` has ``user_id``, ``account_id``, ``signup_at``, ``cutoff_at``, ``cutoff_age_days``
+    and, for training, ``label`` (0/1); rows are sorted by ``cutoff_at`` then ``user_id``.
+    ``excluded`` maps a reason to the number of (user, cutoff) rows dropped for it.
+    ``settings`` is JSON-friendly (durations in seconds, times as ISO strings).
+    """
+
+    frame: pd.DataFrame
+    excluded: dict[str, int] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_label(self) -> bool:
+        return "label" in self.frame.columns
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def build_label_times(
+    con: duckdb.DuckDBPyConnection, cfg: LabelConfig, data_end: datetime | None = None
+) -> LabelTimes:
+    """Place cutoffs at signup + each trial age and label conversion within the horizon.
+
+    ``data_end`` is the end of the observed data; it defaults to the latest event or conversion
+    timestamp. A conversion exactly at the cutoff counts (label 1); one exactly at
+    ``cutoff + horizon`` does not.
+    """
+    _require_tables(con, ("events", "users", "conversions"))
+    if data_end is None:
+        data_end = con.sql(
+            "SELECT GREATEST((SELECT MAX(timestamp) FROM events),"
+            " (SELECT MAX(converted_at) FROM conversions))"
+        ).fetchone()[0]
+        if data_end is None:
+            raise DataContractError(
+                [
+                    "Tables 'events' and 'conversions' must hold at least one timestamp to place "
+                    "label times. Got empty tables instead; load data before building labels."
+                ]
+            )
+    ages = sorted({cfg.observation_window, *cfg.extra_cutoffs})
+    horizon_s = _seconds(cfg.horizon)
+    ages_sql = ", ".join(f"({_seconds(a)})" for a in ages)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _lt_rows AS
+        WITH firstconv AS (
+            SELECT user_id, MIN(converted_at) AS conv_at FROM conversions GROUP BY user_id
+        ), ages(age_s) AS (VALUES {ages_sql})
+        SELECT u.user_id, u.account_id, u.signup_at,
+               u.signup_at + to_seconds(a.age_s) AS cutoff_at,
+               a.age_s / 86400.0 AS cutoff_age_days,
+               f.conv_at
+        FROM users u CROSS JOIN ages a LEFT JOIN firstconv f ON f.user_id = u.user_id
+        """
+    )
+    try:
+        end = pd.Timestamp(data_end).to_pydatetime()
+        counts = con.execute(
+            f"""
+            SELECT
+              SUM(CASE WHEN signup_at IS NULL THEN 1 ELSE 0 END),
+              SUM(CASE WHEN signup_at IS NOT NULL AND conv_at < cutoff_at THEN 1 ELSE 0 END),
+              SUM(CASE WHEN signup_at IS NOT NULL AND NOT coalesce(conv_at < cutoff_at, false)
+                        AND cutoff_at + to_seconds({horizon_s}) > ? THEN 1 ELSE 0 END)
+            FROM _lt_rows
+            """,
+            [end],
+        ).fetchone()
+        frame = con.execute(
+            f"""
+            SELECT user_id, account_id, signup_at, cutoff_at, cutoff_age_days,
+                   CASE WHEN conv_at >= cutoff_at
+                         AND conv_at < cutoff_at + to_seconds({horizon_s})
+                        THEN 1 ELSE 0 END AS label
+            FROM _lt_rows
+            WHERE signup_at IS NOT NULL
+              AND NOT coalesce(conv_at < cutoff_at, false)
+              AND cutoff_at + to_seconds({horizon_s}) <= ?
+            ORDER BY cutoff_at, user_id
+            """,
+            [end],
+        ).df()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _lt_rows")
+    excluded = dict(
+        zip(
+            ("signup_missing", "converted_before_cutoff", "right_censored"),
+            (int(c or 0) for c in counts),
+            strict=True,
+        )
+    )
+    frame["label"] = frame["label"].astype("int64")
+    settings = {
+        "kind": "training",
+        "observation_window_s": _seconds(cfg.observation_window),
+        "extra_cutoffs_s": [_seconds(a) for a in cfg.extra_cutoffs],
+        "horizon_s": horizon_s,
+        "data_end": end.isoformat(),
+    }
+    return LabelTimes(_tidy(frame), excluded, settings)
+
+
+def scoring_population(
+    con: duckdb.DuckDBPyConnection,
+    cfg: LabelConfig,
+    as_of: datetime,
+    *,
+    include_expired: bool = False,
+) -> LabelTimes:
+    """The users to score at ``as_of``, with ``cutoff_at = min(as_of, signup + trial_length)``.
+
+    By default only users still in trial are scored (signed up before ``as_of``, trial not over
+    at ``as_of``, no conversion before ``as_of``), so the cutoff is ``as_of`` itself. With
+    ``include_expired=True`` users whose trial already ended without converting are scored too,
+    on their behaviour up to the trial end. There is no ``label`` column.
+    """
+    _require_tables(con, ("users",))
+    has_conv = _has_table(con, "conversions")
+    conv_sql = (
+        "SELECT user_id, MIN(converted_at) AS conv_at FROM conversions GROUP BY user_id"
+        if has_conv
+        else "SELECT NULL::VARCHAR AS user_id, NULL::TIMESTAMP AS conv_at WHERE false"
+    )
+    trial_s = _seconds(cfg.trial_length)
+    asof = pd.Timestamp(as_of).to_pydatetime()
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _sp_rows AS
+        WITH firstconv AS ({conv_sql})
+        SELECT u.user_id, u.account_id, u.signup_at, f.conv_at,
+               CASE WHEN u.signup_at IS NULL THEN 'signup_missing'
+                    WHEN u.signup_at >= $asof THEN 'not_signed_up_yet'
+                    WHEN f.conv_at < $asof THEN 'converted'
+                    WHEN u.signup_at + to_seconds({trial_s}) <= $asof AND NOT $expired
+                         THEN 'trial_ended'
+                    ELSE NULL END AS reason,
+               LEAST($asof, u.signup_at + to_seconds({trial_s})) AS cutoff_at
+        FROM users u LEFT JOIN firstconv f ON f.user_id = u.user_id
+        """,
+        {"asof": asof, "expired": include_expired},
+    )
+    try:
+        reasons = dict(
+            con.execute(
+                "SELECT reason, COUNT(*) FROM _sp_rows WHERE reason IS NOT NULL GROUP BY reason"
+            ).fetchall()
+        )
+        frame = con.execute(
+            """
+            SELECT user_id, account_id, signup_at, cutoff_at,
+                   epoch(cutoff_at - signup_at) / 86400.0 AS cutoff_age_days
+            FROM _sp_rows WHERE reason IS NULL ORDER BY cutoff_at, user_id
+            """
+        ).df()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _sp_rows")
+    excluded = {
+        r: int(reasons.get(r, 0))
+        for r in ("signup_missing", "not_signed_up_yet", "converted", "trial_ended")
+    }
+    settings = {
+        "kind": "scoring",
+        "as_of": asof.isoformat(),
+        "trial_length_s": trial_s,
+        "include_expired": include_expired,
+    }
+    return LabelTimes(_tidy(frame), excluded, settings)
+
+
+def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Fix dtypes so label times look the same whatever DuckDB returned."""
+    frame = frame.reset_index(drop=True)
+    for col in ("signup_at", "cutoff_at"):
+        frame[col] = pd.to_datetime(frame[col]).astype("datetime64[us]")
+    frame["cutoff_age_days"] = frame["cutoff_age_days"].astype("float64")
+    frame["user_id"] = frame["user_id"].astype(object)
+    frame["account_id"] = frame["account_id"].astype(object)
+    return frame
+
+
+def _seconds(delta: timedelta) -> int:
+    # Timestamps are whole seconds, so durations are too (sub-second parts would be ambiguous).
+    return int(round(delta.total_seconds()))
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    # A probe query sees tables, views and registered frames alike.
+    try:
+        con.execute(f"SELECT 1 FROM {name} LIMIT 0")
+    except duckdb.CatalogException:
+        return False
+    return True
+
+
+def _require_tables(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
+    missing = [n for n in names if not _has_table(con, n)]
+    if missing:
+        raise DataContractError(
+            [
+                f"Table '{n}' must exist in the DuckDB connection to build label times. "
+                f"Got no such table or view; load it with the reader first."
+                for n in missing
+            ]
+        )
