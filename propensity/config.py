@@ -177,6 +177,7 @@ class FeaturesConfig(_Section):
     education_suffixes: tuple[str, ...] = (".edu", ".ac.uk", ".edu.au")
     numeric_user_columns: tuple[str, ...] = ()
     categorical_user_columns: tuple[str, ...] = ()
+    max_category_levels: int = Field(default=50, ge=1)  # most frequent levels kept per column
     properties: tuple[PropertyAggregate, ...] = ()
 
 
