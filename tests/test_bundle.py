@@ -1,0 +1,130 @@
+"""Tests for propensity.model.bundle: column checks, encoding and a pickle-free round trip."""
+
+from __future__ import annotations
+
+import json
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from propensity.errors import ModelError
+from propensity.model.bundle import PQLModel
+from propensity.model.calibrate import Calibrator
+
+LEVELS = ["free_mail", "corporate", "enterprise"]
+
+
+def _frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in range(n)],
+            "cutoff_at": pd.Timestamp("2024-01-01"),
+            "n_doc_shared_7d": rng.poisson(2, n).astype(float),
+            "hours_to_first_doc_shared": np.where(rng.random(n) < 0.3, np.nan, rng.random(n) * 50),
+            "domain_class": pd.Categorical(rng.choice(LEVELS, n), categories=LEVELS),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def model() -> PQLModel:
+    frame = _frame()
+    cols = ["n_doc_shared_7d", "hours_to_first_doc_shared", "domain_class"]
+    y = (frame["n_doc_shared_7d"] + (frame["domain_class"] == "enterprise") * 2 > 3).astype(int)
+    params = {
+        "objective": "binary",
+        "verbose": -1,
+        "seed": 0,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": 1,
+        "min_data_in_leaf": 5,
+    }
+    booster = lgb.train(params, lgb.Dataset(frame[cols], y), num_boost_round=15)
+    calibrator = Calibrator(method="isotonic").fit(booster.predict(frame[cols]), y)
+    return PQLModel(
+        booster=booster,
+        calibrator=calibrator,
+        threshold=0.5,
+        feature_columns=cols,
+        categorical={"domain_class": LEVELS},
+        feature_spec={"version": 1},
+        feature_spec_hash="abc123",
+        metadata={"metrics": {"auc": np.float64(0.9)}, "when": pd.Timestamp("2024-02-01")},
+    )
+
+
+def test_save_load_round_trip_predicts_identically(model, tmp_path):
+    """Check that a saved and reloaded bundle gives the same probabilities to 1e-12."""
+    frame = _frame(seed=1)
+    path = model.save(tmp_path / "model")
+    assert sorted(p.name for p in path.iterdir()) == [
+        "booster.txt",
+        "bundle.json",
+        "calibrator.json",
+    ]
+    back = PQLModel.load(path)
+    assert np.max(np.abs(back.predict_proba(frame) - model.predict_proba(frame))) < 1e-12
+    assert back.feature_columns == model.feature_columns
+    assert back.categorical == model.categorical
+    assert back.feature_spec_hash == "abc123" and back.threshold == 0.5
+    assert back.metadata == {"metrics": {"auc": 0.9}, "when": "2024-02-01 00:00:00"}
+
+
+def test_save_overwrites_without_leftovers(model, tmp_path):
+    """Check that saving twice to one path leaves exactly that folder and no temp folders."""
+    model.save(tmp_path / "model")
+    model.save(tmp_path / "model")
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_predict_gives_probability_and_flag(model):
+    """Check that predict returns calibrated P(y=1) and is_pql = probability >= threshold."""
+    frame = _frame(seed=2)
+    out = model.predict(frame)
+    assert list(out.columns) == ["probability", "is_pql"]
+    assert np.array_equal(out["probability"], model.predict_proba(frame)[:, 1])
+    assert np.array_equal(out["is_pql"], out["probability"] >= 0.5)
+    proba = model.predict_proba(frame)
+    assert np.allclose(proba.sum(axis=1), 1.0)
+
+
+def test_prepare_reorders_casts_and_drops_unseen_levels(model):
+    """Check that prepare orders columns, makes ints float, and maps unknown levels to missing."""
+    frame = _frame(n=3)[["domain_class", "hours_to_first_doc_shared", "n_doc_shared_7d"]]
+    frame["n_doc_shared_7d"] = [1, 2, 3]
+    frame["domain_class"] = ["corporate", "education", None]  # plain strings, one unseen level
+    prepared = model.prepare(frame)
+    assert list(prepared.columns) == model.feature_columns
+    assert prepared["n_doc_shared_7d"].dtype == "float64"
+    assert list(prepared["domain_class"].cat.categories) == LEVELS
+    assert prepared["domain_class"].isna().tolist() == [False, True, True]
+
+
+def test_check_columns_names_missing_and_extra(model):
+    """Check that a mismatched table raises ModelError naming each missing and extra column."""
+    frame = _frame(n=2).drop(columns=["n_doc_shared_7d"]).assign(n_login_7d=1.0, label=0)
+    with pytest.raises(ModelError, match=r"1 missing: n_doc_shared_7d; 1 unexpected: n_login_7d"):
+        model.check_columns(frame)
+    model.check_columns(_frame(n=2).assign(label=1))  # key columns are allowed
+
+
+def test_non_numeric_feature_is_refused(model):
+    """Check that text in a numeric feature raises ModelError naming the column."""
+    frame = _frame(n=2).assign(n_doc_shared_7d=["a", "b"])
+    with pytest.raises(ModelError, match="'n_doc_shared_7d' must be numeric"):
+        model.predict(frame)
+
+
+def test_load_errors(tmp_path, model):
+    """Check that a missing bundle and a wrong format version raise ModelError with the fix."""
+    with pytest.raises(ModelError, match="No model bundle at .*missing booster.txt"):
+        PQLModel.load(tmp_path / "nowhere")
+    path = model.save(tmp_path / "m")
+    meta = json.loads((path / "bundle.json").read_text())
+    (path / "bundle.json").write_text(json.dumps({**meta, "format_version": 99}))
+    with pytest.raises(ModelError, match="format version 99"):
+        PQLModel.load(path)
