@@ -382,7 +382,7 @@ class _Parser:
         return operands[0] if len(operands) == 1 else And(tuple(operands))
 
     def not_expr(self) -> Node:
-        if self.depth >= MAX_DEPTH:
+        if self.depth > MAX_DEPTH:
             raise _syntax(
                 self.text,
                 self.token.pos,
