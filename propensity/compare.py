@@ -26,16 +26,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from sklearn.base import clone
 
 from propensity.errors import DataContractError, InsufficientDataError
 from propensity.evaluate import bootstrap_flag_metrics, flag_metrics, gains_curve
+from propensity.plots import plot_gains
 
 __all__ = [
     "Comparison",
+    "chart_points",
     "compare",
     "gains_chart_data",
     "paired_bootstrap_difference",
+    "plot_comparison",
     "rule_points",
     "top_k_flags",
 ]
@@ -150,6 +154,25 @@ def gains_chart_data(
     curve means the model catches more payers at the same volume.
     """
     return gains_curve(y, model_scores), rule_points(y, flags)
+
+
+def chart_points(points: pd.DataFrame) -> list[tuple[str, float, float]]:
+    """``(name, fraction_flagged, fraction_captured)`` per scorer, as ``plot_gains`` takes them.
+
+    The model's own row is named ``model at threshold`` so it does not clash with its curve.
+    """
+    return [
+        ("model at threshold" if name == "model" else str(name), float(f), float(c))
+        for name, f, c in points[["name", "fraction_flagged", "fraction_captured"]].itertuples(
+            index=False
+        )
+        if not np.isnan(c)
+    ]
+
+
+def plot_comparison(comparison: Comparison, y: Any, model_scores: Any) -> Figure:
+    """Gains and lift of the model with every baseline (and the model's threshold) as a point."""
+    return plot_gains(y, model_scores, chart_points(comparison.rule_points))
 
 
 def compare(

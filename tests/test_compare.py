@@ -10,9 +10,11 @@ import pytest
 
 from propensity.baselines import PointsBaseline, RuleBaseline
 from propensity.compare import (
+    chart_points,
     compare,
     gains_chart_data,
     paired_bootstrap_difference,
+    plot_comparison,
     rule_points,
     top_k_flags,
 )
@@ -240,3 +242,18 @@ def test_compare_rejects_duplicate_names(test_frame):
     rules = [RuleBaseline(expr="a >= 1", name="x"), RuleBaseline(expr="a >= 0", name="x")]
     with pytest.raises(DataContractError, match="repeated: \\['x'\\]"):
         compare(test_frame, SCORES, 0.5, rules, weeks=1.0)
+
+
+def test_plot_comparison_draws_each_rule_as_a_point(test_frame):
+    """Check that the gains chart shows the model curve and one marker per scorer."""
+    rules = [RuleBaseline(expr="a >= 1", name="a1"), RuleBaseline(expr="a >= 5", name="none")]
+    result = compare(test_frame, SCORES, 0.75, rules, weeks=1.0, n_boot=10)
+    assert chart_points(result.rule_points) == [
+        ("model at threshold", 0.25, 2 / 3),
+        ("a1", 0.5, 2 / 3),
+        ("none", 0.0, 0.0),
+    ]
+    fig = plot_comparison(result, test_frame["label"], SCORES)
+    gains_ax = fig.axes[0]
+    labels = [c.get_label() for c in gains_ax.collections]
+    assert labels == ["model at threshold", "a1", "none"]
