@@ -1,0 +1,100 @@
+"""The simulated product's vocabulary: event types, email domains, roles and channels.
+
+Only the simulator, configs and tests know these names; library code never hard-codes them.
+Codes are positions in the tuples, so arrays of small ints stand for names until writing.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CHANNELS",
+    "DOMAIN_CLASSES",
+    "EDUCATION_SUFFIX",
+    "ENTERPRISE_DOMAINS",
+    "EVENTS",
+    "FREE_MAIL_DOMAINS",
+    "INTERNAL_DOMAIN",
+    "POST_CONVERSION_EVENTS",
+    "ROLES",
+    "TRIAL_EVENTS",
+    "code",
+    "domain_class",
+]
+
+# In-trial vocabulary first, then the events that only a paying customer produces.
+TRIAL_EVENTS: tuple[str, ...] = (
+    "page_view",
+    "login",
+    "doc_created",
+    "doc_shared",
+    "comment_added",
+    "message_sent",
+    "teammate_invited",
+    "invite_accepted",
+    "integration_connected",
+    "plan_limit_hit",
+    "pricing_viewed",
+    "export_done",
+    "help_viewed",
+)
+POST_CONVERSION_EVENTS: tuple[str, ...] = ("subscription_started", "invoice_paid", "seat_added")
+EVENTS: tuple[str, ...] = TRIAL_EVENTS + POST_CONVERSION_EVENTS
+
+ROLES: tuple[str, ...] = ("engineer", "manager", "designer", "student", "founder")
+CHANNELS: tuple[str, ...] = ("organic", "paid_search", "referral", "partner")
+DOMAIN_CLASSES: tuple[str, ...] = ("free_mail", "corporate", "enterprise", "education", "internal")
+
+FREE_MAIL_DOMAINS: tuple[str, ...] = (
+    "gmail.com",
+    "yahoo.com",
+    "outlook.com",
+    "hotmail.com",
+    "icloud.com",
+    "proton.me",
+)
+# Large companies whose teams trial the product; configs pass this list to the feature engine.
+ENTERPRISE_DOMAINS: tuple[str, ...] = (
+    "globex.com",
+    "initech.com",
+    "umbrella-corp.com",
+    "hooli.com",
+    "massive-dynamic.com",
+    "wayne-enterprises.com",
+    "stark-industries.com",
+    "cyberdyne.com",
+    "tyrell.com",
+    "soylent.com",
+)
+CORPORATE_WORDS: tuple[str, ...] = (
+    "acme", "bluth", "vandelay", "dunder", "pied", "wonka", "sterling", "gekko", "prestige",
+    "oceanic", "monarch", "zorg", "nakatomi", "gringotts", "aperture", "vehement",
+)  # fmt: skip
+EDUCATION_SUFFIX = ".edu"
+INTERNAL_DOMAIN = "propensity-internal.test"
+
+
+def code(event: str) -> int:
+    """The integer code of an event name.
+
+    >>> code("login")
+    1
+    """
+    return EVENTS.index(event)
+
+
+def domain_class(domain: str) -> str:
+    """The firmographic class of an email domain, as the truth formula sees it.
+
+    >>> domain_class("acme-12.com"), domain_class("gmail.com"), domain_class("uni-3.edu")
+    ('corporate', 'free_mail', 'education')
+    """
+    domain = domain.lower()
+    if domain == INTERNAL_DOMAIN:
+        return "internal"
+    if domain in FREE_MAIL_DOMAINS:
+        return "free_mail"
+    if domain in ENTERPRISE_DOMAINS:
+        return "enterprise"
+    if domain.endswith(EDUCATION_SUFFIX):
+        return "education"
+    return "corporate"
