@@ -1,0 +1,52 @@
+"""MLflow tracking, the pyfunc model, the registry and champion promotion.
+
+This package is the only place in propensity that imports mlflow. Pipeline use::
+
+    with start_run(cfg, "train") as run:
+        run.log_params(cfg)
+        run.log_data_fingerprint("events", [cfg.data.events], rows=n, time_range=(lo, hi))
+        run.log_metrics({"test.average_precision": ap})
+        decision = run.publish(model, X_test, y_test)  # log, register, maybe promote
+
+    loaded = load_model("models:/propensity-pql@champion", cfg.mlflow)
+"""
+
+from propensity.tracking.fingerprint import data_fingerprint, git_commit
+from propensity.tracking.pyfunc import LoggedModel, PQLPyfunc, model_signature, pyfunc_input
+from propensity.tracking.registry import (
+    CHAMPION,
+    LoadedModel,
+    PromotionDecision,
+    load_model,
+    metric_value,
+    promote,
+    register_model,
+    set_champion,
+)
+from propensity.tracking.run import TrackedRun, flatten_params, redact, start_run
+from propensity.tracking.store import Store, connect, local_store_uri, resolve_tracking_uri
+
+__all__ = [
+    "CHAMPION",
+    "LoadedModel",
+    "LoggedModel",
+    "PQLPyfunc",
+    "PromotionDecision",
+    "Store",
+    "TrackedRun",
+    "connect",
+    "data_fingerprint",
+    "flatten_params",
+    "git_commit",
+    "load_model",
+    "local_store_uri",
+    "metric_value",
+    "model_signature",
+    "promote",
+    "pyfunc_input",
+    "redact",
+    "register_model",
+    "resolve_tracking_uri",
+    "set_champion",
+    "start_run",
+]
