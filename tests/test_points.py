@@ -121,7 +121,10 @@ def test_from_config_and_clone(X):
     [
         ({"conditions": [], "threshold": 1}, "needs at least one condition"),
         ({"conditions": [{"when": "a > 1"}], "threshold": 1}, r"bad condition .*points: Field"),
-        ({"conditions": [{"when": "a >", "points": 1}], "threshold": 1}, "at position 3"),
+        (
+            {"conditions": [{"when": "a >", "points": 1}], "threshold": 1},
+            "condition 1: .*position 3",
+        ),
         ({"conditions": [{"when": "b > 1", "points": 1}], "threshold": 1}, "unknown feature 'b'"),
         (
             {"conditions": [{"when": "a > 1", "points": 1}], "threshold": 1, "half_life": "soon"},

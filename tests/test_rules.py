@@ -77,7 +77,10 @@ def test_fit_rejects_unknown_feature_with_suggestion(X):
 
 def test_fit_rejects_bad_syntax(X):
     """Check that fit reports a syntax error with its position."""
-    with pytest.raises(RuleError, match="at position 24, expected a number"):
+    with pytest.raises(
+        RuleError,
+        match=r"^Rule .n_teammate_invited_all >.: Cannot parse .* position 24, expected a number",
+    ):
         RuleBaseline(expr="n_teammate_invited_all >").fit(X)
 
 

@@ -36,8 +36,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from propensity import config
-from propensity.baselines.grammar import Rule, RuleError
-from propensity.baselines.rules import _check_frame
+from propensity.baselines.grammar import RuleError
+from propensity.baselines.rules import _check_frame, parse_named
 
 __all__ = ["PointsBaseline"]
 
@@ -110,7 +110,10 @@ class PointsBaseline(BaseEstimator):
         self.conditions_ = tuple(self._condition(c) for c in self.conditions)
         if not self.conditions_:
             raise self._error("needs at least one condition; add some under 'conditions:'")
-        self.rules_ = tuple(Rule.parse(c.when) for c in self.conditions_)
+        self.rules_ = tuple(
+            parse_named(c.when, f"Points baseline {self.label!r}, condition {i + 1}")
+            for i, c in enumerate(self.conditions_)
+        )
         self.half_life_hours_ = self._half_life_hours()
         self._check_columns(X)
         self.scale_ = max(abs(c.points) for c in self.conditions_) or 1.0

@@ -61,7 +61,7 @@ class RuleBaseline(BaseEstimator):
     def fit(self, X: pd.DataFrame, y: object = None) -> RuleBaseline:
         """Parse the rule and check it against ``X``'s columns; nothing is learned from ``y``."""
         _check_frame(X, self.label)
-        self.rule_ = Rule.parse(self.expr)
+        self.rule_ = parse_named(self.expr, f"Rule {self.label!r}")
         self.rule_.check(X, name=self.name)
         self.features_ = self.rule_.features
         self.threshold_ = 0.5
@@ -84,6 +84,16 @@ class RuleBaseline(BaseEstimator):
 
     def __str__(self) -> str:
         return f"{self.label}: {self.expr}"
+
+
+def parse_named(text: str, owner: str) -> Rule:
+    """Parse ``text``; a syntax error names its owner, e.g. ``Rule 'plan_limit_hit': ...``."""
+    try:
+        return Rule.parse(text)
+    except RuleError as exc:
+        raise RuleError(
+            f"{owner}: {exc}", expression=exc.expression, position=exc.position
+        ) from None
 
 
 def _check_frame(X: object, name: str) -> None:
