@@ -87,8 +87,7 @@ def register_model(
     try:
         with quiet():
             if not _exists(lambda: client.get_registered_model(name)):
-                client.create_registered_model(name)
-                created = True
+                created = _create_registered_model(client, name)
             mv = client.create_model_version(
                 name,
                 source=logged.model_uri,
@@ -137,7 +136,11 @@ def promote(
         return decide(True, "no champion yet")
     champion = _load_version(client, name, current).pqlmodel
     try:
-        champion_p = champion.predict_proba(X_test)[:, 1]
+        # The new spec may add features; the champion reads its own columns of the same rows.
+        columns = [c for c in champion.feature_columns if c in X_test.columns]
+        champion_p = champion.predict_proba(
+            X_test[columns] if len(columns) == len(champion.feature_columns) else X_test
+        )[:, 1]
     except ModelError as exc:
         return decide(
             False,
@@ -243,6 +246,17 @@ def _check_artifacts(client: MlflowClient, logged: LoggedModel) -> None:
             f"Logged model {logged.model_uri!r} lacks {', '.join(sorted(missing))} in its "
             f"artifacts; it was not registered. Check the artifact store and train again."
         )
+
+
+def _create_registered_model(client: MlflowClient, name: str) -> bool:
+    """Create ``name``; False when another process created it first (that is fine too)."""
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+        return False
+    return True
 
 
 def _champion_version(client: MlflowClient, name: str) -> str | None:
