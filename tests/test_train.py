@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,6 +86,7 @@ def test_result_contents(truth_fit):
     assert result.model.booster.num_trees() == result.best_iteration
     assert result.model.metadata["metrics"]["threshold.per_week"] == m["threshold"]["per_week"]
     assert result.params["seed"] == 7 and result.params["deterministic"] is True
+    json.dumps(m)  # metrics are plain JSON-able values, ready for metrics.json
 
 
 def test_two_fits_are_identical():

@@ -7,6 +7,12 @@ the raw scores far from probabilities, leaving the calibration slice (the smalle
 large distortion. Unweighted raw scores are already close to calibrated, so the calibrator only
 has to make a small correction.
 
+The threshold is chosen on the test slice (the period whose weekly volume the policy speaks of)
+and reported on it too, so for the ``capacity`` and ``precision`` policies the reported precision
+at the threshold is slightly optimistic; ranking and calibration metrics are not affected.
+With a search time budget that cuts trials short, the result depends on machine speed; the
+``search`` record of the result says how many trials ran.
+
 >>> result = fit_model(frame, cols, cats, cfg, spec_dict, spec_hash)  # doctest: +SKIP
 >>> result.metrics["test_calibrated"]["roc_auc"]  # doctest: +SKIP
 """
@@ -90,8 +96,14 @@ def fit_model(
     y = frame["label"].to_numpy(dtype=float)
     _check_counts(split, y, cfg.model)
 
-    X = align_features(frame, feature_columns, levels)
-    parts = {name: (X.iloc[split.positions(name)], y[split.positions(name)]) for name in SLICES}
+    # encode slice by slice: one copy of the table in total, not a full copy and then slices
+    parts = {
+        name: (
+            align_features(frame.iloc[split.positions(name)], feature_columns, levels),
+            y[split.positions(name)],
+        )
+        for name in SLICES
+    }
     booster, params, best_iteration, trials = _train(parts, cfg)
 
     p_raw = {
