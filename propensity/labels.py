@@ -68,7 +68,7 @@ def build_label_times(
     """
     _require_tables(con, ("events", "users", "conversions"))
     if data_end is None:
-        data_end = con.sql(
+        data_end = con.execute(
             "SELECT GREATEST((SELECT MAX(timestamp) FROM events),"
             " (SELECT MAX(converted_at) FROM conversions))"
         ).fetchone()[0]

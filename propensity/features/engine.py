@@ -105,11 +105,11 @@ def compute_features(
     """
     with _Rows(con, label_times) as rows:
         plan = build_plan(spec, DUCKDB, rows.name, rows.prefix)
+        # One statement: DuckDB plans the whole DAG, materialising each shared step once.
+        ctes = ",\n".join(f"{s.name} AS MATERIALIZED ({s.sql})" for s in plan.steps)
         try:
-            for step in plan.steps:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}")
-            table = con.sql(f"{plan.final} ORDER BY rid").to_arrow_table()
-            unseen = dict(con.execute(plan.unseen).fetchall())
+            table = con.sql(f"WITH {ctes}\n{plan.final} ORDER BY rid").to_arrow_table()
+            unseen = dict(con.execute(f"WITH {ctes}\n{plan.unseen}").fetchall())
         except duckdb.BinderException as exc:
             raise DataContractError(
                 [
@@ -117,9 +117,6 @@ def compute_features(
                     f"DuckDB said: {exc}. Check the reader's output against the data contract."
                 ]
             ) from None
-        finally:
-            for step in reversed(plan.steps):
-                con.execute(f"DROP TABLE IF EXISTS {step.name}")
     feats = table.to_pandas()
     n = len(label_times.frame)
     if len(feats) != n or not np.array_equal(feats["rid"].to_numpy(), np.arange(n)):
