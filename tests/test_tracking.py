@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import lightgbm as lgb
+import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
@@ -115,6 +116,13 @@ def _cfg(**mlflow_section):
             "mlflow": {"registered_model": NAME, "experiment": "exp", **mlflow_section},
         }
     )
+
+
+@pytest.fixture(autouse=True)
+def _restore_registry_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Connecting exports MLFLOW_REGISTRY_URI (mlflow's setter does); drop it after each test."""
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "unset")
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI")
 
 
 @pytest.fixture(scope="module")
@@ -259,6 +267,10 @@ def test_run_logs_params_metrics_tags_and_tables(store, tmp_path, capsys):
         table = pd.DataFrame({"user_id": ["u1"], "email": ["ana@example.com"], "note": ["x@y.io"]})
         run.log_table(table, "tables/leads.csv")
         run.log_dict({"a": 1}, "summary.json")
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1])
+        run.log_figure(fig, "plots/gains.png")
+        plt.close(fig)
     got = run.client.get_run(run.run_id)
     assert got.info.status == "FINISHED"
     assert len(logged) > 100  # params span two mlflow batches
@@ -277,6 +289,7 @@ def test_run_logs_params_metrics_tags_and_tables(store, tmp_path, capsys):
     assert list(leads.columns) == ["user_id", "note"]
     assert leads["note"].tolist() == ["<redacted>"]
     assert json.loads((Path(folder) / "summary.json").read_text()) == {"a": 1}
+    assert (Path(folder) / "plots" / "gains.png").read_bytes()[:4] == b"\x89PNG"
     assert capsys.readouterr().out == ""  # mlflow stays quiet on stdout
 
 
@@ -326,7 +339,7 @@ def _ap(model: PQLModel, data: dict) -> float:
     return float(average_precision_score(data["y_test"], p))
 
 
-def test_champion_promotion(store, tmp_path, data):
+def test_champion_promotion(store, tmp_path, data, capfd):
     """Check promotion: no champion -> promoted, worse -> kept, better -> promoted."""
     cfg = _cfg()
     X, y = data["X_test"], data["y_test"]
@@ -356,6 +369,8 @@ def test_champion_promotion(store, tmp_path, data):
     assert third.champion_value == pytest.approx(ap["good"], abs=1e-12)
     assert run.client.get_model_version_by_alias(NAME, "champion").version == 3
     assert run.client.get_run(run.run_id).data.tags["promotion.decision"] == "promoted"
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""  # no progress bars, INFO lines or "registered model" chatter
 
 
 def test_champion_is_scored_on_its_own_columns(store, tmp_path, data):
@@ -407,15 +422,21 @@ def test_champion_loads_in_fresh_process(store, tmp_path, data):
     assert "WARNING" not in done.stderr, done.stderr
 
 
-def test_load_by_version_and_run(store, tmp_path, data):
+def test_load_by_version_and_run(store, tmp_path, data, monkeypatch):
     """Check that models:/<name>/<version> and runs:/<id>/model load the same model."""
     X = data["X_test"]
     with start_run(_cfg(), "train", project_dir=tmp_path) as run:
         run.publish(data["good"], X, data["y_test"])
     expected = data["good"].predict_proba(X)
-    by_version = load_model(f"models:/{NAME}/1")
+    # the store is named by the config alone, and mlflow's globals point somewhere else
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/other.db")
+    mlflow.set_registry_uri(f"sqlite:///{tmp_path}/other.db")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # mlflow's setters export these; undo that
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI")
+    cfg = MlflowConfig(tracking_uri=store)
+    by_version = load_model(f"models:/{NAME}/1", cfg)
     assert (by_version.name, by_version.version, by_version.run_id) == (NAME, "1", run.run_id)
-    by_run = load_model(f"runs:/{run.run_id}/model")
+    by_run = load_model(f"runs:/{run.run_id}/model", cfg)
     assert (by_run.name, by_run.version, by_run.run_id) == (None, None, run.run_id)
     for loaded in (by_version, by_run):
         np.testing.assert_array_equal(loaded.pqlmodel.predict_proba(X), expected)

@@ -182,6 +182,9 @@ def load_model(
             f"first, set MLFLOW_TRACKING_URI, or pass a model folder."
         )
     client = probe(uri)
+    # models:/ downloads resolve through mlflow's global registry URI, so point it here too
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     if match := _ALIAS_URI.match(text):
         name, alias = match["name"], match["alias"]
         mv = _exists(lambda: client.get_model_version_by_alias(name, alias))

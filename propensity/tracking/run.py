@@ -61,14 +61,16 @@ def flatten_params(params: Mapping[str, Any] | BaseModel, prefix: str = "") -> d
             out[name] = f"<{len(value)} ids>"
         elif isinstance(value, BaseModel | Mapping):
             out.update(flatten_params(value, prefix=f"{name}."))
-        elif isinstance(value, list | tuple) and any(
-            isinstance(v, BaseModel | Mapping) for v in value
-        ):
+        elif isinstance(value, list | tuple) and any(_is_section(v) for v in value):
             for i, item in enumerate(value):
                 out.update(flatten_params(item, prefix=f"{name}.{i}."))
         else:
             out[name] = redact(_format(value))[:_MAX_PARAM]
     return out
+
+
+def _is_section(value: Any) -> bool:
+    return isinstance(value, BaseModel | Mapping)
 
 
 class TrackedRun:
@@ -296,10 +298,6 @@ def start_run(
     if store.note:
         tracked.set_tags({"tracking.fallback": store.note})
     return tracked
-
-
-def _is_section(value: Any) -> bool:
-    return isinstance(value, BaseModel | Mapping)
 
 
 def _format(value: Any) -> str:
