@@ -1,0 +1,310 @@
+"""Benchmark the feature build against a bare DuckDB scan and a pandas implementation.
+
+    .venv/bin/python benchmarks/features.py                       # 10M events, 100k users
+    .venv/bin/python benchmarks/features.py --events 100_000_000 --users 1_000_000 --skip-pandas
+
+Synthetic events are generated with numpy (seeded) into parquet under ``--dir``. Each
+measurement runs in its own subprocess so its peak memory (ru_maxrss) is its own. Printed:
+wall time, events/s and peak RSS of
+
+- ``duckdb``: the feature build (``compute_features``) for the families pandas also implements
+  (counts, recency, activity, timing, transitions, diversity), plus ``learn_spec`` separately;
+- ``duckdb-all``: the same with every family that the synthetic data supports (+ account, fit);
+- ``scan``: a bare DuckDB scan + group-by (user, event) of the same file, the floor;
+- ``pandas``: the same features as ``duckdb`` written in pandas, reading the same file;
+
+with ratios, and the largest difference between the DuckDB and pandas values as a cross-check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+NAMES = np.array(
+    [
+        "page_view",
+        "login",
+        "doc_created",
+        "doc_shared",
+        "comment_added",
+        "message_sent",
+        "teammate_invited",
+        "invite_accepted",
+        "integration_connected",
+        "plan_limit_hit",
+        "pricing_viewed",
+        "export_done",
+        "help_viewed",
+    ]  # fmt: skip
+)
+WEIGHTS = np.array([20, 8, 6, 3, 5, 40, 2, 1, 1, 1, 2, 2, 1], dtype=float)
+FAMILIES = ("counts", "recency", "activity", "timing", "transitions", "diversity")
+T0 = np.datetime64("2024-01-01T00:00:00", "s")
+
+
+# ---- data ----------------------------------------------------------------------------------
+def generate(out: Path, n_events: int, n_users: int, seed: int) -> None:
+    """Users signing up over 60 days, accounts of ~4 users, events over their first 14 days."""
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    signup = rng.integers(0, 60 * 86400, n_users)
+    users = pd.DataFrame(
+        {
+            "user_id": np.char.add("u", np.arange(n_users).astype(str)).astype(object),
+            "signup_at": T0 + signup.astype("timedelta64[s]"),
+            "email_domain": rng.choice(["gmail.com", "acme.com", "uni.edu"], n_users),
+            "account_id": np.char.add("a", (np.arange(n_users) // 4).astype(str)).astype(object),
+        }
+    )
+    users.to_parquet(out / "users.parquet", index=False)
+    activity = rng.lognormal(0.0, 1.0, n_users)
+    chunk = 5_000_000  # written in row groups so 100M events fit in memory
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    for start in range(0, n_events, chunk):
+        n = min(chunk, n_events - start)
+        who = rng.choice(n_users, n, p=activity / activity.sum())
+        # Bursty offsets: most events early in the trial, some late.
+        offset = np.minimum(rng.exponential(3 * 86400, n), 14 * 86400 - 1).astype(np.int64)
+        ts = T0 + (signup[who] + offset).astype("timedelta64[s]")
+        ev = NAMES[rng.choice(len(NAMES), n, p=WEIGHTS / WEIGHTS.sum())]
+        table = pa.table(
+            {
+                "user_id": pa.array(users["user_id"].to_numpy()[who], pa.string()),
+                "event": pa.array(ev, pa.string()),
+                "timestamp": pa.array(ts.astype("datetime64[us]")),
+            }
+        )
+        writer = writer or pq.ParquetWriter(out / "events.parquet", table.schema)
+        writer.write_table(table, row_group_size=1_000_000)
+    if writer is not None:
+        writer.close()
+
+
+def _label_times(users: pd.DataFrame):  # type: ignore[no-untyped-def]
+    from propensity.labels import LabelTimes
+
+    frame = users[["user_id", "account_id", "signup_at"]].copy()
+    frame["signup_at"] = frame["signup_at"].astype("datetime64[us]")
+    frame["cutoff_at"] = frame["signup_at"] + pd.Timedelta(days=7)
+    frame["cutoff_age_days"] = 7.0
+    # A label that depends on behaviour is not needed for speed; a seeded coin is enough.
+    frame["label"] = np.random.default_rng(0).integers(0, 2, len(frame))
+    return LabelTimes(frame)
+
+
+def _cfg(families: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    from propensity.config import FeatureFamilies, FeaturesConfig
+
+    flags = {f: f in families for f in FeatureFamilies.model_fields}
+    return FeaturesConfig(families=FeatureFamilies(**flags), top_transitions=10)
+
+
+# ---- phases (each in its own process) ------------------------------------------------------
+def phase_duckdb(d: Path, args: argparse.Namespace, families: tuple[str, ...]) -> dict:
+    import duckdb
+
+    from propensity.features import compute_features, learn_spec
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {args.threads}")
+    con.execute(f"SET memory_limit = '{args.memory_limit}'")
+    con.execute(f"SET temp_directory = '{d / 'spill'}'")
+    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{d / 'events.parquet'}')")
+    con.execute(f"CREATE VIEW users AS SELECT * FROM read_parquet('{d / 'users.parquet'}')")
+    lt = _label_times(con.execute("SELECT * FROM users ORDER BY user_id").df())
+    t = time.perf_counter()
+    spec = learn_spec(con, lt, _cfg(families))
+    learn_s = time.perf_counter() - t
+    t = time.perf_counter()
+    ff = compute_features(con, lt, spec)
+    build_s = time.perf_counter() - t
+    ff.frame.to_parquet(d / f"features_{'_'.join(families)}.parquet", index=False)
+    (d / f"spec_{'_'.join(families)}.json").write_text(spec.to_json())
+    return {"seconds": build_s, "learn_s": learn_s, "columns": len(spec.columns)}
+
+
+def phase_scan(d: Path, args: argparse.Namespace) -> dict:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {args.threads}")
+    con.execute(f"SET memory_limit = '{args.memory_limit}'")
+    t = time.perf_counter()
+    n = con.execute(
+        f"""SELECT COUNT(*) FROM (SELECT user_id, event, COUNT(*), MIN(timestamp), MAX(timestamp)
+        FROM read_parquet('{d / "events.parquet"}') GROUP BY user_id, event)"""
+    ).fetchone()[0]
+    return {"seconds": time.perf_counter() - t, "groups": n}
+
+
+def phase_pandas(d: Path, args: argparse.Namespace) -> dict:
+    from propensity.features import FeatureSpec
+
+    spec = FeatureSpec.from_json((d / f"spec_{'_'.join(FAMILIES)}.json").read_text())
+    t = time.perf_counter()
+    out = pandas_features(d, spec)
+    seconds = time.perf_counter() - t
+    out.to_parquet(d / "features_pandas.parquet", index=False)
+    return {"seconds": seconds}
+
+
+def pandas_features(d: Path, spec) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """The counts, recency, activity, timing, transitions and diversity features in pandas."""
+    from propensity.features.spec import window_label
+
+    users = pd.read_parquet(d / "users.parquet").sort_values("user_id", ignore_index=True)
+    ev = pd.read_parquet(d / "events.parquet")
+    vocab = list(spec.events)
+    code = {e: i for i, e in enumerate(vocab)}
+    rid = pd.Series(np.arange(len(users)), index=users["user_id"])
+    sig = users["signup_at"].astype("datetime64[s]").astype("int64").to_numpy()
+    cut = sig + 7 * 86400
+    e = pd.DataFrame(
+        {
+            "rid": rid.reindex(ev["user_id"]).to_numpy(),
+            "ev": ev["event"].map(code).to_numpy(),
+            "ts": ev["timestamp"].astype("datetime64[s]").astype("int64").to_numpy(),
+        }
+    )
+    del ev
+    e = e.dropna()
+    e = e.astype({"rid": "int64", "ev": "int64"})
+    e["t"] = e["ts"].to_numpy() - sig[e["rid"].to_numpy()]
+    age = cut - sig
+    e = e[(e["t"] >= 0) & (e["t"] < age[e["rid"].to_numpy()])]
+    e = e.sort_values(["rid", "t", "ev"], kind="stable", ignore_index=True)
+    n_rows, v = len(users), len(vocab)
+    r, t, k = e["rid"].to_numpy(), e["t"].to_numpy(), e["ev"].to_numpy()
+    cols: dict[str, np.ndarray] = {}
+    slugs = spec.slugs
+    by = r * v + k
+    for w in [*spec.windows_s, None]:
+        wl = window_label(w)
+        mask = np.ones(len(e), bool) if w is None else t >= age[r] - w
+        m = np.bincount(by[mask], minlength=n_rows * v).reshape(n_rows, v).astype(float)
+        cols[f"n_events_{wl}"] = m.sum(1)
+        for j, name in enumerate(vocab):
+            cols[f"n_{slugs[name]}_{wl}"] = m[:, j]
+        if w is None:
+            counts = m
+    day = t // 86400
+    days = pd.DataFrame({"r": r, "d": day}).drop_duplicates()
+    active = np.bincount(days["r"], minlength=n_rows).astype(float)
+    island = days["d"] - days.groupby("r").cumcount()
+    streak = days.assign(i=island).groupby(["r", "i"]).size().groupby(level=0).max()
+    for j, name in enumerate(vocab):
+        cols[f"rate_{slugs[name]}_per_active_day"] = counts[:, j] / np.maximum(active, 1)
+    grp = pd.DataFrame({"r": r, "k": k, "t": t}).groupby(["r", "k"])["t"]
+    first = grp.min().unstack().reindex(index=range(n_rows), columns=range(v))
+    last = grp.max().unstack().reindex(index=range(n_rows), columns=range(v))
+    first_any, last_any = first.min(1).to_numpy(), last.max(1).to_numpy()
+    cols["hours_since_last_event"] = (age - last_any) / 3600
+    for j, name in enumerate(vocab):
+        cols[f"hours_since_last_{slugs[name]}"] = (age - last[j].to_numpy()) / 3600
+    cols["tenure_days"] = (age - first_any) / 86400
+    cols["cutoff_age_days"] = age / 86400
+    same = np.r_[False, r[1:] == r[:-1]]
+    gap = np.where(same, t - np.r_[0, t[:-1]], np.nan)
+    sessions = np.bincount(r[~same | (gap > spec.session_gap_s)], minlength=n_rows).astype(float)
+    n_all = cols["n_events_all"]
+    cols["active_days"] = active
+    cols["sessions"] = sessions
+    cols["events_per_session"] = np.where(sessions > 0, n_all / np.maximum(sessions, 1), np.nan)
+    cols["longest_streak_days"] = streak.reindex(range(n_rows)).fillna(0).to_numpy(float)
+    for w in spec.windows_s:
+        nw = cols[f"n_events_{window_label(w)}"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = nw * age / (np.minimum(w, age) * n_all)
+        cols[f"trend_events_{window_label(w)}"] = np.where(n_all > 0, ratio, np.nan)
+    g = pd.Series(gap[same]).groupby(r[same])
+    cols["gap_mean_hours"] = (g.mean() / 3600).reindex(range(n_rows)).to_numpy()
+    cols["gap_max_hours"] = (g.max() / 3600).reindex(range(n_rows)).to_numpy()
+    for j, name in enumerate(vocab):
+        cols[f"hours_to_first_{slugs[name]}"] = first[j].to_numpy() / 3600
+    prev = np.r_[-1, k[:-1]]
+    for a, b in spec.transitions:
+        hit = same & (prev == code[a]) & (k == code[b])
+        cols[f"tr_{slugs[a]}__{slugs[b]}"] = np.bincount(r[hit], minlength=n_rows).astype(float)
+    cols["distinct_events"] = (counts > 0).sum(1).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = counts / n_all[:, None]
+        ent = -np.nansum(np.where(p > 0, p * np.log(p), 0.0), axis=1)
+    cols["event_entropy"] = np.maximum(ent, 0.0)
+    frame = pd.DataFrame({"user_id": users["user_id"], **cols})
+    return frame[["user_id", *spec.columns]]
+
+
+# ---- driver --------------------------------------------------------------------------------
+def _child(args: argparse.Namespace, phase: str) -> dict:
+    cmd = [sys.executable, __file__, "--phase", phase, "--dir", str(args.dir),
+           "--threads", str(args.threads), "--memory-limit", args.memory_limit]  # fmt: skip
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=lambda s: int(s.replace("_", "")), default=10_000_000)
+    ap.add_argument("--users", type=lambda s: int(s.replace("_", "")), default=100_000)
+    ap.add_argument("--dir", type=Path, default=Path("/tmp/propensity_bench_features"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--memory-limit", default="2GB")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--skip-pandas", action="store_true")
+    ap.add_argument("--phase", default="all")
+    args = ap.parse_args()
+    if args.phase != "all":
+        runners = {
+            "duckdb": lambda: phase_duckdb(args.dir, args, FAMILIES),
+            "duckdb-all": lambda: phase_duckdb(
+                args.dir, args, (*FAMILIES, "account", "fit", "order", "properties")
+            ),
+            "scan": lambda: phase_scan(args.dir, args),
+            "pandas": lambda: phase_pandas(args.dir, args),
+        }
+        result = runners[args.phase]()
+        result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+    t = time.perf_counter()
+    generate(args.dir, args.events, args.users, args.seed)
+    print(f"generated {args.events:,} events / {args.users:,} users in "
+          f"{time.perf_counter() - t:.1f}s -> {args.dir}")  # fmt: skip
+    phases = ["scan", "duckdb", "duckdb-all"] + ([] if args.skip_pandas else ["pandas"])
+    res = {p: _child(args, p) for p in phases}
+    n = args.events
+    print(f"\n{'phase':<12}{'wall s':>9}{'events/s':>14}{'peak MB':>10}  note")
+    for p, r in res.items():
+        note = ""
+        if p.startswith("duckdb"):
+            note = f"{r['columns']} columns; learn_spec {r['learn_s']:.2f}s"
+        print(f"{p:<12}{r['seconds']:>9.2f}{n / r['seconds']:>14,.0f}{r['peak_mb']:>10.0f}  {note}")
+    base = res["duckdb"]["seconds"]
+    print(f"\nduckdb build / bare scan: {base / res['scan']['seconds']:.1f}x")
+    if "pandas" in res:
+        print(f"pandas / duckdb build:    {res['pandas']['seconds'] / base:.1f}x")
+        duck = pd.read_parquet(args.dir / f"features_{'_'.join(FAMILIES)}.parquet")
+        pand = pd.read_parquet(args.dir / "features_pandas.parquet")
+        num = duck.columns[2:]
+        diff = (duck[num].to_numpy() - pand[num].to_numpy()).astype(float)
+        same_nan = np.isnan(duck[num].to_numpy()) == np.isnan(pand[num].to_numpy())
+        worst = np.nanmax(np.abs(diff))
+        print(f"cross-check: {len(num)} columns, max |duckdb - pandas| = {worst:.2e}, "
+              f"NaN patterns equal: {bool(same_nan.all())}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    pd.set_option("mode.copy_on_write", True)
+    main()
