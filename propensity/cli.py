@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,13 @@ from rich.console import Console
 
 from propensity.config import Config, DataConfig, Preset, load_config
 from propensity.errors import PropensityError
+
+
+class Format(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+    jsonl = "jsonl"
+
 
 app = typer.Typer(
     name="propensity",
@@ -73,6 +81,125 @@ def validate(
         loaded = load_data(data)
     data_summary(loaded.report, out)
     out.print("[green]The data meets the contract.[/]")
+
+
+@app.command()
+def simulate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the tables into.")],
+    users: Annotated[int, typer.Option(min=1, help="Number of trial users.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 7,
+    start: Annotated[str, typer.Option(help="First signup date (YYYY-MM-DD).")] = "2025-01-01",
+    days: Annotated[int, typer.Option(min=1, help="Days of signups and activity.")] = 180,
+    fmt: Annotated[Format, typer.Option("--format", help="File format.")] = Format.parquet,
+    preset: Annotated[Preset, typer.Option(help="Column layout of events.")] = Preset.canonical,
+    drift: Annotated[float, typer.Option(min=0, max=1, help="Later-cohort mix shift.")] = 0.0,
+) -> None:
+    """Simulate a product-led SaaS trial population with known conversion probabilities."""
+    from datetime import date
+
+    from propensity.simulate import simulate as run_simulation
+
+    with _user_errors():
+        try:
+            first = date.fromisoformat(start)
+        except ValueError:
+            raise _usage(f"--start must be a date like 2025-01-01, got {start!r}") from None
+        summary = run_simulation(
+            out_dir,
+            users=users,
+            seed=seed,
+            start=first,
+            days=days,
+            format=fmt.value,
+            preset=preset,
+            drift=drift,
+        )
+    o = summary.oracle
+    out.print(
+        f"wrote {summary.users:,} users and {summary.events:,} events to {summary.out} in "
+        f"{summary.seconds:.1f} s ({summary.events / max(summary.seconds, 1e-9):,.0f} events/s)"
+    )
+    out.print(
+        f"oracle on {o.n_eligible:,} eligible users (base rate {o.base_rate:.2%}): "
+        f"ROC AUC {o.roc_auc:.4f}, average precision {o.average_precision:.4f}"
+    )
+
+
+@app.command()
+def train(config: ConfigOption) -> None:
+    """Train, calibrate and threshold a model; compare with the rules; track and register it."""
+    from propensity.pipeline.train import train as run_training
+    from propensity.render import print_training
+
+    with _user_errors():
+        outcome = run_training(_load(config), progress=_progress)
+    print_training(outcome, out)
+
+
+@app.command()
+def compare(
+    config: ConfigOption,
+    model: Annotated[
+        str | None, typer.Option(help="Model URI or folder; default: champion.")
+    ] = None,
+) -> None:
+    """Judge the model and every rules baseline on the same out-of-time test slice."""
+    from propensity.pipeline.compare import compare_job
+    from propensity.render import comparison_table
+
+    with _user_errors():
+        outcome = compare_job(_load(config), model)
+    comparison_table(outcome.table, out)
+    out.print(
+        f"{outcome.test_rows:,} test rows over {outcome.weeks:.1f} weeks; model {outcome.model}"
+    )
+    out.print(f"table written to {outcome.output}")
+
+
+@app.command()
+def score(
+    config: ConfigOption,
+    as_of: Annotated[str, typer.Option(help="Score time (ISO-8601, UTC if naive) or 'latest'.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Scores file (.parquet or .csv).")],
+    model: Annotated[
+        str | None, typer.Option(help="Model URI or folder; default: champion.")
+    ] = None,
+    previous: Annotated[Path | None, typer.Option(help="Previous scores, for new/dropped.")] = None,
+    fail_on_drift: Annotated[
+        bool, typer.Option(help="Exit 4 when drift is above the limit.")
+    ] = False,
+    top: Annotated[int, typer.Option(min=0, help="PQLs to print.")] = 10,
+) -> None:
+    """Score users in trial at --as-of: probability, PQL flag, reason codes. Atomic outputs."""
+    from propensity.pipeline.score import score_job
+    from propensity.render import print_scoring
+
+    fmt = "csv" if out_path.suffix == ".csv" else None
+    with _user_errors():
+        outcome = score_job(_load(config), as_of, out_path, model, previous, fail_on_drift, fmt)
+    print_scoring(outcome, out, top)
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the simulated data.")] = Path(
+        "data/demo"
+    ),
+    users: Annotated[int, typer.Option(min=1000, help="Simulated trial users.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 7,
+    config: ConfigOption = Path("configs/demo.yaml"),
+) -> None:
+    """Simulate a product, then train, compare with rules and score: the whole job end to end."""
+    from propensity.pipeline.demo import demo as run_demo
+    from propensity.render import print_demo
+
+    with _user_errors():
+        outcome = run_demo(out_dir, users=users, seed=seed, config=config, progress=_progress)
+    print_demo(outcome, out)
+
+
+def _progress(message: str) -> None:
+    err.print(f"[dim]- {message}[/]")
 
 
 def _data_config(

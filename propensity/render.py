@@ -86,3 +86,160 @@ def _fmt(value: Any) -> str:
     if isinstance(value, tuple) and len(value) == 2:
         return f"[{_fmt(value[0])}, {_fmt(value[1])}]"
     return str(value)
+
+
+def comparison_table(table: Any, console: Console) -> None:
+    """Print the model-vs-rules comparison: each rule, and the model at the rule's volume."""
+    out = Table(
+        title="Model vs rules on the out-of-time test slice (95% bootstrap intervals)",
+        title_justify="left",
+    )
+    for col in (
+        "scorer",
+        "PQLs/week",
+        "precision",
+        "recall",
+        "lift",
+        "model precision at same volume",
+        "model - rule",
+    ):
+        out.add_column(col, justify="left" if col == "scorer" else "right")
+    for row in table.to_dict("records"):
+        same = row.get("model_precision_same_volume")
+        diff = row.get("precision_diff")
+        out.add_row(
+            str(row["name"]),
+            _fmt(row.get("per_week")),
+            f"{_pct(row.get('precision'))} {_ci(row, 'precision')}",
+            _pct(row.get("recall")),
+            _fmt(row.get("lift")),
+            "" if row["name"] == "model" else _pct(same),
+            ""
+            if row["name"] == "model"
+            else f"{_signed(diff)} {_ci(row, 'precision_diff', signed=True)}",
+        )
+    console.print(out)
+
+
+def print_training(outcome: Any, console: Console) -> None:
+    """Print what a training run produced: split, metrics, threshold, rules, promotion."""
+    split = Table(title="Out-of-time split (by cutoff date)", title_justify="left")
+    for col in ("slice", "from", "to", "rows", "positives"):
+        split.add_column(col, justify="right" if col in ("rows", "positives") else "left")
+    for name, info in outcome.split.items():
+        split.add_row(
+            name,
+            str(info["start"])[:10],
+            str(info["end"])[:10],
+            f"{info['rows']:,}",
+            f"{info.get('positives', 0):,}",
+        )
+    console.print(split)
+    h = outcome.headline
+    metrics_table(
+        "Test slice",
+        {
+            "ROC AUC": {"value": h["roc_auc"]},
+            "average precision": {"value": h["average_precision"]},
+            "log loss (raw -> calibrated)": {
+                "value": f"{h['log_loss_raw']:.4f} -> {h['log_loss']:.4f}"
+            },
+            "Brier (raw -> calibrated)": {"value": f"{h['brier_raw']:.4f} -> {h['brier']:.4f}"},
+            "ECE (raw -> calibrated)": {"value": f"{h['ece_raw']:.4f} -> {h['ece']:.4f}"},
+            "threshold": {"value": h["threshold"]},
+            "PQLs per week": {"value": h["pqls_per_week"]},
+            "precision at threshold": {"value": h["precision_at_threshold"]},
+            "recall at threshold": {"value": h["recall_at_threshold"]},
+            "lift at threshold": {"value": h["lift_at_threshold"]},
+        },
+        console,
+    )
+    comparison_table(outcome.comparison, console)
+    d = outcome.decision
+    champion = (
+        "none" if d.champion_value is None else f"{d.champion_value:.4f} (v{d.champion_version})"
+    )
+    console.print(
+        f"model version {d.version}: {'promoted to champion' if d.promoted else 'not promoted'} "
+        f"({d.metric} {d.new_value:.4f} vs champion {champion})"
+    )
+    if outcome.tracking_note:
+        console.print(f"note: {outcome.tracking_note}")
+    console.print(f"run id: {outcome.run_id}")
+    console.print(f"outputs: {outcome.output_dir}")
+
+
+def _pct(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:.1%}"
+
+
+def _signed(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value * 100:+.1f} pts"
+
+
+def _ci(row: Mapping[str, Any], key: str, signed: bool = False) -> str:
+    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+    if low is None or high is None or low != low or high != high:
+        return ""
+    if signed:
+        return f"[{low * 100:+.1f}, {high * 100:+.1f}]"
+    return f"[{low:.1%}, {high:.1%}]"
+
+
+def print_scoring(outcome: Any, console: Console, top: int = 10) -> None:
+    """Print the top PQLs with their reasons and the job's summary line."""
+    scores = outcome.scores
+    pqls = scores[scores["is_pql"]].head(top)
+    table = Table(
+        title=f"Top {len(pqls)} PQLs at {outcome.as_of:%Y-%m-%d %H:%M} UTC", title_justify="left"
+    )
+    for col in ("user", "account", "score", "pct", "why"):
+        table.add_column(col, justify="right" if col in ("score", "pct") else "left")
+    for row in pqls.to_dict("records"):
+        reasons = [row.get(f"reason_{i}_text") for i in range(1, 4)]
+        table.add_row(
+            str(row["user_id"]),
+            str(row.get("account_id") or "-"),
+            f"{row['score']:.3f}",
+            f"{row['percentile']:.0f}",
+            "; ".join(r for r in reasons if isinstance(r, str)),
+        )
+    console.print(table)
+    flags = outcome.drift[outcome.drift["flag"]]
+    if len(flags):
+        console.print(
+            f"[yellow]drift above the limit:[/] {', '.join(flags['feature'].astype(str))}"
+        )
+    for name, path in outcome.paths.items():
+        console.print(f"{name}: {path}")
+    console.print("summary " + " ".join(f"{k}={v}" for k, v in outcome.summary.items()))
+
+
+def print_demo(outcome: Any, console: Console) -> None:
+    """Print the demo: simulation, training vs oracle, comparison, top PQLs, where to look."""
+    sim = outcome.simulation
+    console.print(f"simulated {sim.users:,} users, {sim.events:,} events in {sim.seconds:.1f} s")
+    print_training(outcome.training, console)
+    o = outcome.oracle
+    metrics_table(
+        "Model vs oracle (the simulator's true probabilities) on the same test rows",
+        {
+            "ROC AUC": {
+                "model": o["model_roc_auc"],
+                "oracle": o["oracle_roc_auc"],
+                "model / oracle": o["roc_auc_ratio"],
+            },
+            "average precision": {
+                "model": o["model_average_precision"],
+                "oracle": o["oracle_average_precision"],
+                "model / oracle": o["average_precision_ratio"],
+            },
+        },
+        console,
+    )
+    print_scoring(outcome.scoring, console)
+    console.print("open the MLflow UI with: make mlflow-ui   (then http://127.0.0.1:5000)")

@@ -1,0 +1,58 @@
+"""`compare(cfg)`: the registered model and the rules baselines on the same out-of-time slice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from propensity.baselines import baselines_from_config
+from propensity.compare import compare
+from propensity.config import Config
+from propensity.io import load_data, write_table
+from propensity.labels import LabelTimes, build_label_times
+from propensity.model.split import split_out_of_time
+from propensity.pipeline.modelspec import model_spec
+from propensity.pipeline.prepare import labelled_features
+
+__all__ = ["CompareOutcome", "compare_job"]
+
+
+@dataclass(frozen=True, eq=False)
+class CompareOutcome:
+    table: pd.DataFrame
+    model: str
+    test_rows: int
+    weeks: float
+    output: Path
+
+
+def compare_job(cfg: Config, model_uri: str | None = None) -> CompareOutcome:
+    """Score the test slice with the model (default: the champion) and judge every baseline."""
+    from propensity.tracking import load_model
+
+    uri = model_uri or f"models:/{cfg.mlflow.registered_model}@champion"
+    loaded = load_model(uri, cfg.mlflow)
+    model = loaded.pqlmodel
+    spec = model_spec(model)
+    data = load_data(cfg.data)
+    labels = build_label_times(data.con, cfg.label)
+    split = split_out_of_time(labels.frame, cfg.split)
+    test = LabelTimes(
+        labels.frame.iloc[split.test].reset_index(drop=True), labels.excluded, labels.settings
+    )
+    frame, _ = labelled_features(data, test, spec)
+    scores = model.predict_proba(frame[list(spec.columns)])[:, 1]
+    weeks = split.weeks("test")
+    result = compare(
+        frame,
+        scores,
+        model.threshold,
+        baselines_from_config(cfg.baselines),
+        weeks,
+        n_boot=cfg.baselines.bootstrap,
+        seed=cfg.seed,
+    )
+    output = write_table(result.table, Path(cfg.output_dir) / "comparison.csv", "csv")
+    return CompareOutcome(result.table, uri, len(frame), weeks, output)

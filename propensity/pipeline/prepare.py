@@ -1,0 +1,55 @@
+"""The shared first half of training and comparing: load, label, split, learn the spec, featurise.
+
+The feature spec (vocabulary, transitions ranked against the label, categorical levels) is learned
+on the training slice only, so nothing about the validation, calibration or test labels leaks into
+which features exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from propensity.config import Config
+from propensity.features import FeatureSpec, compute_features, learn_spec
+from propensity.io import LoadedData, load_data
+from propensity.labels import LabelTimes, build_label_times
+from propensity.model.split import Split, split_out_of_time
+
+__all__ = ["Prepared", "labelled_features", "prepare"]
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """Everything up to the feature table, ready for the model."""
+
+    data: LoadedData
+    labels: LabelTimes
+    split: Split
+    spec: FeatureSpec
+    frame: pd.DataFrame  # user_id, cutoff_at, features in spec order, label
+    unseen_events: dict[str, int]
+
+
+def labelled_features(
+    data: LoadedData, labels: LabelTimes, spec: FeatureSpec
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The feature table for `labels` with the label carried alongside, and unseen events."""
+    result = compute_features(data.con, labels, spec)
+    frame = result.frame
+    frame["label"] = labels.frame["label"].to_numpy(dtype=int)
+    return frame, result.unseen_events
+
+
+def prepare(cfg: Config, data: LoadedData | None = None) -> Prepared:
+    """Load the data named in `cfg` (unless given), build label times, split, featurise."""
+    data = data or load_data(cfg.data)
+    labels = build_label_times(data.con, cfg.label)
+    split = split_out_of_time(labels.frame, cfg.split)
+    train_rows = LabelTimes(
+        labels.frame.iloc[split.train].reset_index(drop=True), labels.excluded, labels.settings
+    )
+    spec = learn_spec(data.con, train_rows, cfg.features)
+    frame, unseen = labelled_features(data, labels, spec)
+    return Prepared(data, labels, split, spec, frame, unseen)

@@ -1,0 +1,172 @@
+"""`score_job(cfg, as_of, out)`: the daily batch job that turns events into a PQL list.
+
+Boring on purpose: the same inputs and as-of give identical scores; every output file is written
+to a temporary file and renamed, so a killed job leaves nothing half-written; a model whose
+feature spec does not match this code exits 3; drift above the limit warns, or exits 4 with
+``fail_on_drift`` (the drift table is written either way so the reason can be read).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from propensity.config import Config
+from propensity.drift import psi_table, vocabulary_drift
+from propensity.errors import DataContractError, DriftError
+from propensity.features import compute_features
+from propensity.io import load_data, write_table
+from propensity.labels import scoring_population
+from propensity.pipeline.modelspec import model_spec
+from propensity.scoring import score_frame
+
+__all__ = ["ScoreOutcome", "resolve_as_of", "score_job"]
+
+
+@dataclass(frozen=True, eq=False)
+class ScoreOutcome:
+    """Where the outputs went and what the job saw."""
+
+    scores: pd.DataFrame
+    summary: dict[str, Any]
+    drift: pd.DataFrame
+    paths: dict[str, Path]
+    as_of: datetime
+    model: str
+
+
+def resolve_as_of(as_of: str | datetime, latest: datetime | None) -> datetime:
+    """Parse ``--as-of`` (ISO-8601, naive = UTC) or ``latest`` (the newest event)."""
+    if isinstance(as_of, datetime):
+        value = as_of
+    elif as_of == "latest":
+        if latest is None:
+            raise DataContractError(["events: no events, so --as-of latest has no meaning."])
+        return latest
+    else:
+        try:
+            value = datetime.fromisoformat(as_of)
+        except ValueError:
+            raise DataContractError(
+                [
+                    f"--as-of must be an ISO-8601 time such as 2025-06-30T00:00:00 or 'latest'. "
+                    f"Got {as_of!r} instead."
+                ]
+            ) from None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _paths(out: Path, fmt: str) -> dict[str, Path]:
+    stem = out.name.removesuffix(out.suffix) if out.suffix else out.name
+    return {
+        "scores": out,
+        "accounts": out.with_name(f"{stem}.accounts.{fmt}"),
+        "dropped": out.with_name(f"{stem}.dropped.{fmt}"),
+        "drift": out.with_name(f"{stem}.drift.csv"),
+    }
+
+
+def score_job(
+    cfg: Config,
+    as_of: str | datetime,
+    out: Path,
+    model_uri: str | None = None,
+    previous: Path | None = None,
+    fail_on_drift: bool = False,
+    fmt: Literal["parquet", "csv"] | None = None,
+) -> ScoreOutcome:
+    """Score every user in trial and not converted at ``as_of`` with the registered model."""
+    from propensity.tracking import load_model
+
+    began = time.perf_counter()
+    uri = model_uri or f"models:/{cfg.mlflow.registered_model}@champion"
+    loaded = load_model(uri, cfg.mlflow)
+    model = loaded.pqlmodel
+    spec = model_spec(model)
+    fmt = fmt or cfg.scoring.output_format
+    previous_scores = _read_previous(previous)
+
+    data = load_data(cfg.data)
+    latest = data.report.last_event
+    when = resolve_as_of(as_of, latest)
+    population = scoring_population(data.con, cfg.label, when)
+    if len(population) == 0:
+        raise DataContractError(
+            [
+                f"No user is in trial and unconverted at {when:%Y-%m-%d %H:%M} UTC, so there is "
+                f"nobody to score. Check --as-of against the data range ({data.report.first_event}"
+                f" to {latest}) and label.trial_length."
+            ]
+        )
+    features = compute_features(data.con, population, spec)
+    accounts = population.frame["account_id"].reset_index(drop=True)
+    result = score_frame(
+        model,
+        features.frame,
+        accounts,
+        cfg.scoring,
+        {"name": loaded.name, "version": loaded.version, "run_id": loaded.run_id},
+        as_of=when,
+        scored_at=datetime.now(UTC).replace(tzinfo=None, microsecond=0),
+        reference=model.metadata.get("reason_reference"),
+        previous=previous_scores,
+    )
+    drift = _drift(model.metadata.get("drift_reference"), features, result.scores, spec.events)
+    paths = _paths(Path(out), fmt)
+    write_table(drift, paths["drift"], "csv")
+    flagged = drift[drift["flag"]]
+    if fail_on_drift and len(flagged):
+        raise DriftError(
+            f"Drift above the limit {cfg.scoring.drift_psi_limit} in {len(flagged)} of "
+            f"{len(drift)} checks ({', '.join(flagged['feature'].astype(str).head(5))}); see "
+            f"{paths['drift']}. No scores were written. Retrain on recent data, or rerun without "
+            f"--fail-on-drift."
+        )
+    write_table(result.scores, paths["scores"], fmt)
+    if cfg.scoring.account_rollup:
+        write_table(result.accounts, paths["accounts"], fmt)
+    if previous_scores is not None:
+        write_table(result.dropped, paths["dropped"], fmt)
+    summary = {
+        **result.summary,
+        "as_of": when.isoformat(),
+        "drift_flags": int(len(flagged)),
+        "unseen_event_types": len(features.unseen_events),
+        "seconds": round(time.perf_counter() - began, 2),
+    }
+    written = {k: v for k, v in paths.items() if v.exists() or k == "scores"}
+    return ScoreOutcome(result.scores, summary, drift, written, when, uri)
+
+
+def _read_previous(previous: Path | None) -> pd.DataFrame | None:
+    if previous is None:
+        return None
+    if not Path(previous).is_file():
+        raise DataContractError(
+            [
+                f"--previous {str(previous)!r} does not exist. Pass the scores file of an earlier "
+                f"run, or leave --previous out."
+            ]
+        )
+    if str(previous).endswith(".csv"):
+        return pd.read_csv(previous, dtype={"user_id": str})
+    return pd.read_parquet(previous)
+
+
+def _drift(
+    reference: dict | None, features: Any, scores: pd.DataFrame, vocabulary: tuple[str, ...]
+) -> pd.DataFrame:
+    rows = []
+    if reference is not None:
+        frame = features.frame
+        aligned = scores.set_index("user_id").loc[frame["user_id"], "score"].to_numpy()
+        rows.append(psi_table(reference, frame, aligned))
+    rows.append(vocabulary_drift(features.unseen_events, vocabulary))
+    return pd.concat(rows, ignore_index=True)
