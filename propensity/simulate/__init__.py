@@ -90,7 +90,7 @@ def simulate(
     seed: int,
     start: date = date(2025, 1, 1),
     days: int = 180,
-    format: Format = "parquet",  # noqa: A002 (the CLI's option name)
+    format: Format = "parquet",  # the CLI option's name
     preset: Preset = Preset.canonical,
     observation_window: timedelta = timedelta(days=7),
     horizon: timedelta = timedelta(days=30),

@@ -48,7 +48,7 @@ class TableWriter:
             self._parquet.write_table(table, row_group_size=_ROW_GROUP)
             return
         if self._file is None:
-            self._file = open(self.path, "wb")  # noqa: SIM115 (closed in close())
+            self._file = open(self.path, "wb")  # closed in close()
         if self.fmt == "csv":
             if self._csv is None:
                 self._csv = pacsv.CSVWriter(self._file, table.schema)
