@@ -1,0 +1,33 @@
+"""SHAP values, reason codes and global explanations (the only package that imports shap).
+
+Contributions are on the raw model's log-odds scale; the calibrated probability is a monotone
+map of the raw score, so positive contributions raise it too.
+"""
+
+from propensity.explain._treeshap import TreeShapModel
+from propensity.explain.importance import beeswarm_figure, importance_bar_figure, mean_abs_shap
+from propensity.explain.reasons import (
+    describe_name,
+    fit_reference,
+    reason_codes,
+    reason_columns,
+    sentence,
+    top_percent,
+)
+from propensity.explain.values import Method, shap_values, to_matrix
+
+__all__ = [
+    "Method",
+    "TreeShapModel",
+    "beeswarm_figure",
+    "describe_name",
+    "fit_reference",
+    "importance_bar_figure",
+    "mean_abs_shap",
+    "reason_codes",
+    "reason_columns",
+    "sentence",
+    "shap_values",
+    "to_matrix",
+    "top_percent",
+]

@@ -1,0 +1,293 @@
+"""Reason codes: the top features pushing each user's score up, in sentences a rep can read.
+
+A sentence comes from a template per feature family (counts, recency, activity, timing, order,
+transitions, diversity, account, fit, properties). What a column means comes from
+``FeatureSpec.describe`` when the spec is known, else from the column naming conventions
+(:func:`describe_name`). "Top X% of trials" comes from reference quantiles of each feature on
+the training rows (:func:`fit_reference`), stored in the model's metadata by the pipeline.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from propensity.features import FeatureInfo
+
+__all__ = [
+    "describe_name",
+    "fit_reference",
+    "reason_codes",
+    "reason_columns",
+    "sentence",
+    "top_percent",
+]
+
+REFERENCE_VERSION = 1
+_QUANTILES = np.linspace(0.0, 1.0, 101)
+_REDACTED = "[redacted]"
+_DOMAIN_CLASS = {
+    "free_mail": "Signed up with a free email domain",
+    "corporate": "Signed up with a corporate email domain",
+    "enterprise": "Signed up with an enterprise email domain",
+    "education": "Signed up with an education email domain",
+    "unknown": "Signed up without a known email domain",
+}
+
+
+def fit_reference(train_frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, Any]:
+    """JSON-able reference quantiles (0, 1, ..., 100th) of each numeric column on training rows.
+
+    >>> ref = fit_reference(pd.DataFrame({"n_x_all": [0.0, 1.0, 2.0]}), ["n_x_all"])
+    >>> ref["quantiles"]["n_x_all"][50]
+    1.0
+    """
+    quantiles: dict[str, list[float]] = {}
+    for name in columns:
+        col = train_frame[name]
+        if isinstance(col.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(col):
+            continue
+        values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = values[~np.isnan(values)]
+        if len(values):
+            quantiles[name] = [float(q) for q in np.quantile(values, _QUANTILES)]
+    return {"version": REFERENCE_VERSION, "quantiles": quantiles}
+
+
+def top_percent(reference: dict[str, Any] | None, feature: str, value: float) -> int | None:
+    """Share of training rows at or above ``value``, as a whole percent (at least 1), or None."""
+    q = (reference or {}).get("quantiles", {}).get(feature)
+    if q is None or value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    share = float(np.mean(np.asarray(q) >= value))
+    return max(1, math.ceil(100 * share))
+
+
+_COUNT = re.compile(r"^n_(?P<event>.+)_(?P<window>\d+[smhdw]|all)$")
+_PATTERNS: list[tuple[re.Pattern[str], str, str]] = [
+    (re.compile(r"^n_events_(?P<window>\d+[smhdw]|all)$"), "counts", "events"),
+    (re.compile(r"^rate_(?P<event>.+)_per_active_day$"), "counts", "rate"),
+    (re.compile(r"^hours_since_last_event$"), "recency", "hours_since_last_event"),
+    (re.compile(r"^hours_since_last_(?P<event>.+)$"), "recency", "hours_since_last"),
+    (re.compile(r"^(?P<kind>tenure_days|cutoff_age_days)$"), "recency", ""),
+    (
+        re.compile(r"^(?P<kind>active_days|sessions|events_per_session|longest_streak_days)$"),
+        "activity",
+        "",
+    ),
+    (re.compile(r"^trend_events_(?P<window>\d+[smhdw])$"), "activity", "trend"),
+    (re.compile(r"^(?P<kind>gap_mean_hours|gap_max_hours)$"), "activity", ""),
+    (re.compile(r"^hours_to_first_(?P<event>.+)$"), "timing", "hours_to_first"),
+    (re.compile(r"^order_(?P<event>.+)_before_(?P<event_b>.+)$"), "order", "before"),
+    (
+        re.compile(r"^within_(?P<event>.+)_then_(?P<event_b>.+)_(?P<window>\d+[smhdw])$"),
+        "order",
+        "within",
+    ),
+    (re.compile(r"^tr_(?P<event>.+)__(?P<event_b>.+)$"), "transitions", "transition"),
+    (re.compile(r"^(?P<kind>distinct_events|event_entropy)$"), "diversity", ""),
+    (re.compile(r"^account_active_users$"), "account", "active_users"),
+    (re.compile(r"^account_events_(?P<window>\d+[smhdw]|all)$"), "account", "events"),
+    (re.compile(r"^domain_class$"), "fit", "domain_class"),
+    (re.compile(r"^user_(?P<column>.+)$"), "fit", "user"),
+    (re.compile(r"^prop_(?P<event>.+)_(?P<agg>sum|mean|max|min)$"), "properties", "property"),
+]
+
+
+def describe_name(name: str) -> FeatureInfo:
+    """What a column means, parsed from the naming conventions (used when no spec is at hand).
+
+    Event names come back as their slugs; a property feature keeps ``event_property`` together
+    in ``event`` because the split between the two is ambiguous in the name.
+    """
+    for pattern, family, kind in _PATTERNS:
+        match = pattern.match(name)
+        if match:
+            parts = match.groupdict()
+            return FeatureInfo(
+                name=name,
+                family=family,
+                kind=parts.pop("kind", None) or kind,
+                event=parts.get("event"),
+                event_b=parts.get("event_b"),
+                window=parts.get("window"),
+                agg=parts.get("agg"),
+                column=parts.get("column"),
+            )
+    match = _COUNT.match(name)
+    if match:
+        return FeatureInfo(name, "counts", "count", match["event"], window=match["window"])
+    return FeatureInfo(name=name, family="other", kind="other")
+
+
+def sentence(info: FeatureInfo, value: Any, top_pct: int | None = None) -> str:
+    """A short sentence for one reason, from the template of the feature's family.
+
+    >>> sentence(describe_name("n_teammate_invited_all"), 4.0, 5)
+    'Teammate invited 4 times since signup (top 5% of trials)'
+    """
+    text = _template(info, value)
+    if top_pct is not None and top_pct <= 50 and _is_number(value):
+        text += f" (top {top_pct}% of trials)"
+    return _scrub(text)
+
+
+def _template(info: FeatureInfo, value: Any) -> str:
+    kind, v = info.kind, _fmt(value)
+    ev, ev_b = _pretty(info.event), _pretty(info.event_b)
+    window = "since signup" if info.window in (None, "all") else f"in the last {info.window}"
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    if info.family == "counts":
+        if kind == "events":
+            return f"{v} events {window}"
+        if kind == "rate":
+            return f"{ev.capitalize()} {v} times per active day"
+        return f"{ev.capitalize()} {v} {_times(value)} {window}"
+    if info.family == "recency":
+        if kind == "tenure_days":
+            return f"Signed up {v} days before scoring"
+        if kind == "cutoff_age_days":
+            return f"Scored {v} days into the trial"
+        if missing:
+            return f"No {ev or 'activity'} yet"
+        return f"Last {ev or 'activity'} {v} hours before scoring"
+    if info.family == "activity":
+        return {
+            "active_days": f"Active on {v} days",
+            "sessions": f"{v} sessions",
+            "events_per_session": f"{v} events per session",
+            "longest_streak_days": f"Active {v} days in a row",
+            "trend": f"Activity in the last {info.window} at {v}x the earlier rate",
+            "gap_mean_hours": f"{v} hours between events on average",
+            "gap_max_hours": f"Longest break between events {v} hours",
+        }.get(kind, f"{info.name} = {v}")
+    if info.family == "timing":
+        return f"No {ev} yet" if missing else f"First {ev} {v} hours after signup"
+    if info.family == "order":
+        happened = _is_number(value) and float(value) >= 0.5
+        if kind == "within":
+            return f"{ev_b.capitalize()} within {info.window} of {ev}" + (
+                "" if happened else ": no"
+            )
+        return f"{ev.capitalize()} {'before' if happened else 'not before'} {ev_b}"
+    if info.family == "transitions":
+        return f"{ev.capitalize()} followed by {ev_b} {v} {_times(value)}"
+    if info.family == "diversity":
+        if kind == "distinct_events":
+            return f"Used {v} different kinds of action"
+        return f"Varied usage (entropy {v})"
+    if info.family == "account":
+        if kind == "active_users":
+            return f"{v} active users on the account"
+        return f"{v} events on the account {window}"
+    if info.family == "fit":
+        if kind == "domain_class":
+            return _DOMAIN_CLASS.get(str(value), f"Email domain class: {value}")
+        column = _pretty(info.column) or info.name
+        return f"{column.capitalize()}: {v}"
+    if info.family == "properties":
+        what = _pretty(info.property) or ""
+        return f"{(info.agg or '').capitalize()} {what} of {ev}: {v}".replace("  ", " ")
+    return f"{info.name} = {v}"
+
+
+def reason_codes(
+    X: pd.DataFrame,
+    contributions: np.ndarray,
+    k: int,
+    reference: dict[str, Any] | None = None,
+    describe: Callable[[str], FeatureInfo] | None = None,
+) -> pd.DataFrame:
+    """Top ``k`` features by positive SHAP contribution per row, with value and sentence.
+
+    ``X`` holds the feature values (columns in model order), ``contributions`` the SHAP values
+    ``(n, n_features)`` without the bias column. Returns ``reason_{i}_feature``, ``_value``
+    (the value as text), ``_shap`` and ``_text`` for i = 1..k, indexed like ``X``; a row with
+    fewer than ``k`` positive contributions has nulls in the remaining slots.
+    """
+    describe = describe or describe_name
+    columns = list(X.columns)
+    n = len(X)
+    phi = np.asarray(contributions, dtype=np.float64)
+    if phi.shape != (n, len(columns)):
+        raise ValueError(f"contributions must have shape {(n, len(columns))}; got {phi.shape}")
+    out: dict[str, Any] = {}
+    k_eff = min(k, len(columns))
+    if n and k_eff:
+        # argsort on the negated values is stable, so ties keep column order (deterministic)
+        order = np.argsort(-phi, axis=1, kind="stable")[:, :k_eff]
+        top = np.take_along_axis(phi, order, axis=1)
+    cache: dict[tuple[int, str], str] = {}
+    infos = [describe(c) for c in columns]
+    for slot in range(k):
+        feats = np.full(n, None, dtype=object)
+        vals = np.full(n, None, dtype=object)
+        shaps = np.full(n, np.nan)
+        texts = np.full(n, None, dtype=object)
+        if slot < k_eff and n:
+            for row in np.flatnonzero(top[:, slot] > 0):
+                j = int(order[row, slot])
+                value = X.iat[row, j]
+                shown = _value_text(value)
+                key = (j, shown)
+                if key not in cache:
+                    pct = top_percent(reference, columns[j], value) if _is_number(value) else None
+                    cache[key] = sentence(infos[j], value, pct)
+                feats[row], vals[row], shaps[row] = columns[j], shown, top[row, slot]
+                texts[row] = cache[key]
+        i = slot + 1
+        out[f"reason_{i}_feature"] = feats
+        out[f"reason_{i}_value"] = vals
+        out[f"reason_{i}_shap"] = shaps
+        out[f"reason_{i}_text"] = texts
+    return pd.DataFrame(out, index=X.index, columns=reason_columns(k))
+
+
+def reason_columns(k: int) -> list[str]:
+    """Column names of ``k`` reason codes, in order."""
+    return [
+        f"reason_{i}_{part}"
+        for i in range(1, k + 1)
+        for part in ("feature", "value", "shap", "text")
+    ]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not (
+        isinstance(value, float | np.floating) and math.isnan(value)
+    )
+
+
+def _fmt(value: Any) -> str:
+    if not _is_number(value):
+        return "missing" if value is None or value is pd.NA else _scrub(str(value))
+    v = float(value)
+    if v.is_integer():
+        return str(int(v))
+    return f"{v:.1f}" if abs(v) >= 1 else f"{v:.2f}"
+
+
+def _value_text(value: Any) -> str | None:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return _fmt(value)
+
+
+def _times(value: Any) -> str:
+    return "time" if _is_number(value) and float(value) == 1 else "times"
+
+
+def _pretty(slug: str | None) -> str:
+    return "" if not slug else str(slug).replace("_", " ").strip()
+
+
+def _scrub(text: str) -> str:
+    """Never let an email address (or anything with an ``@``) into an output sentence."""
+    if "@" not in text:
+        return text
+    return " ".join(_REDACTED if "@" in word else word for word in text.split(" "))

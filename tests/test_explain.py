@@ -1,0 +1,241 @@
+"""Tests for propensity.explain: SHAP values (native, shap, fast), reason codes, importance."""
+
+from __future__ import annotations
+
+import warnings
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from propensity.explain import (
+    TreeShapModel,
+    beeswarm_figure,
+    describe_name,
+    fit_reference,
+    importance_bar_figure,
+    mean_abs_shap,
+    reason_codes,
+    sentence,
+    shap_values,
+    to_matrix,
+    top_percent,
+)
+
+
+def _frame(n: int = 1500, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "n_teammate_invited_all": rng.poisson(1.0, n).astype(float),
+            "n_doc_shared_7d": rng.poisson(2.0, n).astype(float),
+            "hours_to_first_doc_shared": np.where(
+                rng.uniform(size=n) < 0.3, np.nan, rng.exponential(20, n)
+            ),
+            "tenure_days": rng.uniform(0, 14, n),
+            "gap_max_hours": np.where(rng.uniform(size=n) < 0.4, 0.0, rng.exponential(5, n)),
+            "domain_class": pd.Categorical(
+                rng.choice(["free_mail", "corporate", "enterprise", None], n),
+                categories=["free_mail", "corporate", "enterprise"],
+            ),
+        }
+    )
+    logit = (
+        -1.0
+        + 0.8 * X["n_teammate_invited_all"]
+        + 0.3 * X["n_doc_shared_7d"]
+        + 1.0 * (X["domain_class"] == "corporate")
+        - 0.05 * X["hours_to_first_doc_shared"].fillna(50)
+    )
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return X, y
+
+
+def _booster(X: pd.DataFrame, y: np.ndarray, **params) -> lgb.Booster:
+    base = {"objective": "binary", "num_leaves": 15, "learning_rate": 0.1, "min_data_in_leaf": 10}
+    base.update(verbose=-1, seed=0, num_threads=1, deterministic=True, bagging_freq=1)
+    base.update(bagging_fraction=0.8, feature_fraction=0.9, **params)
+    return lgb.train(base, lgb.Dataset(X, y), num_boost_round=40)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[pd.DataFrame, lgb.Booster]:
+    X, y = _frame()
+    return X, _booster(X, y)
+
+
+def test_native_and_tree_explainer_agree(fitted):
+    """Check that LightGBM's pred_contrib and shap.TreeExplainer agree on the log-odds scale."""
+    X, booster = fitted
+    native = shap_values(booster, X.iloc[:300], "native")
+    explainer = shap_values(booster, X.iloc[:300], "tree_explainer")
+    np.testing.assert_allclose(explainer, native, atol=1e-6, rtol=0)
+    raw = booster.predict(to_matrix(X.iloc[:300]), raw_score=True)
+    np.testing.assert_allclose(native.sum(axis=1), raw, atol=1e-9)
+
+
+def test_native_agrees_with_shaps_own_tree_shap():
+    """Check that pred_contrib equals shap's C TreeSHAP (not LightGBM's) on a numeric model."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)  # shap's matplotlib use
+        import shap
+
+    X, y = _frame(seed=1)
+    X = X.drop(columns="domain_class")  # shap's C extension has no categorical splits
+    booster = _booster(X, y)
+    explainer = shap.TreeExplainer(booster)
+    explainer.model.model_type = "internal"  # skip the shortcut that calls pred_contrib
+    own = explainer(X.iloc[:200].to_numpy(), check_additivity=False).values
+    native = shap_values(booster, X.iloc[:200], "native")
+    np.testing.assert_allclose(own, native[:, :-1], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"zero_as_missing": True}, {"use_missing": False}, {"num_leaves": 40, "max_depth": -1}],
+)
+def test_fast_equals_native(params):
+    """Check that the vectorised TreeSHAP equals pred_contrib to 1e-6 (NaN, zero, categories)."""
+    X, y = _frame(n=1200, seed=2)
+    booster = _booster(X, y, **params)
+    M = to_matrix(X)
+    M[::13, 5] = 7.0  # a category code the model never saw
+    M[::17, 4] = -0.0
+    native = booster.predict(M, pred_contrib=True)
+    fast = TreeShapModel(booster).shap_values(M, n_threads=2, chunk=250)
+    assert fast.shape == native.shape
+    assert np.abs(fast - native).max() < 1e-6
+
+
+def test_fast_is_the_default_and_handles_empty_input(fitted):
+    """Check that shap_values defaults to the fast path and returns (0, F+1) for no rows."""
+    X, booster = fitted
+    np.testing.assert_allclose(
+        shap_values(booster, X.iloc[:50]), shap_values(booster, X.iloc[:50], "native"), atol=1e-9
+    )
+    assert shap_values(booster, X.iloc[:0]).shape == (0, X.shape[1] + 1)
+    with pytest.raises(ValueError, match="'method' parameter"):
+        shap_values(booster, X.iloc[:5], "approx")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "pct", "text"),
+    [
+        (
+            "n_teammate_invited_all",
+            4.0,
+            5,
+            "Teammate invited 4 times since signup (top 5% of trials)",
+        ),
+        ("n_doc_shared_7d", 1.0, 60, "Doc shared 1 time in the last 7d"),
+        ("n_events_3d", 12.0, None, "12 events in the last 3d"),
+        ("rate_login_per_active_day", 2.5, None, "Login 2.5 times per active day"),
+        (
+            "hours_since_last_pricing_viewed",
+            3.0,
+            None,
+            "Last pricing viewed 3 hours before scoring",
+        ),
+        ("hours_since_last_event", 0.5, None, "Last activity 0.50 hours before scoring"),
+        ("tenure_days", 6.0, None, "Signed up 6 days before scoring"),
+        ("active_days", 5.0, 10, "Active on 5 days (top 10% of trials)"),
+        ("trend_events_1d", 2.0, None, "Activity in the last 1d at 2x the earlier rate"),
+        ("hours_to_first_doc_shared", 2.0, None, "First doc shared 2 hours after signup"),
+        ("hours_to_first_doc_shared", float("nan"), None, "No doc shared yet"),
+        (
+            "order_doc_shared_before_teammate_invited",
+            1.0,
+            None,
+            "Doc shared before teammate invited",
+        ),
+        (
+            "within_doc_shared_then_invite_accepted_48h",
+            1.0,
+            None,
+            "Invite accepted within 48h of doc shared",
+        ),
+        ("tr_doc_created__doc_shared", 3.0, None, "Doc created followed by doc shared 3 times"),
+        ("distinct_events", 9.0, None, "Used 9 different kinds of action"),
+        ("account_active_users", 4.0, None, "4 active users on the account"),
+        ("account_events_7d", 80.0, None, "80 events on the account in the last 7d"),
+        ("domain_class", "corporate", None, "Signed up with a corporate email domain"),
+        ("user_company_size", 250.0, None, "Company size: 250"),
+        ("user_role", "bob@example.com", None, "Role: [redacted]"),
+    ],
+)
+def test_sentence_templates(name, value, pct, text):
+    """Check that each feature family's template reads as expected on a hand-made example."""
+    assert sentence(describe_name(name), value, pct) == text
+
+
+def test_describe_name_parses_the_conventions():
+    """Check that the name parser recovers family, event, second event and window."""
+    info = describe_name("within_doc_shared_then_invite_accepted_48h")
+    assert (info.family, info.kind, info.event, info.event_b, info.window) == (
+        "order",
+        "within",
+        "doc_shared",
+        "invite_accepted",
+        "48h",
+    )
+    assert describe_name("n_teammate_invited_7d").event == "teammate_invited"
+    assert describe_name("something_else").family == "other"
+
+
+def test_fit_reference_and_top_percent():
+    """Check that 'top X%' is the share of training rows at or above the value, rounded up."""
+    frame = pd.DataFrame(
+        {"n_x_all": np.r_[np.zeros(90), np.arange(1.0, 11.0)], "c": pd.Categorical(["a"] * 100)}
+    )
+    ref = fit_reference(frame, ["n_x_all", "c"])
+    assert list(ref["quantiles"]) == ["n_x_all"]
+    # 10 of 100 rows are >= 1; the 101 quantiles put 10 of them at or above 1
+    assert top_percent(ref, "n_x_all", 1.0) == 10
+    assert top_percent(ref, "n_x_all", 10.0) == 1
+    assert top_percent(ref, "n_x_all", 0.0) == 100
+    assert top_percent(ref, "unknown", 1.0) is None
+    assert top_percent(None, "n_x_all", 1.0) is None
+
+
+def test_reason_codes_pick_top_positive_contributions():
+    """Check that reasons are the top positive SHAP features per row, nulls when too few."""
+    X = pd.DataFrame(
+        {
+            "n_teammate_invited_all": [4.0, 0.0],
+            "domain_class": pd.Categorical(["corporate", "free_mail"]),
+            "tenure_days": [3.0, 9.0],
+        },
+        index=[10, 11],
+    )
+    phi = np.array([[0.9, 0.4, -0.2], [-0.5, 0.0, 0.3]])
+    ref = {"quantiles": {"n_teammate_invited_all": [0.0] * 96 + [4.0] * 5}}
+    out = reason_codes(X, phi, 2, ref)
+    assert list(out.index) == [10, 11]
+    row = out.loc[10]
+    assert (row.reason_1_feature, row.reason_1_value, row.reason_1_shap) == (
+        "n_teammate_invited_all",
+        "4",
+        0.9,
+    )
+    assert row.reason_1_text == "Teammate invited 4 times since signup (top 5% of trials)"
+    assert (row.reason_2_feature, row.reason_2_text) == (
+        "domain_class",
+        "Signed up with a corporate email domain",
+    )
+    other = out.loc[11]
+    assert other.reason_1_feature == "tenure_days" and other.reason_1_value == "9"
+    assert other.reason_2_feature is None and np.isnan(other.reason_2_shap)
+
+
+def test_mean_abs_shap_and_figures(fitted):
+    """Check the mean |SHAP| table on hand values and that both figures are Figures."""
+    table = mean_abs_shap(np.array([[1.0, -2.0, 0.0], [-3.0, 2.0, 0.0]]), ["a", "b", "c"])
+    assert table["feature"].tolist() == ["a", "b", "c"]  # tie at 2.0 broken by name
+    assert table["mean_abs_shap"].tolist() == [2.0, 2.0, 0.0]
+    assert table["mean_shap"].tolist() == [-1.0, 0.0, 0.0]
+    X, booster = fitted
+    phi = shap_values(booster, X.iloc[:200])
+    assert isinstance(importance_bar_figure(mean_abs_shap(phi, list(X.columns))), Figure)
+    assert isinstance(beeswarm_figure(phi, X.iloc[:200], top=4, max_points=100), Figure)
