@@ -37,6 +37,7 @@ __all__ = [
     "Preset",
     "RuleBaseline",
     "ScoringConfig",
+    "SparkConfig",
     "SplitConfig",
     "ThresholdConfig",
     "load_config",
@@ -320,6 +321,19 @@ class MlflowConfig(_Section):
     on_unreachable: Literal["fail", "local"] = "fail"
 
 
+class SparkConfig(_Section):
+    """The Spark session used when ``engine: spark`` (see docs/spark.md).
+
+    ``master`` None leaves it to spark-submit or the cluster (Databricks); ``local[2]`` runs on
+    this machine. ``conf`` entries go to the session builder as strings (booleans lowercased)
+    and win over propensity's defaults, except the session time zone, which must stay UTC.
+    """
+
+    master: str | None = None
+    app_name: str = "propensity"
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
 class Config(_Section):
     """The whole project configuration."""
 
@@ -337,6 +351,7 @@ class Config(_Section):
     baselines: BaselinesConfig = BaselinesConfig()
     scoring: ScoringConfig = ScoringConfig()
     mlflow: MlflowConfig = MlflowConfig()
+    spark: SparkConfig = SparkConfig()
 
 
 def load_config(path: str | Path, **overrides: Any) -> Config:
