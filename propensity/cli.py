@@ -8,6 +8,7 @@ A `PropensityError` becomes one clear message on stderr and its exit code (2 bad
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -33,7 +34,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False, soft_wrap=True)
+# Wide enough for the comparison table when output goes to a file or a CI log.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOption = Annotated[

@@ -118,7 +118,14 @@ def score_job(
         reference=model.metadata.get("reason_reference"),
         previous=previous_scores,
     )
-    drift = _drift(model.metadata.get("drift_reference"), features, result.scores, spec.events)
+    drift = _drift(
+        data,
+        model.metadata.get("drift_reference"),
+        features,
+        result.scores,
+        spec,
+        cfg.scoring.drift_psi_limit,
+    )
     paths = _paths(Path(out), fmt)
     write_table(drift, paths["drift"], "csv")
     flagged = drift[drift["flag"]]
@@ -161,12 +168,34 @@ def _read_previous(previous: Path | None) -> pd.DataFrame | None:
 
 
 def _drift(
-    reference: dict | None, features: Any, scores: pd.DataFrame, vocabulary: tuple[str, ...]
+    data: Any,
+    reference: dict | None,
+    features: Any,
+    scores: pd.DataFrame,
+    spec: Any,
+    limit: float,
 ) -> pd.DataFrame:
-    rows = []
+    """PSI per feature and of the scores against the model's reference, plus event vocabulary."""
+    tables = []
     if reference is not None:
         frame = features.frame
-        aligned = scores.set_index("user_id").loc[frame["user_id"], "score"].to_numpy()
-        rows.append(psi_table(reference, frame, aligned))
-    rows.append(vocabulary_drift(features.unseen_events, vocabulary))
-    return pd.concat(rows, ignore_index=True)
+        aligned = scores.set_index("user_id").loc[frame["user_id"].astype(str), "score"]
+        tables.append(psi_table(reference, frame, aligned.to_numpy(), limit=limit))
+    known = _known_events(data, features.frame, spec.events)
+    tables.append(pd.DataFrame([vocabulary_drift(features.unseen_events, known)]))
+    return pd.concat(tables, ignore_index=True)
+
+
+def _known_events(data: Any, frame: pd.DataFrame, vocabulary: tuple[str, ...]) -> int:
+    """Scoring events before each user's cutoff whose type the model knows."""
+    rows = frame[["user_id", "cutoff_at"]]
+    data.con.register("_score_rows", rows)
+    try:
+        [(n,)] = data.con.execute(
+            "SELECT count(*) FROM events e JOIN _score_rows r ON e.user_id = r.user_id "
+            "WHERE e.timestamp < r.cutoff_at AND e.event IN (SELECT unnest(?))",
+            [list(vocabulary)],
+        ).fetchall()
+    finally:
+        data.con.unregister("_score_rows")
+    return int(n)
