@@ -88,3 +88,30 @@ def test_config_is_frozen():
     cfg = config_from_dict(BASE)
     with pytest.raises(Exception, match="frozen"):
         cfg.seed = 1  # type: ignore[misc]
+
+
+def _keys(model, prefix=""):
+    from pydantic import BaseModel
+
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            yield from _keys(ann, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}"
+
+
+def test_every_key_is_documented():
+    """Check that docs/config.md lists every config key, so the reference never rots."""
+    from propensity.config import Config
+
+    doc = (Path(__file__).parent.parent / "docs" / "config.md").read_text()
+    missing = [k for k in _keys(Config) if f"`{k}`" not in doc]
+    assert missing == []
+
+
+def test_shipped_configs_load():
+    """Check that every config shipped in configs/ loads."""
+    root = Path(__file__).parent.parent / "configs"
+    for path in root.glob("*.yaml"):
+        assert load_config(path).project
