@@ -105,11 +105,17 @@ def compute_features(
     """
     with _Rows(con, label_times) as rows:
         plan = build_plan(spec, DUCKDB, rows.name, rows.prefix)
-        # One statement: DuckDB plans the whole DAG, materialising each shared step once.
-        ctes = ",\n".join(f"{s.name} AS MATERIALIZED ({s.sql})" for s in plan.steps)
+        # Steps both selects read are temp tables; the rest is one statement, so DuckDB plans
+        # the whole DAG and materialises each CTE once.
+        shared = [s for s in plan.steps if s.name in plan.shared]
+        ctes = ",\n".join(
+            f"{s.name} AS MATERIALIZED ({s.sql})" for s in plan.steps if s.name not in plan.shared
+        )
         try:
+            for step in shared:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}")
             table = con.sql(f"WITH {ctes}\n{plan.final} ORDER BY rid").to_arrow_table()
-            unseen = dict(con.execute(f"WITH {ctes}\n{plan.unseen}").fetchall())
+            unseen = dict(con.execute(plan.unseen).fetchall())
         except duckdb.BinderException as exc:
             raise DataContractError(
                 [
@@ -117,6 +123,9 @@ def compute_features(
                     f"DuckDB said: {exc}. Check the reader's output against the data contract."
                 ]
             ) from None
+        finally:
+            for step in reversed(shared):
+                con.execute(f"DROP TABLE IF EXISTS {step.name}")
     feats = table.to_pandas()
     n = len(label_times.frame)
     if len(feats) != n or not np.array_equal(feats["rid"].to_numpy(), np.arange(n)):
@@ -260,12 +269,12 @@ def _top_transitions(
         pairs = con.execute(
             f"""
             WITH seq AS (
-                SELECT rid, event, LAG(event) OVER (PARTITION BY rid ORDER BY t, event) AS prev
-                FROM {rows.prefix}ev
-            ), per_row AS (SELECT DISTINCT rid, prev, event FROM seq WHERE prev IS NOT NULL)
-            SELECT p.prev, p.event, COUNT(*) AS n_with, SUM({label}) AS pos_with
+                SELECT rid, k, LAG(k) OVER (PARTITION BY rid ORDER BY t, k) AS prev
+                FROM {rows.prefix}ev WHERE k >= 0
+            ), per_row AS (SELECT DISTINCT rid, prev, k FROM seq WHERE prev IS NOT NULL)
+            SELECT p.prev, p.k, COUNT(*) AS n_with, SUM({label}) AS pos_with
             FROM per_row p JOIN {rows.name} l ON l.rid = p.rid
-            GROUP BY p.prev, p.event HAVING COUNT(*) >= ?
+            GROUP BY p.prev, p.k HAVING COUNT(*) >= ?
             """,
             [cfg.min_event_support],
         ).df()
@@ -277,6 +286,8 @@ def _top_transitions(
             con.execute(f"DROP TABLE IF EXISTS {step.name}")
     if pairs.empty:
         return ()
+    names = np.asarray(sorted(spec.events), dtype=object)  # codes: ranks in the sorted vocabulary
+    pairs = pairs.assign(prev=names[pairs["prev"].to_numpy()], event=names[pairs["k"].to_numpy()])
     n_with = pairs["n_with"].astype(float)
     if has_label:
         pos = pairs["pos_with"].astype(float)

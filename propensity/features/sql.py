@@ -10,14 +10,17 @@ Spark's ANSI mode on:
   that conversion, string literals, identifier quoting and JSON extraction are the only
   dialect-specific pieces and live behind :class:`Dialect`;
 - after that only integer arithmetic, ``CASE WHEN``, ``SUM/COUNT/MIN/MAX/COUNT(DISTINCT)``,
-  ``LAG``/``ROW_NUMBER`` windows ordered by ``(t, event)`` so ties are deterministic, ``LN``,
+  ``LAG``/``ROW_NUMBER`` windows ordered by ``(t, k)`` so ties are deterministic, ``LN``,
   ``GREATEST``/``LEAST``, ``COALESCE``, ``NULLIF``-guarded division (Spark ANSI raises on /0) and
   ``CAST(... AS DOUBLE/BIGINT)``; no ``FILTER``, ``QUALIFY``, ``//`` or engine-only functions;
 - integer division is never needed: day keys are ``t - t % 86400`` (exact multiples), so
   ``/ 86400`` is exact before the cast;
-- per-event columns are a pivot: group by (row, event) once into a small table, then
-  ``SUM(CASE WHEN event = '...' THEN ... END)`` per column (about 2x faster than a ``FILTER``
-  per column on DuckDB, and portable).
+- event types become small integer codes ``k`` (their rank in the sorted vocabulary, so
+  ordering by ``k`` is ordering by name) in the same scan that filters the vocabulary; every
+  later group, sort and pivot works on integers, not strings;
+- per-event columns are a pivot: group by (row, k) once into a small table, then
+  ``SUM(CASE WHEN k = i THEN ... END)`` per column (about 2x faster than a ``FILTER`` per
+  column on DuckDB, and portable).
 
 A plan is a list of :class:`Step` (name + one ``SELECT``) and a final ``SELECT``; each engine
 decides how to materialise steps (DuckDB: temp tables; Spark: cached temp views). Inputs are the
@@ -71,6 +74,11 @@ class Dialect:
 DUCKDB = Dialect("duckdb")
 SPARK = Dialect("spark")
 
+# Spark types ``3600.0`` as DECIMAL, so ``x / 3600.0`` came back rounded to 6 decimals there;
+# a DOUBLE divisor gives the same IEEE division on both engines.
+_HOUR = "CAST(3600 AS DOUBLE)"
+_DAY = "CAST(86400 AS DOUBLE)"
+
 
 @dataclass(frozen=True)
 class Step:
@@ -82,11 +90,16 @@ class Step:
 
 @dataclass(frozen=True)
 class Plan:
-    """Steps in dependency order, the final feature select, and the unseen-event count."""
+    """Steps in dependency order, the final feature select, and the unseen-event count.
+
+    ``shared`` names the steps both selects read: materialise those once (the rest may be
+    inlined as CTEs).
+    """
 
     steps: tuple[Step, ...]
     final: str
     unseen: str
+    shared: tuple[str, ...] = ()
 
 
 def build_plan(spec: FeatureSpec, dialect: Dialect, rows: str, prefix: str) -> Plan:
@@ -102,7 +115,8 @@ class _Builder:
     def __init__(self, spec: FeatureSpec, dialect: Dialect, rows: str, prefix: str) -> None:
         self.spec, self.d, self.rows, self.p = spec, dialect, rows, prefix
         self.fams = set(spec.families)
-        self.ev_index = {e: i for i, e in enumerate(spec.events)}
+        # Codes are ranks in the sorted vocabulary, so ordering by code is ordering by name.
+        self.ev_index = {e: i for i, e in enumerate(sorted(spec.events))}
         self.lit = dialect.literal
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -117,16 +131,18 @@ class _Builder:
     # ---- steps -----------------------------------------------------------------------------
     def plan(self) -> Plan:
         steps = [self._rows(), self._ev(), self._re(), self._piv()]
-        if self.fams & {"activity", "transitions"}:
+        ordered = bool(self.fams & {"activity", "transitions"})
+        if ordered:
             steps += [self._seq(), self._act()]
         if self.fams & {"counts", "activity"}:
-            steps += [self._days(), self._streak()]
+            steps += [self._days(ordered), self._streak()]
         if "account" in self.fams:
             steps += [self._aev(), self._acct()]
         if "fit" in self.fams:
             steps.append(self._fit())
         names = {s.name for s in steps}
-        return Plan(tuple(steps), self._final(names), self._unseen())
+        shared = (self._n("rows"), self._n("ev"))
+        return Plan(tuple(steps), self._final(names), self._unseen(), shared)
 
     def _rows(self) -> Step:
         e = self.d.epoch_seconds
@@ -137,15 +153,20 @@ class _Builder:
         return Step(self._n("rows"), sql)
 
     def _ev(self) -> Step:
-        props = "".join(
-            f", CASE WHEN e.event = {self.lit(ev)} THEN {self.d.json_number('e.properties', p)} "
+        props = [
+            f"CASE WHEN event = {self.lit(ev)} THEN {self.d.json_number('properties', p)} "
             f"END AS p{k}"
             for k, (ev, p, _) in enumerate(self._props())
-        )
-        sql = f"""SELECT r.rid, e.event, e.ts - r.sig AS t, r.cut - r.sig AS age{props}
-FROM (SELECT user_id, event, {self.d.epoch_seconds("timestamp")} AS ts
-      {", properties" if props else ""}
-      FROM events WHERE {self._in_vocab("event")}) e
+        ]
+        code = " ".join(f"WHEN {self.lit(e)} THEN {i}" for e, i in self.ev_index.items())
+        # Events outside the vocabulary get k = -1 and keep their name in `other`, so the one
+        # join of events to rows also yields the unseen-event counts; later steps use k >= 0.
+        code = f"CASE event {code} ELSE -1 END" if code else "-1"
+        inner = ", ".join([f"{code} AS k", "event", *props])
+        outer = "".join(f", e.p{k}" for k in range(len(props)))
+        sql = f"""SELECT r.rid, e.k, e.ts - r.sig AS t, r.cut - r.sig AS age,
+  CASE WHEN e.k < 0 THEN COALESCE(e.event, '<null>') END AS other{outer}
+FROM (SELECT user_id, {self.d.epoch_seconds("timestamp")} AS ts, {inner} FROM events) e
 JOIN {self._n("rows")} r ON e.user_id = r.user_id
 WHERE e.ts < r.cut AND e.ts >= r.sig"""
         return Step(self._n("ev"), sql)
@@ -164,7 +185,7 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
                 f"MAX(p{k}) AS pmax{k}",
                 f"MIN(p{k}) AS pmin{k}",
             ]
-        sql = f"SELECT rid, event, {', '.join(cols)} FROM {self._n('ev')} GROUP BY rid, event"
+        sql = f"SELECT rid, k, {', '.join(cols)} FROM {self._n('ev')} WHERE k >= 0 GROUP BY rid, k"
         return Step(self._n("re"), sql)
 
     def _piv(self) -> Step:
@@ -176,14 +197,11 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
             "COUNT(*) AS distinct_events",
             "SUM(n_all * LN(n_all)) AS nlogn",
         ]
-        for ev, i in self.ev_index.items():
-            lit = self.lit(ev)
+        for i in self.ev_index.values():
             if "counts" in self.fams:
-                cols += [
-                    f"SUM(CASE WHEN event = {lit} THEN {w} ELSE 0 END) AS c{i}_{w}" for w in wins
-                ]
-            cols.append(f"MIN(CASE WHEN event = {lit} THEN first_t END) AS first{i}")
-            cols.append(f"MAX(CASE WHEN event = {lit} THEN last_t END) AS last{i}")
+                cols += [f"SUM(CASE WHEN k = {i} THEN {w} ELSE 0 END) AS c{i}_{w}" for w in wins]
+            cols.append(f"MIN(CASE WHEN k = {i} THEN first_t END) AS first{i}")
+            cols.append(f"MAX(CASE WHEN k = {i} THEN last_t END) AS last{i}")
         for k, _ in enumerate(self._props()):
             cols += [f"SUM(ps{k}) AS ps{k}", f"SUM(pc{k}) AS pc{k}"]
             cols += [f"MAX(pmax{k}) AS pmax{k}", f"MIN(pmin{k}) AS pmin{k}"]
@@ -191,10 +209,10 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
         return Step(self._n("piv"), sql)
 
     def _seq(self) -> Step:
-        over = "OVER (PARTITION BY rid ORDER BY t, event)"
+        over = "OVER (PARTITION BY rid ORDER BY t, k)"
         sql = (
-            f"SELECT rid, event, t, t - LAG(t) {over} AS gap, LAG(event) {over} AS prev "
-            f"FROM {self._n('ev')}"
+            f"SELECT rid, k, t, t - LAG(t) {over} AS gap, LAG(k) {over} AS prev "
+            f"FROM {self._n('ev')} WHERE k >= 0"
         )
         return Step(self._n("seq"), sql)
 
@@ -208,18 +226,29 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
         ]
         if "transitions" in self.fams:
             cols += [
-                f"SUM(CASE WHEN prev = {self.lit(a)} AND event = {self.lit(b)} THEN 1 ELSE 0 END)"
+                f"SUM(CASE WHEN prev = {self.ev_index[a]} AND k = {self.ev_index[b]} "
+                f"THEN 1 ELSE 0 END)"
                 f" AS tr{j}"
                 for j, (a, b) in enumerate(self.spec.transitions)
             ]
         sql = f"SELECT rid, {', '.join(cols)} FROM {self._n('seq')} GROUP BY rid"
         return Step(self._n("act"), sql)
 
-    def _days(self) -> Step:
+    def _days(self, ordered: bool) -> Step:
         # Days are counted from signup (not UTC midnights, which mean nothing to a user abroad).
+        day = "CAST((t - t % 86400) / 86400 AS BIGINT)"
+        if ordered:
+            # In the ordered sequence a new day starts where the previous event's day differs:
+            # a filter instead of a DISTINCT over every event.
+            pday = "CAST(((t - gap) - (t - gap) % 86400) / 86400 AS BIGINT)"
+            distinct = (
+                f"SELECT rid, {day} AS day FROM {self._n('seq')} "
+                f"WHERE gap IS NULL OR {day} <> {pday}"
+            )
+        else:
+            distinct = f"SELECT DISTINCT rid, {day} AS day FROM {self._n('ev')} WHERE k >= 0"
         sql = f"""SELECT rid, day, day - ROW_NUMBER() OVER (PARTITION BY rid ORDER BY day) AS island
-FROM (SELECT DISTINCT rid, CAST((t - t % 86400) / 86400 AS BIGINT) AS day
-      FROM {self._n("ev")}) d"""
+FROM ({distinct}) d"""
         return Step(self._n("days"), sql)
 
     def _streak(self) -> Step:
@@ -273,13 +302,9 @@ FROM {self._n("rows")} r LEFT JOIN users u ON u.user_id = r.user_id"""
         return Step(self._n("fit"), sql)
 
     def _unseen(self) -> str:
-        e = self.d.epoch_seconds
-        not_in = "1 = 1" if not self.spec.events else f"NOT {self._in_vocab('e.event')}"
-        return f"""SELECT COALESCE(e.event, '<null>') AS event, COUNT(*) AS n
-FROM events e JOIN {self._n("rows")} r ON e.user_id = r.user_id
-WHERE {e("e.timestamp")} < r.cut AND {e("e.timestamp")} >= r.sig
-  AND (e.event IS NULL OR {not_in})
-GROUP BY COALESCE(e.event, '<null>')"""
+        return (
+            f"SELECT other AS event, COUNT(*) AS n FROM {self._n('ev')} WHERE k < 0 GROUP BY other"
+        )
 
     # ---- final select ----------------------------------------------------------------------
     def _final(self, names: set[str]) -> str:
@@ -326,10 +351,10 @@ GROUP BY COALESCE(e.event, '<null>')"""
                 f"COALESCE(p.c{idx[f.event]}_n_all, 0) / "
                 f"CAST(GREATEST(COALESCE(s.active_days, 0), 1) AS DOUBLE)"
             ),
-            "hours_since_last_event": lambda: f"({age} - p.last_any) / 3600.0",
-            "hours_since_last": lambda: f"({age} - p.last{idx[f.event]}) / 3600.0",
-            "tenure_days": lambda: f"({age} - p.first_any) / 86400.0",
-            "cutoff_age_days": lambda: f"{age} / 86400.0",
+            "hours_since_last_event": lambda: f"({age} - p.last_any) / {_HOUR}",
+            "hours_since_last": lambda: f"({age} - p.last{idx[f.event]}) / {_HOUR}",
+            "tenure_days": lambda: f"({age} - p.first_any) / {_DAY}",
+            "cutoff_age_days": lambda: f"{age} / {_DAY}",
             "active_days": lambda: "COALESCE(s.active_days, 0)",
             "sessions": lambda: "COALESCE(a.sessions, 0)",
             "events_per_session": lambda: "p.ne_n_all / CAST(NULLIF(a.sessions, 0) AS DOUBLE)",
@@ -338,9 +363,9 @@ GROUP BY COALESCE(e.event, '<null>')"""
                 f"CAST(p.ne_{self._win(f)} AS DOUBLE) * {age} / "
                 f"NULLIF(LEAST({f.window_s}, {age}) * p.ne_n_all, 0)"
             ),
-            "gap_mean_hours": lambda: "a.gap_sum / CAST(NULLIF(a.gap_n, 0) AS DOUBLE) / 3600.0",
-            "gap_max_hours": lambda: "a.gap_max / 3600.0",
-            "hours_to_first": lambda: f"p.first{idx[f.event]} / 3600.0",
+            "gap_mean_hours": lambda: f"a.gap_sum / CAST(NULLIF(a.gap_n, 0) AS DOUBLE) / {_HOUR}",
+            "gap_max_hours": lambda: f"a.gap_max / {_HOUR}",
+            "hours_to_first": lambda: f"p.first{idx[f.event]} / {_HOUR}",
             "before": lambda: (
                 f"CASE WHEN p.first{idx[f.event]} < p.first{idx[f.event_b]} THEN 1 ELSE 0 END"
             ),
