@@ -94,6 +94,19 @@ class FeatureSpec:
     properties: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
     version: int = field(default=SPEC_VERSION)
 
+    def __post_init__(self) -> None:
+        vocab = set(self.events)
+        named = {*self.key_events, *(e for m in self.milestones for e in m[:2])}
+        named |= {e for pair in self.transitions for e in pair} | {p[0] for p in self.properties}
+        missing = sorted(named - vocab)
+        unknown = sorted(set(self.families) - set(FAMILIES))
+        if missing or unknown:
+            raise ModelError(
+                f"A feature spec must name only vocabulary events and known families. Got events "
+                f"{missing} outside the vocabulary and families {unknown}; build the spec with "
+                f"learn_spec rather than by hand."
+            )
+
     # ---- derived -------------------------------------------------------------------------
     @cached_property
     def slugs(self) -> dict[str, str]:

@@ -242,18 +242,18 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
             # a filter instead of a DISTINCT over every event.
             pday = "CAST(((t - gap) - (t - gap) % 86400) / 86400 AS BIGINT)"
             distinct = (
-                f"SELECT rid, {day} AS day FROM {self._n('seq')} "
+                f"SELECT rid, {day} AS dnum FROM {self._n('seq')} "
                 f"WHERE gap IS NULL OR {day} <> {pday}"
             )
         else:
-            distinct = f"SELECT DISTINCT rid, {day} AS day FROM {self._n('ev')} WHERE k >= 0"
-        sql = f"""SELECT rid, day, day - ROW_NUMBER() OVER (PARTITION BY rid ORDER BY day) AS island
-FROM ({distinct}) d"""
+            distinct = f"SELECT DISTINCT rid, {day} AS dnum FROM {self._n('ev')} WHERE k >= 0"
+        island = "dnum - ROW_NUMBER() OVER (PARTITION BY rid ORDER BY dnum)"
+        sql = f"SELECT rid, dnum, {island} AS island FROM ({distinct}) d"
         return Step(self._n("days"), sql)
 
     def _streak(self) -> Step:
-        sql = f"""SELECT rid, SUM(len) AS active_days, MAX(len) AS longest
-FROM (SELECT rid, island, COUNT(*) AS len FROM {self._n("days")} GROUP BY rid, island) s
+        sql = f"""SELECT rid, SUM(dlen) AS active_days, MAX(dlen) AS longest
+FROM (SELECT rid, island, COUNT(*) AS dlen FROM {self._n("days")} GROUP BY rid, island) s
 GROUP BY rid"""
         return Step(self._n("streak"), sql)
 
@@ -380,7 +380,7 @@ FROM {self._n("rows")} r LEFT JOIN users u ON u.user_id = r.user_id"""
             "distinct_events": lambda: "COALESCE(p.distinct_events, 0)",
             "event_entropy": lambda: (
                 "CASE WHEN p.ne_n_all > 0 THEN "
-                "GREATEST(LN(p.ne_n_all) - p.nlogn / p.ne_n_all, 0.0) ELSE 0.0 END"
+                "GREATEST(LN(p.ne_n_all) - p.nlogn / NULLIF(p.ne_n_all, 0), 0.0) ELSE 0.0 END"
             ),
             "active_users": lambda: "COALESCE(c.active_users, 0)",
         }
