@@ -329,3 +329,13 @@ def test_bad_settings(update: dict, error: type, match: str) -> None:
     cfg = CFG.model_copy(update=update)
     with pytest.raises(error, match=match):
         learn_spec(make_con(), label_times(), cfg)
+
+
+def test_duplicate_users_are_reported() -> None:
+    """Check a users table repeating a user_id is reported instead of duplicating rows."""
+    con = make_con()
+    con.execute("INSERT INTO users SELECT * FROM users WHERE user_id = 'u1'")
+    lt = label_times()
+    spec = learn_spec(make_con(), lt, CFG)
+    with pytest.raises(DataContractError, match="users table probably repeats a user_id"):
+        compute_features(con, lt, spec)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from propensity.config import FeaturesConfig
-from propensity.errors import ConfigError, DataContractError, ModelError
+from propensity.errors import ConfigError, DataContractError
 from propensity.features.spec import FAMILIES, FeatureSpec
 from propensity.features.sql import DUCKDB, build_plan
 from propensity.labels import LabelTimes
@@ -129,9 +129,11 @@ def compute_features(
     feats = table.to_pandas()
     n = len(label_times.frame)
     if len(feats) != n or not np.array_equal(feats["rid"].to_numpy(), np.arange(n)):
-        raise ModelError(
-            f"Feature rows must match label rows one to one ({n}). Got {len(feats)}; the "
-            f"users table probably repeats a user_id, make it unique."
+        raise DataContractError(
+            [
+                f"Feature rows must match label rows one to one ({n}). Got {len(feats)}; the "
+                f"users table probably repeats a user_id, make it unique."
+            ]
         )
     out = label_times.frame[["user_id", "cutoff_at"]].reset_index(drop=True).copy()
     cats = spec.categorical
