@@ -145,3 +145,16 @@ def test_missing_columns_and_bad_labels_are_reported_together():
         "the training table lacks column 'x3'.",
         "column 'label' must hold only 0 and 1 (no nulls); found other values.",
     ]
+
+
+def test_report_rows_limit_every_reported_number():
+    """Check that report_rows restricts test metrics and test_frame to the masked rows only."""
+    frame, _ = _truth(6_000, seed=3)
+    mask = np.zeros(len(frame), dtype=bool)
+    mask[::2] = True
+    result = fit_model(frame, FEATURES, ["segment"], _cfg(), {"v": 1}, "hash1", report_rows=mask)
+    split = split_out_of_time(frame, _cfg().split)
+    expected = frame.iloc[split.test[mask[split.test]]]
+    assert list(result.test_frame["user_id"]) == list(expected["user_id"])
+    auc = ranking_metrics(expected["label"], result.test_frame["p"])["roc_auc"]
+    assert result.metrics["test_calibrated"]["roc_auc"] == pytest.approx(auc)

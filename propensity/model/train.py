@@ -83,11 +83,17 @@ def fit_model(
     cfg: Config,
     feature_spec: dict[str, Any],
     feature_spec_hash: str,
+    report_rows: np.ndarray | None = None,
 ) -> TrainingResult:
     """Train, calibrate and threshold a PQL model on a labelled feature table.
 
     ``categorical`` maps each categorical column to its levels; a plain list of names takes the
     levels from the frame (its pandas categories, else the sorted distinct values).
+
+    ``report_rows`` (a boolean mask over ``frame``) picks the test rows that every reported
+    number, the threshold and ``test_frame`` use. With several cutoffs per user, pass the main
+    cutoff's rows: one row per user keeps PQLs per week a count of people. Trees, early stopping
+    and calibration still use every row, since scoring meets users at every trial age.
     """
     feature_columns = list(feature_columns)
     _check_frame(frame, feature_columns)
@@ -111,6 +117,10 @@ def fit_model(
     }
     y_cal, y_test = parts["calibration"][1], parts["test"][1]
     calibrator = fit_calibrator(p_raw["calibration"], y_cal, cfg.calibration)
+    test_positions = split.test
+    if report_rows is not None:
+        keep = np.asarray(report_rows, dtype=bool)[split.test]
+        test_positions, y_test, p_raw["test"] = split.test[keep], y_test[keep], p_raw["test"][keep]
     p_test = calibrator.predict(p_raw["test"])
     weeks = split.weeks("test")
     choice = choose_threshold(y_test, p_test, weeks, cfg.threshold)
@@ -151,7 +161,7 @@ def fit_model(
             "threshold_policy": choice.to_dict(),
         },
     )
-    test_rows = frame.iloc[split.test]
+    test_rows = frame.iloc[test_positions]
     test_frame = pd.DataFrame(
         {
             "user_id": test_rows["user_id"].to_numpy(),

@@ -52,15 +52,14 @@ def oracle_on_test(test_frame: pd.DataFrame, truth_path: Path) -> dict[str, floa
 
 
 def _demo_config(config: Path, data_dir: Path) -> Config:
-    return load_config(
-        config,
-        data={
-            **load_config(config).data.model_dump(mode="json"),
-            "events": str(data_dir / "events"),
-            "users": str(data_dir / "users.parquet"),
-            "conversions": str(data_dir / "conversions.parquet"),
-        },
-    )
+    """The demo config with its data paths pointed at `data_dir`."""
+    cfg = load_config(config)
+    paths = {
+        "events": str(data_dir / "events"),
+        "users": str(data_dir / "users.parquet"),
+        "conversions": str(data_dir / "conversions.parquet"),
+    }
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update=paths)})
 
 
 def demo(

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from propensity.config import Config
+from propensity.config import Config, LabelConfig
 from propensity.features import FeatureSpec, compute_features, learn_spec
 from propensity.io import LoadedData, load_data
 from propensity.labels import LabelTimes, build_label_times
 from propensity.model.split import Split, split_out_of_time
 
-__all__ = ["Prepared", "labelled_features", "prepare"]
+__all__ = ["Prepared", "labelled_features", "main_cutoff_rows", "prepare"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,6 +31,11 @@ class Prepared:
     spec: FeatureSpec
     frame: pd.DataFrame  # user_id, cutoff_at, features in spec order, label
     unseen_events: dict[str, int]
+    main_rows: np.ndarray  # rows at the main cutoff (signup + observation window): one per user
+
+    def test_rows(self) -> pd.DataFrame:
+        """The test slice's main-cutoff rows: what every reported number is measured on."""
+        return self.frame.iloc[self.split.test[self.main_rows[self.split.test]]]
 
 
 def labelled_features(
@@ -52,4 +58,10 @@ def prepare(cfg: Config, data: LoadedData | None = None) -> Prepared:
     )
     spec = learn_spec(data.con, train_rows, cfg.features)
     frame, unseen = labelled_features(data, labels, spec)
-    return Prepared(data, labels, split, spec, frame, unseen)
+    return Prepared(data, labels, split, spec, frame, unseen, main_cutoff_rows(labels, cfg.label))
+
+
+def main_cutoff_rows(labels: LabelTimes, cfg: LabelConfig) -> np.ndarray:
+    """Mask of the rows whose cutoff is signup + observation window (not an extra cutoff)."""
+    window_days = cfg.observation_window.total_seconds() / 86_400
+    return np.isclose(labels.frame["cutoff_age_days"].to_numpy(dtype=float), window_days)

@@ -82,10 +82,12 @@ def train(
         cfg,
         json.loads(spec.to_json()),
         spec.hash,
+        report_rows=prepared.main_rows,
     )
     model = result.model
     frame, split = prepared.frame, prepared.split
-    attach_references(model, frame.iloc[split.train], frame.iloc[split.test], list(spec.columns))
+    train_main = frame.iloc[split.train[prepared.main_rows[split.train]]]
+    attach_references(model, train_main, frame.iloc[split.test], list(spec.columns))
     comparison = _compare(cfg, prepared, result)
     progress("logging the run and registering the model")
     with start_run(cfg, "train", project_dir=project_dir) as run:
@@ -110,7 +112,7 @@ def train(
         run.log_metrics(_tracked_metrics(result, comparison))
         for path in files:
             run.log_file(path, _artifact_dir(path, out_dir))
-        test_rows = prepared.frame.iloc[prepared.split.test]
+        test_rows = prepared.test_rows()
         decision = run.publish(model, test_rows[list(spec.columns)], test_rows["label"])
         note = run.note
     return TrainOutcome(
@@ -129,7 +131,7 @@ def train(
 
 def _compare(cfg: Config, prepared: Prepared, result: TrainingResult) -> Any:
     baselines = baselines_from_config(cfg.baselines)
-    test = prepared.frame.iloc[prepared.split.test].reset_index(drop=True)
+    test = prepared.test_rows().reset_index(drop=True)
     return compare(
         test,
         result.test_frame["p"].to_numpy(),
