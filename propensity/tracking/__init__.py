@@ -11,6 +11,7 @@ This package is the only place in propensity that imports mlflow. Pipeline use::
     loaded = load_model("models:/propensity-pql@champion", cfg.mlflow)
 """
 
+from propensity.tracking.artifacts import RunInfo, download_artifacts, log_artifacts, run_info
 from propensity.tracking.fingerprint import data_fingerprint, git_commit
 from propensity.tracking.pyfunc import LoggedModel, PQLPyfunc, model_signature, pyfunc_input
 from propensity.tracking.registry import (
@@ -27,6 +28,10 @@ from propensity.tracking.run import TrackedRun, flatten_params, redact, start_ru
 from propensity.tracking.store import Store, connect, local_store_uri, resolve_tracking_uri
 
 __all__ = [
+    "RunInfo",
+    "download_artifacts",
+    "log_artifacts",
+    "run_info",
     "CHAMPION",
     "LoadedModel",
     "LoggedModel",
