@@ -239,3 +239,14 @@ def test_mean_abs_shap_and_figures(fitted):
     phi = shap_values(booster, X.iloc[:200])
     assert isinstance(importance_bar_figure(mean_abs_shap(phi, list(X.columns))), Figure)
     assert isinstance(beeswarm_figure(phi, X.iloc[:200], top=4, max_points=100), Figure)
+
+
+def test_fast_without_leaf_cache_equals_native(fitted, monkeypatch):
+    """Check the path for long leaf paths (no cached table, distinct patterns) is exact too."""
+    import propensity.explain._treeshap as treeshap
+
+    monkeypatch.setattr(treeshap, "_CACHE_BITS", 0)
+    X, booster = fitted
+    M = to_matrix(X.iloc[:400])
+    fast = TreeShapModel(booster).shap_values(M, n_threads=1, chunk=100)
+    assert np.abs(fast - booster.predict(M, pred_contrib=True)).max() < 1e-6

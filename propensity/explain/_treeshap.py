@@ -28,7 +28,7 @@ import numpy as np
 __all__ = ["TreeShapModel", "supports"]
 
 _ZERO = 1e-35  # LightGBM's kZeroThreshold: |x| <= this counts as zero for zero-as-missing
-_MAX_TABLE_BITS = 16  # beyond this many path features, find patterns with np.unique
+_CACHE_BITS = 8  # paths with up to this many distinct features keep a full 2**d table
 
 
 @dataclass(frozen=True)
@@ -83,16 +83,22 @@ class TreeShapModel:
             raise ValueError("a tree has an empty child (zero cover); use pred_contrib instead")
         max_d = max((len(leaf.features) for t in self.trees for leaf in t.leaves), default=0)
         self._weights = _shapley_weights(max_d + 1)
+        self._cache: dict[int, np.ndarray] = {}  # id(leaf) -> (d, 2**d) table, short paths only
 
-    def shap_values(self, X: np.ndarray, n_threads: int = 2, chunk: int = 20_000) -> np.ndarray:
+    def shap_values(
+        self, X: np.ndarray, n_threads: int = 2, chunk: int | None = None
+    ) -> np.ndarray:
         """SHAP values on the raw (log-odds) scale, shape ``(n, n_features + 1)``, bias last.
 
-        Rows are processed in chunks spread over ``n_threads`` threads; numpy releases the GIL
-        inside the large vector operations, so two threads use two cores.
+        Rows are processed in chunks (default: an equal share per thread, at most 50,000 rows)
+        spread over ``n_threads`` threads; numpy releases the GIL inside its vector operations.
+        Large chunks matter: the per-leaf Python overhead is paid once per chunk.
         """
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"X must have {self.n_features} columns; got shape {X.shape}")
+        if chunk is None:
+            chunk = max(1, min(50_000, -(-X.shape[0] // max(n_threads, 1))))
         out = np.empty((X.shape[0], self.n_features + 1), dtype=np.float64)
         starts = list(range(0, X.shape[0], chunk))
 
@@ -157,10 +163,17 @@ class TreeShapModel:
         follows = misses == 0
         # Many node patterns share one feature pattern o (e.g. a row that misses the first of
         # two splits on the same feature); solve each distinct o once.
-        o_code = follows.astype(np.int64) @ (1 << np.arange(follows.shape[1], dtype=np.int64))
+        d = follows.shape[1]
+        o_code = follows.astype(np.int64) @ (1 << np.arange(d, dtype=np.int64))
+        if d <= _CACHE_BITS:
+            # every feature pattern of a short path, solved once and kept for later chunks
+            table = self._cache.get(id(leaf))
+            if table is None:
+                table = self._feature_table(leaf, _bit_rows(np.arange(1 << d), d))
+                self._cache[id(leaf)] = table  # a racing thread computes the same array
+            return table[:, o_code]
         o_unique, o_index = np.unique(o_code, return_inverse=True)
-        o = ((o_unique[:, None] >> np.arange(follows.shape[1])) & 1).astype(np.float64)
-        return self._feature_table(leaf, o)[:, o_index]
+        return self._feature_table(leaf, _bit_rows(o_unique, d))[:, o_index]
 
     def _feature_table(self, leaf: _Leaf, o: np.ndarray) -> np.ndarray:
         """Contributions ``(d, p)`` of one leaf for each feature pattern row of ``o`` (p, d)."""
@@ -299,6 +312,11 @@ def _make_leaf(value: float, path: list[tuple[int, float]]) -> _Leaf:
         depth=len(path),
         membership=membership,
     )
+
+
+def _bit_rows(codes: np.ndarray, d: int) -> np.ndarray:
+    """Rows of 0/1 floats: bit j of each code in column j."""
+    return ((codes[:, None] >> np.arange(d)) & 1).astype(np.float64)
 
 
 def _shapley_weights(size: int) -> np.ndarray:

@@ -8,8 +8,8 @@ SHAP value.
 - ``"native"``: LightGBM's ``predict(..., pred_contrib=True)`` (recursive TreeSHAP in C++).
 - ``"tree_explainer"``: ``shap.TreeExplainer``; this is the only place shap is imported.
 - ``"fast"``: :mod:`propensity.explain._treeshap`, the same numbers vectorised over rows in
-  numpy (see ``benchmarks/score.py`` for the speed-up); it falls back to ``"native"`` for
-  boosters it does not support (linear trees, multiclass, random forest).
+  numpy (see ``benchmarks/score.py`` for the speed-up); it uses ``"native"`` for fewer than
+  ``FAST_MIN_ROWS`` rows and for boosters it does not support (linear trees, multiclass, rf).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from propensity.explain._treeshap import TreeShapModel, supports
 __all__ = ["Method", "shap_values", "to_matrix"]
 
 Method = Literal["fast", "native", "tree_explainer"]
+FAST_MIN_ROWS = 2000  # "fast" uses pred_contrib below this many rows (unless given an explainer)
 
 
 def to_matrix(X: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -70,10 +71,14 @@ def shap_values(
         return _tree_explainer(booster, matrix)
     if method == "fast":
         if explainer is None:
-            if not supports(booster):
+            # Below a few thousand rows the fixed per-leaf cost of the numpy path outweighs
+            # its per-row saving (benchmarks/score.py), so the C++ recursion is faster there.
+            if len(matrix) < FAST_MIN_ROWS or not supports(booster):
                 return shap_values(booster, matrix, "native", n_threads)
             explainer = TreeShapModel(booster)
-        return explainer.shap_values(matrix, n_threads=n_threads)
+        # One thread: on the shared 2-core benchmark machine a second thread lost more to GIL
+        # contention than it gained (benchmarks/score.py prints both).
+        return explainer.shap_values(matrix, n_threads=1)
     raise ValueError(
         f"The 'method' parameter of shap_values must be 'fast', 'native' or 'tree_explainer'. "
         f"Got {method!r} instead."
