@@ -304,73 +304,67 @@ def _clean(con: duckdb.DuckDBPyConnection, cfg: DataConfig, drops: list[Drop]) -
     )
 
 
+def _check(
+    con: duckdb.DuckDBPyConnection, problems: _Problems, offenders: str, message: str
+) -> None:
+    """Add `message` (with {n} and {examples} filled in) when the `offenders` query has rows."""
+    [(n,)] = con.execute(f"SELECT count(*) FROM ({offenders})").fetchall()
+    if n:
+        problems.add(message.format(n=n, examples=", ".join(_examples(con, offenders))))
+
+
+_TIMES = (("events", "timestamp"), ("users", "signup_at"), ("conversions", "converted_at"))
+
+
 def _validate(
     con: duckdb.DuckDBPyConnection, cfg: DataConfig, problems: _Problems, now: datetime
 ) -> None:
     for table in ("events", "users"):
-        (n,) = con.execute(f"SELECT count(*) FROM stage_{table}").fetchone()
+        [(n,)] = con.execute(f"SELECT count(*) FROM stage_{table}").fetchall()
         if n == 0:
             problems.add(
                 f"{table}: no rows left after cleaning (see the drops above). Check the "
                 f"column mapping and data.exclude."
             )
-    dup = "SELECT user_id FROM stage_users GROUP BY user_id HAVING count(*) > 1"
-    (n_dup,) = con.execute(f"SELECT count(*) FROM ({dup})").fetchone()
-    if n_dup:
-        problems.add(
-            f"users: {n_dup} user_id values appear more than once (e.g. "
-            f"{', '.join(_examples(con, dup))}). Keep one row per user (the trial start) in the "
-            f"users table."
-        )
-    unknown = (
-        "SELECT DISTINCT user_id FROM stage_conversions "
-        "WHERE user_id NOT IN (SELECT user_id FROM stage_users)"
+    _check(
+        con,
+        problems,
+        "SELECT user_id FROM stage_users GROUP BY user_id HAVING count(*) > 1",
+        "users: {n} user_id values appear more than once (e.g. {examples}). Keep one row per "
+        "user (the trial start) in the users table.",
     )
-    (n_unknown,) = con.execute(f"SELECT count(*) FROM ({unknown})").fetchone()
-    if n_unknown:
-        problems.add(
-            f"conversions: {n_unknown} users converted but are not in the users table (e.g. "
-            f"{', '.join(_examples(con, unknown))}). Export users and conversions from the same "
-            f"snapshot, or add the missing users."
-        )
+    _check(
+        con,
+        problems,
+        "SELECT DISTINCT user_id FROM stage_conversions "
+        "WHERE user_id NOT IN (SELECT user_id FROM stage_users)",
+        "conversions: {n} users converted but are not in the users table (e.g. {examples}). "
+        "Export users and conversions from the same snapshot, or add the missing users.",
+    )
     if cfg.unknown_user_events == "fail":
-        missing = (
+        _check(
+            con,
+            problems,
             "SELECT DISTINCT user_id FROM stage_events "
-            "WHERE user_id NOT IN (SELECT user_id FROM stage_users)"
+            "WHERE user_id NOT IN (SELECT user_id FROM stage_users)",
+            "events: {n} users have events but are not in the users table (e.g. {examples}). "
+            "Add them, or set data.unknown_user_events: drop.",
         )
-        (n_missing,) = con.execute(f"SELECT count(*) FROM ({missing})").fetchone()
-        if n_missing:
-            problems.add(
-                f"events: {n_missing} users have events but are not in the users table (e.g. "
-                f"{', '.join(_examples(con, missing))}). Add them, or set "
-                f"data.unknown_user_events: drop."
-            )
-    for table, ts in (
-        ("events", "timestamp"),
-        ("users", "signup_at"),
-        ("conversions", "converted_at"),
-    ):
-        early = f"SELECT {ts} FROM stage_{table} WHERE {ts} < TIMESTAMP '1990-01-01'"
-        (n_early,) = con.execute(f"SELECT count(*) FROM ({early})").fetchone()
-        if n_early:
-            problems.add(
-                f"{table}: {n_early} rows have {ts} before 1990 (e.g. "
-                f"{', '.join(_examples(con, early))}). Epoch values may be in another unit or a "
-                f"default date was exported; check data.epoch_unit and the export."
-            )
     limit = now + cfg.max_future
-    for table, ts in (
-        ("events", "timestamp"),
-        ("users", "signup_at"),
-        ("conversions", "converted_at"),
-    ):
-        future = (
-            f"SELECT {ts} FROM stage_{table} WHERE {ts} > TIMESTAMP '{limit:%Y-%m-%d %H:%M:%S}'"
+    for table, ts in _TIMES:
+        _check(
+            con,
+            problems,
+            f"SELECT {ts} FROM stage_{table} WHERE {ts} < TIMESTAMP '1990-01-01'",
+            f"{table}: {{n}} rows have {ts} before 1990 (e.g. {{examples}}). Epoch values may be "
+            f"in another unit or a default date was exported; check data.epoch_unit and the "
+            f"export.",
         )
-        (n_future,) = con.execute(f"SELECT count(*) FROM ({future})").fetchone()
-        if n_future:
-            problems.add(
-                f"{table}: {n_future} rows have {ts} after {limit:%Y-%m-%d %H:%M} UTC, in the "
-                f"future (e.g. {', '.join(_examples(con, future))}). Check the time zone and the "
-                f"epoch unit (data.timezone, data.epoch_unit)."
-            )
+        _check(
+            con,
+            problems,
+            f"SELECT {ts} FROM stage_{table} WHERE {ts} > TIMESTAMP '{limit:%Y-%m-%d %H:%M:%S}'",
+            f"{table}: {{n}} rows have {ts} after {limit:%Y-%m-%d %H:%M} UTC, in the future "
+            f"(e.g. {{examples}}). Check the time zone and the epoch unit (data.timezone, "
+            f"data.epoch_unit).",
+        )
