@@ -21,7 +21,7 @@ from propensity.config import DataConfig
 from propensity.contract import TABLES, TableContract, source_candidates
 from propensity.errors import DataContractError
 from propensity.io.report import Drop, LoadReport, summarise
-from propensity.io.sources import Source, describe, open_source, sql_string
+from propensity.io.sources import Source, describe, open_source, read_failure, sql_string
 from propensity.io.timestamps import timestamp_sql
 
 __all__ = ["LoadedData", "connect", "load_data"]
@@ -103,8 +103,12 @@ def _stage(
     mapping = _map_columns(table, found, cfg, problems)
     if mapping is None:
         return None
-    id_columns = tuple(mapping[c] for c in ("user_id", "account_id") if c in mapping)
-    scan = source.scan_sql(varchar_columns=id_columns if source.format == "csv" else ())
+    # CSV ids keep their exact spelling ("007" stays "007"), and CSV times are read as text and
+    # parsed below: a type the sniffer guessed from the first rows fails mid-scan on a later row.
+    text = ("user_id", "account_id", *(c.name for c in table.columns if c.kind == "timestamp"))
+    as_text = tuple(mapping[c] for c in text if c in mapping) if source.format == "csv" else ()
+    found = {**found, **dict.fromkeys(as_text, "VARCHAR")}
+    scan = source.scan_sql(varchar_columns=as_text)
     (rows,) = con.execute(f"SELECT count(*) FROM {scan}").fetchone()
     if rows == 0:
         problems.add(f"{table.name}: {source.given!r} has no rows. Export the data again.")
@@ -226,6 +230,14 @@ def load_data(
             n = _stage(con, source, TABLES[name], cfg, problems, drops, notes)
         except DataContractError as exc:
             problems.items.extend(exc.problems)
+            n = None
+        except (
+            duckdb.InvalidInputException,
+            duckdb.ConversionException,
+            duckdb.IOException,
+        ) as exc:
+            # a file that breaks past the sniffer's sample: a ragged row, bad bytes, a cut gzip
+            problems.items.extend(read_failure(source, exc).problems)
             n = None
         if n is not None:
             rows_read[name] = n

@@ -6,7 +6,14 @@ lines. DuckDB reads them lazily, so a 100M-event export never has to fit in a pa
 
 from __future__ import annotations
 
+import csv
 import glob as globlib
+import gzip
+import json
+import os
+import re
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -15,7 +22,7 @@ import duckdb
 
 from propensity.errors import DataContractError
 
-__all__ = ["Source", "open_source", "sql_string"]
+__all__ = ["Source", "open_source", "read_failure", "sql_string"]
 
 Format = Literal["parquet", "csv", "jsonl"]
 
@@ -115,14 +122,121 @@ def open_source(table: str, given: str, fmt: str = "auto") -> Source:
 
 def describe(con: duckdb.DuckDBPyConnection, source: Source) -> dict[str, str]:
     """Column name -> DuckDB type of a source, read from its schema (no full scan)."""
+    if all(os.path.getsize(f) == 0 for f in source.files):
+        raise DataContractError(
+            [f"{source.table}: {source.given!r} is empty (0 bytes). Export the data again."]
+        )
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM {source.scan_sql()}").fetchall()
     except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise DataContractError(
-            [
-                f"{source.table}: cannot read {source.given!r} as {source.format}: {first}. Check "
-                f"that the file is complete and in the format its name says."
-            ]
-        ) from None
-    return {name: dtype for name, dtype, *_ in rows}
+        raise read_failure(source, exc) from None
+    found = {name: dtype for name, dtype, *_ in rows}
+    # DuckDB's sniffer falls back to one column named after the whole header line when rows
+    # disagree on their number of fields (a ragged row in its sample): find and name that row.
+    if source.format == "csv" and len(found) == 1 and re.search(r"[,;\t|]", next(iter(found))):
+        bad = _first_bad_line(source)
+        if bad is not None:
+            raise DataContractError([bad])
+    return found
+
+
+def read_failure(source: Source, exc: Exception) -> DataContractError:
+    """One problem line for a file DuckDB could not read, naming the bad line when it can."""
+    bad = _first_bad_line(source)
+    if bad is not None:
+        return DataContractError([bad])
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = _EMAIL.sub("<email>", first).rstrip(" .")  # a quoted value may be an address
+    return DataContractError(
+        [
+            f"{source.table}: cannot read {source.given!r} as {source.format}: {first}. Check "
+            f"that the file is complete and in the format its name says."
+        ]
+    )
+
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+
+
+class _BadLine(Exception):
+    def __init__(self, number: int, what: str, fix: str) -> None:
+        super().__init__(what)
+        self.number, self.what, self.fix = number, what, fix
+
+
+class _Lines:
+    """Decoded lines of a (possibly gzipped) file, counting them and checking UTF-8 as it goes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.number = 0
+
+    def __iter__(self) -> Iterator[str]:
+        opener = gzip.open if self.path.lower().endswith(".gz") else open
+        with opener(self.path, "rb") as handle:
+            while True:
+                try:
+                    raw = handle.readline()
+                except (EOFError, OSError, zlib.error):
+                    raise _BadLine(
+                        self.number + 1,
+                        "is where the compressed stream ends early (the file is cut short)",
+                        "Copy or export the file again.",
+                    ) from None
+                if not raw:
+                    return
+                self.number += 1
+                try:
+                    yield raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise _BadLine(
+                        self.number,
+                        f"is not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                        "Re-export the file as UTF-8 (e.g. iconv -f latin1 -t utf-8).",
+                    ) from None
+
+
+def _first_bad_line(source: Source) -> str | None:
+    """Why the first unreadable line of a CSV or JSONL source is bad, found by reading it in
+    Python: DuckDB's own line numbers are approximate (off by one for JSON, by its buffer for
+    CSV). Only runs after a read failed, so the extra pass costs nothing on good files."""
+    if source.format == "parquet":
+        return None
+    for path in source.files:
+        lines = _Lines(path)
+        try:
+            if source.format == "jsonl":
+                _check_json_lines(lines)
+            else:
+                _check_csv_rows(lines, "\t" if ".tsv" in path.lower() else ",")
+        except _BadLine as bad:
+            return f"{source.table}: line {bad.number} of {path!r} {bad.what}. {bad.fix}"
+    return None
+
+
+def _check_json_lines(lines: _Lines) -> None:
+    for text in lines:
+        if not text.strip():
+            continue
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise _BadLine(
+                lines.number,
+                f"is not valid JSON ({getattr(exc, 'msg', exc)})",
+                "Fix or remove that line; each line must hold one JSON object.",
+            ) from None
+
+
+def _check_csv_rows(lines: _Lines, delimiter: str) -> None:
+    reader = csv.reader(lines, delimiter=delimiter)
+    header = next(reader, None)
+    if header is None or len(header) < 2:
+        return  # another delimiter, or no header: leave it to DuckDB's message
+    for row in reader:
+        if row and len(row) != len(header):
+            raise _BadLine(
+                lines.number,
+                f"has {len(row)} fields where the header has {len(header)}",
+                "Fix or remove that row (a delimiter inside a value must be quoted).",
+            )
