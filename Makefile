@@ -24,6 +24,7 @@ demo: install ## Simulate a product, then train, compare with rules and score, e
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/propensity demo --out $(DEMO_DATA) --users $(DEMO_USERS)
 
 test: install ## Run the whole test suite (what CI runs)
+	sh scripts/ensure-chromium.sh
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python -m pytest -q
 
 test-fast: install ## Run the tests, skipping slow and Spark ones

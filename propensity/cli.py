@@ -183,6 +183,20 @@ def score(
 
 
 @app.command()
+def report(
+    run_id: Annotated[str, typer.Option("--run-id", help="MLflow run id of a training run.")],
+    config: ConfigOption = Path("configs/demo.yaml"),
+    drift: Annotated[Path | None, typer.Option(help="A *.drift.csv written by score.")] = None,
+) -> None:
+    """Rebuild a training run's HTML report from MLflow and log it back to the run."""
+    from propensity.pipeline.report import report_job
+
+    with _user_errors():
+        path = report_job(run_id, _load(config), drift=drift, progress=_progress)
+    out.print(f"report: {path}")
+
+
+@app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the simulated data.")] = Path(
         "data/demo"

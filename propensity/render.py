@@ -167,6 +167,7 @@ def print_training(outcome: Any, console: Console) -> None:
         console.print(f"note: {outcome.tracking_note}")
     console.print(f"run id: {outcome.run_id}")
     console.print(f"outputs: {outcome.output_dir}")
+    console.print(f"report: {outcome.report}")
 
 
 def _pct(value: Any) -> str:
@@ -242,4 +243,5 @@ def print_demo(outcome: Any, console: Console) -> None:
         console,
     )
     print_scoring(outcome.scoring, console)
+    console.print(f"model report (opens offline): {outcome.report}")
     console.print("open the MLflow UI with: make mlflow-ui   (then http://127.0.0.1:5000)")

@@ -7,6 +7,7 @@ come back to Python, so the event log never has to fit in a pandas frame.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import shutil
 import tempfile
@@ -48,7 +49,8 @@ def connect(threads: int = 2, memory_limit: str = "3GB") -> duckdb.DuckDBPyConne
     con.execute(f"SET temp_directory = {sql_string(spill)}")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")
+    with contextlib.suppress(duckdb.InvalidInputException):  # Jupyter without ipywidgets
+        con.execute("SET enable_progress_bar = false")
     return con
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from propensity.config import Config, load_config
+from propensity.pipeline.report import report_job
 from propensity.pipeline.score import ScoreOutcome, score_job
 from propensity.pipeline.train import TrainOutcome, train
 from propensity.simulate import SimulationSummary, simulate
@@ -27,6 +28,7 @@ class DemoOutcome:
     training: TrainOutcome
     oracle: dict[str, float]
     scoring: ScoreOutcome
+    report: Path
 
 
 def oracle_on_test(test_frame: pd.DataFrame, truth_path: Path) -> dict[str, float]:
@@ -77,4 +79,8 @@ def demo(
     oracle = oracle_on_test(training.test_frame, data_dir / "truth.parquet")
     progress("scoring the users still in trial at the end of the data")
     scoring = score_job(cfg, as_of="latest", out=Path(cfg.output_dir) / "scores.parquet")
-    return DemoOutcome(simulation, training, oracle, scoring)
+    progress("rebuilding the model report with the newest cohort's drift")
+    report = report_job(
+        training.run_id, cfg, drift=scoring.drift, out_dir=training.output_dir, progress=progress
+    )
+    return DemoOutcome(simulation, training, oracle, scoring, report)

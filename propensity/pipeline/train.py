@@ -23,7 +23,8 @@ from propensity.model.train import TrainingResult, fit_model
 from propensity.pipeline.artifacts import write_training_artifacts
 from propensity.pipeline.prepare import Prepared, prepare
 from propensity.pipeline.references import attach_references
-from propensity.tracking import PromotionDecision, start_run
+from propensity.pipeline.report import report_training_run
+from propensity.tracking import PromotionDecision, connect, start_run
 
 __all__ = ["TrainOutcome", "train"]
 
@@ -42,6 +43,7 @@ class TrainOutcome:
     split: dict[str, dict[str, Any]]
     excluded: dict[str, int]
     output_dir: Path
+    report: Path
     test_frame: pd.DataFrame
     tracking_note: str | None
 
@@ -69,9 +71,14 @@ def train(
     cfg: Config, *, project_dir: Path | None = None, progress: Progress = print
 ) -> TrainOutcome:
     """Train, evaluate out of time, compare with the baselines, track and register."""
+    # Fail fast, before minutes of work: an unreachable store (exit 5, or the local fallback)...
+    connect(cfg.mlflow, project_dir)
     progress("loading data, building label times and features")
     prepared = prepare(cfg)
     spec = prepared.spec
+    # ...and a rule that does not parse or names a feature the spec lacks (exit 2).
+    for baseline in baselines_from_config(cfg.baselines):
+        baseline.fit(prepared.test_rows())
     progress(
         f"{len(prepared.frame):,} labelled rows, {len(spec.columns)} features; fitting LightGBM"
     )
@@ -114,6 +121,7 @@ def train(
             run.log_file(path, _artifact_dir(path, out_dir))
         test_rows = prepared.test_rows()
         decision = run.publish(model, test_rows[list(spec.columns)], test_rows["label"])
+        report = report_training_run(run, out_dir, cfg, test_rows, decision)
         note = run.note
     return TrainOutcome(
         run_id=run.run_id,
@@ -124,6 +132,7 @@ def train(
         split=result.split.summary(prepared.frame),
         excluded=prepared.labels.excluded,
         output_dir=out_dir,
+        report=report,
         test_frame=result.test_frame,
         tracking_note=note,
     )
