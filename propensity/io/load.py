@@ -140,7 +140,7 @@ def _stage(
             text = f'"{src}"' if found[src].upper() == "VARCHAR" else f'to_json("{src}")'
             select.append(f"CAST({text} AS VARCHAR) AS {column.name}")
         else:
-            select.append(f"NULLIF(TRIM(CAST(\"{src}\" AS VARCHAR)), '') AS {column.name}")
+            select.append(f"{_as_text(src, found[src])} AS {column.name}")
     if table.name == "users":
         taken = set(mapping.values())
         pii = set(cfg.pii_columns) | {"email"}
@@ -174,6 +174,24 @@ def _stage(
         if n_dup:
             drops.append(Drop(table.name, "exact duplicate events", int(n_dup), ()))
     return int(rows)
+
+
+def _as_text(src: str, dtype: str) -> str:
+    """A plain column as trimmed text, spelled the same whatever type the file gave it.
+
+    JSON strings lose their quotes (a JSONL column mixing 7 and "7" is typed JSON) and whole
+    floats lose their ".0" (pandas writes integer ids with a missing value as float64), so that
+    7, 7.0 and "7" are one user in every table.
+    """
+    col = f'"{src}"'
+    upper = dtype.upper()
+    if upper == "JSON":
+        col = f"json_extract_string({col}, '$')"
+    elif upper in ("DOUBLE", "FLOAT") or upper.startswith("DECIMAL"):
+        whole = f"isfinite({col}) AND abs({col}) < 1e18 AND {col} = trunc({col})"
+        integer = f"CAST(CAST({col} AS BIGINT) AS VARCHAR)"
+        col = f"CASE WHEN {whole} THEN {integer} ELSE CAST({col} AS VARCHAR) END"
+    return f"NULLIF(TRIM(CAST({col} AS VARCHAR)), '')"
 
 
 def _drop_where(
