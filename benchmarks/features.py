@@ -299,7 +299,10 @@ def main() -> None:
         print(f"generated {args.events:,} events / {args.users:,} users in "
               f"{time.perf_counter() - t:.1f}s -> {args.dir}")  # fmt: skip
     phases = ["scan", "duckdb", "duckdb-all"] + ([] if args.skip_pandas else ["pandas"])
-    res = {p: _child(args, p) for p in phases}
+    res = {}
+    for p in phases:  # printed as they finish: a 100M-event run takes a while
+        res[p] = _child(args, p)
+        print(f"  {p}: {json.dumps(res[p])}", flush=True)
     n = args.events
     print(f"\n{'phase':<12}{'wall s':>9}{'events/s':>14}{'peak MB':>10}  note")
     for p, r in res.items():
