@@ -73,11 +73,12 @@ def train(
     """Train, evaluate out of time, compare with the baselines, track and register."""
     # Fail fast, before minutes of work: an unreachable store (exit 5, or the local fallback)...
     connect(cfg.mlflow, project_dir)
+    baselines = baselines_from_config(cfg.baselines)  # ...an unknown template (exit 2)...
     progress("loading data, building label times and features")
     prepared = prepare(cfg)
     spec = prepared.spec
     # ...and a rule that does not parse or names a feature the spec lacks (exit 2).
-    for baseline in baselines_from_config(cfg.baselines):
+    for baseline in baselines:
         baseline.fit(prepared.test_rows())
     progress(
         f"{len(prepared.frame):,} labelled rows, {len(spec.columns)} features; fitting LightGBM"
