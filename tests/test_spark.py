@@ -281,3 +281,13 @@ def test_write_scores_partitions_by_as_of(spark, tmp_path):
     back = spark.read.parquet(out).groupBy("as_of").count().orderBy("as_of").toPandas()
     assert back["count"].tolist() == [3, 4]
     assert os.path.isdir(out)
+
+
+def test_pyfunc_udf_names_a_missing_model(spark, tmp_path):
+    """Check that a model URI that does not load raises ModelError naming the URI."""
+    from propensity.errors import ModelError
+    from propensity.tracking.spark import pyfunc_udf
+
+    missing = str(tmp_path / "no-model")
+    with pytest.raises(ModelError, match=r"Cannot load '.*no-model' as a Spark UDF"):
+        pyfunc_udf(spark, missing)

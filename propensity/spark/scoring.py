@@ -53,6 +53,8 @@ def score_spark(
     Returns one row per user: ``user_id, account_id, cutoff_at, score, percentile, is_pql,
     threshold``, the reason columns, ``holdout, model_name, model_version, run_id, as_of,
     scored_at`` (the single-machine score table without the previous-run comparison).
+    The scored features are persisted for the two passes (count, then explain); call
+    ``spark.catalog.clearCache()`` after writing when the session lives on.
 
     >>> scores = score_spark(spark, feats, "models:/propensity-pql@champion", cfg.scoring,
     ...                      as_of)  # doctest: +SKIP
@@ -90,7 +92,9 @@ def score_spark(
     scored_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     schema = _schema(cfg.reason_codes)
     features_cols = list(model.feature_columns)
-    as_of_ts = pd.Timestamp(as_of).tz_localize(None) if pd.Timestamp(as_of).tz else as_of
+    as_of_ts = pd.Timestamp(as_of)
+    if as_of_ts.tz is not None:  # naive UTC, like every timestamp in the tables
+        as_of_ts = as_of_ts.tz_convert("UTC").tz_localize(None)
 
     def explain(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         worker_model = _model_from(bundle.value)

@@ -9,6 +9,7 @@ lightgbm, mlflow); ``virtualenv``/``conda`` would rebuild an environment from th
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,11 @@ def pyfunc_udf(
         uri = resolve_tracking_uri(cfg or MlflowConfig(), project_dir)
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
+    # env_manager="local" is the deliberate choice (see the module docstring); mlflow warns
+    # about it on every call, so its logger is held at ERROR around the call.
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    level = pyfunc_log.level
+    pyfunc_log.setLevel(logging.ERROR)
     try:
         with quiet():
             info = mlflow.models.get_model_info(model_uri)
@@ -66,6 +72,8 @@ def pyfunc_udf(
             f"Cannot load {model_uri!r} as a Spark UDF: {str(exc).splitlines()[0]}. Check the "
             f"model URI and the tracking store (MLFLOW_TRACKING_URI)."
         ) from None
+    finally:
+        pyfunc_log.setLevel(level)
     if info.signature is None or info.signature.inputs is None:
         raise ModelError(
             f"Model {model_uri!r} must carry an input signature to be scored on Spark. Got none; "
