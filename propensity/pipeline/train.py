@@ -72,7 +72,7 @@ def train(
 ) -> TrainOutcome:
     """Train, evaluate out of time, compare with the baselines, track and register."""
     # Fail fast, before minutes of work: an unreachable store (exit 5, or the local fallback)...
-    connect(cfg.mlflow, project_dir)
+    store = connect(cfg.mlflow, project_dir)
     baselines = baselines_from_config(cfg.baselines)  # ...an unknown template (exit 2)...
     progress("loading data, building label times and features")
     prepared = prepare(cfg)
@@ -123,7 +123,8 @@ def train(
         test_rows = prepared.test_rows()
         decision = run.publish(model, test_rows[list(spec.columns)], test_rows["label"])
         report = report_training_run(run, out_dir, cfg, test_rows, decision)
-        note = run.note
+        # connect() points MLFLOW_TRACKING_URI at the fallback, so only the first one knows why
+        note = run.note or store.note
     return TrainOutcome(
         run_id=run.run_id,
         model_version=decision.version,
