@@ -46,7 +46,8 @@ def test_isotonic_pools_adjacent_violators():
     """Check the isotonic fit by hand: [0, 1, 0, 1] pools the middle pair to 0.5 each."""
     cal = Calibrator(method="isotonic").fit([0.1, 0.2, 0.3, 0.4], [0, 1, 0, 1])
     got = cal.predict([0.0, 0.1, 0.25, 0.35, 0.4, 0.9])
-    assert got.tolist() == pytest.approx([0.0, 0.0, 0.5, 0.75, 1.0, 1.0])
+    # within the 1e-6 tie-breaking slope that keeps the raw ranking
+    assert got.tolist() == pytest.approx([0.0, 0.0, 0.5, 0.75, 1.0, 1.0], abs=1e-6)
 
 
 @pytest.mark.parametrize("method", ["isotonic", "sigmoid", "identity"])
@@ -87,3 +88,17 @@ def test_unfitted_and_bad_method():
         Calibrator(method="sigmoid").predict([0.5])
     with pytest.raises(ValueError, match="The 'method' parameter of Calibrator"):
         Calibrator(method="spline").fit([0.5], [1])
+
+
+def test_isotonic_keeps_the_raw_ranking():
+    """Check that isotonic calibration breaks its ties by the raw score, so AUC and AP survive."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(5)
+    p_raw = rng.uniform(0.01, 0.6, 5000)
+    y = (rng.random(5000) < p_raw).astype(int)
+    cal = Calibrator(method="isotonic").fit(p_raw, y)
+    p = cal.predict(p_raw)
+    assert roc_auc_score(y, p) == roc_auc_score(y, p_raw)
+    assert average_precision_score(y, p) == average_precision_score(y, p_raw)
+    assert np.abs(p - np.interp(p_raw, cal.x_, cal.y_)).max() <= 1e-6

@@ -11,17 +11,17 @@ __all__ = ["attach_references"]
 
 
 def attach_references(
-    model: PQLModel, train_rows: pd.DataFrame, test_rows: pd.DataFrame, columns: list[str]
+    model: PQLModel, train_rows: pd.DataFrame, drift_rows: pd.DataFrame, columns: list[str]
 ) -> None:
     """Store reason-code quantiles (training rows) and drift histograms in `model.metadata`.
 
-    Drift is measured against the test slice: it is the newest labelled period, and the model's
-    scores there are out of sample, whereas scores on its own training rows are optimistic and
-    would raise false score-drift alarms.
+    `drift_rows` should look like what the score job meets (users at every trial age, scored out
+    of sample): scores on the model's own training rows are optimistic and would raise false
+    score-drift alarms.
     """
     from propensity.drift import fit_drift_reference
     from propensity.explain import fit_reference
 
-    scores = model.predict_proba(test_rows[columns])[:, 1]
+    scores = model.predict_proba(drift_rows[columns])[:, 1]
     model.metadata["reason_reference"] = fit_reference(train_rows, columns)
-    model.metadata["drift_reference"] = fit_drift_reference(test_rows, columns, scores)
+    model.metadata["drift_reference"] = fit_drift_reference(drift_rows, columns, scores)

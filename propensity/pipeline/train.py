@@ -19,6 +19,8 @@ import pandas as pd
 from propensity.baselines import baselines_from_config
 from propensity.compare import compare
 from propensity.config import Config
+from propensity.features import compute_features
+from propensity.labels import scoring_population
 from propensity.model.train import TrainingResult, fit_model
 from propensity.pipeline.artifacts import write_training_artifacts
 from propensity.pipeline.prepare import Prepared, prepare
@@ -95,7 +97,7 @@ def train(
     model = result.model
     frame, split = prepared.frame, prepared.split
     train_main = frame.iloc[split.train[prepared.main_rows[split.train]]]
-    attach_references(model, train_main, frame.iloc[split.test], list(spec.columns))
+    attach_references(model, train_main, _scoring_like_rows(cfg, prepared), list(spec.columns))
     comparison = _compare(cfg, prepared, result)
     progress("logging the run and registering the model")
     with start_run(cfg, "train", project_dir=project_dir) as run:
@@ -138,6 +140,17 @@ def train(
         test_frame=result.test_frame,
         tracking_note=note,
     )
+
+
+def _scoring_like_rows(cfg: Config, prepared: Prepared) -> pd.DataFrame:
+    """Features of the population the score job would have met at the end of the test period.
+
+    Drift is judged against this, not against training rows: a score job meets users at every
+    trial age, so comparing it with rows cut at fixed ages would flag age, not drift.
+    """
+    as_of = pd.Timestamp(prepared.test_rows()["cutoff_at"].max()).to_pydatetime()
+    population = scoring_population(prepared.data.con, cfg.label, as_of)
+    return compute_features(prepared.data.con, population, prepared.spec).frame
 
 
 def _compare(cfg: Config, prepared: Prepared, result: TrainingResult) -> Any:
