@@ -38,21 +38,25 @@ def main() -> None:
         cfg = load_config("configs/demo.yaml")
         label = cfg.label
         if args.extra_cutoffs:
-            label = label.model_copy(update={"extra_cutoffs": (timedelta(days=1),
-                                                               timedelta(days=3),
-                                                               timedelta(days=10))})
+            label = label.model_copy(
+                update={"extra_cutoffs": (timedelta(days=1), timedelta(days=3), timedelta(days=10))}
+            )
         cfg = cfg.model_copy(update={"output_dir": str(tmp / "out"), "label": label})
 
         def at(folder: str):
-            paths = {"events": str(tmp / folder / "events"),
-                     "users": str(tmp / folder / "users.parquet"),
-                     "conversions": str(tmp / folder / "conversions.parquet")}
+            paths = {
+                "events": str(tmp / folder / "events"),
+                "users": str(tmp / folder / "users.parquet"),
+                "conversions": str(tmp / folder / "conversions.parquet"),
+            }
             return cfg.model_copy(update={"data": cfg.data.model_copy(update=paths)})
 
         outcome = train(at("a"), progress=lambda m: None)
         h = outcome.headline
-        print(f"training test slice: ROC AUC {h['roc_auc']:.4f}  AP {h['average_precision']:.4f}"
-              f"  ECE {h['ece']:.4f}  (extra cutoffs: {args.extra_cutoffs})")
+        print(
+            f"training test slice: ROC AUC {h['roc_auc']:.4f}  AP {h['average_precision']:.4f}"
+            f"  ECE {h['ece']:.4f}  (extra cutoffs: {args.extra_cutoffs})"
+        )
         conversions = pd.read_parquet(tmp / "b" / "conversions.parquet")
         first_paid = conversions.groupby("user_id")["converted_at"].min()
         rows = []
@@ -64,8 +68,15 @@ def main() -> None:
             horizon_end = as_of + cfg.label.horizon
             y = ((paid >= as_of) & (paid < horizon_end)).astype(int).to_numpy()
             m = ranking_metrics(y, scored["score"].to_numpy(), cfg.calibration.ece_bins)
-            rows.append({"as_of": as_of.date(), "users": len(scored), "base_rate": y.mean(),
-                         "mean_score": scored["score"].mean(), **m})
+            rows.append(
+                {
+                    "as_of": as_of.date(),
+                    "users": len(scored),
+                    "base_rate": y.mean(),
+                    "mean_score": scored["score"].mean(),
+                    **m,
+                }
+            )
         table = pd.DataFrame(rows)
         print("later cohort, scores written by the score job vs what happened next:")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
