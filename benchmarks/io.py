@@ -70,7 +70,7 @@ _CHILD = {
     "propensity": """
 from propensity.config import DataConfig
 from propensity.io import load_data
-r = load_data(DataConfig(events=EVENTS, users=USERS)).report
+r = load_data(DataConfig(events=EVENTS, users=USERS, memory_limit=LIMIT)).report
 print(r.tables[0].rows_kept)
 """,
     "duckdb_scan": """
@@ -86,9 +86,9 @@ print(len(df), int(df.memory_usage(deep=True).sum()))
 }
 
 
-def measure(name: str, events: Path, users: Path) -> dict:
+def measure(name: str, events: Path, users: Path, limit: str = "3GB") -> dict:
     code = (
-        f"EVENTS, USERS = {str(events)!r}, {str(users)!r}\n"
+        f"EVENTS, USERS, LIMIT = {str(events)!r}, {str(users)!r}, {limit!r}\n"
         + _CHILD[name]
         # VmHWM resets at exec, unlike ru_maxrss, which a child inherits from its parent
         + "\nimport re, sys\nprint(re.search(r'VmHWM:\\s+(\\d+)', "
@@ -107,11 +107,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--memory-limit", default="1GB", help="DuckDB cap for propensity")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         events, users = make_data(Path(tmp), args.rows, args.users)
         size_mb = events.stat().st_size / 2**20
-        results = [measure(n, events, users) for n in ("duckdb_scan", "pandas", "propensity")]
+        results = [
+            measure(n, events, users, args.memory_limit)
+            for n in ("duckdb_scan", "pandas", "propensity")
+        ]
     pandas_frame_mb = int(results[1]["out"].split()[1]) / 2**20
     print(
         f"events: {args.rows:,} rows, parquet {size_mb:,.0f} MB, "
@@ -123,6 +127,7 @@ def main() -> None:
             f"{r['name']:<12} {r['seconds']:7.2f} s  peak {r['peak_mb']:7,.0f} MB  "
             f"time x{r['seconds'] / base['seconds']:.1f} vs bare DuckDB scan"
         )
+    print(f"propensity ran with data.memory_limit = {args.memory_limit} (spilling beyond it)")
     prop = results[2]
     print(
         f"propensity read+clean+validate peak memory = {prop['peak_mb'] / pandas_frame_mb:.2f} x "

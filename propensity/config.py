@@ -107,6 +107,8 @@ class DataConfig(_Section):
     unknown_user_events: Literal["drop", "fail"] = "drop"
     max_future: Duration = timedelta(days=1)  # tolerance past "now" before a timestamp is bad
     pii_columns: tuple[str, ...] = ("email",)  # never written to any output
+    # DuckDB's memory cap; past it DuckDB spills to a temporary folder instead of growing
+    memory_limit: str = Field(default="3GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|TB)$")
 
 
 class LabelConfig(_Section):

@@ -222,7 +222,7 @@ def load_data(
 
     Raises :class:`DataContractError` listing every problem found.
     """
-    con = con or connect()
+    con = con or connect(memory_limit=cfg.memory_limit)
     problems, drops, notes = _Problems(), [], []
     sources = {"events": cfg.events, "users": cfg.users, "conversions": cfg.conversions}
     rows_read: dict[str, int] = {}
