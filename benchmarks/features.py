@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/features.py --events 100_000_000 --users 1_000_000 --skip-pandas
 
 Synthetic events are generated with numpy (seeded) into parquet under ``--dir``. Each
-measurement runs in its own subprocess so its peak memory (ru_maxrss) is its own. Printed:
+measurement runs in its own subprocess so its peak memory (VmHWM) is its own. Printed:
 wall time, events/s and peak RSS of
 
 - ``duckdb``: the feature build (``compute_features``) for the families pandas also implements
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _peak import peak_mb
 
 NAMES = np.array(
     [
@@ -288,7 +288,7 @@ def main() -> None:
             "pandas": lambda: phase_pandas(args.dir, args),
         }
         result = runners[args.phase]()
-        result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_mb"] = peak_mb()
         print(json.dumps(result))
         return
     t = time.perf_counter()

@@ -6,7 +6,7 @@
 A LightGBM model (``--trees`` trees, 31 leaves) is trained on synthetic trial users with ~150
 feature columns that follow the project's naming conventions, wrapped in a PQLModel (isotonic
 calibration, threshold at the top 5%) and saved. Each measurement then runs in its own
-subprocess so its peak memory (ru_maxrss) is its own; the subprocess builds its feature frame
+subprocess so its peak memory (VmHWM) is its own; the subprocess builds its feature frame
 (seeded) and calls ``propensity.scoring.score_frame``. Printed per size:
 
 - ``proba``: the score table without reason codes (``explain="none"``): users/s, peak RSS;
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from _peak import peak_mb
 
 EVENTS = [
     "page_view", "login", "doc_created", "doc_shared", "comment_added", "message_sent",
@@ -137,7 +137,7 @@ def build_model(folder: Path, trees: int, seed: int) -> dict:
 
 # ---- measurements (each in its own process) ------------------------------------------------
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_mb()  # VmHWM: ru_maxrss would include a large parent's peak
 
 
 def measure(mode: str, folder: Path, users: int, seed: int, shap_rows: int) -> dict:

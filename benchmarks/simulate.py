@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/simulate.py                    # 20k and 1M users, parquet
     .venv/bin/python benchmarks/simulate.py --users 20000 200000 --format csv
 
-Each size runs in its own subprocess so its peak resident memory (``ru_maxrss``) is its own.
+Each size runs in its own subprocess so its peak resident memory (``VmHWM``) is its own.
 Throughput is printed as a ratio to the first (baseline) size, so a size whose throughput falls
 well below 1.0x does not scale linearly.
 """
@@ -19,14 +19,14 @@ import tempfile
 from pathlib import Path
 
 _CHILD = """
-import json, resource, sys
+import json, re, sys
 from pathlib import Path
 from propensity.simulate import simulate
 out, users, fmt, preset, chunk = sys.argv[1:]
 s = simulate(Path(out), users=int(users), seed=0, format=fmt, preset=preset, chunk_users=int(chunk))
 size = sum(p.stat().st_size for p in Path(out).rglob("*") if p.is_file())
 print(json.dumps({"users": s.users, "events": s.events, "seconds": s.seconds, "bytes": size,
-    "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    "maxrss_kb": int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)),
     "roc_auc": s.oracle.roc_auc, "base_rate": s.oracle.base_rate}))
 """
 

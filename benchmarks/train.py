@@ -1,6 +1,6 @@
 """Benchmark: fit_model on synthetic feature tables of 100k and 1M rows x ~150 features.
 
-Each measurement runs in a fresh subprocess so that peak RSS (ru_maxrss) belongs to it alone.
+Each measurement runs in a fresh subprocess so that peak RSS (VmHWM) belongs to it alone.
 For every size it prints wall time and peak memory of
 
 - ``fit_model``: split, encode, LightGBM with early stopping, calibration, threshold, bootstrap;
@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pandas as pd
+from _peak import peak_mb
 
 SEED = 0
 
@@ -65,7 +65,7 @@ def make_frame(rows: int, features: int, seed: int = SEED) -> tuple[pd.DataFrame
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    return peak_mb()  # VmHWM: ru_maxrss would include a large parent's peak
 
 
 def run_one(kind: str, rows: int, features: int, threads: int, trees: int) -> dict:
