@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import itertools
 import re
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import duckdb
 import numpy as np
@@ -19,10 +21,10 @@ import pandas as pd
 from propensity.config import FeaturesConfig
 from propensity.errors import ConfigError, DataContractError
 from propensity.features.spec import FAMILIES, FeatureSpec
-from propensity.features.sql import DUCKDB, build_plan
+from propensity.features.sql import DUCKDB, Dialect, build_plan
 from propensity.labels import LabelTimes
 
-__all__ = ["FeatureFrame", "compute_features", "learn_spec"]
+__all__ = ["FeatureFrame", "SqlRunner", "assemble_features", "compute_features", "learn_spec"]
 
 _ROW_KEYS = ("user_id", "account_id", "signup_at", "cutoff_at")
 _PROPERTY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -43,8 +45,31 @@ class FeatureFrame:
     unseen_events: dict[str, int] = field(default_factory=dict)
 
 
+class RowsRelation(Protocol):
+    """Label rows registered as relation ``name`` (with ``rid`` and, if known, ``label``)."""
+
+    name: str
+    prefix: str
+
+
+class SqlRunner(Protocol):
+    """What :func:`learn_spec` needs from an engine: a few queries over ``events``/``users``.
+
+    DuckDB connections are wrapped automatically; the Spark engine passes its own
+    (:func:`propensity.spark.learn_spec_spark`), so one definition learns the spec on both.
+    """
+
+    dialect: Dialect
+
+    def rows(self, label_times: LabelTimes) -> AbstractContextManager[RowsRelation]: ...
+    def fetch(self, sql: str) -> list[tuple[Any, ...]]: ...
+    def materialise(self, name: str, sql: str) -> None: ...
+    def drop(self, name: str) -> None: ...
+    def column_types(self, table: str) -> dict[str, str]: ...  # DuckDB type names
+
+
 def learn_spec(
-    con: duckdb.DuckDBPyConnection, label_times: LabelTimes, cfg: FeaturesConfig
+    con: duckdb.DuckDBPyConnection | SqlRunner, label_times: LabelTimes, cfg: FeaturesConfig
 ) -> FeatureSpec:
     """Learn the vocabulary, transitions and categorical levels on training rows.
 
@@ -55,15 +80,16 @@ def learn_spec(
     labels), ties broken by name.
     """
     _check_config(cfg)
+    run: SqlRunner = _DuckRunner(con) if isinstance(con, duckdb.DuckDBPyConnection) else con
     families = tuple(f for f in FAMILIES if getattr(cfg.families, f))
-    with _Rows(con, label_times) as rows:
-        events = _vocabulary(con, rows.name, cfg)
+    with run.rows(label_times) as rows:
+        events = _vocabulary(run, rows.name, cfg)
         key_events = tuple(sorted(set(cfg.key_events))) if cfg.key_events else events
         milestones = tuple(
             (m.first, m.then, None if m.within is None else _sec(m.within)) for m in cfg.milestones
         )
         properties = tuple((p.event, p.property, tuple(p.aggregates)) for p in cfg.properties)
-        _check_user_columns(con, cfg)
+        _check_user_columns(run, cfg)
         base = FeatureSpec(
             families=families,
             events=events,
@@ -76,14 +102,14 @@ def learn_spec(
             education_suffixes=tuple(s.lower() for s in cfg.education_suffixes),
             numeric_user_columns=tuple(cfg.numeric_user_columns),
             categorical_user_columns=tuple(
-                (c, _levels(con, rows.name, c, cfg.max_category_levels))
+                (c, _levels(run, rows.name, c, cfg.max_category_levels))
                 for c in cfg.categorical_user_columns
             ),
             properties=properties,
         )
         transitions: tuple[tuple[str, str], ...] = ()
         if "transitions" in families and cfg.top_transitions > 0 and events:
-            transitions = _top_transitions(con, base, rows, label_times.has_label, cfg)
+            transitions = _top_transitions(run, base, rows, label_times.has_label, cfg)
     spec = FeatureSpec(**{**_fields(base), "transitions": transitions})
     dupes = sorted({c for c in spec.columns if spec.columns.count(c) > 1})
     if dupes:
@@ -126,7 +152,17 @@ def compute_features(
         finally:
             for step in reversed(shared):
                 con.execute(f"DROP TABLE IF EXISTS {step.name}")
-    feats = table.to_pandas()
+    return assemble_features(label_times, table.to_pandas(), spec, unseen)
+
+
+def assemble_features(
+    label_times: LabelTimes, feats: pd.DataFrame, spec: FeatureSpec, unseen: dict
+) -> FeatureFrame:
+    """The FeatureFrame from an engine's result (``rid`` then the spec's columns, by ``rid``).
+
+    Shared by every engine so the dtypes (float64, categoricals with the spec's levels) and the
+    one-row-per-label-row check are one definition.
+    """
     n = len(label_times.frame)
     if len(feats) != n or not np.array_equal(feats["rid"].to_numpy(), np.arange(n)):
         raise DataContractError(
@@ -183,6 +219,30 @@ class _Rows:
         self.con.execute(f"DROP TABLE IF EXISTS {self.name}")
 
 
+class _DuckRunner:
+    """:class:`SqlRunner` on a DuckDB connection (temp tables)."""
+
+    dialect = DUCKDB
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def rows(self, label_times: LabelTimes) -> _Rows:
+        return _Rows(self.con, label_times)
+
+    def fetch(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql).fetchall()
+
+    def materialise(self, name: str, sql: str) -> None:
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+
+    def drop(self, name: str) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def column_types(self, table: str) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.con.execute(f"DESCRIBE {table}").fetchall()}
+
+
 def _sec(delta) -> int:  # type: ignore[no-untyped-def]
     return int(round(delta.total_seconds()))
 
@@ -205,26 +265,25 @@ def _check_config(cfg: FeaturesConfig) -> None:
         )
 
 
-def _vocabulary(con: duckdb.DuckDBPyConnection, rows: str, cfg: FeaturesConfig) -> tuple[str, ...]:
-    found = con.execute(
+def _vocabulary(run: SqlRunner, rows: str, cfg: FeaturesConfig) -> tuple[str, ...]:
+    found = run.fetch(
         f"""
         SELECT e.event, COUNT(DISTINCT e.user_id) AS users, COUNT(*) AS n
         FROM events e JOIN {rows} r ON e.user_id = r.user_id
         WHERE e.event IS NOT NULL AND e.timestamp < r.cutoff_at AND e.timestamp >= r.signup_at
         GROUP BY e.event
-        HAVING COUNT(DISTINCT e.user_id) >= ?
+        HAVING COUNT(DISTINCT e.user_id) >= {int(cfg.min_event_support)}
         ORDER BY users DESC, n DESC, e.event
-        LIMIT ?
-        """,
-        [cfg.min_event_support, cfg.max_event_types],
-    ).fetchall()
+        LIMIT {int(cfg.max_event_types)}
+        """
+    )
     named = {*cfg.key_events, *(p.event for p in cfg.properties)}
     named |= {e for m in cfg.milestones for e in (m.first, m.then)}
     return tuple(sorted({row[0] for row in found} | named))
 
 
-def _check_user_columns(con: duckdb.DuckDBPyConnection, cfg: FeaturesConfig) -> None:
-    types = {r[0]: r[1] for r in con.execute("DESCRIBE users").fetchall()}
+def _check_user_columns(run: SqlRunner, cfg: FeaturesConfig) -> None:
+    types = run.column_types("users")
     problems = []
     for col in (*cfg.numeric_user_columns, *cfg.categorical_user_columns):
         if col not in types:
@@ -242,33 +301,35 @@ def _check_user_columns(con: duckdb.DuckDBPyConnection, cfg: FeaturesConfig) -> 
         raise DataContractError(problems)
 
 
-def _levels(con: duckdb.DuckDBPyConnection, rows: str, col: str, cap: int) -> tuple[str, ...]:
-    q = DUCKDB.quote(col)
-    found = con.execute(
+def _levels(run: SqlRunner, rows: str, col: str, cap: int) -> tuple[str, ...]:
+    q = run.dialect.quote(col)
+    # CAST AS STRING, as the feature plan casts the column (DuckDB reads STRING as VARCHAR).
+    found = run.fetch(
         f"""
-        SELECT CAST(u.{q} AS VARCHAR) AS v, COUNT(*) AS n
+        SELECT CAST(u.{q} AS STRING) AS v, COUNT(*) AS n
         FROM {rows} r JOIN users u ON u.user_id = r.user_id
-        WHERE u.{q} IS NOT NULL GROUP BY v ORDER BY n DESC, v LIMIT ?
-        """,
-        [cap],
-    ).fetchall()
+        WHERE u.{q} IS NOT NULL GROUP BY v ORDER BY n DESC, v LIMIT {int(cap)}
+        """
+    )
     return tuple(sorted(v for v, _ in found))
 
 
 def _top_transitions(
-    con: duckdb.DuckDBPyConnection,
+    run: SqlRunner,
     spec: FeatureSpec,
-    rows: _Rows,
+    rows: RowsRelation,
     has_label: bool,
     cfg: FeaturesConfig,
 ) -> tuple[tuple[str, str], ...]:
-    plan = build_plan(spec, DUCKDB, rows.name, rows.prefix)
+    plan = build_plan(spec, run.dialect, rows.name, rows.prefix)
     steps = [s for s in plan.steps if s.name in {f"{rows.prefix}{n}" for n in ("rows", "ev")}]
     label = "l.label" if has_label else "0"
+    done: list[str] = []
     try:
         for step in steps:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}")
-        pairs = con.execute(
+            run.materialise(step.name, step.sql)
+            done.append(step.name)
+        found = run.fetch(
             f"""
             WITH seq AS (
                 SELECT rid, k, LAG(k) OVER (PARTITION BY rid ORDER BY t, k) AS prev
@@ -276,16 +337,16 @@ def _top_transitions(
             ), per_row AS (SELECT DISTINCT rid, prev, k FROM seq WHERE prev IS NOT NULL)
             SELECT p.prev, p.k, COUNT(*) AS n_with, SUM({label}) AS pos_with
             FROM per_row p JOIN {rows.name} l ON l.rid = p.rid
-            GROUP BY p.prev, p.k HAVING COUNT(*) >= ?
-            """,
-            [cfg.min_event_support],
-        ).df()
-        total, positives = con.execute(
+            GROUP BY p.prev, p.k HAVING COUNT(*) >= {int(cfg.min_event_support)}
+            """
+        )
+        [(total, positives)] = run.fetch(
             f"SELECT COUNT(*), COALESCE(SUM({label}), 0) FROM {rows.name} l"
-        ).fetchone()
+        )
     finally:
-        for step in reversed(steps):
-            con.execute(f"DROP TABLE IF EXISTS {step.name}")
+        for name in reversed(done):
+            run.drop(name)
+    pairs = pd.DataFrame(found, columns=["prev", "k", "n_with", "pos_with"])
     if pairs.empty:
         return ()
     names = np.asarray(sorted(spec.events), dtype=object)  # codes: ranks in the sorted vocabulary

@@ -14,6 +14,7 @@ from propensity.spark.features import (
     compute_features_spark,
     feature_table,
     label_rows,
+    learn_spec_spark,
 )
 from propensity.spark.labels import build_label_times_spark, scoring_population_spark
 from propensity.spark.session import DEFAULT_CONF, LOCAL_TEST_CONF, spark_session
@@ -27,6 +28,7 @@ __all__ = [
     "compute_features_spark",
     "feature_table",
     "label_rows",
+    "learn_spec_spark",
     "register_tables",
     "scoring_population_spark",
     "spark_session",

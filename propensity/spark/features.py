@@ -20,15 +20,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from propensity.errors import DataContractError, ModelError
-from propensity.features import FeatureFrame, FeatureSpec
+from propensity.config import FeaturesConfig
+from propensity.errors import DataContractError
+from propensity.features import FeatureFrame, FeatureSpec, learn_spec
+from propensity.features.engine import assemble_features
 from propensity.features.sql import SPARK, build_plan
 from propensity.labels import LabelTimes
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["SparkFeatures", "compute_features_spark", "feature_table", "label_rows"]
+__all__ = [
+    "SparkFeatures",
+    "compute_features_spark",
+    "feature_table",
+    "label_rows",
+    "learn_spec_spark",
+]
 
 _ROW_KEYS = ("user_id", "account_id", "signup_at", "cutoff_at")
 _PERSISTED = ("rows", "ev")  # steps read more than once: computed once per call
@@ -38,7 +46,8 @@ _calls = itertools.count()
 def label_rows(spark: SparkSession, label_times: LabelTimes) -> DataFrame:
     """The label rows as a Spark DataFrame with an integer ``rid`` (their position).
 
-    Timestamps go in as ``TIMESTAMP_NTZ`` (naive UTC wall clock), as parquet gives them.
+    Timestamps go in as ``TIMESTAMP_NTZ`` (naive UTC wall clock), as parquet gives them; the
+    ``label`` comes along when the rows have one (learning the spec ranks transitions by it).
     """
     from pyspark.sql.types import (
         LongType,
@@ -66,16 +75,17 @@ def label_rows(spark: SparkSession, label_times: LabelTimes) -> DataFrame:
             "cutoff_at": pd.to_datetime(frame["cutoff_at"]).astype("datetime64[us]").to_numpy(),
         }
     )
-    schema = StructType(
-        [
-            StructField("rid", LongType(), False),
-            StructField("user_id", StringType(), True),
-            StructField("account_id", StringType(), True),
-            StructField("signup_at", TimestampNTZType(), True),
-            StructField("cutoff_at", TimestampNTZType(), True),
-        ]
-    )
-    return spark.createDataFrame(rows, schema=schema)
+    fields = [
+        StructField("rid", LongType(), False),
+        StructField("user_id", StringType(), True),
+        StructField("account_id", StringType(), True),
+        StructField("signup_at", TimestampNTZType(), True),
+        StructField("cutoff_at", TimestampNTZType(), True),
+    ]
+    if label_times.has_label:
+        rows["label"] = frame["label"].to_numpy(dtype="int64")
+        fields.append(StructField("label", LongType(), False))
+    return spark.createDataFrame(rows, schema=StructType(fields))
 
 
 def feature_table(spark: SparkSession, rows: DataFrame, spec: FeatureSpec) -> SparkFeatures:
@@ -104,23 +114,18 @@ def compute_features_spark(
     with feature_table(spark, label_rows(spark, label_times), spec) as feats:
         table = feats.frame.orderBy("rid").toPandas()
         unseen = feats.unseen()
-    n = len(label_times.frame)
-    if len(table) != n or not np.array_equal(table["rid"].to_numpy(), np.arange(n)):
-        raise ModelError(
-            f"Feature rows must match label rows one to one ({n}). Got {len(table)}; the "
-            f"users table probably repeats a user_id, make it unique."
-        )
-    out = label_times.frame[["user_id", "cutoff_at"]].reset_index(drop=True).copy()
-    cats = spec.categorical
-    data = {}
-    for name in spec.columns:
-        col = table[name]
-        if name in cats:
-            data[name] = pd.Categorical(col.where(col.notna(), None), categories=list(cats[name]))
-        else:
-            data[name] = col.astype("float64")
-    frame = pd.concat([out, pd.DataFrame(data, index=out.index)], axis=1)
-    return FeatureFrame(frame, unseen)
+    return assemble_features(label_times, table, spec, unseen)
+
+
+def learn_spec_spark(
+    spark: SparkSession, label_times: LabelTimes, cfg: FeaturesConfig
+) -> FeatureSpec:
+    """:func:`propensity.features.learn_spec` on the Spark views ``events`` and ``users``.
+
+    The very same queries (vocabulary, categorical levels, transitions ranked by the label) run
+    through a Spark runner, so the spec equals the DuckDB one for the same tables and rows.
+    """
+    return learn_spec(_SparkRunner(spark), label_times, cfg)
 
 
 class SparkFeatures:
@@ -184,3 +189,56 @@ class SparkFeatures:
     def _register(self, df: DataFrame, name: str) -> None:
         df.createOrReplaceTempView(name)
         self._views.append(name)
+
+
+class _SparkRunner:
+    """:class:`propensity.features.engine.SqlRunner` on Spark: persisted temp views."""
+
+    dialect = SPARK
+    # Spark's type names as DuckDB spells them, for the user-column checks.
+    _TYPES = {"tinyint": "TINYINT", "smallint": "SMALLINT", "int": "INTEGER",
+              "bigint": "BIGINT", "float": "FLOAT", "double": "DOUBLE", "boolean": "BOOLEAN",
+              "string": "VARCHAR"}  # fmt: skip
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.spark = spark
+        self._cached: dict[str, DataFrame] = {}
+
+    def rows(self, label_times: LabelTimes) -> _SparkRows:
+        return _SparkRows(self.spark, label_times)
+
+    def fetch(self, sql: str) -> list[tuple]:
+        return [tuple(r) for r in self.spark.sql(sql).collect()]
+
+    def materialise(self, name: str, sql: str) -> None:
+        from pyspark import StorageLevel
+
+        df = self.spark.sql(sql).persist(StorageLevel.MEMORY_AND_DISK)
+        df.createOrReplaceTempView(name)
+        self._cached[name] = df
+
+    def drop(self, name: str) -> None:
+        self.spark.catalog.dropTempView(name)
+        df = self._cached.pop(name, None)
+        if df is not None:
+            df.unpersist()
+
+    def column_types(self, table: str) -> dict[str, str]:
+        types = self.spark.table(table).dtypes
+        return {c: self._TYPES.get(t, t.upper()) for c, t in types}
+
+
+class _SparkRows:
+    """The label rows (with ``label``) as a temp view for the duration of a ``with``."""
+
+    def __init__(self, spark: SparkSession, label_times: LabelTimes) -> None:
+        self.spark, self.label_times = spark, label_times
+        self.prefix = f"_pf{next(_calls)}_"
+        self.name = f"{self.prefix}input"
+
+    def __enter__(self) -> _SparkRows:
+        label_rows(self.spark, self.label_times).createOrReplaceTempView(self.name)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.spark.catalog.dropTempView(self.name)
