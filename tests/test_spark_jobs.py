@@ -1,0 +1,198 @@
+"""Tests for propensity.pipeline.spark_jobs: Spark training data and scores equal DuckDB's."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from propensity.config import config_from_dict
+from propensity.errors import ConfigError
+from propensity.io import load_data
+from propensity.model.train import fit_model
+from propensity.pipeline.prepare import prepare
+from propensity.pipeline.score import score_job
+from propensity.simulate import simulate
+
+pytest.importorskip("pyspark")
+
+from spark_fixtures import SPARK_MARKS, spark  # noqa: E402, F401  (a fixture)
+
+from propensity.pipeline.spark_jobs import (  # noqa: E402
+    load_spark,
+    prepare_spark,
+    score_spark_job,
+    scoring_like_rows_spark,
+)
+from propensity.tracking import start_run  # noqa: E402
+
+pytestmark = SPARK_MARKS
+
+AS_OF = datetime(2025, 4, 1)
+
+
+def _config(root: Path, data: dict | None = None) -> object:
+    canon = root / "canon"
+    return config_from_dict(
+        {
+            "seed": 3,
+            "output_dir": str(root / "outputs"),
+            "data": data
+            or {
+                "events": str(canon / "events.parquet"),
+                "users": str(canon / "users.parquet"),
+                "conversions": str(canon / "conversions.parquet"),
+            },
+            "label": {"extra_cutoffs": ["3d"]},
+            "features": {
+                "milestones": [{"first": "doc_shared", "then": "invite_accepted", "within": "48h"}]
+            },
+            "model": {
+                "n_estimators": 60,
+                "early_stopping_rounds": 10,
+                "n_jobs": 1,
+                "min_positives": 10,
+                "min_negatives": 10,
+            },  # fmt: skip
+            "mlflow": {"registered_model": "sparkjobs"},
+            "spark": {"master": "local[2]"},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def world(spark, tmp_path_factory):  # noqa: F811 - the imported fixture
+    """1500 simulated users as canonical parquet, prepared by both engines."""
+    root = tmp_path_factory.mktemp("spark_jobs")
+    simulate(root / "sim", users=1500, seed=5)
+    loaded = load_data(
+        config_from_dict(
+            {
+                "data": {
+                    "events": str(root / "sim" / "events"),
+                    "users": str(root / "sim" / "users.parquet"),
+                    "conversions": str(root / "sim" / "conversions.parquet"),
+                }
+            }
+        ).data
+    )
+    (root / "canon").mkdir()
+    for name in ("events", "users", "conversions"):
+        loaded.con.execute(f"COPY {name} TO '{root / 'canon' / name}.parquet' (FORMAT parquet)")
+    cfg = _config(root)
+    duck = prepare(cfg)
+    sparked = prepare_spark(cfg, load_spark(cfg, spark))
+    return {"root": root, "cfg": cfg, "duck": duck, "spark": sparked}
+
+
+def test_prepare_spark_equals_duckdb(world):
+    """Check labels, split, spec, every feature value and the data report against DuckDB."""
+    duck, got = world["duck"], world["spark"]
+    assert got.spec.hash == duck.spec.hash and got.spec.columns == duck.spec.columns
+    assert any(c.startswith("tr_") for c in got.spec.columns)  # transitions ranked by label
+    pd.testing.assert_frame_equal(got.labels.frame, duck.labels.frame)
+    for part in ("train", "validation", "calibration", "test"):
+        np.testing.assert_array_equal(getattr(got.split, part), getattr(duck.split, part))
+    np.testing.assert_array_equal(got.main_rows, duck.main_rows)
+    assert got.unseen_events == duck.unseen_events
+    a, b = got.frame, duck.frame
+    assert list(a.columns) == list(b.columns) and (a.dtypes == b.dtypes).all()
+    cats = got.spec.categorical
+    for col in a.columns:
+        if col in cats or col in ("user_id", "cutoff_at", "label"):
+            assert a[col].equals(b[col]), col
+        else:
+            np.testing.assert_allclose(a[col], b[col], rtol=0, atol=1e-9, err_msg=col)
+    rows = {t.name: t.rows_kept for t in got.data.report.tables}
+    assert rows == {t.name: t.rows_kept for t in duck.data.report.tables}
+    assert got.data.report.last_event == duck.data.report.last_event
+    assert got.data.report.event_types == duck.data.report.event_types
+
+
+def _fit(world, prepared):
+    spec = prepared.spec
+    return fit_model(
+        prepared.frame,
+        list(spec.columns),
+        {k: list(v) for k, v in spec.categorical.items()},
+        world["cfg"],
+        json.loads(spec.to_json()),
+        spec.hash,
+        report_rows=prepared.main_rows,
+    )
+
+
+@pytest.fixture(scope="module")
+def duck_model(world):
+    """The model the DuckDB engine's feature table trains."""
+    return _fit(world, world["duck"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="event_entropy differs between engines by 1 ulp (8.9e-16) on ~20% of rows: "
+    "SUM(n_all * LN(n_all)) adds in engine-specific order (features/sql.py). LightGBM bins "
+    "exact values, so the two models differ (up to 0.04 in probability here); rounding the "
+    "features to 10 decimals makes them identical. Fix in sql.py, then drop this xfail.",
+)
+def test_same_model_from_either_engine(world, duck_model):
+    """Check that fit_model on the Spark feature table gives the DuckDB model's probabilities."""
+    want = duck_model.test_frame["p"].to_numpy()
+    got = _fit(world, world["spark"]).test_frame["p"].to_numpy()
+    assert len(want) > 50
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_scoring_like_rows_spark_equal_duckdb(world):
+    """Check the drift-reference population's features against the DuckDB ones."""
+    from propensity.features import compute_features
+    from propensity.labels import scoring_population
+
+    duck = world["duck"]
+    got = scoring_like_rows_spark(world["cfg"], world["spark"])
+    as_of = pd.Timestamp(duck.test_rows()["cutoff_at"].max()).to_pydatetime()
+    population = scoring_population(duck.data.con, world["cfg"].label, as_of)
+    want = compute_features(duck.data.con, population, duck.spec).frame
+    assert len(got) == len(want) > 20
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=0, atol=1e-9)
+
+
+def test_score_spark_job_equals_duckdb_score_job(world, duck_model, tmp_path, monkeypatch):
+    """Check the partitioned parquet's scores against the DuckDB score job's, user by user."""
+    db = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", db)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", db)
+    cfg = world["cfg"]
+    with start_run(cfg, "train", project_dir=tmp_path) as run:
+        version = run.register_model(run.log_model(duck_model.model))
+    uri = f"models:/sparkjobs/{version}"
+
+    want = score_job(cfg, AS_OF, tmp_path / "duck.parquet", model_uri=uri).scores
+    out = tmp_path / "spark_scores"
+    summary = score_spark_job(cfg, AS_OF, out, model_uri=uri, data=world["spark"].data)
+    parts = [p.name for p in out.iterdir() if p.is_dir()]
+    assert parts == ["as_of=2025-04-01 00%3A00%3A00"]
+    got = pd.read_parquet(out / parts[0]).sort_values(["score", "user_id"], ascending=[False, True])
+    want = want.sort_values(["score", "user_id"], ascending=[False, True])
+    assert got["user_id"].tolist() == want["user_id"].tolist() and len(got) > 50
+    np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=1e-9)
+    assert got["is_pql"].tolist() == want["is_pql"].tolist() and want["is_pql"].any()
+    assert got["holdout"].tolist() == want["holdout"].tolist()
+    assert summary["users_scored"] == len(want)
+    assert summary["pqls"] == int(want["is_pql"].sum())
+    assert summary["as_of"] == "2025-04-01T00:00:00"
+
+
+def test_load_spark_refuses_raw_exports(world):
+    """Check that a preset, a column mapping or CSV is refused with the fix named."""
+    cfg = _config(world["root"], {"events": "x.csv", "users": "u.csv", "preset": "segment",
+                                  "format": "csv"})  # fmt: skip
+    with pytest.raises(ConfigError, match="preset must be 'canonical'.*Got preset 'segment'"):
+        load_spark(cfg)
+    cfg = _config(world["root"], {"events": "x.parquet"})
+    with pytest.raises(ConfigError, match="data.users must name the users table"):
+        load_spark(cfg)
