@@ -66,9 +66,9 @@ def _config(root: Path, data: dict | None = None) -> object:
 
 @pytest.fixture(scope="module")
 def world(spark, tmp_path_factory):  # noqa: F811 - the imported fixture
-    """1500 simulated users as canonical parquet, prepared by both engines."""
+    """2000 simulated users as canonical parquet, prepared by both engines."""
     root = tmp_path_factory.mktemp("spark_jobs")
-    simulate(root / "sim", users=1500, seed=5)
+    simulate(root / "sim", users=2000, seed=5)
     loaded = load_data(
         config_from_dict(
             {
