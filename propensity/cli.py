@@ -127,14 +127,24 @@ def simulate(
     )
 
 
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+EngineOption = Annotated[
+    Engine | None, typer.Option(help="Where labels and features run; default: the config's.")
+]
+
+
 @app.command()
-def train(config: ConfigOption) -> None:
+def train(config: ConfigOption, engine: EngineOption = None) -> None:
     """Train, calibrate and threshold a model; compare with the rules; track and register it."""
     from propensity.pipeline.train import train as run_training
     from propensity.render import print_training
 
     with _user_errors():
-        outcome = run_training(_load(config), progress=_progress)
+        outcome = run_training(_load(config, engine), progress=_progress)
     print_training(outcome, out)
 
 
@@ -171,15 +181,51 @@ def score(
         bool, typer.Option(help="Exit 4 when drift is above the limit.")
     ] = False,
     top: Annotated[int, typer.Option(min=0, help="PQLs to print.")] = 10,
+    engine: EngineOption = None,
 ) -> None:
     """Score users in trial at --as-of: probability, PQL flag, reason codes. Atomic outputs."""
-    from propensity.pipeline.score import score_job
     from propensity.render import print_scoring
 
     fmt = "csv" if out_path.suffix == ".csv" else None
     with _user_errors():
-        outcome = score_job(_load(config), as_of, out_path, model, previous, fail_on_drift, fmt)
+        cfg = _load(config, engine)
+        if cfg.engine == "spark":
+            summary = _score_on_spark(cfg, as_of, out_path, model, previous, fail_on_drift, fmt)
+            out.print("summary " + " ".join(f"{k}={v}" for k, v in summary.items()))
+            return
+        from propensity.pipeline.score import score_job
+
+        outcome = score_job(cfg, as_of, out_path, model, previous, fail_on_drift, fmt)
     print_scoring(outcome, out, top)
+
+
+def _score_on_spark(
+    cfg: Config,
+    as_of: str,
+    out_path: Path,
+    model: str | None,
+    previous: Path | None,
+    fail_on_drift: bool,
+    fmt: str | None,
+) -> dict:
+    """The Spark score job: partitioned parquet by as_of; no previous-run or drift options yet."""
+    from propensity.pipeline.spark_jobs import score_spark_job
+
+    unsupported = [
+        name
+        for name, given in (
+            ("--previous", previous is not None),
+            ("--fail-on-drift", fail_on_drift),
+            ("a .csv --out", fmt == "csv"),
+        )
+        if given
+    ]
+    if unsupported:
+        raise _usage(
+            f"{', '.join(unsupported)} is not supported with engine spark yet; "
+            f"use engine duckdb for it"
+        )
+    return score_spark_job(cfg, as_of, out_path, model)
 
 
 @app.command()
@@ -236,8 +282,9 @@ def _usage(message: str) -> PropensityError:
     return PropensityError(f"{message}. See 'propensity COMMAND --help'.")
 
 
-def _load(config: Path) -> Config:
-    return load_config(config)
+def _load(config: Path, engine: Engine | None = None) -> Config:
+    cfg = load_config(config)
+    return cfg if engine is None else cfg.model_copy(update={"engine": engine.value})
 
 
 def main() -> None:

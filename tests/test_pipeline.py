@@ -159,3 +159,26 @@ def test_score_with_a_missing_model_exits_3(project):
     )
     assert result.exit_code == 3, result.output
     assert not (tmp / "x.parquet").exists()
+
+
+def test_spark_score_refuses_options_it_lacks(project):
+    """Check that --engine spark with --previous is a clear exit 2 before Spark starts."""
+    tmp, config, _ = project
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--config",
+            str(config),
+            "--as-of",
+            "latest",
+            "--out",
+            str(tmp / "s.parquet"),
+            "--engine",
+            "spark",
+            "--previous",
+            str(tmp / "a.parquet"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "--previous is not supported with engine spark yet" in result.output

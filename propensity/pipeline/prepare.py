@@ -8,6 +8,7 @@ which features exist.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,9 @@ from propensity.io import LoadedData, load_data
 from propensity.labels import LabelTimes, build_label_times
 from propensity.model.split import Split, split_out_of_time
 
+if TYPE_CHECKING:
+    from propensity.pipeline.spark_jobs import SparkData
+
 __all__ = ["Prepared", "labelled_features", "main_cutoff_rows", "prepare"]
 
 
@@ -25,7 +29,7 @@ __all__ = ["Prepared", "labelled_features", "main_cutoff_rows", "prepare"]
 class Prepared:
     """Everything up to the feature table, ready for the model."""
 
-    data: LoadedData
+    data: LoadedData | SparkData  # SparkData (no DuckDB connection) with engine: spark
     labels: LabelTimes
     split: Split
     spec: FeatureSpec

@@ -76,8 +76,13 @@ def train(
     # Fail fast, before minutes of work: an unreachable store (exit 5, or the local fallback)...
     store = connect(cfg.mlflow, project_dir)
     baselines = baselines_from_config(cfg.baselines)  # ...an unknown template (exit 2)...
-    progress("loading data, building label times and features")
-    prepared = prepare(cfg)
+    progress(f"loading data, building label times and features ({cfg.engine})")
+    if cfg.engine == "spark":
+        from propensity.pipeline.spark_jobs import prepare_spark
+
+        prepared = prepare_spark(cfg)
+    else:
+        prepared = prepare(cfg)
     spec = prepared.spec
     # ...and a rule that does not parse or names a feature the spec lacks (exit 2).
     for baseline in baselines:
@@ -148,6 +153,10 @@ def _scoring_like_rows(cfg: Config, prepared: Prepared) -> pd.DataFrame:
     Drift is judged against this, not against training rows: a score job meets users at every
     trial age, so comparing it with rows cut at fixed ages would flag age, not drift.
     """
+    if cfg.engine == "spark":
+        from propensity.pipeline.spark_jobs import scoring_like_rows_spark
+
+        return scoring_like_rows_spark(cfg, prepared)
     as_of = pd.Timestamp(prepared.test_rows()["cutoff_at"].max()).to_pydatetime()
     population = scoring_population(prepared.data.con, cfg.label, as_of)
     return compute_features(prepared.data.con, population, prepared.spec).frame
