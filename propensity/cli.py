@@ -73,9 +73,12 @@ def validate(
     users: Annotated[str | None, typer.Option(help="Users file.")] = None,
     conversions: Annotated[str | None, typer.Option(help="Conversions file.")] = None,
     preset: Annotated[Preset, typer.Option(help="Column layout of the events.")] = Preset.canonical,
+    export: Annotated[
+        Path | None, typer.Option(help="Also write the cleaned canonical tables (parquet) here.")
+    ] = None,
 ) -> None:
     """Read, clean and check the input tables; print a data summary. Exit 2 on violations."""
-    from propensity.io import load_data
+    from propensity.io import export_canonical, load_data
     from propensity.render import data_summary
 
     with _user_errors():
@@ -83,6 +86,9 @@ def validate(
         loaded = load_data(data)
     data_summary(loaded.report, out)
     out.print("[green]The data meets the contract.[/]")
+    if export is not None:
+        for name, path in export_canonical(loaded, export).items():
+            out.print(f"wrote {name}: {path}")
 
 
 @app.command()

@@ -381,3 +381,36 @@ def test_jsonl_properties_object(tmp_path):
     loaded = load_data(DataConfig(events=str(path), users=users), now=NOW)
     (props,) = loaded.con.execute("SELECT properties FROM events").fetchone()
     assert json.loads(props) == {"rows": 5}
+
+
+def test_cli_validate_exports_canonical_tables(tmp_path):
+    """Check that validate --export writes cleaned canonical parquet without email addresses."""
+    cfg = _config(tmp_path, preset=Preset.segment)
+    out = tmp_path / "canonical"
+    result = CliRunner().invoke(
+        app,
+        [
+            "validate",
+            "--events",
+            cfg.events,
+            "--users",
+            cfg.users,
+            "--conversions",
+            cfg.conversions,
+            "--preset",
+            "segment",
+            "--export",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    events = pd.read_parquet(out / "events.parquet")
+    users = pd.read_parquet(out / "users.parquet")
+    assert list(events.columns) == ["user_id", "event", "timestamp", "account_id", "properties"]
+    assert len(events) == 4 and "email" not in users.columns
+    assert sorted(users["email_domain"]) == ["acme.com", "gmail.com", "propensity-internal.test"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "conversions.parquet",
+        "events.parquet",
+        "users.parquet",
+    ]

@@ -1,6 +1,7 @@
 """Side effects on files and engines: reading inputs into DuckDB, writing outputs atomically."""
 
 from propensity.io.atomic import atomic_path, write_table
+from propensity.io.export import export_canonical
 from propensity.io.load import LoadedData, connect, load_data
 from propensity.io.report import Drop, LoadReport, TableSummary
 
@@ -11,6 +12,7 @@ __all__ = [
     "TableSummary",
     "atomic_path",
     "connect",
+    "export_canonical",
     "load_data",
     "write_table",
 ]

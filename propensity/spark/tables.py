@@ -41,6 +41,7 @@ def register_tables(
 
     >>> register_tables(spark, "data/events/", "data/users.parquet")  # doctest: +SKIP
     """
+    from pyspark.errors import AnalysisException
     from pyspark.sql import functions as F
 
     given = {"events": events, "users": users, "conversions": conversions}
@@ -53,7 +54,14 @@ def register_tables(
                 "CAST(NULL AS TIMESTAMP_NTZ) AS converted_at WHERE 1 = 0"
             )
             continue
-        df = spark.read.format(fmt).load(source) if isinstance(source, str) else source
+        try:
+            df = spark.read.format(fmt).load(source) if isinstance(source, str) else source
+        except AnalysisException as exc:  # e.g. PATH_NOT_FOUND: the user's input, not a bug
+            first = str(exc).strip().splitlines()[0][:300]
+            problems.append(
+                f"Spark cannot read {name} from {source!r}: {first}. Check data.{name}."
+            )
+            continue
         types = dict(df.dtypes)
         if name == "events":
             for col in ("account_id", "properties"):
@@ -65,7 +73,8 @@ def register_tables(
             problems.append(
                 f"Spark table {name!r} must have the columns {list(_NEEDED[name])}. Got "
                 f"{sorted(types)} (missing {missing}); write it in canonical form "
-                f"(propensity/contract.py) or map the columns first."
+                f"(propensity/contract.py): 'propensity validate --config C --export DIR' "
+                f"writes the cleaned canonical tables for it."
             )
         contract = TABLES[name]
         bad = [
