@@ -32,6 +32,8 @@ DEFAULT_CONF: dict[str, str] = {
     "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
     # Naive parquet timestamps are read as TIMESTAMP_NTZ (wall clock, no zone): what we store.
     "spark.sql.parquet.inferTimestampNTZ.enabled": "true",
+    # Stage progress bars would flood logs of the CLI and of scheduled jobs.
+    "spark.ui.showConsoleProgress": "false",
 }
 
 # Fast start and small plans for tests and benchmarks on a 2-core machine: a parity run on
