@@ -72,11 +72,13 @@ def spark_session(cfg: SparkConfig | None = None) -> SparkSession:
     builder = SparkSession.builder.appName(cfg.app_name)
     if cfg.master is not None:
         builder = builder.master(cfg.master)
-        if cfg.master.startswith("local"):
-            # Local Python workers (mapInPandas, spark_udf) must see this venv's packages;
-            # pyspark picks the worker interpreter from PYSPARK_PYTHON, else "python3".
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-            builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
+    # A local master, or none outside spark-submit (pyspark then starts local[*] itself): Python
+    # workers (mapInPandas, spark_udf) must see this venv's packages, and pyspark otherwise picks
+    # "python3" from PATH. Under spark-submit (SPARK_ENV_LOADED) the cluster owns the workers.
+    local = cfg.master.startswith("local") if cfg.master else "SPARK_ENV_LOADED" not in os.environ
+    if local:
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
