@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from propensity.config import Config, DataConfig, Preset, load_config
 from propensity.errors import PropensityError
@@ -150,7 +151,8 @@ def train(config: ConfigOption, engine: EngineOption = None) -> None:
     from propensity.render import print_training
 
     with _user_errors():
-        outcome = run_training(_load(config, engine), progress=_progress)
+        with _steps() as progress:
+            outcome = run_training(_load(config, engine), progress=progress)
     print_training(outcome, out)
 
 
@@ -201,7 +203,10 @@ def score(
             return
         from propensity.pipeline.score import score_job
 
-        outcome = score_job(cfg, as_of, out_path, model, previous, fail_on_drift, fmt)
+        with _steps() as progress:
+            outcome = score_job(
+                cfg, as_of, out_path, model, previous, fail_on_drift, fmt, progress=progress
+            )
     print_scoring(outcome, out, top)
 
 
@@ -262,8 +267,32 @@ def demo(
     from propensity.render import print_demo
 
     with _user_errors():
-        outcome = run_demo(out_dir, users=users, seed=seed, config=config, progress=_progress)
+        with _steps() as progress:
+            outcome = run_demo(out_dir, users=users, seed=seed, config=config, progress=progress)
     print_demo(outcome, out)
+
+
+@contextlib.contextmanager
+def _steps() -> Iterator[Callable[[str], None]]:
+    """A live spinner with the current step and elapsed time on a terminal; plain lines in logs.
+
+    Each finished step stays on screen with its duration, so a long job shows where time went.
+    """
+    if not err.is_terminal:
+        yield _progress
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as bar:
+        current: list[TaskID] = []
+
+        def step(message: str) -> None:
+            if current:
+                bar.update(current[-1], completed=1, total=1)
+            current.append(bar.add_task(message, total=None))
+
+        yield step
+        if current:
+            bar.update(current[-1], completed=1, total=1)
 
 
 def _progress(message: str) -> None:

@@ -78,7 +78,9 @@ def demo(
     training = train(cfg, progress=progress)
     oracle = oracle_on_test(training.test_frame, data_dir / "truth.parquet")
     progress("scoring the users still in trial at the end of the data")
-    scoring = score_job(cfg, as_of="latest", out=Path(cfg.output_dir) / "scores.parquet")
+    scoring = score_job(
+        cfg, as_of="latest", out=Path(cfg.output_dir) / "scores.parquet", progress=progress
+    )
     progress("rebuilding the model report with the newest cohort's drift")
     report = report_job(
         training.run_id, cfg, drift=scoring.drift, out_dir=training.output_dir, progress=progress

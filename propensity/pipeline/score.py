@@ -9,6 +9,7 @@ feature spec does not match this code exits 3; drift above the limit warns, or e
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,18 +82,21 @@ def score_job(
     previous: Path | None = None,
     fail_on_drift: bool = False,
     fmt: Literal["parquet", "csv"] | None = None,
+    progress: Callable[[str], None] = lambda message: None,
 ) -> ScoreOutcome:
     """Score every user in trial and not converted at ``as_of`` with the registered model."""
     from propensity.tracking import load_model
 
     began = time.perf_counter()
     uri = model_uri or f"models:/{cfg.mlflow.registered_model}@champion"
+    progress(f"loading the model {uri}")
     loaded = load_model(uri, cfg.mlflow)
     model = loaded.pqlmodel
     spec = model_spec(model)
     fmt = fmt or cfg.scoring.output_format
     previous_scores = _read_previous(previous)
 
+    progress("reading and checking the data")
     data = load_data(cfg.data)
     latest = data.report.last_event
     when = resolve_as_of(as_of, latest)
@@ -105,7 +109,9 @@ def score_job(
                 f" to {latest}) and label.trial_length."
             ]
         )
+    progress(f"computing {len(spec.columns)} features for {len(population):,} users in trial")
     features = compute_features(data.con, population, spec)
+    progress("scoring, explaining the top scores and checking drift")
     accounts = population.frame["account_id"].reset_index(drop=True)
     result = score_frame(
         model,
