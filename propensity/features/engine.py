@@ -152,7 +152,11 @@ def compute_features(
         finally:
             for step in reversed(shared):
                 con.execute(f"DROP TABLE IF EXISTS {step.name}")
-    return assemble_features(label_times, table.to_pandas(), spec, unseen)
+    # Arrow buffers are freed column by column as pandas takes them, and the result is not
+    # consolidated into one block: at 1M rows each of those would be another ~1 GB at peak.
+    feats = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
+    return assemble_features(label_times, feats, spec, unseen)
 
 
 def assemble_features(
