@@ -203,7 +203,7 @@ def score(
             return
         from propensity.pipeline.score import score_job
 
-        with _steps() as progress:
+        with _steps(log=False) as progress:
             outcome = score_job(
                 cfg, as_of, out_path, model, previous, fail_on_drift, fmt, progress=progress
             )
@@ -273,13 +273,15 @@ def demo(
 
 
 @contextlib.contextmanager
-def _steps() -> Iterator[Callable[[str], None]]:
+def _steps(log: bool = True) -> Iterator[Callable[[str], None]]:
     """A live spinner with the current step and elapsed time on a terminal; plain lines in logs.
 
     Each finished step stays on screen with its duration, so a long job shows where time went.
+    With ``log=False`` nothing is written when stderr is not a terminal: a scheduled job's log
+    then holds its summary line, or its one error line, and nothing else.
     """
     if not err.is_terminal:
-        yield _progress
+        yield _progress if log else (lambda message: None)
         return
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=False) as bar:
