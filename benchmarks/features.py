@@ -29,23 +29,9 @@ import numpy as np
 import pandas as pd
 from _peak import peak_mb
 
-NAMES = np.array(
-    [
-        "page_view",
-        "login",
-        "doc_created",
-        "doc_shared",
-        "comment_added",
-        "message_sent",
-        "teammate_invited",
-        "invite_accepted",
-        "integration_connected",
-        "plan_limit_hit",
-        "pricing_viewed",
-        "export_done",
-        "help_viewed",
-    ]  # fmt: skip
-)
+from propensity.simulate.catalog import TRIAL_EVENTS
+
+NAMES = np.array(TRIAL_EVENTS)  # the simulator's trial vocabulary, weights below in order
 WEIGHTS = np.array([20, 8, 6, 3, 5, 40, 2, 1, 1, 1, 2, 2, 1], dtype=float)
 FAMILIES = ("counts", "recency", "activity", "timing", "transitions", "diversity")
 T0 = np.datetime64("2024-01-01T00:00:00", "s")

@@ -21,19 +21,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-EVENTS = np.array(
-    [
-        "page_view",
-        "login",
-        "doc_created",
-        "doc_shared",
-        "comment_added",
-        "message_sent",
-        "teammate_invited",
-        "invite_accepted",
-        "pricing_viewed",
-    ]
-)
+from propensity.simulate.catalog import TRIAL_EVENTS
+
+EVENTS = np.array(TRIAL_EVENTS)
 
 
 def make_data(folder: Path, rows: int, users: int, seed: int = 0) -> tuple[Path, Path]:
