@@ -189,19 +189,24 @@ def assemble_features(
 
 
 # ---- helpers -------------------------------------------------------------------------------
+def require_row_keys(frame: pd.DataFrame) -> None:
+    """Raise a contract error unless label rows carry the keys every engine's plan needs."""
+    missing = [c for c in _ROW_KEYS if c not in frame.columns]
+    if missing:
+        raise DataContractError(
+            [
+                f"Label times must have columns {list(_ROW_KEYS)}. Got {list(frame.columns)} "
+                f"(missing {missing}); build them with build_label_times or scoring_population."
+            ]
+        )
+
+
 class _Rows:
     """Registers the label rows (with an integer ``rid``) for the duration of a ``with``."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, label_times: LabelTimes) -> None:
         frame = label_times.frame
-        missing = [c for c in _ROW_KEYS if c not in frame.columns]
-        if missing:
-            raise DataContractError(
-                [
-                    f"Label times must have columns {list(_ROW_KEYS)}. Got {list(frame.columns)} "
-                    f"(missing {missing}); build them with build_label_times or scoring_population."
-                ]
-            )
+        require_row_keys(frame)
         self.con = con
         self.prefix = f"_pf{next(_calls)}_"
         self.name = f"{self.prefix}input"

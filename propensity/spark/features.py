@@ -23,7 +23,7 @@ import pandas as pd
 from propensity.config import FeaturesConfig
 from propensity.errors import DataContractError
 from propensity.features import FeatureFrame, FeatureSpec, learn_spec
-from propensity.features.engine import assemble_features
+from propensity.features.engine import assemble_features, require_row_keys
 from propensity.features.sql import SPARK, build_plan
 from propensity.labels import LabelTimes
 
@@ -58,14 +58,7 @@ def label_rows(spark: SparkSession, label_times: LabelTimes) -> DataFrame:
     )
 
     frame = label_times.frame
-    missing = [c for c in _ROW_KEYS if c not in frame.columns]
-    if missing:
-        raise DataContractError(
-            [
-                f"Label times must have columns {list(_ROW_KEYS)}. Got {list(frame.columns)} "
-                f"(missing {missing}); build them with build_label_times or scoring_population."
-            ]
-        )
+    require_row_keys(frame)
     rows = pd.DataFrame(
         {
             "rid": np.arange(len(frame), dtype="int64"),
