@@ -339,3 +339,34 @@ def test_duplicate_users_are_reported() -> None:
     spec = learn_spec(make_con(), lt, CFG)
     with pytest.raises(DataContractError, match="users table probably repeats a user_id"):
         compute_features(con, lt, spec)
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns", "UTC", "Europe/Paris"])
+def test_every_timestamp_unit_and_zone_gives_the_same_features(
+    feats: pd.DataFrame, unit: str
+) -> None:
+    """Check that events, users and label times in any pandas/Arrow unit or zone agree."""
+
+    def convert(col: pd.Series) -> pd.Series:
+        if unit in ("s", "ms", "us", "ns"):
+            return col.astype(f"datetime64[{unit}]")
+        return col.dt.tz_localize("UTC").dt.tz_convert(unit)  # the same instants, zoned
+
+    base = make_con()
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for name, col in (("users", "signup_at"), ("events", "timestamp")):
+        df = base.execute(f"SELECT * FROM {name}").df()
+        df[col] = convert(pd.to_datetime(df[col]))
+        con.register(f"{name}_df", df)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_df")
+    lt = label_times()
+    frame = lt.frame.assign(
+        signup_at=convert(lt.frame["signup_at"]), cutoff_at=convert(lt.frame["cutoff_at"])
+    )
+    spec = learn_spec(make_con(), lt, CFG)
+    spec = FeatureSpec(**{**spec.to_dict(), **_tuples(spec), "transitions": (
+        ("login", "doc_created"), ("doc_shared", "login"), ("page_view", "login"))})  # fmt: skip
+    got = compute_features(con, LabelTimes(frame), spec).frame
+    cols = list(spec.columns)
+    pd.testing.assert_frame_equal(got[cols], feats[cols])

@@ -132,13 +132,6 @@ def duck_model(world):
     return _fit(world, world["duck"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="event_entropy differs between engines by 1 ulp (8.9e-16) on ~20% of rows: "
-    "SUM(n_all * LN(n_all)) adds in engine-specific order (features/sql.py). LightGBM bins "
-    "exact values, so the two models differ (up to 0.04 in probability here); rounding the "
-    "features to 10 decimals makes them identical. Fix in sql.py, then drop this xfail.",
-)
 def test_same_model_from_either_engine(world, duck_model):
     """Check that fit_model on the Spark feature table gives the DuckDB model's probabilities."""
     want = duck_model.test_frame["p"].to_numpy()

@@ -49,7 +49,9 @@ class Dialect:
     def epoch_seconds(self, col: str) -> str:
         """Integer seconds since 1970 of a naive UTC ``TIMESTAMP``."""
         if self.name == "duckdb":
-            return f"(epoch_ms({col}) // 1000)"
+            # epoch_ns accepts every timestamp unit DuckDB has (TIMESTAMP_S/_MS/_NS, TIMESTAMP,
+            # TIMESTAMPTZ as its instant); epoch_ms fails on _S/_MS/_NS since DuckDB 2.0.
+            return f"(epoch_ns({col}) // 1000000000)"
         # Spark reads naive timestamps in the session zone; the Spark engine pins it to UTC.
         return f"unix_seconds(CAST({col} AS TIMESTAMP))"
 
@@ -80,6 +82,7 @@ SPARK = Dialect("spark")
 # a DOUBLE divisor gives the same IEEE division on both engines.
 _HOUR = "CAST(3600 AS DOUBLE)"
 _DAY = "CAST(86400 AS DOUBLE)"
+_NLOGN_SCALE = "CAST(1000000 AS DOUBLE)"
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,11 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
             "MIN(first_t) AS first_any",
             "MAX(last_t) AS last_any",
             "COUNT(*) AS distinct_events",
-            "SUM(n_all * LN(n_all)) AS nlogn",
+            # Summed as integer micro-units: a float SUM depends on the order threads add the
+            # rows (1e-15 noise that changed LightGBM's best iteration between two trainings);
+            # an integer sum is exact whatever the order. 1e-6 is far below any split LightGBM
+            # can tell apart on an entropy.
+            f"SUM(CAST(ROUND(n_all * LN(n_all) * {_NLOGN_SCALE}) AS BIGINT)) AS nlogn",
         ]
         # Each (rid, k) is one row of `re`, so a per-event column is MAX over that one row (NULL
         # when absent; the final select COALESCEs). MAX keeps BIGINT where SUM widens to HUGEINT
@@ -421,7 +428,8 @@ FROM {self._n("rows")} r LEFT JOIN users u ON u.user_id = r.user_id"""
             "distinct_events": lambda: "COALESCE(p.distinct_events, 0)",
             "event_entropy": lambda: (
                 "CASE WHEN p.ne_n_all > 0 THEN "
-                "GREATEST(LN(p.ne_n_all) - p.nlogn / NULLIF(p.ne_n_all, 0), 0.0) ELSE 0.0 END"
+                f"GREATEST(LN(p.ne_n_all) - p.nlogn / {_NLOGN_SCALE} / NULLIF(p.ne_n_all, 0), 0.0) "
+                "ELSE 0.0 END"
             ),
             "active_users": lambda: "COALESCE(c.active_users, 0)",
         }
