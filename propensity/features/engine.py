@@ -21,10 +21,25 @@ import pandas as pd
 from propensity.config import FeaturesConfig
 from propensity.errors import ConfigError, DataContractError
 from propensity.features.spec import FAMILIES, FeatureSpec
-from propensity.features.sql import DUCKDB, Dialect, build_plan
+from propensity.features.sql import (
+    DUCKDB,
+    Dialect,
+    Plan,
+    build_plan,
+    names_step,
+    transitions_sql,
+    vocabulary_sql,
+)
 from propensity.labels import LabelTimes
 
-__all__ = ["FeatureFrame", "SqlRunner", "assemble_features", "compute_features", "learn_spec"]
+__all__ = [
+    "FeatureFrame",
+    "SqlRunner",
+    "assemble_features",
+    "compute_features",
+    "learn_spec",
+    "learn_spec_and_features",
+]
 
 _ROW_KEYS = ("user_id", "account_id", "signup_at", "cutoff_at")
 _PROPERTY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -81,43 +96,34 @@ def learn_spec(
     """
     _check_config(cfg)
     run: SqlRunner = _DuckRunner(con) if isinstance(con, duckdb.DuckDBPyConnection) else con
-    families = tuple(f for f in FAMILIES if getattr(cfg.families, f))
-    with run.rows(label_times) as rows:
-        events = _vocabulary(run, rows.name, cfg)
-        key_events = tuple(sorted(set(cfg.key_events))) if cfg.key_events else events
-        milestones = tuple(
-            (m.first, m.then, None if m.within is None else _sec(m.within)) for m in cfg.milestones
-        )
-        properties = tuple((p.event, p.property, tuple(p.aggregates)) for p in cfg.properties)
-        _check_user_columns(run, cfg)
-        base = FeatureSpec(
-            families=families,
-            events=events,
-            windows_s=tuple(sorted({_sec(w) for w in cfg.windows})),
-            session_gap_s=_sec(cfg.session_gap),
-            key_events=key_events,
-            milestones=milestones,
-            free_mail_domains=tuple(d.lower() for d in cfg.free_mail_domains),
-            enterprise_domains=tuple(d.lower() for d in cfg.enterprise_domains),
-            education_suffixes=tuple(s.lower() for s in cfg.education_suffixes),
-            numeric_user_columns=tuple(cfg.numeric_user_columns),
-            categorical_user_columns=tuple(
-                (c, _levels(run, rows.name, c, cfg.max_category_levels))
-                for c in cfg.categorical_user_columns
-            ),
-            properties=properties,
-        )
-        transitions: tuple[tuple[str, str], ...] = ()
-        if "transitions" in families and cfg.top_transitions > 0 and events:
-            transitions = _top_transitions(run, base, rows, label_times.has_label, cfg)
-    spec = FeatureSpec(**{**_fields(base), "transitions": transitions})
-    dupes = sorted({c for c in spec.columns if spec.columns.count(c) > 1})
-    if dupes:
-        raise ConfigError(
-            f"Feature column names must be unique. Got duplicates {dupes}; rename the user "
-            f"columns or properties whose sanitised names collide."
-        )
-    return spec
+    with run.rows(label_times) as rows, _Learned(run, rows, label_times.has_label, cfg) as learned:
+        return learned.spec
+
+
+def learn_spec_and_features(
+    con: duckdb.DuckDBPyConnection,
+    label_times: LabelTimes,
+    cfg: FeaturesConfig,
+    learn: np.ndarray | None = None,
+) -> tuple[FeatureSpec, FeatureFrame]:
+    """:func:`learn_spec` on the rows ``learn`` (a boolean mask; default all) and
+    :func:`compute_features` of every row, from one scan and one join of the events.
+
+    The spec is the one ``learn_spec`` learns on those rows, and the frame the one
+    ``compute_features`` computes with it: learning keeps its event join and its time-ordered
+    sequence, and the features read them instead of joining and sorting the events again.
+
+    >>> spec, ff = learn_spec_and_features(con, labels, cfg.features, train_mask)  # doctest: +SKIP
+    """
+    _check_config(cfg)
+    run = _DuckRunner(con)
+    with (
+        _Rows(con, label_times, learn) as rows,
+        _Learned(run, rows, label_times.has_label, cfg) as learned,
+    ):
+        spec = learned.spec
+        plan = build_plan(spec, DUCKDB, rows.name, rows.prefix, codes=learned.codes)
+        return spec, _run_plan(con, plan, label_times, spec, learned.materialised)
 
 
 def compute_features(
@@ -131,32 +137,50 @@ def compute_features(
     """
     with _Rows(con, label_times) as rows:
         plan = build_plan(spec, DUCKDB, rows.name, rows.prefix)
-        # Steps both selects read are temp tables; the rest is one statement, so DuckDB plans
-        # the whole DAG and materialises each CTE once.
-        shared = [s for s in plan.steps if s.name in plan.shared]
-        ctes = ",\n".join(
-            f"{s.name} AS MATERIALIZED ({s.sql})" for s in plan.steps if s.name not in plan.shared
-        )
-        try:
-            for step in shared:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}")
-            table = con.sql(f"WITH {ctes}\n{plan.final} ORDER BY rid").to_arrow_table()
-            unseen = dict(con.execute(plan.unseen).fetchall())
-        except duckdb.BinderException as exc:
-            raise DataContractError(
-                [
-                    f"The events/users tables must have the columns the feature spec needs. "
-                    f"DuckDB said: {exc}. Check the reader's output against the data contract."
-                ]
-            ) from None
-        finally:
-            for step in reversed(shared):
-                con.execute(f"DROP TABLE IF EXISTS {step.name}")
+        return _run_plan(con, plan, label_times, spec, ())
+
+
+def _run_plan(
+    con: duckdb.DuckDBPyConnection,
+    plan: Plan,
+    label_times: LabelTimes,
+    spec: FeatureSpec,
+    done: tuple[str, ...],
+) -> FeatureFrame:
+    """Run ``plan`` (its steps named in ``done`` already exist as tables) into a FeatureFrame."""
+    # Steps both selects read are temp tables; the rest is one statement, so DuckDB plans
+    # the whole DAG and materialises each CTE once.
+    shared = [s for s in plan.steps if s.name in plan.shared and s.name not in done]
+    ctes = ",\n".join(
+        f"{s.name} AS MATERIALIZED ({s.sql})"
+        for s in plan.steps
+        if s.name not in plan.shared and s.name not in done
+    )
+    try:
+        for step in shared:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}")
+        head = f"WITH {ctes}\n" if ctes else ""
+        table = con.sql(f"{head}{plan.final} ORDER BY rid").to_arrow_table()
+        unseen = dict(con.execute(plan.unseen).fetchall())
+    except duckdb.BinderException as exc:
+        raise _binder_error(exc) from None
+    finally:
+        for step in reversed(shared):
+            con.execute(f"DROP TABLE IF EXISTS {step.name}")
     # Arrow buffers are freed column by column as pandas takes them, and the result is not
     # consolidated into one block: at 1M rows each of those would be another ~1 GB at peak.
     feats = table.to_pandas(self_destruct=True, split_blocks=True)
     del table
     return assemble_features(label_times, feats, spec, unseen)
+
+
+def _binder_error(exc: Exception) -> DataContractError:
+    return DataContractError(
+        [
+            f"The events/users tables must have the columns the feature spec needs. "
+            f"DuckDB said: {exc}. Check the reader's output against the data contract."
+        ]
+    )
 
 
 def assemble_features(
@@ -201,19 +225,40 @@ def require_row_keys(frame: pd.DataFrame) -> None:
         )
 
 
+def row_table(frame: pd.DataFrame, learn: np.ndarray | None = None) -> pd.DataFrame:
+    """The label rows as every engine registers them: the keys, ``rid`` (the position),
+    ``uid`` (an integer per user, for counting distinct users cheaply), ``learn`` (1 for the
+    rows a spec is learned on) and ``label`` when the rows have one."""
+    rows = frame[list(_ROW_KEYS)].reset_index(drop=True)
+    n = len(rows)
+    learn_flag = np.ones(n, dtype="int64") if learn is None else np.asarray(learn, dtype="int64")
+    if learn_flag.shape != (n,):
+        raise ValueError(f"learn must mask the {n} label rows; got shape {learn_flag.shape}")
+    rows = rows.assign(
+        rid=np.arange(n, dtype="int64"),
+        uid=pd.factorize(rows["user_id"])[0].astype("int64"),
+        learn=learn_flag,
+    )
+    if "label" in frame.columns:
+        rows["label"] = frame["label"].to_numpy()
+    return rows
+
+
 class _Rows:
     """Registers the label rows (with an integer ``rid``) for the duration of a ``with``."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, label_times: LabelTimes) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        label_times: LabelTimes,
+        learn: np.ndarray | None = None,
+    ) -> None:
         frame = label_times.frame
         require_row_keys(frame)
         self.con = con
         self.prefix = f"_pf{next(_calls)}_"
         self.name = f"{self.prefix}input"
-        rows = frame[list(_ROW_KEYS)].reset_index(drop=True)
-        self.frame = rows.assign(rid=np.arange(len(rows), dtype="int64"))
-        if "label" in frame.columns:
-            self.frame["label"] = frame["label"].to_numpy()
+        self.frame = row_table(frame, learn)
 
     def __enter__(self) -> _Rows:
         self.con.register(f"{self.name}_df", self.frame)
@@ -274,23 +319,6 @@ def _check_config(cfg: FeaturesConfig) -> None:
         )
 
 
-def _vocabulary(run: SqlRunner, rows: str, cfg: FeaturesConfig) -> tuple[str, ...]:
-    found = run.fetch(
-        f"""
-        SELECT e.event, COUNT(DISTINCT e.user_id) AS users, COUNT(*) AS n
-        FROM events e JOIN {rows} r ON e.user_id = r.user_id
-        WHERE e.event IS NOT NULL AND e.timestamp < r.cutoff_at AND e.timestamp >= r.signup_at
-        GROUP BY e.event
-        HAVING COUNT(DISTINCT e.user_id) >= {int(cfg.min_event_support)}
-        ORDER BY users DESC, n DESC, e.event
-        LIMIT {int(cfg.max_event_types)}
-        """
-    )
-    named = {*cfg.key_events, *(p.event for p in cfg.properties)}
-    named |= {e for m in cfg.milestones for e in (m.first, m.then)}
-    return tuple(sorted({row[0] for row in found} | named))
-
-
 def _check_user_columns(run: SqlRunner, cfg: FeaturesConfig) -> None:
     types = run.column_types("users")
     problems = []
@@ -323,57 +351,146 @@ def _levels(run: SqlRunner, rows: str, col: str, cap: int) -> tuple[str, ...]:
     return tuple(sorted(v for v, _ in found))
 
 
-def _top_transitions(
-    run: SqlRunner,
-    spec: FeatureSpec,
-    rows: RowsRelation,
-    has_label: bool,
-    cfg: FeaturesConfig,
-) -> tuple[tuple[str, str], ...]:
-    plan = build_plan(spec, run.dialect, rows.name, rows.prefix)
-    steps = [s for s in plan.steps if s.name in {f"{rows.prefix}{n}" for n in ("rows", "ev")}]
-    label = "l.label" if has_label else "0"
-    done: list[str] = []
-    try:
-        for step in steps:
-            run.materialise(step.name, step.sql)
-            done.append(step.name)
+class _Learned:
+    """Learns a spec from one pass over the events; keeps that pass's tables until exit.
+
+    Steps: the event names with codes, the events of the rows with their type's code (``ev``),
+    the vocabulary from ``ev``'s learn rows, then (for transitions) the time-ordered sequence
+    of vocabulary events (``seq``) and the pairs ranked against the label. ``materialised``
+    names the tables a coded plan of the same prefix can reuse.
+    """
+
+    def __init__(self, run: SqlRunner, rows: RowsRelation, has_label: bool, cfg: FeaturesConfig):
+        self.run, self.rows, self.has_label, self.cfg = run, rows, has_label, cfg
+        self.materialised: tuple[str, ...] = ()
+
+    def __enter__(self) -> _Learned:
+        try:
+            self._learn()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name in reversed(self.materialised):
+            self.run.drop(name)
+        self.materialised = ()
+
+    def _materialise(self, plan: Plan, name: str) -> None:
+        step = next(s for s in plan.steps if s.name == f"{self.rows.prefix}{name}")
+        self.run.materialise(step.name, step.sql)
+        self.materialised += (step.name,)
+
+    def _learn(self) -> None:
+        run, rows, cfg = self.run, self.rows, self.cfg
+        p = rows.prefix
+        families = tuple(f for f in FAMILIES if getattr(cfg.families, f))
+        names_sql = names_step(p)
+        run.materialise(names_sql.name, names_sql.sql)
+        self.materialised += (names_sql.name,)
+        names = dict(run.fetch(f"SELECT event, c FROM {names_sql.name}"))
+        properties = tuple((pr.event, pr.property, tuple(pr.aggregates)) for pr in cfg.properties)
+        # The plan's first steps depend on the properties but not on the vocabulary: build them
+        # from a spec without one, materialise, then learn the vocabulary from `ev`.
+        prop_events = tuple(sorted({e for e, _, _ in properties}))
+        probe = FeatureSpec(
+            families=families,
+            events=prop_events,
+            windows_s=(),
+            session_gap_s=1,
+            key_events=(),
+            properties=properties,
+        )
+        plan = build_plan(probe, run.dialect, rows.name, p, codes=dict.fromkeys(prop_events, 0))
+        self._materialise(plan, "rows")
+        self._materialise(plan, "ev")
+        events = _vocabulary(run, p, names, cfg)
+        key_events = tuple(sorted(set(cfg.key_events))) if cfg.key_events else events
+        milestones = tuple(
+            (m.first, m.then, None if m.within is None else _sec(m.within)) for m in cfg.milestones
+        )
+        _check_user_columns(run, cfg)
+        base = FeatureSpec(
+            families=families,
+            events=events,
+            windows_s=tuple(sorted({_sec(w) for w in cfg.windows})),
+            session_gap_s=_sec(cfg.session_gap),
+            key_events=key_events,
+            milestones=milestones,
+            free_mail_domains=tuple(d.lower() for d in cfg.free_mail_domains),
+            enterprise_domains=tuple(d.lower() for d in cfg.enterprise_domains),
+            education_suffixes=tuple(s.lower() for s in cfg.education_suffixes),
+            numeric_user_columns=tuple(cfg.numeric_user_columns),
+            categorical_user_columns=tuple(
+                (c, _levels(run, rows.name, c, cfg.max_category_levels))
+                for c in cfg.categorical_user_columns
+            ),
+            properties=properties,
+        )
+        # Named events that never occur get codes no event has (their order never matters).
+        absent = [e for e in events if e not in names]
+        self.codes = {e: names[e] for e in events if e in names}
+        self.codes |= {e: -2 - i for i, e in enumerate(absent)}
+        transitions: tuple[tuple[str, str], ...] = ()
+        if "transitions" in families and cfg.top_transitions > 0 and events:
+            plan = build_plan(base, run.dialect, rows.name, p, codes=self.codes)
+            self._materialise(plan, "seq")
+            transitions = self._top_transitions(base)
+        spec = FeatureSpec(**{**_fields(base), "transitions": transitions})
+        dupes = sorted({c for c in spec.columns if spec.columns.count(c) > 1})
+        if dupes:
+            raise ConfigError(
+                f"Feature column names must be unique. Got duplicates {dupes}; rename the user "
+                f"columns or properties whose sanitised names collide."
+            )
+        self.spec = spec
+
+    def _top_transitions(self, spec: FeatureSpec) -> tuple[tuple[str, str], ...]:
+        run, rows, cfg = self.run, self.rows, self.cfg
         found = run.fetch(
-            f"""
-            WITH seq AS (
-                SELECT rid, k, LAG(k) OVER (PARTITION BY rid ORDER BY t, k) AS prev
-                FROM {rows.prefix}ev WHERE k >= 0
-            ), per_row AS (SELECT DISTINCT rid, prev, k FROM seq WHERE prev IS NOT NULL)
-            SELECT p.prev, p.k, COUNT(*) AS n_with, SUM({label}) AS pos_with
-            FROM per_row p JOIN {rows.name} l ON l.rid = p.rid
-            GROUP BY p.prev, p.k HAVING COUNT(*) >= {int(cfg.min_event_support)}
-            """
+            transitions_sql(rows.prefix, rows.name, cfg.min_event_support, self.has_label)
         )
+        label = "label" if self.has_label else "0"
         [(total, positives)] = run.fetch(
-            f"SELECT COUNT(*), COALESCE(SUM({label}), 0) FROM {rows.name} l"
+            f"SELECT COUNT(*), COALESCE(SUM({label}), 0) FROM {rows.name} WHERE learn = 1"
         )
-    finally:
-        for name in reversed(done):
-            run.drop(name)
-    pairs = pd.DataFrame(found, columns=["prev", "k", "n_with", "pos_with"])
-    if pairs.empty:
-        return ()
-    names = np.asarray(sorted(spec.events), dtype=object)  # codes: ranks in the sorted vocabulary
-    pairs = pairs.assign(prev=names[pairs["prev"].to_numpy()], event=names[pairs["k"].to_numpy()])
-    n_with = pairs["n_with"].astype(float)
-    if has_label:
-        pos = pairs["pos_with"].astype(float)
-        rate_with = pos / n_with
-        n_without = total - n_with
-        rate_without = np.where(
-            n_without > 0, (positives - pos) / n_without.clip(lower=1), rate_with
+        name_of = {c: e for e, c in self.codes.items()}
+        pairs = pd.DataFrame(found, columns=["prev", "k", "n_with", "pos_with"])
+        if pairs.empty:
+            return ()
+        pairs = pairs.assign(
+            prev=[name_of[int(c)] for c in pairs["prev"]],
+            event=[name_of[int(c)] for c in pairs["k"]],
         )
-        score = (rate_with - rate_without).abs() * n_with
-    else:
-        score = n_with
-    # Rounded so float noise cannot reorder ties; ties then go by name for a stable vocabulary.
-    pairs = pairs.assign(score=np.round(score, 9)).sort_values(
-        ["score", "prev", "event"], ascending=[False, True, True]
-    )
-    top = pairs.head(cfg.top_transitions)
-    return tuple((str(a), str(b)) for a, b in zip(top["prev"], top["event"], strict=True))
+        n_with = pairs["n_with"].astype(float)
+        if self.has_label:
+            pos = pairs["pos_with"].astype(float)
+            rate_with = pos / n_with
+            n_without = total - n_with
+            rate_without = np.where(
+                n_without > 0, (positives - pos) / n_without.clip(lower=1), rate_with
+            )
+            score = (rate_with - rate_without).abs() * n_with
+        else:
+            score = n_with
+        # Rounded so float noise cannot reorder ties; ties then go by name for a stable
+        # vocabulary.
+        pairs = pairs.assign(score=np.round(score, 9)).sort_values(
+            ["score", "prev", "event"], ascending=[False, True, True]
+        )
+        top = pairs.head(cfg.top_transitions)
+        return tuple((str(a), str(b)) for a, b in zip(top["prev"], top["event"], strict=True))
+
+
+def _vocabulary(
+    run: SqlRunner, prefix: str, names: dict[str, int], cfg: FeaturesConfig
+) -> tuple[str, ...]:
+    """Event types seen by ``min_event_support`` users, the ``max_event_types`` most common
+    (ties by name), plus every event type the config names."""
+    name_of = {c: e for e, c in names.items()}
+    found = run.fetch(vocabulary_sql(prefix, cfg.min_event_support))
+    ranked = sorted((-int(users), -int(n), name_of[int(c)]) for c, users, n in found)
+    named = {*cfg.key_events, *(p.event for p in cfg.properties)}
+    named |= {e for m in cfg.milestones for e in (m.first, m.then)}
+    return tuple(sorted({e for _, _, e in ranked[: int(cfg.max_event_types)]} | named))

@@ -37,7 +37,17 @@ from dataclasses import dataclass
 
 from propensity.features.spec import FeatureInfo, FeatureSpec
 
-__all__ = ["DUCKDB", "SPARK", "Dialect", "Plan", "Step", "build_plan"]
+__all__ = [
+    "DUCKDB",
+    "SPARK",
+    "Dialect",
+    "Plan",
+    "Step",
+    "build_plan",
+    "names_step",
+    "transitions_sql",
+    "vocabulary_sql",
+]
 
 
 @dataclass(frozen=True)
@@ -107,21 +117,84 @@ class Plan:
     shared: tuple[str, ...] = ()
 
 
-def build_plan(spec: FeatureSpec, dialect: Dialect, rows: str, prefix: str) -> Plan:
+def build_plan(
+    spec: FeatureSpec,
+    dialect: Dialect,
+    rows: str,
+    prefix: str,
+    codes: dict[str, int] | None = None,
+) -> Plan:
     """The SQL that computes ``spec`` for the label rows in relation ``rows``.
 
     The final select returns ``rid`` then one column per spec feature, in spec order.
+
+    With ``codes`` (event name -> its code in :func:`names_step`, as learning uses) the plan
+    codes every event type by joining the small ``names`` relation instead of a ``CASE`` over
+    the vocabulary: ``ev`` then keeps every event type (with ``uid`` and ``learn`` of its row),
+    so learning the vocabulary and transitions and computing the features share one scan and
+    one join of the events. ``rows`` must then also have ``uid`` (an integer per user) and
+    ``learn`` (1 for rows to learn on).
     """
-    b = _Builder(spec, dialect, rows, prefix)
+    b = _Builder(spec, dialect, rows, prefix, codes)
     return b.plan()
 
 
+def names_step(prefix: str) -> Step:
+    """Every event type in ``events`` with its code ``c``: its rank among the sorted names.
+
+    Ranks keep ordering by code equal to ordering by name, which the sequence steps rely on
+    to break ties in time.
+    """
+    sql = (
+        "SELECT event, ROW_NUMBER() OVER (ORDER BY event) - 1 AS c "
+        "FROM (SELECT DISTINCT event FROM events WHERE event IS NOT NULL) n"
+    )
+    return Step(f"{prefix}names", sql)
+
+
+def vocabulary_sql(prefix: str, min_support: int) -> str:
+    """Per event code seen by the learn rows: distinct users and events (a coded plan's ``ev``)."""
+    return (
+        f"SELECT k, COUNT(DISTINCT uid) AS users, COUNT(*) AS n FROM {prefix}ev "
+        f"WHERE learn = 1 AND k IS NOT NULL GROUP BY k "
+        f"HAVING COUNT(DISTINCT uid) >= {int(min_support)}"
+    )
+
+
+def transitions_sql(prefix: str, rows: str, min_support: int, has_label: bool) -> str:
+    """Consecutive vocabulary pairs of the learn rows: rows with the pair and their positives.
+
+    Reads a coded plan's ``seq`` (materialised) and the label rows ``rows``.
+    """
+    label = "l.label" if has_label else "0"
+    return f"""SELECT p.prev, p.k, COUNT(*) AS n_with, SUM({label}) AS pos_with
+FROM (SELECT DISTINCT rid, prev, k FROM {prefix}seq WHERE prev IS NOT NULL) p
+JOIN {rows} l ON l.rid = p.rid
+WHERE l.learn = 1
+GROUP BY p.prev, p.k HAVING COUNT(*) >= {int(min_support)}"""
+
+
 class _Builder:
-    def __init__(self, spec: FeatureSpec, dialect: Dialect, rows: str, prefix: str) -> None:
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        dialect: Dialect,
+        rows: str,
+        prefix: str,
+        codes: dict[str, int] | None,
+    ) -> None:
         self.spec, self.d, self.rows, self.p = spec, dialect, rows, prefix
         self.fams = set(spec.families)
-        # Codes are ranks in the sorted vocabulary, so ordering by code is ordering by name.
+        self.coded = codes is not None
+        # Column slots are ranks in the sorted vocabulary; codes are what `k` holds. Both
+        # order like the names, so ordering by code is ordering by name.
         self.ev_index = {e: i for i, e in enumerate(sorted(spec.events))}
+        self.code = dict(self.ev_index) if codes is None else {e: codes[e] for e in spec.events}
+        if self.coded:
+            listed = ", ".join(str(self.code[e]) for e in sorted(spec.events))
+            self.seen = f"k IN ({listed})" if listed else "1 = 0"
+        else:
+            self.seen = "k >= 0"
         self.lit = dialect.literal
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -135,7 +208,8 @@ class _Builder:
 
     # ---- steps -----------------------------------------------------------------------------
     def plan(self) -> Plan:
-        steps = [self._rows(), self._ev(), self._re(), self._piv()]
+        steps = [self._rows(), *([names_step(self.p)] if self.coded else []), self._ev()]
+        steps += [self._re(), self._piv()]
         ordered = bool(self.fams & {"activity", "transitions"})
         if ordered:
             steps += [self._seq(), self._act()]
@@ -146,14 +220,15 @@ class _Builder:
         if "fit" in self.fams:
             steps.append(self._fit())
         names = {s.name for s in steps}
-        shared = (self._n("rows"), self._n("ev"))
+        shared = (self._n("rows"), *((self._n("names"),) if self.coded else ()), self._n("ev"))
         return Plan(tuple(steps), self._final(names), self._unseen(), shared)
 
     def _rows(self) -> Step:
         e = self.d.epoch_seconds
+        extra = ", uid, learn" if self.coded else ""
         sql = (
-            f"SELECT rid, user_id, account_id, {e('cutoff_at')} AS cut, {e('signup_at')} AS sig "
-            f"FROM {self.rows}"
+            f"SELECT rid, user_id, account_id, {e('cutoff_at')} AS cut, {e('signup_at')} AS sig"
+            f"{extra} FROM {self.rows}"
         )
         return Step(self._n("rows"), sql)
 
@@ -163,6 +238,8 @@ class _Builder:
             f"END AS p{k}"
             for k, (ev, p, _) in enumerate(self._props())
         ]
+        if self.coded:
+            return self._ev_coded(props)
         code = " ".join(f"WHEN {self.lit(e)} THEN {i}" for e, i in self.ev_index.items())
         # Events outside the vocabulary get k = -1 and keep their name in `other`, so the one
         # join of events to rows also yields the unseen-event counts; later steps use k >= 0.
@@ -173,6 +250,19 @@ class _Builder:
   CASE WHEN e.k < 0 THEN COALESCE(e.event, '<null>') END AS other{outer}
 FROM (SELECT user_id, {self.d.epoch_seconds("timestamp")} AS ts, {inner} FROM events) e
 JOIN {self._n("rows")} r ON e.user_id = r.user_id
+WHERE e.ts < r.cut AND e.ts >= r.sig"""
+        return Step(self._n("ev"), sql)
+
+    def _ev_coded(self, props: list[str]) -> Step:
+        # Every event keeps its type's code (NULL for a NULL type): learning counts all of them,
+        # the features read the vocabulary's codes (`seen`), the unseen count the rest.
+        inner = ", ".join(["event", *props])
+        outer = "".join(f", e.p{k}" for k in range(len(props)))
+        sql = f"""SELECT r.rid, r.uid, r.learn, n.c AS k, e.ts - r.sig AS t,
+  r.cut - r.sig AS age{outer}
+FROM (SELECT user_id, {self.d.epoch_seconds("timestamp")} AS ts, {inner} FROM events) e
+JOIN {self._n("rows")} r ON e.user_id = r.user_id
+LEFT JOIN {self._n("names")} n ON n.event = e.event
 WHERE e.ts < r.cut AND e.ts >= r.sig"""
         return Step(self._n("ev"), sql)
 
@@ -191,7 +281,10 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
                 f"MAX(p{k}) AS pmax{k}",
                 f"MIN(p{k}) AS pmin{k}",
             ]
-        sql = f"SELECT rid, k, {', '.join(cols)} FROM {self._n('ev')} WHERE k >= 0 GROUP BY rid, k"
+        sql = (
+            f"SELECT rid, k, {', '.join(cols)} FROM {self._n('ev')} WHERE {self.seen} "
+            f"GROUP BY rid, k"
+        )
         return Step(self._n("re"), sql)
 
     def _piv(self) -> Step:
@@ -210,11 +303,12 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
         # Each (rid, k) is one row of `re`, so a per-event column is MAX over that one row (NULL
         # when absent; the final select COALESCEs). MAX keeps BIGINT where SUM widens to HUGEINT
         # on DuckDB: the pivot took 1.3 s with SUM, 0.6 s with MAX at 10M events.
-        for i in self.ev_index.values():
+        for e, i in self.ev_index.items():
+            c = self.code[e]
             if "counts" in self.fams:
-                cols += [f"MAX(CASE WHEN k = {i} THEN {w} END) AS c{i}_{w}" for w in wins]
-            cols.append(f"MIN(CASE WHEN k = {i} THEN first_t END) AS first{i}")
-            cols.append(f"MAX(CASE WHEN k = {i} THEN last_t END) AS last{i}")
+                cols += [f"MAX(CASE WHEN k = {c} THEN {w} END) AS c{i}_{w}" for w in wins]
+            cols.append(f"MIN(CASE WHEN k = {c} THEN first_t END) AS first{i}")
+            cols.append(f"MAX(CASE WHEN k = {c} THEN last_t END) AS last{i}")
         for k, _ in enumerate(self._props()):
             cols += [f"SUM(ps{k}) AS ps{k}", f"SUM(pc{k}) AS pc{k}"]
             cols += [f"MAX(pmax{k}) AS pmax{k}", f"MIN(pmin{k}) AS pmin{k}"]
@@ -225,7 +319,7 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
         over = "OVER (PARTITION BY rid ORDER BY t, k)"
         sql = (
             f"SELECT rid, k, t, t - LAG(t) {over} AS gap, LAG(k) {over} AS prev "
-            f"FROM {self._n('ev')} WHERE k >= 0"
+            f"FROM {self._n('ev')} WHERE {self.seen}"
         )
         return Step(self._n("seq"), sql)
 
@@ -239,9 +333,7 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
         ]
         if "transitions" in self.fams:
             cols += [
-                f"COUNT(CASE WHEN prev = {self.ev_index[a]} AND k = {self.ev_index[b]} "
-                f"THEN 1 END)"
-                f" AS tr{j}"
+                f"COUNT(CASE WHEN prev = {self.code[a]} AND k = {self.code[b]} THEN 1 END) AS tr{j}"
                 for j, (a, b) in enumerate(self.spec.transitions)
             ]
         sql = f"SELECT rid, {', '.join(cols)} FROM {self._n('seq')} GROUP BY rid"
@@ -259,7 +351,7 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
                 f"WHERE gap IS NULL OR {day} <> {pday}"
             )
         else:
-            distinct = f"SELECT DISTINCT rid, {day} AS dnum FROM {self._n('ev')} WHERE k >= 0"
+            distinct = f"SELECT DISTINCT rid, {day} AS dnum FROM {self._n('ev')} WHERE {self.seen}"
         island = "dnum - ROW_NUMBER() OVER (PARTITION BY rid ORDER BY dnum)"
         sql = f"SELECT rid, dnum, {island} AS island FROM ({distinct}) d"
         return Step(self._n("days"), sql)
@@ -350,6 +442,13 @@ FROM {self._n("rows")} r LEFT JOIN users u ON u.user_id = r.user_id"""
         return Step(self._n("fit"), sql)
 
     def _unseen(self) -> str:
+        if self.coded:
+            return (
+                f"SELECT COALESCE(n.event, '<null>') AS event, COUNT(*) AS n "
+                f"FROM {self._n('ev')} e LEFT JOIN {self._n('names')} n ON n.c = e.k "
+                f"WHERE e.k IS NULL OR NOT ({self.seen.replace('k', 'e.k', 1)}) "
+                f"GROUP BY COALESCE(n.event, '<null>')"
+            )
         return (
             f"SELECT other AS event, COUNT(*) AS n FROM {self._n('ev')} WHERE k < 0 GROUP BY other"
         )

@@ -17,13 +17,12 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from propensity.config import FeaturesConfig
 from propensity.errors import DataContractError
 from propensity.features import FeatureFrame, FeatureSpec, learn_spec
-from propensity.features.engine import assemble_features, require_row_keys
+from propensity.features.engine import assemble_features, require_row_keys, row_table
 from propensity.features.sql import SPARK, build_plan
 from propensity.labels import LabelTimes
 
@@ -44,7 +43,8 @@ _calls = itertools.count()
 
 
 def label_rows(spark: SparkSession, label_times: LabelTimes) -> DataFrame:
-    """The label rows as a Spark DataFrame with an integer ``rid`` (their position).
+    """The label rows as a Spark DataFrame with an integer ``rid`` (their position), ``uid``
+    (an integer per user) and ``learn`` (1: a spec learned here learns on every row).
 
     Timestamps go in as ``TIMESTAMP_NTZ`` (naive UTC wall clock), as parquet gives them; the
     ``label`` comes along when the rows have one (learning the spec ranks transitions by it).
@@ -59,13 +59,16 @@ def label_rows(spark: SparkSession, label_times: LabelTimes) -> DataFrame:
 
     frame = label_times.frame
     require_row_keys(frame)
+    keyed = row_table(frame)  # rid, uid and learn as the DuckDB engine registers them
     rows = pd.DataFrame(
         {
-            "rid": np.arange(len(frame), dtype="int64"),
+            "rid": keyed["rid"].to_numpy(),
             "user_id": frame["user_id"].astype(object).to_numpy(),
             "account_id": frame["account_id"].astype(object).to_numpy(),
             "signup_at": pd.to_datetime(frame["signup_at"]).astype("datetime64[us]").to_numpy(),
             "cutoff_at": pd.to_datetime(frame["cutoff_at"]).astype("datetime64[us]").to_numpy(),
+            "uid": keyed["uid"].to_numpy(),
+            "learn": keyed["learn"].to_numpy(),
         }
     )
     fields = [
@@ -74,6 +77,8 @@ def label_rows(spark: SparkSession, label_times: LabelTimes) -> DataFrame:
         StructField("account_id", StringType(), True),
         StructField("signup_at", TimestampNTZType(), True),
         StructField("cutoff_at", TimestampNTZType(), True),
+        StructField("uid", LongType(), False),
+        StructField("learn", LongType(), False),
     ]
     if label_times.has_label:
         rows["label"] = frame["label"].to_numpy(dtype="int64")
