@@ -31,7 +31,12 @@ Decisions every family shares (see ``spec.py`` for column names, ``sql.py`` for 
 True
 """
 
-from propensity.features.engine import FeatureFrame, compute_features, learn_spec
+from propensity.features.engine import (
+    FeatureFrame,
+    compute_features,
+    learn_spec,
+    learn_spec_and_features,
+)
 from propensity.features.spec import FeatureInfo, FeatureSpec
 from propensity.features.sql import DUCKDB, SPARK, Dialect
 
@@ -44,4 +49,5 @@ __all__ = [
     "FeatureSpec",
     "compute_features",
     "learn_spec",
+    "learn_spec_and_features",
 ]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from propensity.config import Config, LabelConfig
-from propensity.features import FeatureSpec, compute_features, learn_spec
+from propensity.features import FeatureSpec, compute_features, learn_spec_and_features
 from propensity.io import LoadedData, load_data
 from propensity.labels import LabelTimes, build_label_times
 from propensity.model.split import Split, split_out_of_time
@@ -57,11 +57,13 @@ def prepare(cfg: Config, data: LoadedData | None = None) -> Prepared:
     data = data or load_data(cfg.data)
     labels = build_label_times(data.con, cfg.label)
     split = split_out_of_time(labels.frame, cfg.split)
-    train_rows = LabelTimes(
-        labels.frame.iloc[split.train].reset_index(drop=True), labels.excluded, labels.settings
-    )
-    spec = learn_spec(data.con, train_rows, cfg.features)
-    frame, unseen = labelled_features(data, labels, spec)
+    learn = np.zeros(len(labels.frame), dtype=bool)
+    learn[split.train] = True
+    # The spec is learn_spec's on the training rows; one event scan serves it and the features.
+    spec, result = learn_spec_and_features(data.con, labels, cfg.features, learn)
+    frame = result.frame
+    frame["label"] = labels.frame["label"].to_numpy(dtype=int)
+    unseen = result.unseen_events
     return Prepared(data, labels, split, spec, frame, unseen, main_cutoff_rows(labels, cfg.label))
 
 
