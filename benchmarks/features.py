@@ -1,25 +1,35 @@
-"""Benchmark the feature build against a bare DuckDB scan and a pandas implementation.
+"""Benchmark the feature build (learning the spec included) against Polars and a bare scan.
 
     .venv/bin/python benchmarks/features.py                       # 10M events, 100k users
-    .venv/bin/python benchmarks/features.py --events 100_000_000 --users 1_000_000 --skip-pandas
+    .venv/bin/python benchmarks/features.py --events 30_000_000 --users 300_000
+    .venv/bin/python benchmarks/features.py --events 100_000_000 --users 1_000_000 --repeats 1
 
 Synthetic events are generated with numpy (seeded) into parquet under ``--dir``. Each
-measurement runs in its own subprocess so its peak memory (VmHWM) is its own. Printed:
-wall time, events/s and peak RSS of
+measurement runs in its own subprocess (same thread count for every engine) so its peak memory
+(VmHWM) and CPU time are its own; the phases are interleaved round by round and the medians of
+``--repeats`` rounds are compared, with the load average printed per round (the machine is
+shared). Phases:
 
-- ``duckdb``: the feature build (``compute_features``) for the families pandas also implements
-  (counts, recency, activity, timing, transitions, diversity), plus ``learn_spec`` separately;
-- ``duckdb-all``: the same with every family that the synthetic data supports (+ account, fit);
-- ``scan``: a bare DuckDB scan + group-by (user, event) of the same file, the floor;
-- ``pandas``: the same features as ``duckdb`` written in pandas, reading the same file;
+- ``duckdb``: ``learn_spec_and_features`` (vocabulary, transitions, then every feature) for the
+  families Polars also implements (counts, recency, activity, timing, transitions, diversity);
+- ``duckdb-all``: the same with every family the synthetic data supports (+ account, fit);
+- ``scan``: a bare DuckDB scan + group-by (user, event) of all columns of the same file, the floor;
+- ``polars``: the same features, learning included, hand-written in lazy Polars
+  (``benchmarks/features_polars.py``), reading the same file;
+- ``pandas`` (``--pandas``): the features alone (spec from DuckDB) in pandas + numpy.
 
-with ratios, and the largest difference between the DuckDB and pandas values as a cross-check.
+Printed: wall and CPU seconds, events/s, peak RSS, the ratios the issue sets targets for
+(Polars / ours >= 1.5, ours / scan <= 4, peak <= DuckDB memory limit + 20%), and the largest
+difference between our values and Polars' (and the spec they learned) as a cross-check.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import resource
 import subprocess
 import sys
 import time
@@ -101,7 +111,7 @@ def _cfg(families: tuple[str, ...]):  # type: ignore[no-untyped-def]
 def phase_duckdb(d: Path, args: argparse.Namespace, families: tuple[str, ...]) -> dict:
     import duckdb
 
-    from propensity.features import compute_features, learn_spec
+    from propensity.features import learn_spec_and_features
 
     con = duckdb.connect()
     con.execute(f"SET threads = {args.threads}")
@@ -111,14 +121,53 @@ def phase_duckdb(d: Path, args: argparse.Namespace, families: tuple[str, ...]) -
     con.execute(f"CREATE VIEW users AS SELECT * FROM read_parquet('{d / 'users.parquet'}')")
     lt = _label_times(con.execute("SELECT * FROM users ORDER BY user_id").df())
     t = time.perf_counter()
-    spec = learn_spec(con, lt, _cfg(families))
-    learn_s = time.perf_counter() - t
-    t = time.perf_counter()
-    ff = compute_features(con, lt, spec)
-    build_s = time.perf_counter() - t
+    spec, ff = learn_spec_and_features(con, lt, _cfg(families))
+    seconds = time.perf_counter() - t
     ff.frame.to_parquet(d / f"features_{'_'.join(families)}.parquet", index=False)
     (d / f"spec_{'_'.join(families)}.json").write_text(spec.to_json())
-    return {"seconds": build_s, "learn_s": learn_s, "columns": len(spec.columns)}
+    return {"seconds": seconds, "columns": len(spec.columns)}
+
+
+def phase_polars(d: Path, args: argparse.Namespace) -> dict:
+    import polars as pl
+    from features_polars import learn_and_build
+
+    from propensity.features import FeatureSpec
+
+    users = pd.read_parquet(d / "users.parquet").sort_values("user_id", ignore_index=True)
+    f = _label_times(users).frame
+    rows = pl.DataFrame(
+        {
+            "rid": np.arange(len(f)),
+            "user_id": f["user_id"].astype(str).to_numpy(),
+            "signup_at": f["signup_at"].to_numpy(),
+            "cutoff_at": f["cutoff_at"].to_numpy(),
+            "label": f["label"].to_numpy(),
+        }
+    )
+    cfg = _cfg(FAMILIES)
+    t = time.perf_counter()
+    vocab, transitions, out = learn_and_build(
+        d / "events.parquet",
+        rows,
+        windows_s=tuple(sorted(int(w.total_seconds()) for w in cfg.windows)),
+        session_gap_s=int(cfg.session_gap.total_seconds()),
+        min_support=cfg.min_event_support,
+        max_events=cfg.max_event_types,
+        top_transitions=cfg.top_transitions,
+    )
+    seconds = time.perf_counter() - t
+    spec = FeatureSpec(
+        families=FAMILIES, events=vocab, windows_s=tuple(sorted(int(w.total_seconds())
+        for w in cfg.windows)), session_gap_s=int(cfg.session_gap.total_seconds()),
+        key_events=vocab, transitions=transitions,
+    )  # fmt: skip
+    frame = out.drop("rid").to_pandas()
+    frame.columns = list(spec.columns)
+    frame.insert(0, "user_id", f["user_id"].to_numpy())
+    frame.to_parquet(d / "features_polars.parquet", index=False)
+    (d / "spec_polars.json").write_text(spec.to_json())
+    return {"seconds": seconds, "columns": len(spec.columns)}
 
 
 def phase_scan(d: Path, args: argparse.Namespace) -> dict:
@@ -131,7 +180,7 @@ def phase_scan(d: Path, args: argparse.Namespace) -> dict:
     n = con.execute(
         f"""SELECT COUNT(*) FROM (SELECT user_id, event, COUNT(*), MIN(timestamp), MAX(timestamp)
         FROM read_parquet('{d / "events.parquet"}') GROUP BY user_id, event)"""
-    ).fetchone()[0]
+    ).fetchone()[0]  # every column of the file is read: user_id, event, timestamp
     return {"seconds": time.perf_counter() - t, "groups": n}
 
 
@@ -236,7 +285,8 @@ def pandas_features(d: Path, spec) -> pd.DataFrame:  # type: ignore[no-untyped-d
 def _child(args: argparse.Namespace, phase: str) -> dict:
     cmd = [sys.executable, __file__, "--phase", phase, "--dir", str(args.dir),
            "--threads", str(args.threads), "--memory-limit", args.memory_limit]  # fmt: skip
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    env = {**os.environ, "POLARS_MAX_THREADS": str(args.threads)}
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -253,17 +303,46 @@ def _already(args: argparse.Namespace) -> bool:
     )
 
 
+def _limit_mb(text: str) -> float:
+    number, unit = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]i?B)\s*", text, re.I).groups()
+    power = {"K": 1, "M": 2, "G": 3, "T": 4}[unit[0].upper()]
+    base = 1024 if "i" in unit.lower() else 1000
+    return float(number) * base**power / 2**20
+
+
+def _cross_check(d: Path) -> None:
+    duck = pd.read_parquet(d / f"features_{'_'.join(FAMILIES)}.parquet")
+    same_spec = (d / f"spec_{'_'.join(FAMILIES)}.json").read_text() == (
+        d / "spec_polars.json"
+    ).read_text()
+    for other in ("polars", "pandas"):
+        path = d / f"features_{other}.parquet"
+        if not path.exists():
+            continue
+        theirs = pd.read_parquet(path)
+        num = duck.columns[2:]
+        a, b = duck[num].to_numpy(float), theirs[num].to_numpy(float)
+        worst = np.nanmax(np.abs(a - b))
+        spec_note = f", same vocabulary and transitions: {same_spec}" if other == "polars" else ""
+        same_nan = bool((np.isnan(a) == np.isnan(b)).all())
+        print(f"cross-check {other}: {len(num)} columns, max |ours - {other}| = {worst:.2e}, "
+              f"NaN patterns equal: {same_nan}{spec_note}")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=lambda s: int(s.replace("_", "")), default=10_000_000)
     ap.add_argument("--users", type=lambda s: int(s.replace("_", "")), default=100_000)
-    ap.add_argument("--dir", type=Path, default=Path("/tmp/propensity_bench_features"))
+    ap.add_argument("--dir", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--memory-limit", default="2GB")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--skip-pandas", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--pandas", action="store_true", help="also time the pandas version")
+    ap.add_argument("--no-all", action="store_true", help="skip the every-family build")
     ap.add_argument("--phase", default="all")
     args = ap.parse_args()
+    args.dir = args.dir or Path(f"/tmp/propensity_bench_features_{args.events}")
     if args.phase != "all":
         runners = {
             "duckdb": lambda: phase_duckdb(args.dir, args, FAMILIES),
@@ -272,8 +351,12 @@ def main() -> None:
             ),
             "scan": lambda: phase_scan(args.dir, args),
             "pandas": lambda: phase_pandas(args.dir, args),
+            "polars": lambda: phase_polars(args.dir, args),
         }
+        start = resource.getrusage(resource.RUSAGE_SELF)
         result = runners[args.phase]()
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        result["cpu_s"] = used.ru_utime + used.ru_stime - start.ru_utime - start.ru_stime
         result["peak_mb"] = peak_mb()
         print(json.dumps(result))
         return
@@ -284,30 +367,46 @@ def main() -> None:
         generate(args.dir, args.events, args.users, args.seed)
         print(f"generated {args.events:,} events / {args.users:,} users in "
               f"{time.perf_counter() - t:.1f}s -> {args.dir}")  # fmt: skip
-    phases = ["scan", "duckdb", "duckdb-all"] + ([] if args.skip_pandas else ["pandas"])
-    res = {}
-    for p in phases:  # printed as they finish: a 100M-event run takes a while
-        res[p] = _child(args, p)
-        print(f"  {p}: {json.dumps(res[p])}", flush=True)
+    phases = ["scan", "duckdb", "polars"] + ([] if args.no_all else ["duckdb-all"])
+    phases += ["pandas"] if args.pandas else []
+    runs: dict[str, list[dict]] = {p: [] for p in phases}
+    loads = []
+    for i in range(args.repeats):  # interleaved, each round in a rotated order
+        order = phases[i % len(phases) :] + phases[: i % len(phases)]
+        for p in order:
+            runs[p].append(_child(args, p))
+        loads.append(os.getloadavg())
+        print(f"  round {i + 1}: " + ", ".join(f"{p} {runs[p][-1]['seconds']:.2f}s" for p in phases)
+              + f"; load average {loads[-1][0]:.2f} {loads[-1][1]:.2f} {loads[-1][2]:.2f}",
+              flush=True)  # fmt: skip
+    med = {p: {k: float(np.median([r[k] for r in rs])) for k in ("seconds", "cpu_s", "peak_mb")}
+           for p, rs in runs.items()}  # fmt: skip
     n = args.events
-    print(f"\n{'phase':<12}{'wall s':>9}{'events/s':>14}{'peak MB':>10}  note")
-    for p, r in res.items():
-        note = ""
-        if p.startswith("duckdb"):
-            note = f"{r['columns']} columns; learn_spec {r['learn_s']:.2f}s"
-        print(f"{p:<12}{r['seconds']:>9.2f}{n / r['seconds']:>14,.0f}{r['peak_mb']:>10.0f}  {note}")
-    base = res["duckdb"]["seconds"]
-    print(f"\nduckdb build / bare scan: {base / res['scan']['seconds']:.1f}x")
-    if "pandas" in res:
-        print(f"pandas / duckdb build:    {res['pandas']['seconds'] / base:.1f}x")
-        duck = pd.read_parquet(args.dir / f"features_{'_'.join(FAMILIES)}.parquet")
-        pand = pd.read_parquet(args.dir / "features_pandas.parquet")
-        num = duck.columns[2:]
-        diff = (duck[num].to_numpy() - pand[num].to_numpy()).astype(float)
-        same_nan = np.isnan(duck[num].to_numpy()) == np.isnan(pand[num].to_numpy())
-        worst = np.nanmax(np.abs(diff))
-        print(f"cross-check: {len(num)} columns, max |duckdb - pandas| = {worst:.2e}, "
-              f"NaN patterns equal: {bool(same_nan.all())}")  # fmt: skip
+    print(f"\n{args.events:,} events, {args.users:,} users, {args.threads} threads each, "
+          f"medians of {args.repeats}")  # fmt: skip
+    print(f"{'phase':<12}{'wall s':>9}{'cpu s':>9}{'events/s':>14}{'peak MB':>10}  note")
+    for p, r in med.items():
+        note = f"{runs[p][0]['columns']} columns" if "columns" in runs[p][0] else ""
+        print(f"{p:<12}{r['seconds']:>9.2f}{r['cpu_s']:>9.2f}{n / r['seconds']:>14,.0f}"
+              f"{r['peak_mb']:>10.0f}  {note}")  # fmt: skip
+    ours = med["duckdb"]
+    limit = _limit_mb(args.memory_limit)
+    ratio = med["polars"]["seconds"] / ours["seconds"]
+    print(f"\npolars / ours (wall):      {ratio:.2f}x   (target >= 1.5; cpu "
+          f"{med['polars']['cpu_s'] / ours['cpu_s']:.2f}x)")  # fmt: skip
+    print(f"ours / bare scan (wall):   {ours['seconds'] / med['scan']['seconds']:.2f}x   "
+          f"(target <= 4)")  # fmt: skip
+    print(f"ours peak / memory limit:  {ours['peak_mb'] / limit:.2f}   (limit "
+          f"{args.memory_limit}; target <= 1.2; every family: "
+          f"{med.get('duckdb-all', ours)['peak_mb'] / limit:.2f})")  # fmt: skip
+    if "pandas" in med:
+        cpu = med["pandas"]["cpu_s"] / ours["cpu_s"]
+        print(f"pandas / ours (wall):      {med['pandas']['seconds'] / ours['seconds']:.2f}x "
+              f"(cpu {cpu:.2f}x; pandas runs on 1 thread, without learning the spec)")  # fmt: skip
+    print("load average per round: "
+          + "; ".join(f"{a:.2f} {b:.2f} {c:.2f}" for a, b, c in loads))  # fmt: skip
+    _cross_check(args.dir)
+    print(json.dumps({"events": n, "users": args.users, "medians": med}))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ def learn_and_build(
     )
     ev = (
         pl.scan_parquet(events)
-        .select("user_id", pl.col("event").cast(pl.Categorical), ts=pl.col("timestamp").dt.epoch("s"))
+        .select(
+            "user_id", pl.col("event").cast(pl.Categorical), ts=pl.col("timestamp").dt.epoch("s")
+        )
         .join(r.select("rid", "uid", "user_id", "sig", "cut"), on="user_id")
         .filter((pl.col("ts") >= pl.col("sig")) & (pl.col("ts") < pl.col("cut")))
         .select("rid", "uid", "event", t=pl.col("ts") - pl.col("sig"))
@@ -129,7 +131,9 @@ def _features(seq, r, vocab, transitions, windows_s, gap_s) -> pl.DataFrame:  # 
             first=pl.col("t").min(),
             last=pl.col("t").max(),
         )
-        .with_columns(nlogn=(pl.col("n_all") * pl.col("n_all").log() * SCALE).round().cast(pl.Int64))
+        .with_columns(
+            nlogn=(pl.col("n_all") * pl.col("n_all").log() * SCALE).round().cast(pl.Int64)
+        )
     )
     win_names = [*(f"n_w{i}" for i in range(len(windows_s))), "n_all"]
 
@@ -138,18 +142,18 @@ def _features(seq, r, vocab, transitions, windows_s, gap_s) -> pl.DataFrame:  # 
 
     pivot = per_event.group_by("rid").agg(
         *(pl.col(w).sum().alias(f"ne_{w}") for w in win_names),
-        first_any=pl.col("first").min(),
-        last_any=pl.col("last").max(),
-        distinct=pl.len(),
-        nlogn=pl.col("nlogn").sum(),
+        pl.col("first").min().alias("first_any"),
+        pl.col("last").max().alias("last_any"),
+        pl.len().alias("distinct"),
+        pl.col("nlogn").sum(),
         *(at(w, i).alias(f"c{i}_{w}") for i in range(len(vocab)) for w in win_names),
         *(at(c, i).alias(f"{c}{i}") for i in range(len(vocab)) for c in ("first", "last")),
     )
     act = s.group_by("rid").agg(
-        sessions=(pl.col("gap").is_null() | (pl.col("gap") > gap_s)).sum(),
-        gap_sum=pl.col("gap").sum(),
-        gap_n=pl.col("gap").count(),
-        gap_max=pl.col("gap").max(),
+        (pl.col("gap").is_null() | (pl.col("gap") > gap_s)).sum().alias("sessions"),
+        pl.col("gap").sum().alias("gap_sum"),
+        pl.col("gap").count().alias("gap_n"),
+        pl.col("gap").max().alias("gap_max"),
         *(
             ((pl.col("prev") == ix[a]) & (pl.col("k") == ix[b])).sum().alias(f"tr{j}")
             for j, (a, b) in enumerate(transitions)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from propensity.config import FeaturesConfig, MilestoneOrder, PropertyAggregate
-from propensity.features import compute_features, learn_spec
+from propensity.features import compute_features, learn_spec, learn_spec_and_features
 from propensity.labels import LabelTimes
 
 T0 = datetime(2024, 1, 1)
@@ -127,3 +127,22 @@ def test_row_order_changes_nothing(base: list[tuple], seed: int) -> None:
     # Output rows follow the label rows' order; put them back to compare.
     got = got.iloc[np.argsort(order)].reset_index(drop=True)
     pd.testing.assert_frame_equal(ref, got, rtol=1e-12)
+
+
+@SETTINGS
+@given(
+    base=st.lists(event, max_size=25),
+    mask=st.lists(st.booleans(), min_size=len(ROWS), max_size=len(ROWS)).filter(any),
+)
+def test_one_pass_equals_learning_then_computing(base: list[tuple], mask: list[bool]) -> None:
+    """Check that learn_spec_and_features gives learn_spec's spec (learned on the masked rows)
+    and compute_features' frame and unseen counts (every row), value for value."""
+    con = _con(_events(base))
+    lt = LabelTimes(ROWS)
+    learn = np.array(mask)
+    spec = learn_spec(con, LabelTimes(ROWS[learn].reset_index(drop=True)), CFG)
+    want = compute_features(con, lt, spec)
+    got_spec, got = learn_spec_and_features(con, lt, CFG, learn)
+    assert got_spec == spec
+    pd.testing.assert_frame_equal(got.frame, want.frame, check_exact=True)
+    assert got.unseen_events == want.unseen_events
