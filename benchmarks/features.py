@@ -312,9 +312,11 @@ def _limit_mb(text: str) -> float:
 
 def _cross_check(d: Path) -> None:
     duck = pd.read_parquet(d / f"features_{'_'.join(FAMILIES)}.parquet")
-    same_spec = (d / f"spec_{'_'.join(FAMILIES)}.json").read_text() == (
-        d / "spec_polars.json"
-    ).read_text()
+    from propensity.features import FeatureSpec
+
+    ours = FeatureSpec.from_json((d / f"spec_{'_'.join(FAMILIES)}.json").read_text())
+    theirs_spec = FeatureSpec.from_json((d / "spec_polars.json").read_text())
+    same_spec = (ours.events, ours.transitions) == (theirs_spec.events, theirs_spec.transitions)
     for other in ("polars", "pandas"):
         path = d / f"features_{other}.parquet"
         if not path.exists():
