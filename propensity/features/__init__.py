@@ -29,6 +29,9 @@ Decisions every family shares (see ``spec.py`` for column names, ``sql.py`` for 
 >>> ff = compute_features(con, label_times, spec)  # doctest: +SKIP
 >>> FeatureSpec.from_json(spec.to_json()).hash == spec.hash  # doctest: +SKIP
 True
+
+Training learns and builds in one pass over the events (the same spec and frame as the two calls,
+about half the time): ``spec, ff = learn_spec_and_features(con, label_times, cfg.features, mask)``.
 """
 
 from propensity.features.engine import (
