@@ -28,6 +28,7 @@ __all__ = [
     "CalibrationConfig",
     "Config",
     "DataConfig",
+    "DiscoverConfig",
     "Duration",
     "FeaturesConfig",
     "LabelConfig",
@@ -301,6 +302,21 @@ class BaselinesConfig(_Section):
     # Names of files in configs/baselines/ (without .yaml) to include, e.g. "plan_limit_hit".
     templates: tuple[str, ...] = ()
     bootstrap: int = Field(default=500, ge=0)
+    # Also judge the rule `propensity discover` learns on the training slice (see docs/discover.md).
+    suggested: bool = False
+
+
+class DiscoverConfig(_Section):
+    """Aha moments and a suggested rule, learned on the training slice (docs/discover.md)."""
+
+    # Fraction of trial users the suggested rule should flag; default: the threshold policy's
+    # volume (capacity or top_fraction), else 5%.
+    volume: float | None = Field(default=None, gt=0, lt=1)
+    max_conditions: int = Field(default=3, ge=1, le=3)
+    estimate_fraction: float = Field(default=0.5, gt=0, lt=1)  # held out for honest estimates
+    min_users: int = Field(default=30, ge=5)  # per half, for a behaviour to be reported
+    pair_events: int = Field(default=12, ge=2)  # events tried in "A then B"
+    top: int = Field(default=15, ge=1)  # behaviours printed
 
 
 class ScoringConfig(_Section):
@@ -351,6 +367,7 @@ class Config(_Section):
     calibration: CalibrationConfig = CalibrationConfig()
     threshold: ThresholdConfig = ThresholdConfig(policy="top_fraction", top_fraction=0.05)
     baselines: BaselinesConfig = BaselinesConfig()
+    discover: DiscoverConfig = DiscoverConfig()
     scoring: ScoringConfig = ScoringConfig()
     mlflow: MlflowConfig = MlflowConfig()
     spark: SparkConfig = SparkConfig()

@@ -12,6 +12,7 @@ This package is the only place in propensity that imports mlflow. Pipeline use::
 """
 
 from propensity.tracking.artifacts import RunInfo, download_artifacts, log_artifacts, run_info
+from propensity.tracking.discovery import log_discovery
 from propensity.tracking.fingerprint import data_fingerprint, git_commit
 from propensity.tracking.pyfunc import LoggedModel, PQLPyfunc, model_signature, pyfunc_input
 from propensity.tracking.registry import (
@@ -41,6 +42,7 @@ __all__ = [
     "TrackedRun",
     "connect",
     "data_fingerprint",
+    "log_discovery",
     "flatten_params",
     "git_commit",
     "load_model",
