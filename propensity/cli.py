@@ -177,6 +177,24 @@ def compare(
 
 
 @app.command()
+def discover(
+    config: ConfigOption,
+    model: Annotated[
+        str | None, typer.Option(help="Model URI or folder; default: the champion, if any.")
+    ] = None,
+) -> None:
+    """Rank the behaviours that separate converters and suggest a readable PQL rule."""
+    from propensity.discover.console import print_discovery
+    from propensity.pipeline.discover import discover_job
+
+    with _user_errors():
+        cfg = _load(config)
+        with _steps() as progress:
+            outcome = discover_job(cfg, model, progress=progress)
+    print_discovery(outcome, out, cfg.discover.top)
+
+
+@app.command()
 def score(
     config: ConfigOption,
     as_of: Annotated[str, typer.Option(help="Score time (ISO-8601, UTC if naive) or 'latest'.")],

@@ -26,6 +26,7 @@ from propensity.errors import ModelError
 from propensity.explain import beeswarm_figure, importance_bar_figure, mean_abs_shap, shap_values
 from propensity.model.bundle import PQLModel
 from propensity.report.dependence import partial_dependence, plot_partial_dependence
+from propensity.report.discover import discover_section, load_discovery
 from propensity.report.html import figure_png, render_page
 from propensity.report.sections import (
     data_section,
@@ -148,6 +149,7 @@ def build_report(
     sections = [
         data_section(run.summary, run.metrics.get("split", {})),
         headline_section(run.comparison),
+        discover_section(load_discovery(run.run_dir)),
         threshold_section(run.metrics.get("threshold", {})),
         performance_section(run.metrics, run.plots),
         drivers_section(importance, figures, run.plots),

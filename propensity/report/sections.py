@@ -29,6 +29,7 @@ __all__ = [
 SECTIONS = {
     "data": "Data",
     "headline": "Model vs rules at equal PQL volume",
+    "discover": "Aha moments and a suggested rule",
     "threshold": "The PQL threshold, per week",
     "performance": "Model performance on the test period",
     "drivers": "What drives the score",
