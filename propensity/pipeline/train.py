@@ -23,6 +23,7 @@ from propensity.features import compute_features
 from propensity.labels import scoring_population
 from propensity.model.train import TrainingResult, fit_model
 from propensity.pipeline.artifacts import write_training_artifacts
+from propensity.pipeline.discover import Discovery, discover_for_training, write_discovery
 from propensity.pipeline.prepare import Prepared, prepare
 from propensity.pipeline.references import attach_references
 from propensity.pipeline.report import report_training_run
@@ -103,11 +104,15 @@ def train(
     frame, split = prepared.frame, prepared.split
     train_main = frame.iloc[split.train[prepared.main_rows[split.train]]]
     attach_references(model, train_main, _scoring_like_rows(cfg, prepared), list(spec.columns))
-    comparison = _compare(cfg, prepared, result)
+    discovery = discover_for_training(cfg, prepared)  # baselines.suggested: true
+    comparison = _compare(cfg, prepared, result, discovery)
     progress("logging the run and registering the model")
     with start_run(cfg, "train", project_dir=project_dir) as run:
         out_dir = Path(cfg.output_dir) / f"train-{run.run_id}"
         files = write_training_artifacts(out_dir, cfg, prepared, result, comparison)
+        if discovery is not None:
+            weeks = result.split.weeks("test")
+            files += write_discovery(out_dir / "discover", discovery, comparison.table, weeks=weeks)
         run.log_params(cfg)
         run.log_params(
             {
@@ -162,8 +167,12 @@ def _scoring_like_rows(cfg: Config, prepared: Prepared) -> pd.DataFrame:
     return compute_features(prepared.data.con, population, prepared.spec).frame
 
 
-def _compare(cfg: Config, prepared: Prepared, result: TrainingResult) -> Any:
+def _compare(
+    cfg: Config, prepared: Prepared, result: TrainingResult, discovery: Discovery | None
+) -> Any:
     baselines = baselines_from_config(cfg.baselines)
+    if discovery is not None:
+        baselines.append(discovery.suggestion.baseline())
     test = prepared.test_rows().reset_index(drop=True)
     return compare(
         test,
