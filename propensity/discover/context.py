@@ -16,7 +16,9 @@ Covariates (standardised, ridge-penalised; the intercept is not penalised):
 The full model is fitted once by Newton's method. Leaving out a behaviour's covariates is then
 two Newton steps from the full fit with the full fit's curvature (a one-step estimator; it
 moves the remaining coefficients to absorb what the dropped ones carried), so a hundred
-leave-out models cost about one fit. All of it is numpy linear algebra over columns.
+leave-out models cost about one fit. All of it is numpy linear algebra over columns (the
+caller runs it on one BLAS thread: for Gram matrices this small a second thread only adds
+contention, 13x slower on a busy 2-core machine).
 """
 
 from __future__ import annotations

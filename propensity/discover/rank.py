@@ -33,6 +33,8 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from threadpoolctl import threadpool_limits
 
 from propensity.discover.candidates import (
     ThresholdColumn,
@@ -114,10 +116,11 @@ def rank_behaviours(
     y = _labels(frame)
     est = split_halves(frame["user_id"], estimate_fraction, seed)
     _enough(y, est, min_users)
-    ctx = ContextModel(frame, spec, fit_rows=~est)
-    before = _prerequisites(spec, frame, ~est)
-    columns = _with_prerequisites(threshold_columns(spec), before, frame)
-    with _Tables(con, frame, y, est) as tables:
+    # the context fits are small Gram matrices: a second BLAS thread only adds contention
+    with threadpool_limits(1, user_api="blas"), _Tables(con, frame, y, est) as tables:
+        ctx = ContextModel(frame, spec, fit_rows=~est)
+        before = _prerequisites(spec, frame, ~est)
+        columns = _with_prerequisites(threshold_columns(spec), before, frame)
         singles = _single_stats(tables, columns, ctx)
         chosen = _choose_thresholds(singles, columns, min_users, int((~est).sum()))
         events = _pair_events(chosen, spec, frame, ~est, pair_events)
@@ -194,7 +197,11 @@ def _enough(y: np.ndarray, est: np.ndarray, min_users: int) -> None:
 
 # ---- DuckDB relations --------------------------------------------------------------------------
 class _Tables:
-    """The feature rows, halves and context probabilities as DuckDB relations for one call."""
+    """The feature rows and halves as DuckDB relations for one call, dropped on exit.
+
+    Context probabilities travel as one array per row (``ps``, indexed by context id) in a temp
+    table keyed by row: joining a long (row, context) table instead was ten times slower.
+    """
 
     def __init__(
         self, con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, y: np.ndarray, est: np.ndarray
@@ -202,34 +209,50 @@ class _Tables:
         self.con = con
         self.p = f"_disc{next(_calls)}_"
         self.frame = frame.reset_index(drop=True).assign(_rid=np.arange(len(frame)))
-        self.rows = pd.DataFrame({"rid": np.arange(len(frame)), "est": est, "y": y})
-        self._registered: list[str] = []
+        self.y, self.est = y, est
+        self._views: list[str] = []
+        self._tables: list[str] = []
 
     def __enter__(self) -> _Tables:
         self.register("feat", self.frame)
-        self.register("rows", self.rows)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for name in self._registered:
+        for name in self._views:
             self.con.unregister(name)
+        for name in self._tables:
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
 
     def name(self, short: str) -> str:
         return f"{self.p}{short}"
 
-    def register(self, short: str, df: pd.DataFrame) -> str:
+    def register(self, short: str, data: pd.DataFrame | pa.Table) -> str:
         name = self.name(short)
-        self.con.register(name, df)
-        self._registered.append(name)
+        self.con.register(name, data)
+        self._views.append(name)
         return name
 
-    def probs(self, short: str, ctx: ContextModel, keys: list[tuple[str, ...]]) -> str:
-        """A long table (rid, ctx, p): per context id, the probabilities leaving its keys out."""
-        n = len(self.rows)
-        p = np.concatenate([ctx.probabilities(k) for k in keys]) if keys else np.zeros(0)
-        ids = np.repeat(np.arange(len(keys)), n)
-        rids = np.tile(np.arange(n), len(keys))
-        return self.register(short, pd.DataFrame({"rid": rids, "ctx": ids, "p": p}))
+    def table(self, short: str, sql: str) -> str:
+        """Materialise ``sql`` as a temp table (read more than once, or joined large)."""
+        name = self.name(short)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
+        self._tables.append(name)
+        return name
+
+    def rows(self, short: str, ctx: ContextModel, keys: list[tuple[str, ...]]) -> str:
+        """A temp table (rid, est, y, ps): ``ps[i + 1]`` leaves context ``keys[i]`` out."""
+        n = len(self.frame)
+        probs = np.column_stack([ctx.probabilities(k) for k in keys]) if keys else np.zeros((n, 1))
+        arrow = pa.table(
+            {
+                "rid": pa.array(np.arange(n)),
+                "est": pa.array(self.est),
+                "y": pa.array(self.y),
+                "ps": pa.FixedSizeListArray.from_arrays(pa.array(probs.ravel()), probs.shape[1]),
+            }
+        )
+        view = self.register(f"{short}_in", arrow)
+        return self.table(short, f"SELECT rid, est, y, CAST(ps AS DOUBLE[]) AS ps FROM {view}")
 
     def fetch(self, sql: str) -> pd.DataFrame:
         return self.con.execute(sql).df()
@@ -253,11 +276,11 @@ def _single_stats(
     if not columns:
         return pd.DataFrame(columns=["col", "est", "v", "n", "o", "e"])
     keys = sorted({c.owns for c in columns})
-    probs = tables.probs("p1", ctx, keys)
+    rows = tables.rows("r1", ctx, keys)
     colctx = tables.register(
         "colctx",
         pd.DataFrame(
-            {"col": [c.column for c in columns], "ctx": [keys.index(c.owns) for c in columns]}
+            {"col": [c.column for c in columns], "ctx": [keys.index(c.owns) + 1 for c in columns]}
         ),
     )
     names = ", ".join(_q(c.column) for c in columns)
@@ -268,11 +291,10 @@ def _single_stats(
             ON {names} INTO NAME col VALUE v
         )
         SELECT l.col, r.est, {_bucket("l.v")} AS v,
-               COUNT(*) AS n, SUM(r.y) AS o, SUM(p.p) AS e
+               COUNT(*) AS n, SUM(r.y) AS o, SUM(r.ps[c.ctx]) AS e
         FROM long l
-        JOIN {tables.name("rows")} r ON r.rid = l.rid
+        JOIN {rows} r ON r.rid = l.rid
         JOIN {colctx} c ON c.col = l.col
-        JOIN {probs} p ON p.rid = l.rid AND p.ctx = c.ctx
         WHERE NOT isnan(l.v) AND l.v > 0
         GROUP BY ALL
         """
@@ -379,11 +401,11 @@ def _pair_stats(
     and per pair, the same for each of its two events done at all."""
     timing = timing_columns(spec)
     pairs = list(itertools.combinations(sorted(events), 2))
-    probs = tables.probs("p2", ctx, [_owns((a, b), before) for a, b in pairs])
+    rows = tables.rows("r2", ctx, [_owns((a, b), before) for a, b in pairs])
     pairctx = tables.register(
         "pairctx",
         pd.DataFrame(
-            [(a, b, i) for i, (x, y) in enumerate(pairs) for a, b in ((x, y), (y, x))],
+            [(a, b, i + 1) for i, (x, y) in enumerate(pairs) for a, b in ((x, y), (y, x))],
             columns=["ea", "eb", "ctx"],
         ),
     )
@@ -392,27 +414,26 @@ def _pair_stats(
     )
     ladder = _ladder(spec)
     grid = tables.register("grid", pd.DataFrame({"bucket": np.arange(len(ladder) + 1)}))
-    bucket = " ".join(f"WHEN gap <= {s / 3600!r} THEN {i}" for i, s in enumerate(ladder))
+    gap = "(b.h - a.h)"
+    bucket = " ".join(f"WHEN {gap} <= {s / 3600!r} THEN {i}" for i, s in enumerate(ladder))
     names = ", ".join(_q(timing[e]) for e in events)
-    rows = tables.name("rows")
-    firsts = f"""f AS (
-        SELECT u.rid, m.ev, u.h FROM (
+    firsts = tables.table(
+        "firsts",
+        f"""SELECT u.rid, m.ev, u.h FROM (
             UNPIVOT (SELECT _rid AS rid, {names} FROM {tables.name("feat")})
             ON {names} INTO NAME col VALUE h
-        ) u JOIN {evmap} m ON m.col = u.col WHERE NOT isnan(u.h)
-    )"""
+        ) u JOIN {evmap} m ON m.col = u.col WHERE NOT isnan(u.h)""",
+    )
     ordered = tables.fetch(
         f"""
-        WITH {firsts},
-        g AS (
+        WITH g AS (
             SELECT a.ev AS ea, b.ev AS eb, r.est,
-                   CASE {bucket.replace("gap", "(b.h - a.h)")} ELSE {len(ladder)} END AS bucket,
-                   COUNT(*) AS n, SUM(r.y) AS o, SUM(p.p) AS e
-            FROM f a
-            JOIN f b ON a.rid = b.rid AND a.h < b.h
+                   CASE {bucket} ELSE {len(ladder)} END AS bucket,
+                   COUNT(*) AS n, SUM(r.y) AS o, SUM(r.ps[c.ctx]) AS e
+            FROM {firsts} a
+            JOIN {firsts} b ON a.rid = b.rid AND a.h < b.h
             JOIN {rows} r ON r.rid = a.rid
             JOIN {pairctx} c ON c.ea = a.ev AND c.eb = b.ev
-            JOIN {probs} p ON p.rid = a.rid AND p.ctx = c.ctx
             GROUP BY ALL
         ),
         filled AS (
@@ -430,18 +451,16 @@ def _pair_stats(
     )
     singles = tables.fetch(
         f"""
-        WITH {firsts}
         SELECT c.ea, c.eb, r.est,
                SUM(CASE WHEN f.ev = c.ea THEN 1 ELSE 0 END) AS n_a,
                SUM(CASE WHEN f.ev = c.ea THEN r.y ELSE 0 END) AS o_a,
-               SUM(CASE WHEN f.ev = c.ea THEN p.p ELSE 0 END) AS e_a,
+               SUM(CASE WHEN f.ev = c.ea THEN r.ps[c.ctx] ELSE 0 END) AS e_a,
                SUM(CASE WHEN f.ev = c.eb THEN 1 ELSE 0 END) AS n_b,
                SUM(CASE WHEN f.ev = c.eb THEN r.y ELSE 0 END) AS o_b,
-               SUM(CASE WHEN f.ev = c.eb THEN p.p ELSE 0 END) AS e_b
-        FROM f
+               SUM(CASE WHEN f.ev = c.eb THEN r.ps[c.ctx] ELSE 0 END) AS e_b
+        FROM {firsts} f
         JOIN {pairctx} c ON f.ev = c.ea OR f.ev = c.eb
         JOIN {rows} r ON r.rid = f.rid
-        JOIN {probs} p ON p.rid = f.rid AND p.ctx = c.ctx
         GROUP BY ALL
         """
     )
