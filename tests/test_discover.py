@@ -7,7 +7,6 @@ intent (so it has a high plain lift) but carries no weight once ``key`` is known
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import duckdb
@@ -54,24 +53,29 @@ def _world(n: int, seed: int) -> tuple[duckdb.DuckDBPyConnection, LabelTimes]:
     chats = rng.poisson(np.exp(1.0 + 0.9 * intent))
     views = rng.poisson(4, n)
     signup = T0 + pd.to_timedelta(rng.integers(0, 120 * 86400, n), unit="s")
-    rows = []
-
-    def add(user: int, event: str, hours: np.ndarray) -> None:
-        for h in np.atleast_1d(hours):
-            rows.append((f"u{user:05d}", event, signup[user] + pd.Timedelta(hours=float(h))))
-
-    for u in range(n):
-        add(u, "view", rng.uniform(0, 160, views[u] + 1))
-        add(u, "chat", rng.uniform(0, 160, chats[u]))
-        if key[u]:
-            add(u, "key", rng.uniform(1, 150, 1 + rng.poisson(1)))
-        if limit[u]:
-            at = rng.uniform(1, 100)
-            add(u, "limit", at)
-            if then_pricing[u]:
-                add(u, "pricing", at + rng.uniform(0.1, 20))
-        elif rng.random() < 0.1:
-            add(u, "pricing", rng.uniform(1, 150))
+    n_key = np.where(key, 1 + rng.poisson(1, n), 0)
+    limit_at = rng.uniform(1, 100, n)
+    lone_pricing = np.flatnonzero(~limit & (rng.random(n) < 0.1))
+    viewers, chatters = np.repeat(np.arange(n), views + 1), np.repeat(np.arange(n), chats)
+    keyers, pricers = np.repeat(np.arange(n), n_key), np.flatnonzero(then_pricing)
+    parts = [  # event, users, hours after signup
+        ("view", viewers, rng.uniform(0, 160, len(viewers))),
+        ("chat", chatters, rng.uniform(0, 160, len(chatters))),
+        ("key", keyers, rng.uniform(1, 150, len(keyers))),
+        ("limit", np.flatnonzero(limit), limit_at[limit]),
+        ("pricing", pricers, limit_at[pricers] + rng.uniform(0.1, 20, len(pricers))),
+        ("pricing", lone_pricing, rng.uniform(1, 150, len(lone_pricing))),
+    ]
+    frames = [
+        pd.DataFrame(
+            {
+                "user_id": [f"u{u:05d}" for u in who],
+                "event": event,
+                "timestamp": signup[who] + pd.to_timedelta(np.round(hours * 3600), unit="s"),
+            }
+        )
+        for event, who, hours in parts
+    ]
     logit = -3.2 + 2.0 * key + 1.6 * then_pricing
     label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     users = pd.DataFrame(
@@ -82,7 +86,7 @@ def _world(n: int, seed: int) -> tuple[duckdb.DuckDBPyConnection, LabelTimes]:
             "email_domain": "acme.com",
         }
     )
-    events = pd.DataFrame(rows, columns=["user_id", "event", "timestamp"])
+    events = pd.concat(frames, ignore_index=True)
     events["properties"] = None
     con = duckdb.connect()
     con.register("events_df", events)
@@ -315,33 +319,6 @@ def test_report_section_shows_behaviours_rule_and_distance(ranked):
     assert "3.0 more converters per week" in body
     assert body.count("<tr>") == 4  # header and three behaviours
     assert "20.0%" in body
-
-
-# ---- tracking ------------------------------------------------------------------------------------
-def test_log_discovery_records_rule_metrics_and_files(tmp_path, monkeypatch, ranked):
-    """Check that a discover run holds the rule tag, metrics, the table and the files."""
-    from propensity.tracking import log_discovery, start_run
-    from propensity.tracking._mlflow import mlflow
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    cfg = config_from_dict({"data": {"events": "e"}, "mlflow": {"experiment": "disc"}})
-    (tmp_path / "suggested.json").write_text(json.dumps({"expr": "n_key_all >= 1"}))
-    with start_run(cfg, "discover", project_dir=tmp_path) as run:
-        log_discovery(
-            run,
-            [tmp_path / "suggested.json"],
-            ranked.table,
-            {"suggested.precision": 0.4},
-            rule="n_key_all >= 1",
-        )
-    got = run.client.get_run(run.run_id)
-    assert got.data.tags["discover.suggested_rule"] == "n_key_all >= 1"
-    assert got.data.metrics["discover.suggested.precision"] == 0.4
-    folder = mlflow.artifacts.download_artifacts(run_id=run.run_id, dst_path=str(tmp_path / "d"))
-    logged = pd.read_json(f"{folder}/discover/behaviours.json")
-    assert len(logged) == len(ranked.table)
-    assert json.loads((tmp_path / "d" / "discover" / "suggested.json").read_text())["expr"]
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
 
 
 def test_milestone_within_is_a_duration(ranked):
