@@ -325,3 +325,26 @@ def test_milestone_within_is_a_duration(ranked):
     """Check that proposed milestones carry their bound as a timedelta (or none)."""
     for m in candidate_milestones(ranked):
         assert m.within is None or isinstance(m.within, timedelta)
+
+
+# ---- command line and config ---------------------------------------------------------------------
+def test_discover_command_names_a_missing_config(tmp_path):
+    """Check that a missing config is one line and exit code 2, not a traceback."""
+    from typer.testing import CliRunner
+
+    from propensity.cli import app
+
+    result = CliRunner().invoke(app, ["discover", "--config", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [({"max_conditions": 4}, "discover.max_conditions"), ({"volume": 1.0}, "discover.volume"),
+     ({"estimate_fraction": 0}, "discover.estimate_fraction"), ({"rules": 3}, "discover.rules")],
+)  # fmt: skip
+def test_discover_config_is_checked(section, key):
+    """Check that a bad discover: value or key is a ConfigError naming it."""
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        config_from_dict({"data": {"events": "e"}, "discover": section})

@@ -48,7 +48,7 @@ from propensity.discover.candidates import (
 )
 from propensity.discover.context import ContextModel
 from propensity.discover.intervals import byar_interval, wilson_interval, z_value
-from propensity.errors import InsufficientDataError
+from propensity.errors import DataContractError, InsufficientDataError
 from propensity.features import FeatureSpec
 
 __all__ = ["BEHAVIOUR_COLUMNS", "Behaviours", "rank_behaviours", "split_halves"]
@@ -171,10 +171,13 @@ def _with_prerequisites(
 
 # ---- input checks ------------------------------------------------------------------------------
 def _labels(frame: pd.DataFrame) -> np.ndarray:
-    if "label" not in frame or "user_id" not in frame:
-        raise InsufficientDataError(
-            "Discovery needs the labelled feature rows of the training slice (columns user_id, "
-            "label); got a frame without them. Pass prepared training rows."
+    missing = [c for c in ("user_id", "label") if c not in frame]
+    if missing:
+        raise DataContractError(
+            [
+                f"Discovery needs the labelled feature rows of the training slice, with columns "
+                f"user_id and label. Got a frame without {missing}; pass prepared training rows."
+            ]
         )
     return frame["label"].to_numpy(dtype=float)
 

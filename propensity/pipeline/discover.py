@@ -28,7 +28,7 @@ from propensity.discover import (
     rank_behaviours,
     suggest_rule,
 )
-from propensity.errors import ModelError
+from propensity.errors import ConfigError, ModelError
 from propensity.evaluate import bootstrap_flag_metrics, flag_metrics
 from propensity.features import FeatureSpec, compute_features, learn_spec
 from propensity.io import LoadedData, load_data, write_table
@@ -130,7 +130,7 @@ def learn_discovery(
         flags = np.asarray(baseline.fit(train).predict(train), dtype=bool)
         share = float(flags.mean())
         if 0 < share < 0.5:
-            name = f"{SUGGESTED}@{baseline.label}"
+            name = f"{SUGGESTED} ({baseline.label} volume)"
             described = f"learned for the volume of {baseline.label} on the training slice"
             matched[baseline.label] = suggest_rule(
                 train,
@@ -151,9 +151,11 @@ def discover_job(
     progress: Progress = print,
 ) -> DiscoverOutcome:
     """Discover on the training slice, judge on the test slice, write and track the results."""
-    from propensity.tracking import log_discovery, start_run
+    from propensity.tracking import connect, log_discovery, start_run
 
-    baselines_from_config(cfg.baselines)  # an unknown template fails before minutes of work
+    # Fail fast, before minutes of work: an unreachable store (exit 5), an unknown template.
+    connect(cfg.mlflow, project_dir)
+    baselines_from_config(cfg.baselines)
     progress("loading data, building label times and the training slice's features")
     data = load_data(cfg.data)
     labels = build_label_times(data.con, cfg.label)
@@ -199,18 +201,18 @@ def discover_job(
 
 def discover_for_training(cfg: Config, prepared: Prepared) -> Discovery | None:
     """With ``baselines.suggested: true``, the discovery ``train`` adds to its comparison."""
-    if not cfg.baselines.suggested or cfg.engine != "duckdb":
+    if not cfg.baselines.suggested:
         return None
+    if not isinstance(prepared.data, LoadedData):
+        raise ConfigError(
+            "baselines.suggested needs engine duckdb: discovery runs its SQL on DuckDB. Got "
+            "engine spark; train with --engine duckdb or set baselines.suggested: false."
+        )
     split = prepared.split
     rows = split.train[prepared.main_rows[split.train]]
     train = prepared.frame.iloc[rows].reset_index(drop=True)
-    return learn_discovery(
-        cfg,
-        prepared.data,
-        prepared.spec,
-        train,
-        split.weeks("train"),  # type: ignore[arg-type]
-    )
+    weeks = split.weeks("train")
+    return learn_discovery(cfg, prepared.data, prepared.spec, train, weeks, match=False)
 
 
 def write_discovery(
