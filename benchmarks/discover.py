@@ -7,8 +7,8 @@ The data is the feature benchmark's (``benchmarks/features.py``: seeded numpy ev
 parquet, reused when already there). Two phases, each in its own subprocess so each peak
 memory (VmHWM) is its own, measured in the same run:
 
-- ``build``: ``learn_spec`` + ``compute_features`` with every family the synthetic data supports,
-  as ``train`` builds them, for one row per user (day-7 cutoff, a seeded coin for the label);
+- ``build``: ``learn_spec_and_features`` (the one-pass build ``train`` runs) with every family the
+  synthetic data supports, for one row per user (day-7 cutoff, a seeded coin for the label);
 - ``discover``: on that feature table, ``rank_behaviours`` (DuckDB SQL over the feature table,
   a few numpy fits) and ``suggest_rule`` at a 5% volume: what ``propensity discover`` adds.
 
@@ -33,20 +33,17 @@ FAMILIES = ("counts", "recency", "activity", "timing", "transitions", "diversity
 
 
 def phase_build(d: Path, args: argparse.Namespace) -> dict:
-    import duckdb
-
-    from propensity.features import compute_features, learn_spec
+    from propensity.features import learn_spec_and_features
 
     con = _connect(d, args)
     lt = _label_times(con.execute("SELECT * FROM users ORDER BY user_id").df())
     t = time.perf_counter()
-    spec = learn_spec(con, lt, _cfg(FAMILIES))
-    frame = compute_features(con, lt, spec).frame
+    spec, features = learn_spec_and_features(con, lt, _cfg(FAMILIES))
     seconds = time.perf_counter() - t
+    frame = features.frame
     frame["label"] = lt.frame["label"].to_numpy()
     frame.to_parquet(d / "discover_features.parquet", index=False)
     (d / "discover_spec.json").write_text(spec.to_json())
-    del duckdb
     return {"seconds": seconds, "rows": len(frame), "columns": len(spec.columns)}
 
 

@@ -167,7 +167,9 @@ def discover_job(
     progress(f"ranking behaviours and learning a rule on {len(train):,} training users")
     discovery = learn_discovery(cfg, data, spec, train, split.weeks("train"))
     progress(f"judging the rules on {len(test):,} later test users")
-    model, scores, threshold, note = _model_scores(cfg, model_uri, data, labels, split, main)
+    model, scores, threshold, note = _model_scores(
+        cfg, model_uri, data, labels, split, main, test, spec
+    )
     weeks = split.weeks("test")
     table = _judge(cfg, discovery, test, scores, threshold, weeks)
     matched = matched_table(table, test, discovery, cfg)
@@ -334,8 +336,14 @@ def _model_scores(
     labels: LabelTimes,
     split: Split,
     main: np.ndarray,
+    test: pd.DataFrame,
+    test_spec: FeatureSpec,
 ) -> tuple[str | None, np.ndarray | None, float, str | None]:
-    """The model's test scores: the one asked for, else the champion when there is one."""
+    """The model's test scores: the one asked for, else the champion when there is one.
+
+    ``test`` holds discovery's test features (``test_spec``'s); reused when the model's spec is
+    the same one.
+    """
     from propensity.pipeline.modelspec import model_spec
     from propensity.tracking import load_model
 
@@ -347,7 +355,8 @@ def _model_scores(
             raise
         return None, None, float("nan"), f"no model to compare with ({exc})"
     spec = model_spec(model)
-    test = _features(data, labels, split.test[main[split.test]], spec)
+    if spec.hash != test_spec.hash:
+        test = _features(data, labels, split.test[main[split.test]], spec)
     scores = model.predict_proba(test[list(spec.columns)])[:, 1]
     return uri, scores, float(model.threshold), None
 
