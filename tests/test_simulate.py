@@ -295,3 +295,22 @@ def test_truth_parquet_schema(run):
     ]  # fmt: skip
     assert str(schema.field("cutoff_at").type) == "timestamp[us]"
     assert str(schema.field("label").type) == "int8"
+
+
+def test_default_world_is_pinned(tmp_path: Path):
+    """Check that the default world's files are byte-identical to the pinned digest.
+
+    CSV text, oracle.json and the truth's values are hashed (not the parquet bytes, which carry
+    the pyarrow version), so new world shapes can never change what the default seed writes.
+    """
+    simulate(tmp_path, users=500, seed=7, days=60, format="csv", chunk_users=250)
+    digest = hashlib.sha256()
+    for path in sorted(tmp_path.rglob("*")):
+        if path.is_file() and path.suffix != ".parquet":
+            digest.update(str(path.relative_to(tmp_path)).encode())
+            digest.update(path.read_bytes())
+    truth = pd.read_parquet(tmp_path / "truth.parquet")
+    digest.update(pd.util.hash_pandas_object(truth, index=False).to_numpy().tobytes())
+    assert digest.hexdigest() == (
+        "78d049934b5e81318b4746fd6f9533b1884a6d59a30a8978bcae814484a25759"
+    )
