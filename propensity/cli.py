@@ -102,10 +102,27 @@ def simulate(
     fmt: Annotated[Format, typer.Option("--format", help="File format.")] = Format.parquet,
     preset: Annotated[Preset, typer.Option(help="Column layout of events.")] = Preset.canonical,
     drift: Annotated[float, typer.Option(min=0, max=1, help="Later-cohort mix shift.")] = 0.0,
+    trial_days: Annotated[
+        int, typer.Option(min=1, help="Days of trial; activity of non-payers fades after it.")
+    ] = 14,
+    observation_window: Annotated[
+        str, typer.Option(help="Trial age at which the truth is computed (e.g. 7d, 14d).")
+    ] = "7d",
+    horizon: Annotated[str, typer.Option(help="Label horizon after the cutoff.")] = "30d",
+    day_only: Annotated[
+        bool, typer.Option("--day-only", help="Every timestamp at midnight (date-only export).")
+    ] = False,
+    tail_events: Annotated[
+        int, typer.Option(min=0, max=336, help="Extra long-tail event names (most rare).")
+    ] = 0,
+    base_rate: Annotated[
+        float | None, typer.Option(help="Target conversion rate within the horizon, e.g. 0.02.")
+    ] = None,
 ) -> None:
     """Simulate a product-led SaaS trial population with known conversion probabilities."""
     from datetime import date
 
+    from propensity.config import parse_duration
     from propensity.simulate import simulate as run_simulation
 
     with _user_errors():
@@ -113,6 +130,10 @@ def simulate(
             first = date.fromisoformat(start)
         except ValueError:
             raise _usage(f"--start must be a date like 2025-01-01, got {start!r}") from None
+        try:
+            window, after = parse_duration(observation_window), parse_duration(horizon)
+        except ValueError as exc:
+            raise _usage(f"--observation-window and --horizon: {exc}") from None
         summary = run_simulation(
             out_dir,
             users=users,
@@ -122,6 +143,12 @@ def simulate(
             format=fmt.value,
             preset=preset,
             drift=drift,
+            observation_window=window,
+            horizon=after,
+            trial_days=trial_days,
+            day_only=day_only,
+            tail_events=tail_events,
+            base_rate=base_rate,
         )
     o = summary.oracle
     out.print(

@@ -19,6 +19,7 @@ from propensity.simulate import (
     ENTERPRISE_DOMAINS,
     FREE_MAIL_DOMAINS,
     TRUTH,
+    TruthModel,
     simulate,
 )
 from propensity.simulate.arrays import order_by
@@ -153,9 +154,22 @@ def _domain_class(email: str) -> str:
     return "education" if domain.endswith(".edu") else "corporate"
 
 
-def _recompute_p_true(events: pd.DataFrame, users: pd.DataFrame, truth: pd.DataFrame) -> pd.Series:
-    """The truth formula, written independently over the written files with pandas."""
-    ev = events.dropna(subset=["user_id"]).drop_duplicates()
+def _recompute_p_true(
+    events: pd.DataFrame,
+    users: pd.DataFrame,
+    truth: pd.DataFrame,
+    model: TruthModel = TRUTH,
+    end: pd.Timestamp = END,
+    dedup: bool = True,
+) -> pd.Series:
+    """The truth formula, written independently over the written files with pandas.
+
+    ``dedup`` drops exact duplicate rows first (retries); a day-only world keeps every row.
+    """
+    TRUTH = model  # noqa: N806 - the same formula with this world's weights
+    END = end  # noqa: N806
+    ev = events.dropna(subset=["user_id"])
+    ev = ev.drop_duplicates() if dedup else ev
     ev = ev.assign(timestamp=ev["timestamp"].dt.tz_convert(None))
     first_seen = ev.groupby("user_id")["timestamp"].min()
     t = truth.set_index("user_id")[["signup_at", "cutoff_at"]]
@@ -267,6 +281,13 @@ def test_drift_brings_later_students_from_paid_search():
         ({"drift": 1.5}, r"'drift' parameter of simulate must be in \[0, 1\]. Got 1.5"),
         ({"horizon": timedelta(minutes=5)}, "'horizon' parameter"),
         ({"chunk_users": 0}, "'chunk_users' parameter"),
+        ({"trial_days": 0}, "'trial_days' parameter of simulate must be an int >= 1. Got 0"),
+        ({"tail_events": 400}, r"'tail_events' parameter of simulate must be an int in \[0, 336\]"),
+        ({"base_rate": 0.9}, r"'base_rate' parameter of simulate must be in \[0.001, 0.5\]"),
+        (
+            {"day_only": True, "observation_window": timedelta(hours=36)},
+            "A day-only world needs whole-day observation_window and horizon",
+        ),
     ],
 )
 def test_bad_parameters_are_refused(tmp_path: Path, kwargs: dict, match: str):
@@ -314,3 +335,77 @@ def test_default_world_is_pinned(tmp_path: Path):
     assert digest.hexdigest() == (
         "78d049934b5e81318b4746fd6f9533b1884a6d59a30a8978bcae814484a25759"
     )
+
+
+# -- world shapes ------------------------------------------------------------------------------
+
+SHAPES = {
+    "day_only": {"day_only": True},
+    "tail": {"tail_events": 336},
+    "trial_30d": {"trial_days": 30, "observation_window": timedelta(days=14)},
+    "base_rate_2pct": {"base_rate": 0.02, "users": 3000},
+}
+
+
+@pytest.fixture(scope="module", params=list(SHAPES))
+def shaped(request, tmp_path_factory: pytest.TempPathFactory):
+    args = {"users": 1500, "seed": 3, "days": 120} | SHAPES[request.param]
+    out = tmp_path_factory.mktemp(request.param)
+    summary = simulate(out, **args)
+    tables = {
+        name: pd.read_parquet(out / name if name == "events" else out / f"{name}.parquet")
+        for name in ("events", "users", "conversions", "truth")
+    }
+    return request.param, summary, tables
+
+
+def test_truth_is_exact_in_every_world_shape(shaped):
+    """Check that p_true recomputed from each shaped world's written files matches exactly."""
+    name, summary, t = shaped
+    expected = _recompute_p_true(
+        t["events"],
+        t["users"],
+        t["truth"],
+        model=summary.truth,
+        end=pd.Timestamp("2025-01-01") + pd.Timedelta(days=120),
+        dedup=name != "day_only",
+    )
+    assert len(expected) > 800
+    got = t["truth"].set_index("user_id").loc[expected.index, "p_true"]
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-9)
+    record = json.loads(summary.paths["oracle"].read_text())
+    assert record["settings"]["world"]["truth_intercept"] == summary.truth.intercept
+
+
+def test_world_shapes_have_their_shape(shaped):
+    """Check each shape: midnights, 300+ event names, a longer trial, a 2% base rate."""
+    name, summary, t = shaped
+    events, users, conversions = t["events"], t["users"], t["conversions"]
+    if name == "day_only":
+        for col in (events["timestamp"], users["signup_at"], conversions["converted_at"]):
+            assert (col.dt.tz_convert(None) == col.dt.tz_convert(None).dt.floor("D")).all()
+        assert events.duplicated().sum() > 0.05 * len(events)  # same-day repeats are real rows
+    elif name == "tail":
+        assert events["event"].nunique() >= 300
+        support = events.dropna(subset=["user_id"]).groupby("event")["user_id"].nunique()
+        assert (support < 20).sum() > 100 and (support > 200).sum() > 10  # a long tail
+        assert len(summary.truth.log_counts) == len(TRUTH.log_counts) + 6
+    elif name == "trial_30d":
+        truth = t["truth"].set_index("user_id")
+        never = truth.index.difference(conversions["user_id"])
+        ev = events[events["user_id"].isin(never)].join(truth["signup_at"], on="user_id")
+        age = (ev["timestamp"].dt.tz_convert(None) - ev["signup_at"]).dt.days
+        assert ev.loc[age.between(20, 27), "user_id"].nunique() > 0.2 * len(never)
+        assert (truth["cutoff_at"] - truth["signup_at"] == pd.Timedelta(days=14)).all()
+    else:
+        assert summary.truth.intercept < TRUTH.intercept - 1
+        eligible = t["truth"]["reason"].isna() | (t["truth"]["reason"] == "censored")
+        assert t["truth"].loc[eligible, "p_true"].mean() == pytest.approx(0.02, abs=0.002)
+        assert 0.01 < summary.oracle.base_rate < 0.03  # the labels drawn from it
+
+
+def test_default_world_records_no_shape(run):
+    """Check that the default world's oracle.json has no world entry (its bytes never change)."""
+    summary, *_ = run
+    assert "world" not in json.loads(summary.paths["oracle"].read_text())["settings"]
+    assert summary.truth is TRUTH

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -25,9 +25,15 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from propensity.config import Preset
 from propensity.errors import ConfigError
-from propensity.simulate.catalog import ENTERPRISE_DOMAINS, EVENTS, FREE_MAIL_DOMAINS
-from propensity.simulate.chunk import Settings, simulate_chunk
-from propensity.simulate.conversion import TRUTH, TruthModel
+from propensity.simulate.behaviour import TRIAL_DAYS
+from propensity.simulate.catalog import ENTERPRISE_DOMAINS, EVENTS, FREE_MAIL_DOMAINS, TAIL_EVENTS
+from propensity.simulate.chunk import Settings, eligible_logits, simulate_chunk
+from propensity.simulate.conversion import (
+    TRUTH,
+    TruthModel,
+    intercept_for_base_rate,
+    world_truth,
+)
 from propensity.simulate.noise import add_noise
 from propensity.simulate.tables import (
     conversions_table,
@@ -73,7 +79,7 @@ class Oracle:
 
 @dataclass(frozen=True)
 class SimulationSummary:
-    """What ``simulate`` wrote: rows per table, paths, timings and the oracle."""
+    """What ``simulate`` wrote: rows per table, paths, timings, the oracle and the truth formula."""
 
     out: Path
     users: int
@@ -82,6 +88,7 @@ class SimulationSummary:
     paths: MappingProxyType[str, Path]
     seconds: float
     oracle: Oracle
+    truth: TruthModel = TRUTH
 
 
 def simulate(
@@ -96,13 +103,29 @@ def simulate(
     horizon: timedelta = timedelta(days=30),
     drift: float = 0.0,
     chunk_users: int = 20_000,
+    *,
+    trial_days: int = TRIAL_DAYS,
+    day_only: bool = False,
+    tail_events: int = 0,
+    base_rate: float | None = None,
 ) -> SimulationSummary:
     """Simulate ``users`` trial users over ``days`` days from ``start`` and write them to ``out``.
 
     Deterministic by (``seed``, ``chunk_users``): the same arguments give byte-identical files.
     Memory is bounded by ``chunk_users``, whatever ``users`` is.
+
+    World shapes (the defaults are the demo's world, whose files never change):
+
+    - ``trial_days``: activity of users who do not pay fades after this many days;
+    - ``day_only``: every timestamp at midnight, as in exports that keep only the date (the
+      observation window and horizon must then be whole days);
+    - ``tail_events``: that many extra long-tail event names (up to 336), Zipf-popular, most
+      weightless, a few weakly weighted in the truth;
+    - ``base_rate``: the share of eligible users who convert within the horizon, met by
+      shifting the truth's intercept (solved on the first chunk's pre-cutoff behaviour).
     """
     _check(users, days, format, observation_window, horizon, drift, chunk_users)
+    _check_world(trial_days, day_only, tail_events, base_rate, observation_window, horizon)
     began = time.perf_counter()
     preset = Preset(preset)
     out = Path(out)
@@ -117,7 +140,15 @@ def simulate(
         window=int(observation_window.total_seconds()),
         horizon=int(horizon.total_seconds()),
         drift=float(drift),
+        trial_days=trial_days,
+        day_only=day_only,
+        tail_events=tail_events,
+        truth=world_truth(tail_events),
     )
+    if base_rate is not None:
+        logits = eligible_logits(settings, 0, min(chunk_users, users), 0)
+        intercept = intercept_for_base_rate(logits, settings.truth.intercept, base_rate)
+        settings = replace(settings, truth=world_truth(tail_events, intercept))
     text = format != "parquet"
     paths = {
         "events": out / "events",
@@ -137,7 +168,7 @@ def simulate(
             n = min(chunk_users, users - k * chunk_users)
             c = simulate_chunk(settings, k, n, k * chunk_users)
             noise_rng = np.random.default_rng([seed, k, 1])
-            rows = add_noise(noise_rng, c.events, settings.start, settings.end)
+            rows = add_noise(noise_rng, c.events, settings.start, settings.end, day_only)
             events = events_table(c.pop, rows, preset, text)
             write_part(events, paths["events"] / f"part-{k:05d}.{format}", format)
             n_events += events.num_rows
@@ -171,6 +202,15 @@ def simulate(
             "chunk_users": chunk_users,
         },
     }
+    world = {
+        "trial_days": trial_days,
+        "day_only": day_only,
+        "tail_events": tail_events,
+        "base_rate": base_rate,
+        "truth_intercept": settings.truth.intercept,
+    }
+    if settings.truth != TRUTH or (trial_days, day_only) != (TRIAL_DAYS, False):
+        record["settings"]["world"] = world  # only shaped worlds: the default file never changes
     paths["oracle"].write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return SimulationSummary(
         out=out,
@@ -187,6 +227,7 @@ def simulate(
         paths=MappingProxyType(paths),
         seconds=time.perf_counter() - began,
         oracle=oracle,
+        truth=settings.truth,
     )
 
 
@@ -239,6 +280,38 @@ def _check(
     if not isinstance(chunk_users, int) or chunk_users < 1:
         problems.append(
             f"The 'chunk_users' parameter of simulate must be an int >= 1. Got {chunk_users!r}."
+        )
+    if problems:
+        raise ConfigError(" ".join(problems))
+
+
+def _check_world(
+    trial_days: int,
+    day_only: bool,
+    tail_events: int,
+    base_rate: float | None,
+    window: timedelta,
+    horizon: timedelta,
+) -> None:
+    problems = []
+    if not isinstance(trial_days, int) or trial_days < 1:
+        problems.append(
+            f"The 'trial_days' parameter of simulate must be an int >= 1. Got {trial_days!r}."
+        )
+    if not isinstance(tail_events, int) or not 0 <= tail_events <= len(TAIL_EVENTS):
+        problems.append(
+            f"The 'tail_events' parameter of simulate must be an int in [0, {len(TAIL_EVENTS)}]. "
+            f"Got {tail_events!r}."
+        )
+    if base_rate is not None and not 0.001 <= base_rate <= 0.5:
+        problems.append(
+            f"The 'base_rate' parameter of simulate must be in [0.001, 0.5] or None. "
+            f"Got {base_rate!r}."
+        )
+    if day_only and any(d.total_seconds() % 86_400 for d in (window, horizon)):
+        hours = ", ".join(f"{d.total_seconds() / 3600:g}h" for d in (window, horizon))
+        problems.append(
+            f"A day-only world needs whole-day observation_window and horizon. Got {hours}."
         )
     if problems:
         raise ConfigError(" ".join(problems))

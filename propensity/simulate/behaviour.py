@@ -11,10 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from propensity.simulate.catalog import ROLES, TRIAL_EVENTS, code
+from propensity.simulate.catalog import EVENTS, ROLES, TRIAL_EVENTS, code
 from propensity.simulate.population import DAY, Population
 
 __all__ = [
+    "TAIL_SHARE",
+    "TAIL_ZIPF",
     "TRIAL_DAYS",
     "Events",
     "activity",
@@ -23,9 +25,12 @@ __all__ = [
     "derived_events",
     "post_conversion_events",
     "session_events",
+    "tail_weights",
 ]
 
-TRIAL_DAYS = 14  # activity of users who do not pay fades after the trial
+TRIAL_DAYS = 14  # activity of users who do not pay fades after the trial (the default world)
+TAIL_SHARE = 0.5  # with a long tail, this share of in-session page views become tail events
+TAIL_ZIPF = 1.1  # popularity of the k-th tail event is proportional to 1 / (k + 3) ** TAIL_ZIPF
 INTEGRATIONS = ("slack", "github", "jira", "gdrive")
 
 # Per trial event: (base logit, slope on intent) of being drawn inside a session.
@@ -70,17 +75,19 @@ def activity(
     days: range,
     habit: np.ndarray,
     converted_day: np.ndarray,
+    trial_days: int = TRIAL_DAYS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which users are active on which days (bool users x days), and the habit after them.
 
-    Habit grows with each active day and decays by 40% a day; after the trial the pull fades,
-    except for users who have paid (``converted_day``: day index of payment, or a huge number).
+    Habit grows with each active day and decays by 40% a day; after the trial (``trial_days``)
+    the pull fades, except for users who have paid (``converted_day``: day index of payment, or
+    a huge number).
     """
     active = np.zeros((len(intent), len(days)), dtype=bool)
     habit = habit.copy()
     for j, d in enumerate(days):
         paid = d > converted_day
-        fade = np.where(paid, 0.0, 0.3 * max(d - TRIAL_DAYS + 1, 0))
+        fade = np.where(paid, 0.0, 0.3 * max(d - trial_days + 1, 0))
         logit = -0.9 + 0.8 * intent + 0.45 * habit - fade + np.where(paid, 0.8, 0.0)
         on = rng.random(len(intent)) < 1 / (1 + np.exp(-logit))
         if d == 0:
@@ -91,9 +98,16 @@ def activity(
 
 
 def session_events(
-    rng: np.random.Generator, pop: Population, active: np.ndarray, first_day: int
+    rng: np.random.Generator,
+    pop: Population,
+    active: np.ndarray,
+    first_day: int,
+    tail_events: int = 0,
 ) -> Events:
-    """Events of the active user-days: 1-4 sessions hours apart, events minutes apart."""
+    """Events of the active user-days: 1-4 sessions hours apart, events minutes apart.
+
+    With ``tail_events`` > 0, some page views become one of that many long-tail event types.
+    """
     cell_user, cell_col = np.nonzero(active)
     day = cell_col + first_day
     z = pop.intent[cell_user]
@@ -121,7 +135,27 @@ def session_events(
     codes = _draw_codes(rng, _mix_logits(pop), e_user)
     opener = pos == 0
     codes[opener] = np.where(rng.random(opener.sum()) < 0.7, code("login"), code("page_view"))
+    if tail_events:
+        _tail(rng, codes, opener, tail_events)
     return Events(e_user, codes, ts, _values(rng, codes))
+
+
+def tail_weights(n: int) -> np.ndarray:
+    """Zipf-like popularity of the first ``n`` tail events (sums to 1): a few common, most rare.
+
+    >>> w = tail_weights(300); bool(w[0] > 50 * w[-1]), round(float(w.sum()), 6)
+    (True, 1.0)
+    """
+    w = 1.0 / (np.arange(n) + 3.0) ** TAIL_ZIPF
+    return w / w.sum()
+
+
+def _tail(rng: np.random.Generator, codes: np.ndarray, opener: np.ndarray, n: int) -> None:
+    """Turn ``TAIL_SHARE`` of the non-opening page views into tail events, in place."""
+    swap = (codes == code("page_view")) & ~opener & (rng.random(len(codes)) < TAIL_SHARE)
+    cum = np.cumsum(tail_weights(n))
+    picks = np.minimum(np.searchsorted(cum, rng.random(int(swap.sum())) * cum[-1]), n - 1)
+    codes[swap] = len(EVENTS) + picks
 
 
 def derived_events(rng: np.random.Generator, pop: Population, ev: Events) -> Events:

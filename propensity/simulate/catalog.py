@@ -7,6 +7,7 @@ Codes are positions in the tuples, so arrays of small ints stand for names until
 from __future__ import annotations
 
 __all__ = [
+    "ALL_EVENTS",
     "CHANNELS",
     "DOMAIN_CLASSES",
     "EDUCATION_SUFFIX",
@@ -16,6 +17,7 @@ __all__ = [
     "INTERNAL_DOMAIN",
     "POST_CONVERSION_EVENTS",
     "ROLES",
+    "TAIL_EVENTS",
     "TRIAL_EVENTS",
     "code",
     "domain_class",
@@ -39,6 +41,23 @@ TRIAL_EVENTS: tuple[str, ...] = (
 )
 POST_CONVERSION_EVENTS: tuple[str, ...] = ("subscription_started", "invoice_paid", "seat_added")
 EVENTS: tuple[str, ...] = TRIAL_EVENTS + POST_CONVERSION_EVENTS
+
+# The long tail a real product logs: every screen and button of a big app, most of them rare.
+# Only worlds built with ``tail_events`` use them; their codes follow the core EVENTS.
+_TAIL_OBJECTS = (
+    "dashboard", "report", "chart", "filter", "template", "folder", "tag", "workspace",
+    "project", "task", "calendar", "note", "widget", "board", "notification", "setting",
+    "profile", "theme", "shortcut", "api_key", "webhook", "thread", "attachment", "search",
+)  # fmt: skip
+_TAIL_ACTIONS = (
+    "opened", "viewed", "created", "edited", "deleted", "renamed", "duplicated", "moved",
+    "exported", "archived", "starred", "pinned", "filtered", "sorted",
+)  # fmt: skip
+_TAIL_NAMES = tuple(f"{o}_{a}" for o in _TAIL_OBJECTS for a in _TAIL_ACTIONS)
+# Most popular first; a fixed stride (coprime with 336) mixes objects and actions in that order.
+TAIL_EVENTS: tuple[str, ...] = tuple(_TAIL_NAMES[(r * 97) % len(_TAIL_NAMES)] for r in range(336))
+ALL_EVENTS: tuple[str, ...] = EVENTS + TAIL_EVENTS
+_CODES = {name: i for i, name in enumerate(ALL_EVENTS)}
 
 ROLES: tuple[str, ...] = ("engineer", "manager", "designer", "student", "founder")
 CHANNELS: tuple[str, ...] = ("organic", "paid_search", "referral", "partner")
@@ -74,12 +93,12 @@ INTERNAL_DOMAIN = "propensity-internal.test"
 
 
 def code(event: str) -> int:
-    """The integer code of an event name.
+    """The integer code of an event name (core events first, then the long tail).
 
-    >>> code("login")
-    1
+    >>> code("login"), code("dashboard_opened")
+    (1, 16)
     """
-    return EVENTS.index(event)
+    return _CODES[event]
 
 
 def domain_class(domain: str) -> str:

@@ -21,28 +21,36 @@ weights). For a user with signup ``s`` and cutoff ``c``, using their events with
 
 ``p_true = 1 / (1 + exp(-logit))``. The vanity ``message_sent``, ``page_view`` and the latent
 intent have no weight: they only travel with the behaviours that do.
+
+Other world shapes use the same formula with other weights (:func:`world_truth`): a shifted
+intercept for another base rate, and small ``log_counts`` weights on a few long-tail events. In
+a day-only world every timestamp is a midnight and every written row counts (there are no
+retry duplicates to drop: a day-only export cannot tell them from real repeats).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import numpy as np
 
 from propensity.simulate.behaviour import Events
-from propensity.simulate.catalog import CHANNELS, DOMAIN_CLASSES, EVENTS, ROLES, code
+from propensity.simulate.catalog import CHANNELS, DOMAIN_CLASSES, EVENTS, ROLES, TAIL_EVENTS, code
 from propensity.simulate.population import DAY, KIND_INTERNAL, KIND_USER, Population
 
 __all__ = [
     "NEVER",
     "SHARE_ACCEPT_WINDOW",
+    "TAIL_TRUTH",
     "TRUTH",
     "Signals",
     "TruthModel",
     "draw_conversions",
     "draw_early_conversions",
+    "intercept_for_base_rate",
     "observe",
+    "world_truth",
 ]
 
 NEVER = np.iinfo(np.int64).max  # converted_at of a user who never pays
@@ -137,6 +145,39 @@ class TruthModel:
 
 
 TRUTH = TruthModel()
+# Popularity rank of a tail event -> its (small) weight on log1p(count); every other is vanity.
+TAIL_TRUTH: MappingProxyType[int, float] = MappingProxyType(
+    {2: 0.15, 5: 0.12, 9: 0.1, 14: 0.1, 25: 0.08, 40: 0.12}
+)
+
+
+def world_truth(tail_events: int = 0, intercept: float | None = None) -> TruthModel:
+    """The formula of a world: ``TRUTH`` plus weak tail weights and, if given, an intercept.
+
+    >>> world_truth() == TRUTH, world_truth(10).log_counts["theme_exported"]
+    (True, 0.12)
+    """
+    tail = {TAIL_EVENTS[r]: w for r, w in TAIL_TRUTH.items() if r < tail_events}
+    model = replace(TRUTH, log_counts=MappingProxyType({**TRUTH.log_counts, **tail}))
+    if intercept is not None:
+        model = replace(model, intercept=intercept)
+    return model if (tail or intercept is not None) else TRUTH
+
+
+def intercept_for_base_rate(logits: np.ndarray, intercept: float, base_rate: float) -> float:
+    """The intercept that makes the mean ``p_true`` of ``logits`` equal ``base_rate``.
+
+    ``logits`` were computed with ``intercept``; bisection on the shift, rounded to 4 decimals
+    (the truth then uses exactly that rounded number).
+    """
+    lo, hi = -15.0, 15.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if np.mean(1 / (1 + np.exp(-(logits + mid)))) < base_rate:
+            lo = mid
+        else:
+            hi = mid
+    return round(intercept + (lo + hi) / 2, 4)
 
 
 @dataclass(frozen=True)
@@ -160,7 +201,9 @@ def observe(pop: Population, ev: Events, cutoff: np.ndarray, first_ts: np.ndarra
 
     ``ev`` must hold no exact duplicates; ``first_ts`` is each user's first event time.
     """
-    n_users, n_codes = len(pop), len(EVENTS)
+    # the core vocabulary, widened when a world logs long-tail events (codes after EVENTS)
+    n_codes = max(len(EVENTS), int(ev.code.max()) + 1 if len(ev) else 0)
+    n_users = len(pop)
     pre = ev.ts < cutoff[ev.user]
     u, c, t = ev.user[pre], ev.code[pre], ev.ts[pre]
     counts = np.bincount(u * n_codes + c, minlength=n_users * n_codes).reshape(n_users, n_codes)

@@ -20,18 +20,27 @@ DUPLICATE_RATE = 0.01  # share of events sent twice by a retrying tracker
 MISSING_ID_RATE = 0.004  # anonymous visitors, as a share of events
 
 
-def add_noise(rng: np.random.Generator, ev: Events, start: int, end: int) -> Events:
-    """Return the export rows: the events, some twice, plus anonymous ones, ordered by time."""
+def add_noise(
+    rng: np.random.Generator, ev: Events, start: int, end: int, day_only: bool = False
+) -> Events:
+    """Return the export rows: the events, some twice, plus anonymous ones, ordered by time.
+
+    A day-only export has no retry duplicates (they could not be told from real repeats), and
+    its anonymous events sit at midnight too.
+    """
     n = len(ev)
-    twice = np.flatnonzero(rng.random(n) < DUPLICATE_RATE)
+    twice = np.flatnonzero(rng.random(n) < (0.0 if day_only else DUPLICATE_RATE))
     k = rng.binomial(n, MISSING_ID_RATE) if n else 0
     anon_codes = rng.choice(
         [code("page_view"), code("pricing_viewed"), code("help_viewed")], k, p=[0.8, 0.1, 0.1]
     )
+    anon_ts = rng.integers(start, end, k)
+    if day_only:
+        anon_ts = anon_ts // 86_400 * 86_400
     rows = Events(
         np.concatenate([ev.user, ev.user[twice], np.full(k, ANONYMOUS)]),
         np.concatenate([ev.code, ev.code[twice], anon_codes]),
-        np.concatenate([ev.ts, ev.ts[twice], rng.integers(start, end, k)]),
+        np.concatenate([ev.ts, ev.ts[twice], anon_ts]),
         np.concatenate([ev.value, ev.value[twice], np.full(k, -1)]),
     )
     # Exports come in time order; rows that tie on all three keys are identical.

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from propensity.config import Preset
 from propensity.simulate.behaviour import INTEGRATIONS, Events
-from propensity.simulate.catalog import CHANNELS, EVENTS, ROLES, code
+from propensity.simulate.catalog import ALL_EVENTS, CHANNELS, ROLES, code
 from propensity.simulate.conversion import NEVER
 from propensity.simulate.population import KIND_BOT, KIND_INTERNAL, Population
 
@@ -28,7 +28,7 @@ def events_table(pop: Population, rows: Events, preset: Preset, text_times: bool
     idx = pa.array(rows.user, mask=rows.user < 0)
     user = pc.take(pa.array(pop.user_id, pa.string()), idx)
     account = pc.take(pa.array(pop.account_id, pa.string()), idx)
-    event = pc.take(pa.array(EVENTS, pa.string()), pa.array(rows.code))
+    event = pc.take(pa.array(ALL_EVENTS, pa.string()), pa.array(rows.code))
     props = _properties(rows)
     ts = rows.ts
     if preset == Preset.segment:
@@ -120,7 +120,7 @@ def truth_table(
 
 def _properties(rows: Events) -> pa.Array:
     """JSON object text per event: a value where the event has one, ``{}``, or null on login."""
-    template = np.zeros(len(EVENTS), dtype=np.int64)
+    template = np.zeros(len(ALL_EVENTS), dtype=np.int64)
     template[code("login")] = 1
     out = pc.take(pa.array(["{}", None], pa.string()), pa.array(template[rows.code]))
     for name, make in (
