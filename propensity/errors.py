@@ -25,6 +25,7 @@ __all__ = [
     "InsufficientDataError",
     "ModelError",
     "PropensityError",
+    "PropensityWarning",
     "TrackingError",
 ]
 
@@ -75,3 +76,11 @@ class TrackingError(PropensityError):
     """The MLflow tracking store cannot be reached or refused a write."""
 
     exit_code = 5
+
+
+class PropensityWarning(UserWarning):
+    """Something the user should know and may want to fix, that does not stop the job.
+
+    The CLI prints each one on its own ``warning:`` line; tests turn them into errors unless
+    they expect them.
+    """

@@ -20,7 +20,7 @@ from propensity.baselines.grammar import (
     Rule,
     RuleError,
 )
-from propensity.errors import ConfigError
+from propensity.errors import ConfigError, PropensityWarning
 
 
 @pytest.fixture
@@ -227,8 +227,6 @@ def test_every_problem_is_reported_at_once(frame):
         ("active_days == 'x'", r"numeric feature 'active_days' is compared with text 'x'"),
         ("domain_class == 3", r"text feature 'domain_class' is compared with the number 3"),
         ("domain_class > 'corporate'", r"orders text; text features allow only == and !="),
-        ("domain_class == 'corprate'", r"'corprate' is not a level of 'domain_class'; did you "),
-        ("domain_class in ('corporate', 'edu')", r"'edu' is not a level"),
         ("domain_class == active_days", r"compares a text feature with a number feature"),
     ],
 )
@@ -236,6 +234,24 @@ def test_type_mismatches_are_rule_errors(frame, text, match):
     """Check that comparing numbers with text (or ordering text) is a clear error."""
     with pytest.raises(RuleError, match=match):
         Rule.parse(text).check(frame)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("domain_class == 'corprate'", r"'corprate' is not a level of 'domain_class' seen in "),
+        ("domain_class in ('corporate', 'edu')", r"'edu' is not a level"),
+    ],
+)
+def test_unseen_category_level_is_false_with_a_warning(frame, text, match):
+    """Check that a level unseen in training is allowed: a warning, and never true."""
+    rule = Rule.parse(text)
+    with pytest.warns(PropensityWarning, match=match) as caught:
+        rule.check(frame, warn=True)
+    assert "did you mean 'corporate'?" in str(caught[0].message) or "'edu'" in text
+    expected = [row == "corporate" and "corporate" in text for row in frame["domain_class"]]
+    assert rule.evaluate(frame).tolist() == expected
+    rule.check(frame)  # without warn: silent (evaluation never warns per call)
 
 
 def test_non_text_rule_is_rejected():

@@ -5,6 +5,7 @@ Every baseline is an estimator with ``fit(X)``, ``predict_proba(X)`` (column 1 a
 evaluation code judges rules and the model.
 """
 
+from propensity.baselines.check import check_baselines
 from propensity.baselines.grammar import Rule, RuleError
 from propensity.baselines.points import PointsBaseline
 from propensity.baselines.rules import RuleBaseline
@@ -27,5 +28,6 @@ __all__ = [
     "available_templates",
     "baseline_from_section",
     "baselines_from_config",
+    "check_baselines",
     "load_template",
 ]

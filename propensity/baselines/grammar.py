@@ -32,13 +32,14 @@ from __future__ import annotations
 import difflib
 import operator
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from propensity.errors import ConfigError
+from propensity.errors import ConfigError, PropensityWarning
 
 __all__ = [
     "And",
@@ -445,8 +446,14 @@ class _Parser:
 # --- checking against a frame ---------------------------------------------------------------
 
 
-def _check(node: Node, frame: pd.DataFrame) -> list[tuple[int, str]]:
-    """Every problem of ``node`` against ``frame``'s columns, as (position, message)."""
+def _check(
+    node: Node, frame: pd.DataFrame, notes: list[str] | None = None
+) -> list[tuple[int, str]]:
+    """Every problem of ``node`` against ``frame``'s columns, as (position, message).
+
+    Values that are not a level of a categorical column are allowed (the test is simply false
+    for every row); each is described in ``notes`` for a warning.
+    """
     problems: list[tuple[int, str]] = []
     known = [str(c) for c in frame.columns]
     for feature in node.features():
@@ -465,7 +472,7 @@ def _check(node: Node, frame: pd.DataFrame) -> list[tuple[int, str]]:
     if problems:
         return problems
     for test in _tests(node):
-        problems.extend(_check_types(test, frame))
+        problems.extend(_check_types(test, frame, [] if notes is None else notes))
     return problems
 
 
@@ -479,7 +486,9 @@ def _tests(node: Node) -> Iterator[Compare | IsIn | IsMissing]:
         yield node
 
 
-def _check_types(test: Compare | IsIn | IsMissing, frame: pd.DataFrame) -> list[tuple[int, str]]:
+def _check_types(
+    test: Compare | IsIn | IsMissing, frame: pd.DataFrame, notes: list[str]
+) -> list[tuple[int, str]]:
     if isinstance(test, IsMissing):
         return []
     feature = test.left if isinstance(test, Compare) else test.feature
@@ -516,12 +525,10 @@ def _check_types(test: Compare | IsIn | IsMissing, frame: pd.DataFrame) -> list[
             if value not in levels:
                 close = difflib.get_close_matches(value, levels, n=1, cutoff=0.6)
                 hint = f"did you mean {close[0]!r}? " if close else ""
-                problems.append(
-                    (
-                        feature.pos,
-                        f"{value!r} is not a level of {feature.name!r}; {hint}"
-                        f"levels are {', '.join(map(repr, levels))}",
-                    )
+                notes.append(
+                    f"{value!r} is not a level of {feature.name!r} seen in training, so "
+                    f"{test} is false for every user; {hint}levels are "
+                    f"{', '.join(map(repr, levels))}"
                 )
     if kind == "text" and isinstance(test, Compare) and test.op not in ("==", "!="):
         problems.append((feature.pos, f"{test} orders text; text features allow only == and !="))
@@ -557,12 +564,20 @@ class Rule:
         """The feature columns the rule reads, in order of first appearance."""
         return tuple(dict.fromkeys(f.name for f in self.node.features()))
 
-    def check(self, frame: pd.DataFrame, *, name: str | None = None) -> None:
-        """Raise :class:`RuleError` listing every unknown feature and type mismatch at once."""
-        problems = _check(self.node, frame)
+    def check(self, frame: pd.DataFrame, *, name: str | None = None, warn: bool = False) -> None:
+        """Raise :class:`RuleError` listing every unknown feature and type mismatch at once.
+
+        With ``warn``, a value that is not a level of a categorical feature (allowed: the test
+        is false) is reported as a :class:`~propensity.errors.PropensityWarning`.
+        """
+        notes: list[str] = []
+        problems = _check(self.node, frame, notes)
+        label = f"Rule {name!r} ({self.text!r})" if name else f"Rule {self.text!r}"
+        if warn:
+            for note in notes:
+                warnings.warn(f"{label}: {note}.", PropensityWarning, stacklevel=3)
         if not problems:
             return
-        label = f"Rule {name!r} ({self.text!r})" if name else f"Rule {self.text!r}"
         body = "; ".join(f"at position {pos}: {msg}" for pos, msg in problems)
         raise RuleError(
             f"{label} does not fit the feature table: {body}. Fix the rule or compute the "

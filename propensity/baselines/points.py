@@ -115,10 +115,20 @@ class PointsBaseline(BaseEstimator):
             for i, c in enumerate(self.conditions_)
         )
         self.half_life_hours_ = self._half_life_hours()
-        self._check_columns(X)
+        self._check_columns(X, warn=True)
         self.scale_ = max(abs(c.points) for c in self.conditions_) or 1.0
         self.threshold_ = 0.5
         return self
+
+    def named_features(self) -> tuple[str, ...]:
+        """Every feature the conditions name, and their recency features when points decay."""
+        names: dict[str, None] = {}
+        for i, c in enumerate(self._condition(c) for c in self.conditions):
+            rule = parse_named(c.when, f"Points baseline {self.label!r}, condition {i + 1}")
+            names.update(dict.fromkeys(rule.features))
+            if c.recency is not None and self.half_life is not None:
+                names[c.recency] = None
+        return tuple(names)
 
     def breakdown(self, X: pd.DataFrame) -> pd.DataFrame:
         """Points earned per condition (columns are the ``when`` texts), after decay."""
@@ -180,9 +190,9 @@ class PointsBaseline(BaseEstimator):
             raise self._error(f"needs a positive half_life. Got {self.half_life!r} instead")
         return hours
 
-    def _check_columns(self, X: pd.DataFrame) -> None:
+    def _check_columns(self, X: pd.DataFrame, warn: bool = False) -> None:
         for rule in self.rules_:
-            rule.check(X, name=self.name)
+            rule.check(X, name=self.name, warn=warn)
         missing = [
             c.recency
             for c in self.conditions_

@@ -62,10 +62,14 @@ class RuleBaseline(BaseEstimator):
         """Parse the rule and check it against ``X``'s columns; nothing is learned from ``y``."""
         _check_frame(X, self.label)
         self.rule_ = parse_named(self.expr, f"Rule {self.label!r}")
-        self.rule_.check(X, name=self.name)
+        self.rule_.check(X, name=self.name, warn=True)
         self.features_ = self.rule_.features
         self.threshold_ = 0.5
         return self
+
+    def named_features(self) -> tuple[str, ...]:
+        """The feature columns the rule names (parsed, not checked against any table)."""
+        return parse_named(self.expr, f"Rule {self.label!r}").features
 
     def decision(self, X: pd.DataFrame) -> np.ndarray:
         """One boolean per row: does the rule hold?"""

@@ -7,14 +7,19 @@ which features exist.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from propensity.config import Config, LabelConfig
+from propensity.baselines import baselines_from_config, check_baselines
+from propensity.config import Config, FeaturesConfig, LabelConfig
+from propensity.errors import PropensityWarning
 from propensity.features import FeatureSpec, compute_features, learn_spec_and_features
+from propensity.features.named import drop_missing_named, event_support, spec_frame, why_missing
 from propensity.io import LoadedData, load_data
 from propensity.labels import LabelTimes, build_label_times
 from propensity.model.split import Split, split_out_of_time
@@ -22,7 +27,14 @@ from propensity.model.split import Split, split_out_of_time
 if TYPE_CHECKING:
     from propensity.pipeline.spark_jobs import SparkData
 
-__all__ = ["Prepared", "labelled_features", "main_cutoff_rows", "prepare"]
+__all__ = [
+    "Prepared",
+    "check_rules",
+    "labelled_features",
+    "main_cutoff_rows",
+    "named_events_present",
+    "prepare",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,10 +69,16 @@ def prepare(cfg: Config, data: LoadedData | None = None) -> Prepared:
     data = data or load_data(cfg.data)
     labels = build_label_times(data.con, cfg.label)
     split = split_out_of_time(labels.frame, cfg.split)
+    train_rows = LabelTimes(
+        labels.frame.iloc[split.train].reset_index(drop=True), labels.excluded, labels.settings
+    )
+    support = _support(data, train_rows)
+    features = named_events_present(cfg.features, support)
     learn = np.zeros(len(labels.frame), dtype=bool)
     learn[split.train] = True
     # The spec is learn_spec's on the training rows; one event scan serves it and the features.
-    spec, result = learn_spec_and_features(data.con, labels, cfg.features, learn)
+    spec, result = learn_spec_and_features(data.con, labels, features, learn)
+    check_rules(cfg, spec, support, features)  # every rule problem at once, before the model
     frame = result.frame
     frame["label"] = labels.frame["label"].to_numpy(dtype=int)
     unseen = result.unseen_events
@@ -71,3 +89,41 @@ def main_cutoff_rows(labels: LabelTimes, cfg: LabelConfig) -> np.ndarray:
     """Mask of the rows whose cutoff is signup + observation window (not an extra cutoff)."""
     window_days = cfg.observation_window.total_seconds() / 86_400
     return np.isclose(labels.frame["cutoff_age_days"].to_numpy(dtype=float), window_days)
+
+
+def named_events_present(cfg: FeaturesConfig, support: Mapping[str, int]) -> FeaturesConfig:
+    """``cfg`` without entries naming events absent from the training rows, with one warning.
+
+    Milestones, properties and key events of events that never happen would only add
+    features of constants (a config copied from another product names dozens).
+    """
+    features, dropped = drop_missing_named(cfg, support)
+    if dropped:
+        warnings.warn(
+            f"features: ignoring {len(dropped)} config entries whose events never occur before "
+            f"a training cutoff in this data ({'; '.join(dropped)}); remove them from the "
+            f"config, or map the event names.",
+            PropensityWarning,
+            stacklevel=2,
+        )
+    return features
+
+
+def check_rules(
+    cfg: Config, spec: FeatureSpec, support: Mapping[str, int], features: FeaturesConfig
+) -> None:
+    """Check every rules baseline against the spec's columns; one error naming every problem."""
+    check_baselines(
+        baselines_from_config(cfg.baselines),
+        spec_frame(spec),
+        explain=lambda name: why_missing(name, spec, support, features),
+    )
+
+
+def _support(data: LoadedData, rows: LabelTimes) -> dict[str, int]:
+    name = "_propensity_support_rows"
+    data.con.register(name, rows.frame[["user_id", "signup_at", "cutoff_at"]])
+    try:
+        return event_support(lambda sql: data.con.execute(sql).fetchall(), name)
+    finally:
+        data.con.unregister(name)

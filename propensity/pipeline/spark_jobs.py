@@ -22,11 +22,17 @@ import pandas as pd
 
 from propensity.config import Config, Preset
 from propensity.errors import ConfigError, DataContractError
+from propensity.features.named import event_support
 from propensity.io.report import LoadReport, TableSummary
 from propensity.labels import LabelTimes
 from propensity.model.split import split_out_of_time
 from propensity.pipeline.modelspec import model_spec
-from propensity.pipeline.prepare import Prepared, main_cutoff_rows
+from propensity.pipeline.prepare import (
+    Prepared,
+    check_rules,
+    main_cutoff_rows,
+    named_events_present,
+)
 from propensity.pipeline.score import resolve_as_of
 
 if TYPE_CHECKING:
@@ -87,7 +93,12 @@ def prepare_spark(cfg: Config, data: SparkData | None = None) -> Prepared:
     the feature table comes back to the driver for LightGBM. ``Prepared.data`` is a
     :class:`SparkData`.
     """
-    from propensity.spark import build_label_times_spark, compute_features_spark, learn_spec_spark
+    from propensity.spark import (
+        build_label_times_spark,
+        compute_features_spark,
+        label_rows,
+        learn_spec_spark,
+    )
 
     data = data or load_spark(cfg)
     spark = data.spark
@@ -96,7 +107,15 @@ def prepare_spark(cfg: Config, data: SparkData | None = None) -> Prepared:
     train_rows = LabelTimes(
         labels.frame.iloc[split.train].reset_index(drop=True), labels.excluded, labels.settings
     )
-    spec = learn_spec_spark(spark, train_rows, cfg.features)
+    view = "_propensity_support_rows"
+    label_rows(spark, train_rows).createOrReplaceTempView(view)
+    try:
+        support = event_support(lambda sql: [tuple(r) for r in spark.sql(sql).collect()], view)
+    finally:
+        spark.catalog.dropTempView(view)
+    features = named_events_present(cfg.features, support)
+    spec = learn_spec_spark(spark, train_rows, features)
+    check_rules(cfg, spec, support, features)
     result = compute_features_spark(spark, labels, spec)
     frame = result.frame
     frame["label"] = labels.frame["label"].to_numpy(dtype=int)
