@@ -33,7 +33,6 @@ def check_baselines(
     problems: list[str] = []
     known = [str(c) for c in frame.columns]
     for baseline in baselines:
-        kind = "Points baseline" if baseline.kind == "points" else "Rule"
         try:
             missing = [f for f in baseline.named_features() if f not in frame.columns]
             if not missing:
@@ -42,14 +41,20 @@ def check_baselines(
         except RuleError as exc:
             problems.append(str(exc))
             continue
+        owner = (
+            f"Points baseline {baseline.label!r}"
+            if baseline.kind == "points"
+            else f"Rule {baseline.label!r} ({baseline.expr!r})"
+        )
         for feature in missing:
-            why = explain(feature) if explain is not None else None
-            if why is None:
-                close = difflib.get_close_matches(feature, known, n=3, cutoff=0.6)
-                why = "no such feature" + (
-                    f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-                )
-            problems.append(f"{kind} {baseline.label!r} names feature {feature!r}: {why}.")
+            why = (explain(feature) if explain is not None else None) or "no such feature"
+            close = difflib.get_close_matches(feature, known, n=3, cutoff=0.6)
+            if close:
+                why += f"; did you mean {', '.join(map(repr, close))}?"
+            problems.append(
+                f"{owner} does not fit the feature table: feature {feature!r}: {why}"
+                + ("" if why.endswith("?") else ".")
+            )
     if not problems:
         return
     if len(problems) == 1:
