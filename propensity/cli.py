@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -16,10 +17,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from propensity.config import Config, DataConfig, Preset, load_config
-from propensity.errors import PropensityError
+from propensity.errors import PropensityError, PropensityWarning
 
 
 class Format(StrEnum):
@@ -54,9 +56,39 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(exc.exit_code) from None
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from propensity import __version__
+
+        out.print(f"propensity {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
+) -> None:
     """Find Product Qualified Leads (PQLs) from product event logs."""
+    _show_warnings()
+
+
+def _show_warnings() -> None:
+    """Print each PropensityWarning once, as one ``warning:`` line on stderr."""
+    warnings.simplefilter("default", PropensityWarning)
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if issubclass(category, PropensityWarning):
+            err.print(f"[bold yellow]warning:[/] {escape(str(message))}", highlight=False)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
 
 
 @app.command()

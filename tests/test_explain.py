@@ -250,3 +250,29 @@ def test_fast_without_leaf_cache_equals_native(fitted, monkeypatch):
     M = to_matrix(X.iloc[:400])
     fast = TreeShapModel(booster).shap_values(M, n_threads=1, chunk=100)
     assert np.abs(fast - booster.predict(M, pred_contrib=True)).max() < 1e-12
+
+
+def test_trial_age_is_never_a_reason_and_nothing_prints_nan():
+    """Check that cutoff_age_days is never a reason, and unseen levels read as 'other'."""
+    X = pd.DataFrame(
+        {
+            "cutoff_age_days": [1.5, 7.0],
+            "user_role": pd.Categorical([None, "manager"], categories=["engineer", "manager"]),
+            "user_company_size": [np.nan, 40.0],
+            "n_doc_shared_all": [2.0, 0.0],
+        }
+    )
+    phi = np.array([[2.0, 0.8, 0.5, 0.1], [3.0, 0.2, -0.1, -0.3]])
+    out = reason_codes(X, phi, 3)
+    assert "cutoff_age_days" not in set(out.filter(like="_feature").stack())
+    first = out.iloc[0]
+    assert (first.reason_1_feature, first.reason_1_value, first.reason_1_text) == (
+        "user_role",
+        "other",
+        "Role: other",
+    )
+    assert first.reason_2_text == "Company size: missing"
+    assert out.iloc[1].reason_1_text == "Role: manager"
+    assert out.iloc[1].reason_2_feature is None  # trial age is not promoted into an empty slot
+    texts = " ".join(str(t) for t in out.filter(like="_text").stack())
+    assert "nan" not in texts.lower()

@@ -5,6 +5,11 @@ transitions, diversity, account, fit, properties). What a column means comes fro
 ``FeatureSpec.describe`` when the spec is known, else from the column naming conventions
 (:func:`describe_name`). "Top X% of trials" comes from reference quantiles of each feature on
 the training rows (:func:`fit_reference`), stored in the model's metadata by the pipeline.
+
+Reasons are things the user did or is. How far into the trial the score was taken
+(:data:`CONTEXT_FEATURES`) helps the model read the rest but is never a reason a rep can act
+on, so it is never given as one. A categorical value never seen in training (missing to the
+model) reads as "other", and no reason ever prints ``nan``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import pandas as pd
 from propensity.features import FeatureInfo
 
 __all__ = [
+    "CONTEXT_FEATURES",
     "describe_name",
     "fit_reference",
     "reason_codes",
@@ -29,6 +35,8 @@ __all__ = [
 ]
 
 REFERENCE_VERSION = 1
+# Model inputs that are context for the other features, not reasons: the trial age at scoring.
+CONTEXT_FEATURES = frozenset({"cutoff_age_days"})
 _QUANTILES = np.linspace(0.0, 1.0, 101)
 _REDACTED = "[redacted]"
 _DOMAIN_CLASS = {
@@ -216,6 +224,11 @@ def reason_codes(
     phi = np.asarray(contributions, dtype=np.float64)
     if phi.shape != (n, len(columns)):
         raise ValueError(f"contributions must have shape {(n, len(columns))}; got {phi.shape}")
+    context = [j for j, c in enumerate(columns) if c in CONTEXT_FEATURES]
+    if context:
+        phi = phi.copy()
+        phi[:, context] = -np.inf  # ranked last and never positive: never a reason
+    categorical = [isinstance(X[c].dtype, pd.CategoricalDtype) for c in columns]
     out: dict[str, Any] = {}
     k_eff = min(k, len(columns))
     if n and k_eff:
@@ -233,6 +246,8 @@ def reason_codes(
             for row in np.flatnonzero(top[:, slot] > 0):
                 j = int(order[row, slot])
                 value = X.iat[row, j]
+                if categorical[j] and _missing(value):
+                    value = "other"  # a level unseen in training, which the model saw as missing
                 shown = _value_text(value)
                 key = (j, shown)
                 if key not in cache:
@@ -257,6 +272,10 @@ def reason_columns(k: int) -> list[str]:
     ]
 
 
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not (
         isinstance(value, float | np.floating) and math.isnan(value)
@@ -265,7 +284,7 @@ def _is_number(value: Any) -> bool:
 
 def _fmt(value: Any) -> str:
     if not _is_number(value):
-        return "missing" if value is None or value is pd.NA else _scrub(str(value))
+        return "missing" if _missing(value) else _scrub(str(value))
     v = float(value)
     if v.is_integer():
         return str(int(v))
@@ -273,9 +292,7 @@ def _fmt(value: Any) -> str:
 
 
 def _value_text(value: Any) -> str | None:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return _fmt(value)
+    return None if _missing(value) else _fmt(value)
 
 
 def _times(value: Any) -> str:
