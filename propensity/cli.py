@@ -319,14 +319,20 @@ def _score_on_spark(
 @app.command()
 def report(
     run_id: Annotated[str, typer.Option("--run-id", help="MLflow run id of a training run.")],
-    config: ConfigOption = Path("configs/demo.yaml"),
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Project config; default: the run's own.", dir_okay=False
+        ),
+    ] = None,
     drift: Annotated[Path | None, typer.Option(help="A *.drift.csv written by score.")] = None,
 ) -> None:
     """Rebuild a training run's HTML report from MLflow and log it back to the run."""
     from propensity.pipeline.report import report_job
 
     with _user_errors():
-        path = report_job(run_id, _load(config), drift=drift, progress=_progress)
+        cfg = None if config is None else _load(config)
+        path = report_job(run_id, cfg, drift=drift, progress=_progress)
     out.print(f"report: {path}")
 
 

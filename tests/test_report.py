@@ -296,9 +296,9 @@ def test_report_job_rebuilds_from_the_store(trained, monkeypatch):
             "flag": [True, False],
         }
     )
-    rebuilt = report_job(
+    rebuilt = report_job(  # no config given: the run's own logged config is read back
         run.run_id,
-        cfg,
+        None,
         drift=drift,
         out_dir=tmp / "rebuilt",
         project_dir=tmp,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -503,3 +504,41 @@ def test_failed_registration_leaves_no_version(store, tmp_path, data, monkeypatc
             run.register_model(logged)
     assert run.client.search_model_versions(f"name = '{NAME}'") == []
     assert run.client.search_registered_models() == []
+
+
+def test_runs_are_named_and_carry_their_config(store, tmp_path):
+    """Check the run name (project, task, UTC time) and that the logged config reads back."""
+    from propensity.tracking import run_config
+
+    cfg = config_from_dict(
+        {
+            "project": "acme",
+            "data": {"events": "e.parquet", "exclude": {"user_ids": ["u1"]}},
+            "label": {"observation_window": "36h", "extra_cutoffs": ["1d"]},
+            "features": {"milestones": [{"first": "a", "then": "b", "within": "2d"}]},
+            "mlflow": {"registered_model": NAME, "experiment": "exp"},
+        }
+    )
+    with start_run(cfg, "train", project_dir=tmp_path) as run:
+        pass
+    got = run.client.get_run(run.run_id)
+    assert re.fullmatch(r"acme-train-\d{8}-\d{6}", got.info.run_name)
+    assert got.data.tags["task"] == "train"
+    back = run_config(run.run_id)
+    assert back.data.exclude.user_ids == ()  # ids of people are never logged
+    expected = cfg.model_copy(
+        update={"data": cfg.data.model_copy(update={"exclude": back.data.exclude})}
+    )
+    assert back == expected
+
+
+def test_run_without_a_logged_config_names_the_fix(store, tmp_path):
+    """Check that reading the config of a run that has none says to pass --config."""
+    from propensity.errors import ModelError
+    from propensity.tracking import run_config
+
+    client = mlflow.MlflowClient(tracking_uri=store)
+    experiment = client.create_experiment("old")
+    old = client.create_run(experiment)
+    with pytest.raises(ModelError, match="has no logged config .* Pass --config"):
+        run_config(old.info.run_id)

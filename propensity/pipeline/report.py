@@ -24,6 +24,7 @@ from propensity.tracking import (
     download_artifacts,
     load_model,
     log_artifacts,
+    run_config,
     run_info,
 )
 
@@ -97,7 +98,7 @@ def report_training_run(
 
 def report_job(
     run_id: str,
-    cfg: Config,
+    cfg: Config | None = None,
     *,
     drift: pd.DataFrame | Path | str | None = None,
     out_dir: Path | None = None,
@@ -109,8 +110,12 @@ def report_job(
 
     Downloads the run's artifacts into ``out_dir`` (default ``<output_dir>/train-<run_id>``),
     the model version the run registered, and its test feature sample; ``drift`` is a drift
-    table (or the ``*.drift.csv`` a scoring job wrote) of the newest cohort.
+    table (or the ``*.drift.csv`` a scoring job wrote) of the newest cohort. Without ``cfg``
+    the run's own logged config is used (found in the store MLFLOW_TRACKING_URI or the local
+    default names).
     """
+    if cfg is None:
+        cfg = run_config(run_id, None, project_dir)
     info = run_info(run_id, cfg.mlflow, project_dir)
     out_dir = Path(out_dir) if out_dir is not None else Path(cfg.output_dir) / f"train-{run_id}"
     progress(f"downloading the artifacts of run {run_id} into {out_dir}")

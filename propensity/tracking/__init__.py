@@ -11,7 +11,13 @@ This package is the only place in propensity that imports mlflow. Pipeline use::
     loaded = load_model("models:/propensity-pql@champion", cfg.mlflow)
 """
 
-from propensity.tracking.artifacts import RunInfo, download_artifacts, log_artifacts, run_info
+from propensity.tracking.artifacts import (
+    RunInfo,
+    download_artifacts,
+    log_artifacts,
+    run_config,
+    run_info,
+)
 from propensity.tracking.discovery import log_discovery
 from propensity.tracking.fingerprint import data_fingerprint, git_commit
 from propensity.tracking.pyfunc import LoggedModel, PQLPyfunc, model_signature, pyfunc_input
@@ -25,21 +31,32 @@ from propensity.tracking.registry import (
     register_model,
     set_champion,
 )
-from propensity.tracking.run import TrackedRun, flatten_params, redact, start_run
+from propensity.tracking.run import (
+    CONFIG_ARTIFACT,
+    TrackedRun,
+    config_yaml,
+    flatten_params,
+    redact,
+    run_name_for,
+    start_run,
+)
 from propensity.tracking.store import Store, connect, local_store_uri, resolve_tracking_uri
 
 __all__ = [
     "RunInfo",
     "download_artifacts",
     "log_artifacts",
+    "run_config",
     "run_info",
     "CHAMPION",
+    "CONFIG_ARTIFACT",
     "LoadedModel",
     "LoggedModel",
     "PQLPyfunc",
     "PromotionDecision",
     "Store",
     "TrackedRun",
+    "config_yaml",
     "connect",
     "data_fingerprint",
     "log_discovery",
@@ -54,6 +71,7 @@ __all__ = [
     "redact",
     "register_model",
     "resolve_tracking_uri",
+    "run_name_for",
     "set_champion",
     "start_run",
 ]

@@ -12,18 +12,19 @@ PosixPath('/tmp/run')
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from propensity.config import MlflowConfig
+from propensity.config import Config, MlflowConfig, load_config
 from propensity.errors import ModelError, TrackingError
 from propensity.tracking._mlflow import MlflowClient, MlflowException, quiet
-from propensity.tracking.run import redact
+from propensity.tracking.run import CONFIG_ARTIFACT, redact
 from propensity.tracking.store import probe, redact_uri, resolve_tracking_uri
 
-__all__ = ["RunInfo", "download_artifacts", "log_artifacts", "run_info"]
+__all__ = ["RunInfo", "download_artifacts", "log_artifacts", "run_config", "run_info"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,31 @@ def download_artifacts(
         client.get_run(run_id)  # a clear "no such run" before any download
         client.download_artifacts(run_id, path, str(dest))
     return dest
+
+
+def run_config(
+    run_id: str, cfg: MlflowConfig | None = None, project_dir: Path | str | None = None
+) -> Config:
+    """The resolved config a run logged (``config/config.yaml``), read back into a Config.
+
+    Raises :class:`ModelError` when the run has none (it was logged before runs carried their
+    config): pass ``--config`` then.
+    """
+    client, uri = _client(cfg, project_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        with _reading(run_id, uri):
+            client.get_run(run_id)
+            folder = str(Path(CONFIG_ARTIFACT).parent)
+            logged = folder in {a.path for a in client.list_artifacts(run_id)} and (
+                CONFIG_ARTIFACT in {a.path for a in client.list_artifacts(run_id, folder)}
+            )
+            if not logged:
+                raise ModelError(
+                    f"Run {run_id!r} has no logged config ({CONFIG_ARTIFACT}); it was logged by "
+                    f"an older propensity. Pass --config with the config it was trained with."
+                )
+            local = client.download_artifacts(run_id, CONFIG_ARTIFACT, tmp)
+        return load_config(local)
 
 
 def log_artifacts(

@@ -1,5 +1,9 @@
 """A run context for the pipeline: params, metrics, tags, artifacts and data fingerprints.
 
+Every run is named ``<project>-<task>-<UTC date and time>`` (``demo-train-20250630-140512``) so
+runs tell themselves apart in the MLflow UI, and carries the resolved config it ran with
+(:data:`CONFIG_ARTIFACT`), which ``propensity report --run-id`` reads back.
+
 >>> with start_run(cfg, "train") as run:  # doctest: +SKIP
 ...     run.log_params(cfg)
 ...     run.log_metrics({"test.average_precision": 0.41})
@@ -13,12 +17,14 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from enum import Enum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import pandas as pd
+import yaml
 from pydantic import BaseModel
 
 from propensity import __version__
@@ -31,7 +37,17 @@ from propensity.tracking.pyfunc import LoggedModel, log_pql_model
 from propensity.tracking.registry import PromotionDecision, promote, register_model
 from propensity.tracking.store import Store, connect, redact_uri
 
-__all__ = ["TrackedRun", "flatten_params", "redact", "start_run"]
+__all__ = [
+    "CONFIG_ARTIFACT",
+    "TrackedRun",
+    "config_yaml",
+    "flatten_params",
+    "redact",
+    "run_name_for",
+    "start_run",
+]
+
+CONFIG_ARTIFACT = "config/config.yaml"  # the resolved config every run carries
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _MAX_PARAM = 6000  # mlflow's limit on a param value
@@ -285,19 +301,63 @@ def start_run(
     with quiet():
         if mlflow.active_run() is not None:
             mlflow.end_run(status="KILLED")  # a run left open by a crashed step must not nest
-        run = mlflow.start_run(experiment_id=store.experiment_id, run_name=run_name)
+        run = mlflow.start_run(
+            experiment_id=store.experiment_id, run_name=run_name_for(cfg.project, run_name)
+        )
     tracked = TrackedRun(store, run.info.run_id, cfg)
     tracked.set_tags(
         {
             "git_commit": git_commit(project_dir),
             "propensity.version": __version__,
             "project": cfg.project,
+            "task": run_name,
             **(tags or {}),
         }
     )
     if store.note:
         tracked.set_tags({"tracking.fallback": store.note})
+    tracked.log_text(config_yaml(cfg), CONFIG_ARTIFACT)
     return tracked
+
+
+def run_name_for(project: str, task: str, when: datetime | None = None) -> str:
+    """``<project>-<task>-<YYYYmmdd-HHMMSS>`` in UTC: runs that tell themselves apart.
+
+    >>> run_name_for("demo", "train", datetime(2025, 6, 30, 14, 5, 12))
+    'demo-train-20250630-140512'
+    """
+    when = when or datetime.now(UTC)
+    return f"{project}-{task}-{when:%Y%m%d-%H%M%S}"
+
+
+def config_yaml(cfg: Config) -> str:
+    """The resolved config as YAML that reads back into the same :class:`Config`.
+
+    Every key is written, defaults included. Ids of people (``data.exclude.user_ids``) are
+    left out (the params hold their count) and a tracking URI loses any password.
+    """
+    raw = _plain(cfg.model_dump())
+    raw["data"]["exclude"]["user_ids"] = []
+    if raw["mlflow"].get("tracking_uri"):
+        raw["mlflow"]["tracking_uri"] = redact_uri(raw["mlflow"]["tracking_uri"])
+    header = (
+        f"# The resolved config of a propensity {__version__} run (every key, defaults "
+        f"included).\n# data.exclude.user_ids is not logged; the run's params hold its count.\n"
+    )
+    return header + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
+
+
+def _plain(value: Any) -> Any:
+    """Config values as YAML scalars the loader reads back (durations as ``7d``)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, timedelta):
+        return _duration(value)
+    if isinstance(value, Enum):
+        return value.value
+    return value
 
 
 def _format(value: Any) -> str:
