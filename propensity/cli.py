@@ -337,6 +337,23 @@ def report(
 
 
 @app.command()
+def features(
+    config: ConfigOption,
+    model: Annotated[
+        str | None,
+        typer.Option(help="'champion', a model URI or folder; default: learn from the data."),
+    ] = None,
+) -> None:
+    """List every feature column of the project with a one-line meaning."""
+    from propensity.pipeline.features import feature_list
+    from propensity.render import feature_table
+
+    with _user_errors():
+        found = feature_list(_load(config), model)
+    feature_table(found, out)
+
+
+@app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the simulated data.")] = Path(
         "data/demo"

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from propensity.io.report import LoadReport
 
-__all__ = ["data_summary", "frame_table", "metrics_table"]
+__all__ = ["data_summary", "feature_table", "frame_table", "metrics_table"]
 
 
 def data_summary(report: LoadReport, console: Console, top_events: int = 20) -> None:
@@ -218,6 +218,20 @@ def print_scoring(outcome: Any, console: Console, top: int = 10) -> None:
     for name, path in outcome.paths.items():
         console.print(f"{name}: {path}")
     console.print("summary " + " ".join(f"{k}={v}" for k, v in outcome.summary.items()))
+
+
+def feature_table(found: Any, console: Console) -> None:
+    """Print each feature column, its family and what it means (``propensity features``)."""
+    table = Table(
+        title=f"{len(found.table)} features (spec {found.spec.hash}, {found.source})",
+        title_justify="left",
+    )
+    for col in ("feature", "family", "meaning"):
+        table.add_column(col, overflow="fold")
+    for row in found.table.itertuples(index=False):
+        table.add_row(row.feature, row.family, row.meaning)
+    console.print(table)
+    console.print("Column patterns and families: docs/features.md")
 
 
 def print_demo(outcome: Any, console: Console) -> None:

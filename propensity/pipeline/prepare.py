@@ -34,6 +34,7 @@ __all__ = [
     "main_cutoff_rows",
     "named_events_present",
     "prepare",
+    "support_on",
 ]
 
 
@@ -72,7 +73,7 @@ def prepare(cfg: Config, data: LoadedData | None = None) -> Prepared:
     train_rows = LabelTimes(
         labels.frame.iloc[split.train].reset_index(drop=True), labels.excluded, labels.settings
     )
-    support = _support(data, train_rows)
+    support = support_on(data, train_rows)
     features = named_events_present(cfg.features, support)
     learn = np.zeros(len(labels.frame), dtype=bool)
     learn[split.train] = True
@@ -120,7 +121,8 @@ def check_rules(
     )
 
 
-def _support(data: LoadedData, rows: LabelTimes) -> dict[str, int]:
+def support_on(data: LoadedData, rows: LabelTimes) -> dict[str, int]:
+    """Users per event type before the cutoffs of ``rows`` (see ``features.named``)."""
     name = "_propensity_support_rows"
     data.con.register(name, rows.frame[["user_id", "signup_at", "cutoff_at"]])
     try:

@@ -1,0 +1,60 @@
+"""`feature_list(cfg)`: every feature column of a project with its one-line meaning.
+
+The spec is learned from the config's data exactly as ``train`` learns it (training slice,
+config entries of absent events dropped), without computing any feature; or it is read from a
+registered model (``models:/<name>@champion``, a version, or a model folder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from propensity.config import Config
+from propensity.features import FeatureSpec, learn_spec
+from propensity.features.glossary import meaning
+from propensity.io import load_data
+from propensity.labels import LabelTimes, build_label_times
+from propensity.model.split import split_out_of_time
+from propensity.pipeline.prepare import named_events_present, support_on
+
+__all__ = ["FeatureList", "feature_list", "learned_spec"]
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureList:
+    """The columns (``feature``, ``family``, ``meaning``) and where the spec came from."""
+
+    table: pd.DataFrame
+    spec: FeatureSpec
+    source: str
+
+
+def learned_spec(cfg: Config) -> FeatureSpec:
+    """The spec ``train`` would learn from ``cfg``'s data (no feature is computed)."""
+    data = load_data(cfg.data)
+    labels = build_label_times(data.con, cfg.label)
+    split = split_out_of_time(labels.frame, cfg.split)
+    rows = LabelTimes(
+        labels.frame.iloc[split.train].reset_index(drop=True), labels.excluded, labels.settings
+    )
+    features = named_events_present(cfg.features, support_on(data, rows))
+    return learn_spec(data.con, rows, features)
+
+
+def feature_list(cfg: Config, model: str | None = None) -> FeatureList:
+    """Each feature of the learned spec, or of ``model``'s spec ('champion' for the champion)."""
+    if model is None:
+        spec, source = learned_spec(cfg), f"learned from {cfg.data.events}"
+    else:
+        from propensity.pipeline.modelspec import model_spec
+        from propensity.tracking import load_model
+
+        uri = f"models:/{cfg.mlflow.registered_model}@champion" if model == "champion" else model
+        spec, source = model_spec(load_model(uri, cfg.mlflow).pqlmodel), uri
+    table = pd.DataFrame(
+        [(f.name, f.family, meaning(f)) for f in spec.features],
+        columns=["feature", "family", "meaning"],
+    )
+    return FeatureList(table, spec, source)
