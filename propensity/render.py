@@ -10,7 +10,7 @@ from rich.table import Table
 
 from propensity.io.report import LoadReport
 
-__all__ = ["data_summary", "feature_table", "frame_table", "metrics_table"]
+__all__ = ["data_summary", "drift_table", "feature_table", "frame_table", "metrics_table"]
 
 
 def data_summary(report: LoadReport, console: Console, top_events: int = 20) -> None:
@@ -210,11 +210,7 @@ def print_scoring(outcome: Any, console: Console, top: int = 10) -> None:
             "; ".join(r for r in reasons if isinstance(r, str)),
         )
     console.print(table)
-    flags = outcome.drift[outcome.drift["flag"]]
-    if len(flags):
-        console.print(
-            f"[yellow]drift above the limit:[/] {', '.join(flags['feature'].astype(str))}"
-        )
+    drift_table(outcome.drift, console, source=outcome.paths.get("drift"))
     for name, path in outcome.paths.items():
         console.print(f"{name}: {path}")
     console.print("summary " + " ".join(f"{k}={v}" for k, v in outcome.summary.items()))
@@ -232,6 +228,34 @@ def feature_table(found: Any, console: Console) -> None:
         table.add_row(row.feature, row.family, row.meaning)
     console.print(table)
     console.print("Column patterns and families: docs/features.md")
+
+
+def drift_table(drift: Any, console: Console, top: int = 10, source: Any = None) -> None:
+    """Print the checks that drifted above the limit as a table, the largest first."""
+    flags = drift[drift["flag"].astype(bool)]
+    if not len(flags):
+        return
+    flags = flags.assign(_order=flags["psi"].fillna(float("inf"))).sort_values(
+        ["_order", "feature"], ascending=[False, True], kind="stable"
+    )
+    table = Table(
+        title=f"[yellow]Drift above the limit: {len(flags)} of {len(drift)} checks[/]",
+        title_justify="left",
+    )
+    for col in ("feature", "kind", "PSI", "detail"):
+        table.add_column(col, justify="right" if col == "PSI" else "left", overflow="fold")
+    for row in flags.head(top).to_dict("records"):
+        detail = row.get("detail")
+        table.add_row(
+            str(row["feature"]),
+            str(row.get("kind", "")),
+            _fmt(row.get("psi")),
+            detail if isinstance(detail, str) else "",
+        )
+    console.print(table)
+    if len(flags) > top:
+        where = f" in {source}" if source is not None else ""
+        console.print(f"... and {len(flags) - top} more{where}")
 
 
 def print_demo(outcome: Any, console: Console) -> None:
