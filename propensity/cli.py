@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -99,29 +99,84 @@ def version() -> None:
     out.print(__version__)
 
 
+PresetOption = Annotated[
+    Preset | None, typer.Option(help="Column layout of the events; default: detected.")
+]
+ColumnOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--column",
+        help="Map a column by hand: TABLE.COLUMN=SOURCE (e.g. events.event=event_name); repeat.",
+    ),
+]
+
+
 @app.command()
 def validate(
     config: Annotated[Path | None, typer.Option("--config", "-c", dir_okay=False)] = None,
     events: Annotated[str | None, typer.Option(help="Events file, folder or glob.")] = None,
     users: Annotated[str | None, typer.Option(help="Users file.")] = None,
     conversions: Annotated[str | None, typer.Option(help="Conversions file.")] = None,
-    preset: Annotated[Preset, typer.Option(help="Column layout of the events.")] = Preset.canonical,
+    preset: PresetOption = None,
+    column: ColumnOption = None,
     export: Annotated[
         Path | None, typer.Option(help="Also write the cleaned canonical tables (parquet) here.")
     ] = None,
 ) -> None:
-    """Read, clean and check the input tables; print a data summary. Exit 2 on violations."""
+    """Read, clean and check the input tables; print a data summary. Exit 2 on violations.
+
+    Without --config the column mapping is detected as `init` detects it (--preset and
+    --column win), and printed.
+    """
     from propensity.io import export_canonical, load_data
-    from propensity.render import data_summary
+    from propensity.render import data_summary, mapping_lines
 
     with _user_errors():
-        data = _data_config(config, events, users, conversions, preset)
+        data, mapping = _data_config(config, events, users, conversions, preset, column)
         loaded = load_data(data)
+    if mapping is not None:
+        mapping_lines(mapping, out)
     data_summary(loaded.report, out)
     out.print("[green]The data meets the contract.[/]")
     if export is not None:
         for name, path in export_canonical(loaded, export).items():
             out.print(f"wrote {name}: {path}")
+
+
+@app.command()
+def init(
+    events: Annotated[str, typer.Option(help="Events file, folder or glob.")],
+    users: Annotated[str, typer.Option(help="Users file (one row per user, signup time).")],
+    conversions: Annotated[
+        str | None, typer.Option(help="Conversions file (first payment per user).")
+    ] = None,
+    out_path: Annotated[
+        Path, typer.Option("--out", help="Where to write the config.", dir_okay=False)
+    ] = Path("propensity.yaml"),
+    project: Annotated[
+        str | None, typer.Option(help="Project name; default: the --out file's name.")
+    ] = None,
+    preset: PresetOption = None,
+    column: ColumnOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
+) -> None:
+    """Write a starter config from the data itself: mapping, trial windows, events, rules."""
+    from propensity.init import init_config, parse_column_options
+    from propensity.render import print_init
+
+    with _user_errors():
+        columns = parse_column_options(column or [])
+        result = init_config(
+            events,
+            users,
+            conversions,
+            out_path,
+            project=project,
+            preset=preset,
+            columns=columns,
+            force=force,
+        )
+    print_init(result, out)
 
 
 @app.command()
@@ -406,13 +461,23 @@ def _data_config(
     events: str | None,
     users: str | None,
     conversions: str | None,
-    preset: Preset,
-) -> DataConfig:
+    preset: Preset | None,
+    column: list[str] | None,
+) -> tuple[DataConfig, Any]:
+    """The data section: the config's, or the given paths with a detected mapping."""
     if config is not None:
-        return load_config(config).data
+        if preset is not None or column:
+            raise _usage(
+                "--preset and --column apply to --events/--users/--conversions; with --config "
+                "set data.preset and data.columns in the config"
+            )
+        return load_config(config).data, None
     if events is None:
         raise _usage("give --config CONFIG, or at least --events PATH")
-    return DataConfig(events=events, users=users, conversions=conversions, preset=preset)
+    from propensity.init import data_config, parse_column_options
+
+    columns = parse_column_options(column or [])
+    return data_config(events, users, conversions, preset=preset, columns=columns)
 
 
 def _usage(message: str) -> PropensityError:

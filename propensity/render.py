@@ -258,6 +258,39 @@ def drift_table(drift: Any, console: Console, top: int = 10, source: Any = None)
         console.print(f"... and {len(flags) - top} more{where}")
 
 
+def mapping_lines(mapping: Any, console: Console) -> None:
+    """Print the column mapping a detection found (preset, and columns found by name)."""
+    console.print(f"columns: preset {mapping.preset.value}")
+    for table, cols in mapping.found.items():
+        shown = ", ".join(f"{c} <- {s}" for c, s in cols.items())
+        console.print(f"  {table}: {shown}")
+
+
+def print_init(result: Any, console: Console) -> None:
+    """Print what init detected and chose, and where the config went."""
+    p, s = result.profile, result.starter
+    mapping_lines(result.mapping, console)
+    console.print(
+        f"data: {p.users:,} users, {p.converted:,} paid ({p.conversion_rate:.1%}), "
+        f"{p.event_types} event types, signups {p.first_signup:%Y-%m-%d} to "
+        f"{p.last_signup:%Y-%m-%d}"
+    )
+    for key in ("trial", "label", "milestones"):
+        if key in p.evidence:
+            console.print(f"- {p.evidence[key]}")
+    console.print(
+        f"- vocabulary: {len(p.vocabulary)} event types with at least {p.min_event_support} "
+        f"users in the training slice"
+    )
+    console.print(f"- rules baselines: {', '.join(s.templates) or 'none of the templates'}")
+    for name, missing in s.left_out.items():
+        console.print(f"  left out {name}: names {', '.join(missing)}")
+    for name, why in p.skipped_columns.items():
+        console.print(f"- users column {name!r} left out: {why}")
+    console.print(f"[green]wrote {result.path}[/]")
+    console.print(f"next: propensity train --config {result.path}")
+
+
 def print_demo(outcome: Any, console: Console) -> None:
     """Print the demo: simulation, training vs oracle, comparison, top PQLs, where to look."""
     sim = outcome.simulation
