@@ -381,13 +381,16 @@ def report(
         ),
     ] = None,
     drift: Annotated[Path | None, typer.Option(help="A *.drift.csv written by score.")] = None,
+    scores: Annotated[
+        Path | None, typer.Option(help="A scores file written by score: its PQLs are listed.")
+    ] = None,
 ) -> None:
     """Rebuild a training run's HTML report from MLflow and log it back to the run."""
     from propensity.pipeline.report import report_job
 
     with _user_errors():
         cfg = None if config is None else _load(config)
-        path = report_job(run_id, cfg, drift=drift, progress=_progress)
+        path = report_job(run_id, cfg, drift=drift, scores=scores, progress=_progress)
     out.print(f"report: {path}")
 
 

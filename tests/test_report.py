@@ -145,7 +145,9 @@ def test_headline_counts_rules_the_model_beats():
     )
     body = headline_section(comparison).body
     assert "more precise than 1 of 2 rules" in body
-    assert "0.3 [0.05, 0.5]" in body and "3 [1, 5]" in body
+    # rates as percentages, gains in percentage points, counts as counts
+    assert "+30.0 pts [+5.0, +50.0]" in body and "3 [1, 5]" in body
+    assert "30.0% [10.0%, 50.0%]" in body and "60.0%" in body
 
 
 def test_promotion_section_both_ways():
@@ -218,7 +220,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory):
             "champion_version": None,
             "reason": outcome.decision.reason,
         }
-        report = build_report(outcome.output_dir, features=test_rows, promotion=promotion)
+        from propensity.pipeline.score import score_job
+
+        scored = score_job(cfg, "latest", tmp / "scores.parquet")
+        report = build_report(
+            outcome.output_dir, features=test_rows, promotion=promotion, scores=scored.scores
+        )
         yield {
             "cfg": cfg,
             "outcome": outcome,
@@ -253,6 +260,12 @@ def test_report_of_a_training_run(trained):
     # 5 performance plots, SHAP bar and beeswarm, partial dependence, LightGBM gain
     _check_report(html, n_images=9)
     assert "more precise than" in html and "is the new champion" in html
+    # it opens with the summary line and lists the current PQLs with their reasons
+    assert html.index('id="summary"') < html.index('id="pqls"') < html.index('id="data"')
+    assert re.search(r'<p class="headline">The model flags [\d.]+ PQLs a week; ', html)
+    pqls = re.search(r'<section id="pqls">(.*?)</section>', html).group(1)
+    assert "PQLs among" in pqls and pqls.count("<tr><td>u") >= 5 and "nan" not in pqls
+    assert "rows in the reported numbers" in html
     plots = trained["outcome"].output_dir / "plots"
     assert {"shap_importance.png", "shap_beeswarm.png", "partial_dependence.png"} <= {
         p.name for p in plots.iterdir()
@@ -354,6 +367,16 @@ def test_report_renders_in_headless_chromium(trained):
     for key, title in SECTIONS.items():
         assert f'id="{key}"' in dom and text(title) in dom
     assert dom.count("<img ") == 9
+    # the summary opens the page; the PQL table and the time-ordered split render as tables
+    assert re.findall(r'<section id="(\w+)"', dom)[:3] == ["summary", "pqls", "data"]
+    assert re.search(r'<section id="pqls">.*?<table>.*?</table>', dom, re.DOTALL)
+    split = dom[dom.index("Out-of-time split") :]
+    assert re.findall(r"<tr><td>(\w+)</td>", split)[:4] == [
+        "train",
+        "validation",
+        "calibration",
+        "test",
+    ]
     assert shot.stat().st_size > 50_000
     assert mpimg.imread(shot).shape[1] == 1280
 
@@ -442,3 +465,122 @@ def _post(url: str, body: dict) -> dict:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
+
+
+# -- the analyst's view: summary line, warnings in red, PQLs, split in time order --------------
+
+
+def _metrics(auc: float = 0.85, lift: float = 4.0, test_users: int = 900) -> dict:
+    return {
+        "split": {  # written with sorted keys, as metrics.json is
+            "calibration": {"start": "2025-04-23", "end": "2025-05-17", "rows": 1664, "users": 419,
+                            "positives": 109},
+            "test": {"start": "2025-05-08", "end": "2025-05-30", "rows": 1900,
+                     "users": test_users, "positives": 141},
+            "train": {"start": "2025-01-02", "end": "2025-04-10", "rows": 9415, "users": 2372,
+                      "positives": 678},
+            "validation": {"start": "2025-04-01", "end": "2025-05-02", "rows": 2676,
+                           "users": 680, "positives": 219},
+        },
+        "test_calibrated": {"roc_auc": auc},
+        "threshold": {
+            "per_week": 15.0, "precision": 0.3125, "weeks": 3.2, "conversions_captured": 15.0,
+            "lift": lift, "base_rate": 0.078,
+            "ci": {"precision": [0.196, 0.448]},
+        },
+    }  # fmt: skip
+
+
+def _comparison(diff_high: float = 0.4) -> pd.DataFrame:
+    rule = {"kind": "rule", "per_week": 2.8, "precision": 0.667, "precision_low": 0.333,
+            "precision_high": 1.0, "model_precision_same_volume": 0.556,
+            "precision_diff": -0.111, "precision_diff_low": -0.517,
+            "precision_diff_high": diff_high}  # fmt: skip
+    weaker = {**rule, "name": "weaker", "precision": 0.2}
+    return pd.DataFrame([{"name": "model", "precision": 0.31}, {**rule, "name": "best"}, weaker])
+
+
+def test_summary_is_one_line_against_the_best_rule():
+    """Check the opening line: PQLs a week, precision with interval, payers a week, best rule."""
+    from propensity.report.sections import summary_section
+
+    body = summary_section(_metrics(), _comparison(), {"rows": 900, "positives": 70}).body
+    assert body.count("<p") == 1 and 'class="alert"' not in body
+    assert (
+        "The model flags 15.0 PQLs a week; 31.2% [19.6%, 44.8%] of them pay (95% interval), about "
+        "4.7 paying customers a week, 4.0x the base rate of 7.8%. The best rule, best, flags 2.8 a "
+        "week at 66.7% [33.3%, 100.0%]; at that volume the model is at 55.6% (-11.1 pts [-51.7, "
+        "+40.0])."
+    ) in body
+
+
+@pytest.mark.parametrize(
+    ("metrics", "used", "diff_high", "said"),
+    [
+        (_metrics(), {"rows": 120, "positives": 9}, 0.4, "Small test slice: 120 users, 9 of whom"),
+        (_metrics(auc=0.53), {"rows": 900, "positives": 70}, 0.4, "Weak model: ROC AUC 0.53"),
+        (_metrics(lift=0.98), {"rows": 900, "positives": 70}, 0.4, "pay at 0.98x the base rate"),
+        (_metrics(), {"rows": 900, "positives": 70}, -0.02, "The rule best beats the model"),
+    ],
+)
+def test_summary_warns_in_red(metrics, used, diff_high, said):
+    """Check each weakness is a red alert under the summary line."""
+    from propensity.report.sections import summary_section
+
+    body = summary_section(metrics, _comparison(diff_high), used).body
+    alerts = re.findall(r'<p class="alert">(.*?)</p>', body)
+    assert len(alerts) == 1 and said in alerts[0]
+
+
+def test_split_table_is_in_time_order_with_the_rows_used():
+    """Check the split rows follow time, and the test row shows the rows behind the numbers."""
+    from propensity.report.sections import split_table
+
+    html = split_table(_metrics()["split"], {"rows": 606, "positives": 44})
+    cells = re.findall(r"<tr><td>(\w+)</td>", html)
+    assert cells == ["train", "validation", "calibration", "test"]
+    test_row = re.search(r"<tr><td>test</td>(.*?)</tr>", html).group(1)
+    assert "<td>606</td><td>44</td>" in test_row
+    assert "rows in the reported numbers" in html
+
+
+def test_pqls_are_listed_with_their_reasons():
+    """Check the current PQLs table: highest first, reasons joined, hold-outs marked."""
+    from propensity.report.sections import pqls_section
+
+    scores = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2", "u3"],
+            "account_id": ["a1", None, "a3"],
+            "score": [0.41, 0.62, 0.02],
+            "is_pql": [True, True, False],
+            "holdout": [False, True, False],
+            "as_of": pd.Timestamp("2025-06-30"),
+            "reason_1_text": ["Teammate invited 4 times since signup", "Role: other", None],
+            "reason_2_text": ["Active on 5 days", None, None],
+        }
+    )
+    body = pqls_section(scores).body
+    assert "2 PQLs among 3 users in trial at 2025-06-30 00:00 UTC" in body
+    rows = re.findall(r"<tr><td>(u\d)</td>", body)
+    assert rows == ["u2", "u1"]
+    assert "Teammate invited 4 times since signup; Active on 5 days" in body
+    assert "62.0%" in body and "<td>yes</td>" in body and "nan" not in body.lower()
+    assert "No score run was given" in pqls_section(None).body
+
+
+def test_drivers_read_as_words_and_trial_age_is_context():
+    """Check the drivers table names features in words and says trial age is context."""
+    from propensity.report.sections import drivers_section
+
+    importance = pd.DataFrame(
+        {
+            "feature": ["cutoff_age_days", "n_teammate_invited_all"],
+            "mean_abs_shap": [0.5, 0.3],
+            "mean_shap": [0.0, 0.1],
+        }
+    )
+    body = drivers_section(importance, {}, {}).body
+    assert "Times &#x27;teammate_invited&#x27; happened since signup" in body
+    assert "(context)" in body
+    assert "It is the largest driver here" in body and "never given as a reason code" in body

@@ -7,6 +7,7 @@ map of the raw score, so positive contributions raise it too.
 from propensity.explain._treeshap import TreeShapModel
 from propensity.explain.importance import beeswarm_figure, importance_bar_figure, mean_abs_shap
 from propensity.explain.reasons import (
+    CONTEXT_FEATURES,
     describe_name,
     fit_reference,
     reason_codes,
@@ -17,6 +18,7 @@ from propensity.explain.reasons import (
 from propensity.explain.values import Method, shap_values, to_matrix
 
 __all__ = [
+    "CONTEXT_FEATURES",
     "Method",
     "TreeShapModel",
     "beeswarm_figure",

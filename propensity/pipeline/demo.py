@@ -81,8 +81,13 @@ def demo(
     scoring = score_job(
         cfg, as_of="latest", out=Path(cfg.output_dir) / "scores.parquet", progress=progress
     )
-    progress("rebuilding the model report with the newest cohort's drift")
+    progress("rebuilding the model report with the newest cohort's PQLs and drift")
     report = report_job(
-        training.run_id, cfg, drift=scoring.drift, out_dir=training.output_dir, progress=progress
+        training.run_id,
+        cfg,
+        drift=scoring.drift,
+        scores=scoring.scores,
+        out_dir=training.output_dir,
+        progress=progress,
     )
     return DemoOutcome(simulation, training, oracle, scoring, report)

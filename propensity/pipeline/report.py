@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from propensity.config import Config
+from propensity.errors import DataContractError
 from propensity.io import write_table
 from propensity.model.bundle import KEY_COLUMNS
 from propensity.report import REPORT_PLOTS, build_report
@@ -101,6 +102,7 @@ def report_job(
     cfg: Config | None = None,
     *,
     drift: pd.DataFrame | Path | str | None = None,
+    scores: pd.DataFrame | Path | str | None = None,
     out_dir: Path | None = None,
     project_dir: Path | None = None,
     log: bool = True,
@@ -110,7 +112,8 @@ def report_job(
 
     Downloads the run's artifacts into ``out_dir`` (default ``<output_dir>/train-<run_id>``),
     the model version the run registered, and its test feature sample; ``drift`` is a drift
-    table (or the ``*.drift.csv`` a scoring job wrote) of the newest cohort. Without ``cfg``
+    table (or the ``*.drift.csv`` a scoring job wrote) of the newest cohort, ``scores`` a score
+    table (or the file a scoring job wrote) whose PQLs the report lists. Without ``cfg``
     the run's own logged config is used (found in the store MLFLOW_TRACKING_URI or the local
     default names).
     """
@@ -128,6 +131,8 @@ def report_job(
     features = pd.read_parquet(sample) if sample.is_file() else None
     if isinstance(drift, str | Path):
         drift = pd.read_csv(drift)
+    if isinstance(scores, str | Path):
+        scores = _read_scores(Path(scores))
     report = build_report(
         out_dir,
         features=features,
@@ -136,6 +141,7 @@ def report_job(
         drift_limit=cfg.scoring.drift_psi_limit,
         run_id=run_id,
         seed=cfg.seed,
+        scores=scores,
     )
     if log:
         files: dict[Path | str, str | None] = {report: None}
@@ -148,6 +154,19 @@ def report_job(
         )
         log_artifacts(run_id, files, cfg.mlflow, project_dir)
     return report
+
+
+def _read_scores(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataContractError(
+            [
+                f"--scores {str(path)!r} does not exist. Pass the scores file a score run wrote "
+                f"(its --out), or leave --scores out."
+            ]
+        )
+    if path.suffix == ".csv":
+        return pd.read_csv(path, dtype={"user_id": str, "account_id": str})
+    return pd.read_parquet(path)
 
 
 def _feature_sample(test_rows: pd.DataFrame, seed: int) -> pd.DataFrame:

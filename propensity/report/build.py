@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from propensity.errors import ModelError
+from propensity.errors import ModelError, PropensityError
 from propensity.explain import beeswarm_figure, importance_bar_figure, mean_abs_shap, shap_values
+from propensity.features import FeatureSpec
 from propensity.model.bundle import PQLModel
 from propensity.report.dependence import partial_dependence, plot_partial_dependence
 from propensity.report.discover import discover_section, load_discovery
@@ -34,7 +35,9 @@ from propensity.report.sections import (
     drivers_section,
     headline_section,
     performance_section,
+    pqls_section,
     promotion_section,
+    summary_section,
     threshold_section,
 )
 
@@ -56,6 +59,15 @@ class RunFiles:
     comparison: pd.DataFrame
     plots: dict[str, bytes] = field(default_factory=dict)
     model: PQLModel | None = None
+    test_scores: pd.DataFrame | None = None  # the rows every reported number uses
+    spec: FeatureSpec | None = None
+
+    @property
+    def used(self) -> dict[str, int] | None:
+        """Rows and payers behind the reported numbers (None when the run did not keep them)."""
+        if self.test_scores is None:
+            return None
+        return {"rows": len(self.test_scores), "positives": int(self.test_scores["label"].sum())}
 
 
 def load_run(run_dir: Path | str) -> RunFiles:
@@ -70,6 +82,7 @@ def load_run(run_dir: Path | str) -> RunFiles:
         )
     plots = {p.name: p.read_bytes() for p in sorted((run_dir / "plots").glob("*.png"))}
     model_dir = run_dir / "model"
+    scores = run_dir / "test_scores.parquet"
     return RunFiles(
         run_dir=run_dir,
         metrics=json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")),
@@ -77,7 +90,19 @@ def load_run(run_dir: Path | str) -> RunFiles:
         comparison=pd.read_csv(run_dir / "comparison.csv"),
         plots=plots,
         model=PQLModel.load(model_dir) if model_dir.is_dir() else None,
+        test_scores=pd.read_parquet(scores, columns=["label"]) if scores.is_file() else None,
+        spec=_spec(run_dir / "feature_spec.json"),
     )
+
+
+def _spec(path: Path) -> FeatureSpec | None:
+    """The run's feature spec, for readable feature names (None when absent or unreadable)."""
+    if not path.is_file():
+        return None
+    try:
+        return FeatureSpec.from_json(path.read_text(encoding="utf-8"))
+    except PropensityError:
+        return None
 
 
 def explain_figures(
@@ -127,13 +152,15 @@ def build_report(
     run_id: str | None = None,
     title: str = "PQL model report",
     seed: int = 0,
+    scores: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``run_dir/report.html`` (and the SHAP/dependence PNGs under ``plots/``).
 
     ``features``: the test split's feature rows (SHAP and partial dependence need them);
     ``promotion``: ``decision``, ``reason``, ``metric``, ``new_value``, ``champion_value``,
     ``champion_version``, ``version`` (as the run's ``promotion.*`` tags and metrics hold them);
-    ``drift``: a ``propensity.drift.psi_table`` of the newest scored cohort.
+    ``drift``: a ``propensity.drift.psi_table`` of the newest scored cohort; ``scores``: the
+    score table of the newest score run (its PQLs and their reasons are listed).
     """
     run = load_run(run_dir)
     importance, figures = None, {}
@@ -147,12 +174,14 @@ def build_report(
         for name, png in figures.items():
             _write_bytes(run.run_dir / "plots" / name, png)
     sections = [
-        data_section(run.summary, run.metrics.get("split", {})),
+        summary_section(run.metrics, run.comparison, run.used),
+        pqls_section(scores),
+        data_section(run.summary, run.metrics.get("split", {}), run.used),
         headline_section(run.comparison),
         discover_section(load_discovery(run.run_dir)),
         threshold_section(run.metrics.get("threshold", {})),
         performance_section(run.metrics, run.plots),
-        drivers_section(importance, figures, run.plots),
+        drivers_section(importance, figures, run.plots, run.spec),
         promotion_section(promotion),
         drift_section(drift, drift_limit),
     ]

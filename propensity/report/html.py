@@ -53,12 +53,15 @@ h3 { color: #33506f; margin-bottom: 6px; }
 table { border-collapse: collapse; margin: 8px 0 12px 0; font-size: 13px; }
 th, td { border: 1px solid #dde2e8; padding: 4px 8px; text-align: right; }
 th { background: #eef1f5; }
-td:first-child, th:first-child { text-align: left; }
+td:first-child, th:first-child, td.l, th.l { text-align: left; }
 figure { display: inline-block; margin: 8px 12px 8px 0; vertical-align: top; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 12px; color: #555; }
 .callout { background: #eef6ee; border-left: 4px solid #3c8d3c; padding: 8px 12px; }
 .warn { background: #fff4e5; border-left: 4px solid #d98c00; padding: 8px 12px; }
+.alert { background: #fdecea; border-left: 4px solid #c62828; color: #8e1b1b; padding: 8px 12px;
+  font-weight: bold; }
+.headline { font-size: 17px; line-height: 1.5; }
 .muted { color: #666; font-size: 13px; }
 """
 
@@ -79,7 +82,8 @@ def text(value: Any) -> str:
 
 
 def paragraph(value: Any, css: str | None = None) -> str:
-    """A ``<p>`` of escaped text, optionally with a class (``callout``, ``warn``, ``muted``)."""
+    """A ``<p>`` of escaped text, optionally with a class (``callout``, ``warn``, ``alert`` (red),
+    ``headline``, ``muted``)."""
     attr = f' class="{css}"' if css else ""
     return f"<p{attr}>{text(value)}</p>"
 
@@ -122,17 +126,22 @@ def table(
     frame: pd.DataFrame,
     formats: Mapping[str, Callable[[Any], str]] | None = None,
     headers: Mapping[str, str] | None = None,
+    left: Sequence[str] = (),
 ) -> str:
-    """An HTML table of ``frame``; cells through ``formats[column]`` else :func:`fmt_number`."""
+    """An HTML table of ``frame``; cells through ``formats[column]`` else :func:`fmt_number`.
+
+    Numbers are right-aligned; the first column and the ``left`` ones (text) are left-aligned.
+    """
     formats = formats or {}
     headers = headers or {}
-    head = "".join(f"<th>{text(headers.get(c, c))}</th>" for c in frame.columns)
+    cls = {c: ' class="l"' if c in left else "" for c in frame.columns}
+    head = "".join(f"<th{cls[c]}>{text(headers.get(c, c))}</th>" for c in frame.columns)
     rows = []
     for record in frame.itertuples(index=False):
         cells = []
         for column, value in zip(frame.columns, record, strict=True):
             shown = formats.get(column, fmt_number)(value)
-            cells.append(f"<td>{text(shown)}</td>")
+            cells.append(f"<td{cls[column]}>{text(shown)}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 

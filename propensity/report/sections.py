@@ -12,7 +12,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from propensity.explain import CONTEXT_FEATURES
 from propensity.report.html import Section, fmt_number, image, paragraph, table, text
+from propensity.report.names import readable
+
+# Below these the test slice is too small for its numbers to mean much: said in red.
+SMALL_TEST_USERS = 300
+SMALL_TEST_POSITIVES = 30
+# A ranking this close to chance, or a lift this low, is a weak model: said in red.
+WEAK_ROC_AUC = 0.6
+WEAK_LIFT = 1.5
+_SLICE_ORDER = ("train", "validation", "calibration", "test")
 
 __all__ = [
     "PERFORMANCE_PLOTS",
@@ -22,11 +32,15 @@ __all__ = [
     "drivers_section",
     "headline_section",
     "performance_section",
+    "pqls_section",
     "promotion_section",
+    "summary_section",
     "threshold_section",
 ]
 
 SECTIONS = {
+    "summary": "In one line",
+    "pqls": "Current PQLs",
     "data": "Data",
     "headline": "Model vs rules at equal PQL volume",
     "discover": "Aha moments and a suggested rule",
@@ -55,6 +69,22 @@ def _interval(value: Any, low: Any, high: Any, digits: int = 3) -> str:
     return f"{fmt_number(value, digits)} [{fmt_number(low, digits)}, {fmt_number(high, digits)}]"
 
 
+def _pct_interval(value: Any, low: Any, high: Any) -> str:
+    if low is None or (isinstance(low, float) and np.isnan(low)):
+        return _percent(value)
+    return f"{_percent(value)} [{_percent(low)}, {_percent(high)}]"
+
+
+def _points(value: Any, low: Any = None, high: Any = None) -> str:
+    """A difference of two rates in percentage points, with its interval."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    shown = f"{100 * float(value):+.1f} pts"
+    if low is None or (isinstance(low, float) and np.isnan(low)):
+        return shown
+    return f"{shown} [{100 * float(low):+.1f}, {100 * float(high):+.1f}]"
+
+
 def _plain(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -65,8 +95,16 @@ def _percent(value: Any) -> str:
     return f"{100 * float(value):.1f}%"
 
 
-def data_section(summary: Mapping[str, Any], split: Mapping[str, Any]) -> Section:
-    """Period, users, conversion rate, the split, and every row dropped or excluded and why."""
+def data_section(
+    summary: Mapping[str, Any],
+    split: Mapping[str, Any],
+    used: Mapping[str, int] | None = None,
+) -> Section:
+    """Period, users, conversion rate, the split, and every row dropped or excluded and why.
+
+    ``used`` is the test slice's rows and payers behind every reported number (one row per
+    user at the main cutoff), when known.
+    """
     data = summary.get("data", {})
     labels = summary.get("labels", {})
     facts = pd.DataFrame(
@@ -99,22 +137,7 @@ def data_section(summary: Mapping[str, Any], split: Mapping[str, Any]) -> Sectio
     else:
         body.append(paragraph("Nothing was dropped.", "muted"))
     if split:
-        rows = [
-            (
-                name,
-                part.get("start"),
-                part.get("end"),
-                part.get("rows"),
-                part.get("positives"),
-                part.get("weeks"),
-            )
-            for name, part in split.items()
-        ]
-        frame = pd.DataFrame(rows, columns=["slice", "from", "to", "rows", "converted", "weeks"])
-        body += [
-            "<h3>Out-of-time split</h3>",
-            table(frame, formats={"from": str, "to": str, "slice": str}),
-        ]
+        body += ["<h3>Out-of-time split</h3>", split_table(split, used)]
     for note in data.get("notes", []):
         body.append(paragraph(note, "warn"))
     unseen = summary.get("unseen_events") or {}
@@ -122,6 +145,37 @@ def data_section(summary: Mapping[str, Any], split: Mapping[str, Any]) -> Sectio
         listed = ", ".join(f"{k} ({v})" for k, v in sorted(unseen.items()))
         body.append(paragraph(f"Event types outside the training vocabulary: {listed}.", "muted"))
     return Section("data", SECTIONS["data"], "".join(body))
+
+
+def split_table(split: Mapping[str, Any], used: Mapping[str, int] | None = None) -> str:
+    """The slices in time order: dates, rows and payers, and the rows the metrics used."""
+    names = [n for n in _SLICE_ORDER if n in split] + [n for n in split if n not in _SLICE_ORDER]
+    rows = []
+    for name in names:
+        part = split[name]
+        reported = used if name == "test" and used else None
+        rows.append(
+            (
+                name,
+                str(part.get("start") or "?")[:10],
+                str(part.get("end") or "?")[:10],
+                fmt_number(part.get("rows")),
+                fmt_number(part.get("users")),
+                fmt_number(part.get("positives")),
+                fmt_number(reported["rows"]) if reported else "–",
+                fmt_number(reported["positives"]) if reported else "–",
+            )
+        )
+    columns = ["slice", "from", "to", "rows (all cutoffs)", "users", "converted rows"]
+    columns += ["rows in the reported numbers", "of which converted"]
+    note = paragraph(
+        "Slices follow each other in time. Training, early stopping and calibration use every "
+        "cutoff of their users; every reported number uses the test slice's main-cutoff rows "
+        "(one per user), the last two columns.",
+        "muted",
+    )
+    frame = pd.DataFrame(rows, columns=columns)
+    return table(frame, formats=dict.fromkeys(columns, str)) + note
 
 
 def headline_section(comparison: pd.DataFrame) -> Section:
@@ -141,11 +195,11 @@ def headline_section(comparison: pd.DataFrame) -> Section:
             {
                 "rule": r["name"],
                 "PQLs per week": fmt_number(r["per_week"], 3),
-                "rule precision": _interval(
+                "rule precision": _pct_interval(
                     r["precision"], r["precision_low"], r["precision_high"]
                 ),
-                "model precision, same volume": fmt_number(r["model_precision_same_volume"]),
-                "precision gain": _interval(
+                "model precision, same volume": _percent(r["model_precision_same_volume"]),
+                "precision gain": _points(
                     r["precision_diff"], r["precision_diff_low"], r["precision_diff_high"]
                 ),
                 "extra conversions": _interval(
@@ -169,8 +223,9 @@ def headline_section(comparison: pd.DataFrame) -> Section:
         paragraph(headline, "callout"),
         table(frame, formats=dict.fromkeys(frame.columns, str)),
         paragraph(
-            "Brackets are 95% bootstrap intervals; gains are model minus rule on the same "
-            "resampled test rows, the model flagging its top scores up to the rule's volume.",
+            "Brackets are 95% bootstrap intervals; gains are model minus rule in percentage "
+            "points on the same resampled test rows, the model flagging its top scores up to the "
+            "rule's volume.",
             "muted",
         ),
     ]
@@ -188,17 +243,19 @@ def threshold_section(threshold: Mapping[str, Any]) -> Section:
     per_week_conv = conv / weeks if conv is not None and weeks > 0 else float("nan")
     low, high = (c / weeks if c is not None and weeks > 0 else None for c in conv_ci)
 
-    def row(name: str, key: str) -> tuple[str, str]:
+    def row(name: str, key: str, percent: bool = False) -> tuple[str, str]:
         bounds = ci.get(key, [None, None])
-        return name, _interval(threshold.get(key), bounds[0], bounds[1])
+        shown = _pct_interval if percent else _interval
+        return name, shown(threshold.get(key), bounds[0], bounds[1])
 
     rows = [
         ("policy", str(threshold.get("policy", "?"))),
-        ("threshold (calibrated probability)", fmt_number(threshold.get("threshold"), 4)),
+        ("threshold (calibrated probability)", _percent(threshold.get("threshold"))),
         row("PQLs per week", "per_week"),
         ("expected conversions per week", _interval(per_week_conv, low, high)),
-        row("precision (share of PQLs who pay)", "precision"),
-        row("recall (share of payers flagged)", "recall"),
+        row("precision (share of PQLs who pay)", "precision", percent=True),
+        row("recall (share of payers flagged)", "recall", percent=True),
+        ("base rate (share of test users who paid)", _percent(threshold.get("base_rate"))),
         row("lift over the base rate", "lift"),
     ]
     body = [
@@ -239,9 +296,16 @@ def performance_section(metrics: Mapping[str, Any], plots: Mapping[str, bytes]) 
 
 
 def drivers_section(
-    importance: pd.DataFrame | None, figures: Mapping[str, bytes], plots: Mapping[str, bytes]
+    importance: pd.DataFrame | None,
+    figures: Mapping[str, bytes],
+    plots: Mapping[str, bytes],
+    spec: Any = None,
 ) -> Section:
-    """Global SHAP (bar, beeswarm), partial dependence of the top features, LightGBM gain."""
+    """Global SHAP (bar, beeswarm), partial dependence of the top features, LightGBM gain.
+
+    Features are named as people read them (``spec`` gives the exact meaning); the trial age
+    is marked as context wherever it shows, since it is never a reason a rep can act on.
+    """
     body = []
     if importance is None:
         body.append(
@@ -252,15 +316,38 @@ def drivers_section(
             )
         )
     else:
-        top = importance.head(10)[["feature", "mean_abs_shap", "mean_shap"]]
+        top = importance.head(10)
+        shown = pd.DataFrame(
+            {
+                "what it is": [
+                    readable(f, spec) + (" (context)" if f in CONTEXT_FEATURES else "")
+                    for f in top["feature"]
+                ],
+                "column": top["feature"].astype(str),
+                "mean |SHAP|": top["mean_abs_shap"],
+                "mean SHAP": top["mean_shap"],
+            }
+        )
         body += [
             paragraph(
                 "SHAP values explain the model's log-odds; a larger mean |SHAP| moves more "
                 "scores. The calibrated probability rises with the log-odds.",
                 "muted",
             ),
-            table(top, formats={"feature": str}),
+            table(shown, formats={"what it is": str, "column": str}, left=("column",)),
         ]
+        context = [f for f in top["feature"] if f in CONTEXT_FEATURES]
+        if context:
+            first = " It is the largest driver here:" if top["feature"].iloc[0] in context else ""
+            body.append(
+                paragraph(
+                    f"The trial age at the cutoff ({', '.join(context)}) is context, not "
+                    f"behaviour.{first} the model reads the other features differently at each "
+                    f"trial age, and scoring meets users at every age. It is never given as a "
+                    f"reason code; the drivers a rep can act on are the others.",
+                    "callout",
+                )
+            )
     captions = {
         "shap_importance.png": "Mean |SHAP| per feature on test rows.",
         "shap_beeswarm.png": "One dot per test row: SHAP value, coloured by the feature's value.",
@@ -326,3 +413,141 @@ def drift_section(drift: pd.DataFrame | None, limit: float = 0.25, top: int = 15
         ),
     ]
     return Section("drift", SECTIONS["drift"], "".join(body))
+
+
+def summary_section(
+    metrics: Mapping[str, Any], comparison: pd.DataFrame, used: Mapping[str, int] | None
+) -> Section:
+    """One line: PQLs a week, their precision, conversions a week, against the best rule.
+
+    Then, in red, what makes the numbers weak: a small test slice, a model near chance, a
+    model no better than the best rule.
+    """
+    t = metrics.get("threshold", {})
+    ci = t.get("ci", {})
+    weeks = float(t.get("weeks") or float("nan"))
+    conv = t.get("conversions_captured")
+    per_week_conv = conv / weeks if conv is not None and weeks > 0 else float("nan")
+    precision = _pct_interval(t.get("precision"), *ci.get("precision", [None, None]))
+    line = (
+        f"The model flags {_one(t.get('per_week'))} PQLs a week; "
+        f"{precision} of them pay (95% interval), about {_one(per_week_conv)} paying "
+        f"customers a week, {_one(t.get('lift'))}x the base rate of "
+        f"{_percent(t.get('base_rate'))}."
+    )
+    best = _best_rule(comparison)
+    if best is not None:
+        rule = _pct_interval(
+            *(best.get(k) for k in ("precision", "precision_low", "precision_high"))
+        )
+        same = _percent(best.get("model_precision_same_volume"))
+        line += (
+            f" The best rule, {best['name']}, flags {_one(best['per_week'])} a week at "
+            f"{rule}; at that volume the model is at {same} ({_gain(best)})."
+        )
+    body = [paragraph(line, "headline")]
+    body += [paragraph(w, "alert") for w in weaknesses(metrics, comparison, used)]
+    return Section("summary", SECTIONS["summary"], "".join(body))
+
+
+def weaknesses(
+    metrics: Mapping[str, Any], comparison: pd.DataFrame, used: Mapping[str, int] | None
+) -> list[str]:
+    """Why the reported numbers may not hold up, one sentence each (empty: none found)."""
+    out = []
+    test = metrics.get("split", {}).get("test", {})
+    n = (used or {}).get("rows", test.get("users"))
+    positives = (used or {}).get("positives")
+    if n is not None and (
+        n < SMALL_TEST_USERS or (positives is not None and positives < SMALL_TEST_POSITIVES)
+    ):
+        out.append(
+            f"Small test slice: {fmt_number(n)} users"
+            + (f", {fmt_number(positives)} of whom paid" if positives is not None else "")
+            + ". Every number in this report has a wide interval; judge the model again on "
+            "more data before acting on it."
+        )
+    auc = metrics.get("test_calibrated", {}).get("roc_auc")
+    lift = metrics.get("threshold", {}).get("lift")
+    if auc is not None and not np.isnan(auc) and auc < WEAK_ROC_AUC:
+        out.append(
+            f"Weak model: ROC AUC {fmt_number(auc, 3)} on the test slice, close to chance (0.5)."
+            " Its PQLs are barely better than a random pick."
+        )
+    elif lift is not None and not np.isnan(lift) and lift < WEAK_LIFT:
+        out.append(f"Weak model: its PQLs pay at {fmt_number(lift, 2)}x the base rate only.")
+    best = _best_rule(comparison)
+    if best is not None and (best.get("precision_diff_high") or 0) < 0:
+        out.append(
+            f"The rule {best['name']} beats the model at its own volume with 95% confidence "
+            f"({_gain(best)})."
+        )
+    return out
+
+
+def _one(value: Any) -> str:
+    """A rate or count with one decimal (15.0, 2.8), or a dash."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{float(value):,.1f}"
+
+
+def _gain(row: Mapping[str, Any]) -> str:
+    return _points(
+        *(row.get(k) for k in ("precision_diff", "precision_diff_low", "precision_diff_high"))
+    )
+
+
+def _best_rule(comparison: pd.DataFrame) -> dict[str, Any] | None:
+    """The rule with the highest precision (ties: more PQLs a week)."""
+    rules = comparison[comparison["name"] != "model"]
+    rules = rules[rules["precision"].notna()]
+    if rules.empty:
+        return None
+    ranked = rules.sort_values(["precision", "per_week"], ascending=[False, False])
+    return ranked.iloc[0].to_dict()
+
+
+def pqls_section(scores: pd.DataFrame | None, top: int = 25) -> Section:
+    """The current PQLs of the newest score run, with their reason codes."""
+    if scores is None or scores.empty:
+        body = paragraph(
+            "No score run was given. Score the users in trial (propensity score) and rebuild the "
+            "report with --scores to list the current PQLs and why.",
+            "muted",
+        )
+        return Section("pqls", SECTIONS["pqls"], body)
+    pqls = scores[scores["is_pql"].astype(bool)].sort_values("score", ascending=False)
+    as_of = scores["as_of"].iloc[0] if "as_of" in scores else None
+    reasons = [c for c in scores.columns if c.startswith("reason_") and c.endswith("_text")]
+    rows = []
+    for r in pqls.head(top).to_dict("records"):
+        why = "; ".join(str(r[c]) for c in reasons if isinstance(r.get(c), str))
+        rows.append(
+            {
+                "user": str(r["user_id"]),
+                "account": str(r.get("account_id") or "–"),
+                "score": _percent(r["score"]),
+                "hold out": "yes" if r.get("holdout") else "",
+                "why": why or "–",
+            }
+        )
+    when = f" at {str(as_of)[:16]} UTC" if as_of is not None else ""
+    lead = f"{len(pqls):,} PQLs among {len(scores):,} users in trial{when}" + (
+        f"; the {top} highest scores:" if len(pqls) > top else ":"
+    )
+    body = [paragraph(lead, "callout")]
+    if rows:
+        frame = pd.DataFrame(rows)
+        body.append(
+            table(frame, formats=dict.fromkeys(frame.columns, str), left=("account", "why"))
+        )
+        body.append(
+            paragraph(
+                "Score: calibrated probability of paying within the horizon. 'Hold out' PQLs are "
+                "kept from outreach to measure the lift; reasons are the behaviours that raise "
+                "the score most.",
+                "muted",
+            )
+        )
+    return Section("pqls", SECTIONS["pqls"], "".join(body))
