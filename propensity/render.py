@@ -239,7 +239,7 @@ def drift_table(drift: Any, console: Console, top: int = 10, source: Any = None)
         ["_order", "feature"], ascending=[False, True], kind="stable"
     )
     table = Table(
-        title=f"[yellow]Drift above the limit: {len(flags)} of {len(drift)} checks[/]",
+        title=f"[yellow]drift above the limit: {len(flags)} of {len(drift)} checks[/]",
         title_justify="left",
     )
     for col in ("feature", "kind", "PSI", "detail"):

@@ -36,7 +36,7 @@ def test_drift_is_a_table_with_the_largest_first():
     drift = pd.concat([drift, pd.DataFrame([vocabulary])], ignore_index=True)
     text = _text(lambda c: drift_table(drift, c, top=5, source="scores.drift.csv"))
     lines = [line.rstrip() for line in text.splitlines()]
-    assert lines[0] == "Drift above the limit: 13 of 14 checks"
+    assert lines[0] == "drift above the limit: 13 of 14 checks"
     rows = [line.split("│")[1].strip() for line in lines if line.startswith("│ ")]
     assert rows == ["event_vocabulary", "f11", "f10", "f9", "f8"]
     assert "0.8500" in text and "9.0% of 100 scoring events" in text

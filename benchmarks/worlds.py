@@ -1,0 +1,195 @@
+"""Worlds we did not tune for: `init` + `train` with no hand edits on simulator worlds of
+different shapes, then the written scores of a later cohort judged against what happened next.
+
+For each world (the default one; 600 users; a 2% base rate; day-only timestamps; 336 extra
+event names; a 30-day trial) this
+
+1. simulates the world (signups from January, 180 days) and a later cohort of the same shape
+   (another seed, signups from July);
+2. runs ``propensity init`` then ``propensity train`` as a user would, through the CLI, with a
+   fresh MLflow store, and keeps every ``warning:`` line;
+3. judges the model on its own test slice against the oracle (the simulator's true
+   probabilities on the same rows: the baseline, measured in the same run);
+4. scores the later cohort with ``propensity score``'s job at three as-of dates and judges the
+   written scores (and the raw model's) against who paid within the horizon after as-of.
+
+    python benchmarks/worlds.py [--users 20000] [--only default day_only] [--work DIR]
+
+Prints one table: test rows and positives, AP, oracle AP and the ratios, the later cohort's AP
+and ECE (raw and calibrated), whether the model was promoted, and the warnings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from propensity.config import load_config
+from propensity.evaluate import ranking_metrics
+from propensity.features import compute_features
+from propensity.io import load_data
+from propensity.labels import scoring_population
+from propensity.model import PQLModel
+from propensity.pipeline.demo import oracle_on_test
+from propensity.pipeline.modelspec import model_spec
+from propensity.pipeline.score import score_job
+from propensity.simulate import simulate
+
+BIN = Path(sys.executable).with_name("propensity")
+AS_OF_DAYS = (60, 90, 120)  # as-of dates after the later cohort's first signup
+
+
+@dataclass(frozen=True)
+class World:
+    name: str
+    shape: dict[str, Any] = field(default_factory=dict)
+    users: int | None = None  # None: the --users of the run
+
+
+WORLDS = (
+    World("default"),
+    World("users_600", users=600),
+    World("base_rate_2pct", {"base_rate": 0.02}),
+    World("day_only", {"day_only": True}),
+    World("events_352", {"tail_events": 336}),
+    World("trial_30d", {"trial_days": 30, "observation_window": timedelta(days=14)}),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--work", type=Path, default=None, help="keep the worlds here")
+    args = parser.parse_args()
+    worlds = [w for w in WORLDS if args.only is None or w.name in args.only]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.work or Path(tmp)
+        rows = [run_world(w, work / w.name, w.users or args.users) for w in worlds]
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 250, "display.max_colwidth", 120):
+        print(table.drop(columns=["warnings"]).to_string(index=False, float_format=_f))
+    for row in rows:
+        for line in row["warnings"]:
+            print(f"warning in {row['world']}: {line}")
+
+
+def run_world(world: World, folder: Path, users: int) -> dict[str, Any]:
+    began = time.perf_counter()
+    if folder.exists():
+        shutil.rmtree(folder)  # a fresh store: the first model of each world is its first
+    folder.mkdir(parents=True)
+    simulate(folder / "a", users=users, seed=7, **world.shape)
+    simulate(folder / "b", users=users, seed=107, start=date(2025, 7, 1), **world.shape)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    a = folder / "a"
+    init = _cli(
+        ["init", "--events", "a/events", "--users", "a/users.parquet"]
+        + ["--conversions", "a/conversions.parquet", "--out", "world.yaml", "--force"],
+        folder,
+        env,
+    )
+    train = _cli(["train", "--config", "world.yaml"], folder, env)
+    warnings = _warnings(init.stderr) + _warnings(train.stderr)
+    row: dict[str, Any] = {"world": world.name, "users": users}
+    if train.returncode != 0:
+        last = (train.stderr.strip().splitlines() or ["?"])[-1]
+        return {**row, "error": last[:200], "warnings": warnings}
+    run_id = re.search(r"run id: (\w+)", train.stdout).group(1)  # type: ignore[union-attr]
+    cfg = load_config(folder / "world.yaml")
+    run_dir = folder / cfg.output_dir / f"train-{run_id}"
+    test = pd.read_parquet(run_dir / "test_scores.parquet")
+    row |= {
+        "test_rows": len(test),
+        "test_pos": int(test["label"].sum()),
+        "window": f"{cfg.label.observation_window.days}d",
+    }
+    try:
+        oracle = oracle_on_test(test, a / "truth.parquet")
+        row |= {
+            "AP": oracle["model_average_precision"],
+            "oracle_AP": oracle["oracle_average_precision"],
+            "AP_ratio": oracle["average_precision_ratio"],
+            "AUC_ratio": oracle["roc_auc_ratio"],
+        }
+    except ValueError:  # init chose another cutoff than the simulator's truth: no oracle
+        row |= {"AP": ranking_metrics(test["label"], test["p"])["average_precision"]}
+    row |= _later_cohort(cfg, folder, run_dir / "model")
+    row["promoted"] = "yes" if "promoted to champion" in train.stdout else "no"
+    row["minutes"] = (time.perf_counter() - began) / 60
+    row["warnings"] = warnings
+    row["n_warnings"] = len(warnings)
+    return row
+
+
+def _later_cohort(cfg: Any, folder: Path, model_dir: Path) -> dict[str, float]:
+    """The written scores (and the raw model's) of the later cohort at three as-of dates."""
+    b = folder / "b"
+    paths = {
+        "events": str(b / "events"),
+        "users": str(b / "users.parquet"),
+        "conversions": str(b / "conversions.parquet"),
+    }
+    later = cfg.model_copy(update={"data": cfg.data.model_copy(update=paths)})
+    model = PQLModel.load(model_dir)
+    spec = model_spec(model)
+    data = load_data(later.data)
+    paid = pd.read_parquet(b / "conversions.parquet").groupby("user_id")["converted_at"].min()
+    y_all, raw_all, cal_all = [], [], []
+    for days in AS_OF_DAYS:
+        as_of = datetime(2025, 7, 1) + timedelta(days=days)
+        out = folder / f"scores-{days}.parquet"
+        written = score_job(later, as_of, out, model_uri=str(model_dir)).scores
+        population = scoring_population(data.con, later.label, as_of)
+        features = compute_features(data.con, population, spec).frame
+        raw = pd.Series(model.predict_raw(features), index=features["user_id"].astype(str))
+        scores = written.set_index("user_id")["score"]
+        when = pd.to_datetime(scores.index.map(paid)).tz_localize(None)
+        y = ((when >= as_of) & (when < as_of + later.label.horizon)).astype(int)
+        y_all.append(np.asarray(y))
+        cal_all.append(scores.to_numpy())
+        raw_all.append(raw.loc[scores.index].to_numpy())
+    y, raw, cal = (np.concatenate(v) for v in (y_all, raw_all, cal_all))
+    bins = cfg.calibration.ece_bins
+    m_raw, m_cal = ranking_metrics(y, raw, bins), ranking_metrics(y, cal, bins)
+    return {
+        "later_rows": len(y),
+        "later_pos": int(y.sum()),
+        "later_AP": m_cal["average_precision"],
+        "later_AUC": m_cal["roc_auc"],
+        "later_ECE_raw": m_raw["ece"],
+        "later_ECE_cal": m_cal["ece"],
+    }
+
+
+def _cli(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN), *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def _warnings(stderr: str) -> list[str]:
+    return [line.removeprefix("warning: ") for line in stderr.splitlines() if "warning:" in line]
+
+
+def _f(value: float) -> str:
+    return f"{value:.3f}"
+
+
+if __name__ == "__main__":
+    main()
