@@ -207,3 +207,14 @@ def test_init_config_trains_with_no_hand_edits(export, tmp_path, monkeypatch):
     assert "warning:" not in trained.stderr
     assert "model version 1" in trained.stdout
     assert (tmp_path / "outputs" / "p").is_dir()
+
+
+def test_init_without_conversions_warns_and_still_writes(export, tmp_path):
+    """Check that without payments init says train needs them, and writes a loadable config."""
+    from propensity.errors import PropensityWarning
+
+    with pytest.warns(PropensityWarning, match="train needs data.conversions"):
+        result = init_config(export["events"], export["users"], None, tmp_path / "n.yaml")
+    cfg = load_config(tmp_path / "n.yaml")
+    assert cfg.data.conversions is None and cfg.features.milestones == ()
+    assert result.profile.converted == 0

@@ -11,11 +11,13 @@ exist, rules baselines whose features will exist, a capacity that fits the volum
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from propensity.config import DataConfig, Preset
+from propensity.errors import PropensityWarning
 from propensity.init.columns import ColumnMapping, detect_mapping, parse_column_options
 from propensity.init.profile import Profile, profile_data
 from propensity.init.starter import Starter, refuse_existing, starter_config, write_new
@@ -78,6 +80,13 @@ def init_config(
     out = Path(out)
     name = project or out.stem
     refuse_existing(out, force)  # before reading anything: the answer will not change
+    if conversions is None:
+        warnings.warn(
+            "init: no --conversions given, so nothing in the data says who paid; the config "
+            "is written, but train needs data.conversions (the first payment per user).",
+            PropensityWarning,
+            stacklevel=2,
+        )
     data, mapping = data_config(events, users, conversions, preset=preset, columns=columns)
     loaded = load_data(data)
     profile = profile_data(loaded.con)
