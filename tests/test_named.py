@@ -178,3 +178,39 @@ def test_rule_on_a_rare_event_fails_fast_naming_min_event_support(world):
         message
     )
     assert time.perf_counter() - began < 30  # before the feature table, not after it
+
+
+def test_event_support_counts_users_before_their_cutoff():
+    """Check users per event in [signup, cutoff), all types or only the named ones."""
+    import duckdb
+    import pandas as pd
+
+    from propensity.features.named import event_support
+
+    con = duckdb.connect()
+    t = pd.Timestamp("2025-01-01")
+    con.register(
+        "events",
+        pd.DataFrame(
+            {
+                "user_id": ["a", "a", "b", "b", "c"],
+                "event": ["login", "o'clock", "login", "login", "login"],
+                "timestamp": [t, t, t, t + pd.Timedelta(days=9), t - pd.Timedelta(days=1)],
+            }
+        ),
+    )
+    con.register(
+        "rows",
+        pd.DataFrame(
+            {
+                "user_id": ["a", "b", "c"],
+                "signup_at": [t] * 3,
+                "cutoff_at": [t + pd.Timedelta(days=7)] * 3,
+            }
+        ),
+    )
+    fetch = lambda sql: con.execute(sql).fetchall()  # noqa: E731
+    assert event_support(fetch, "rows") == {"login": 2, "o'clock": 1}
+    assert event_support(fetch, "rows", ["login", "absent"]) == {"login": 2}
+    assert event_support(fetch, "rows", ["o'clock"]) == {"o'clock": 1}  # quoted: no filter in SQL
+    assert event_support(fetch, "rows", []) == {}

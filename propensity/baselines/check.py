@@ -1,9 +1,8 @@
-"""Checking every baseline against the feature columns at once, before features are computed.
+"""Checking every baseline against the feature columns at once, before the model is fitted.
 
 A config copied from another product names features this data does not have. Checked one at a
-time after the feature table is built, that is one error per training run; checked here against
-the learned spec (an empty table with its columns and levels), it is every problem in one
-message, seconds into the run.
+time, that is one error per training run; checked here against the learned spec (an empty table
+with its columns and levels), it is every problem of every rule in one message.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -25,15 +25,23 @@ import pandas as pd
 from propensity.config import FeaturesConfig
 from propensity.features.spec import FeatureSpec, slugify
 
-__all__ = ["SUPPORT_SQL", "drop_missing_named", "event_support", "spec_frame", "why_missing"]
+__all__ = [
+    "SUPPORT_SQL",
+    "drop_missing_named",
+    "event_support",
+    "named_events",
+    "spec_frame",
+    "why_missing",
+]
 
 # Users per event type on label rows (the relation {rows}), counted as the vocabulary counts them.
 SUPPORT_SQL = """
 SELECT e.event, COUNT(DISTINCT e.user_id) AS users
 FROM events e JOIN {rows} r ON e.user_id = r.user_id
-WHERE e.event IS NOT NULL AND e.timestamp < r.cutoff_at AND e.timestamp >= r.signup_at
+WHERE e.event IS NOT NULL AND e.timestamp < r.cutoff_at AND e.timestamp >= r.signup_at{only}
 GROUP BY e.event
 """
+_PLAIN = re.compile(r"^[^'\\]*$")  # names that need no escaping in any SQL dialect
 
 # Feature names that carry one event's slug (the rest of the name is the family's pattern).
 _ONE_EVENT = (
@@ -44,12 +52,30 @@ _ONE_EVENT = (
 )
 
 
-def event_support(fetch: Callable[[str], list[tuple[Any, ...]]], rows: str) -> dict[str, int]:
+def event_support(
+    fetch: Callable[[str], list[tuple[Any, ...]]], rows: str, events: Iterable[str] | None = None
+) -> dict[str, int]:
     """Users per event type before their cutoffs on the label rows registered as ``rows``.
 
-    ``fetch`` runs SQL on the engine holding ``events`` (DuckDB or Spark).
+    ``fetch`` runs SQL on the engine holding ``events`` (DuckDB or Spark). With ``events``,
+    only those types are counted (a filter the engine pushes into its scan).
     """
-    return {str(event): int(users) for event, users in fetch(SUPPORT_SQL.format(rows=rows))}
+    only = ""
+    if events is not None:
+        names = sorted(set(events))
+        if not names:
+            return {}
+        if all(_PLAIN.match(n) for n in names):
+            only = " AND e.event IN (" + ", ".join(f"'{n}'" for n in names) + ")"
+    found = fetch(SUPPORT_SQL.format(rows=rows, only=only))
+    keep = None if events is None else set(events)
+    return {str(e): int(n) for e, n in found if keep is None or str(e) in keep}
+
+
+def named_events(cfg: FeaturesConfig) -> set[str]:
+    """The event types a features config names (key events, milestones, properties)."""
+    named = {*cfg.key_events, *(p.event for p in cfg.properties)}
+    return named | {e for m in cfg.milestones for e in (m.first, m.then)}
 
 
 def drop_missing_named(

@@ -14,6 +14,7 @@ import pandas as pd
 from propensity.config import Config
 from propensity.features import FeatureSpec, learn_spec
 from propensity.features.glossary import meaning
+from propensity.features.named import named_events
 from propensity.io import load_data
 from propensity.labels import LabelTimes, build_label_times
 from propensity.model.split import split_out_of_time
@@ -39,7 +40,8 @@ def learned_spec(cfg: Config) -> FeatureSpec:
     rows = LabelTimes(
         labels.frame.iloc[split.train].reset_index(drop=True), labels.excluded, labels.settings
     )
-    features = named_events_present(cfg.features, support_on(data, rows))
+    named = support_on(data, rows, named_events(cfg.features))
+    features = named_events_present(cfg.features, named)
     return learn_spec(data.con, rows, features)
 
 

@@ -8,7 +8,7 @@ which features exist.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,7 +19,13 @@ from propensity.baselines import baselines_from_config, check_baselines
 from propensity.config import Config, FeaturesConfig, LabelConfig
 from propensity.errors import PropensityWarning
 from propensity.features import FeatureSpec, compute_features, learn_spec_and_features
-from propensity.features.named import drop_missing_named, event_support, spec_frame, why_missing
+from propensity.features.named import (
+    drop_missing_named,
+    event_support,
+    named_events,
+    spec_frame,
+    why_missing,
+)
 from propensity.io import LoadedData, load_data
 from propensity.labels import LabelTimes, build_label_times
 from propensity.model.split import Split, split_out_of_time
@@ -73,13 +79,15 @@ def prepare(cfg: Config, data: LoadedData | None = None) -> Prepared:
     train_rows = LabelTimes(
         labels.frame.iloc[split.train].reset_index(drop=True), labels.excluded, labels.settings
     )
-    support = support_on(data, train_rows)
-    features = named_events_present(cfg.features, support)
+    # only the named events are counted now; the whole vocabulary only if a rule needs a reason
+    named = support_on(data, train_rows, named_events(cfg.features))
+    features = named_events_present(cfg.features, named)
     learn = np.zeros(len(labels.frame), dtype=bool)
     learn[split.train] = True
     # The spec is learn_spec's on the training rows; one event scan serves it and the features.
     spec, result = learn_spec_and_features(data.con, labels, features, learn)
-    check_rules(cfg, spec, support, features)  # every rule problem at once, before the model
+    # every rule problem at once, before the model
+    check_rules(cfg, spec, lambda: support_on(data, train_rows), features)
     frame = result.frame
     frame["label"] = labels.frame["label"].to_numpy(dtype=int)
     unseen = result.unseen_events
@@ -111,21 +119,33 @@ def named_events_present(cfg: FeaturesConfig, support: Mapping[str, int]) -> Fea
 
 
 def check_rules(
-    cfg: Config, spec: FeatureSpec, support: Mapping[str, int], features: FeaturesConfig
+    cfg: Config,
+    spec: FeatureSpec,
+    support: Mapping[str, int] | Callable[[], Mapping[str, int]],
+    features: FeaturesConfig,
 ) -> None:
-    """Check every rules baseline against the spec's columns; one error naming every problem."""
-    check_baselines(
-        baselines_from_config(cfg.baselines),
-        spec_frame(spec),
-        explain=lambda name: why_missing(name, spec, support, features),
-    )
+    """Check every rules baseline against the spec's columns; one error naming every problem.
+
+    ``support`` (users per event type on the training rows, or a function computing it) is
+    read only when a rule names a feature the spec lacks, to say why.
+    """
+    counted: list[Mapping[str, int]] = []
+
+    def explain(name: str) -> str | None:
+        if not counted:
+            counted.append(support() if callable(support) else support)
+        return why_missing(name, spec, counted[0], features)
+
+    check_baselines(baselines_from_config(cfg.baselines), spec_frame(spec), explain=explain)
 
 
-def support_on(data: LoadedData, rows: LabelTimes) -> dict[str, int]:
-    """Users per event type before the cutoffs of ``rows`` (see ``features.named``)."""
+def support_on(
+    data: LoadedData, rows: LabelTimes, events: Iterable[str] | None = None
+) -> dict[str, int]:
+    """Users per event type (all, or ``events``) before the cutoffs of ``rows``."""
     name = "_propensity_support_rows"
     data.con.register(name, rows.frame[["user_id", "signup_at", "cutoff_at"]])
     try:
-        return event_support(lambda sql: data.con.execute(sql).fetchall(), name)
+        return event_support(lambda sql: data.con.execute(sql).fetchall(), name, events)
     finally:
         data.con.unregister(name)
