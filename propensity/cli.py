@@ -48,12 +48,29 @@ ConfigOption = Annotated[
 
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn a user's mistake into one message and an exit code, not a traceback."""
+    """Turn a user's mistake, or a fault of the machine (a full disk, a permission), into one
+    message and an exit code, not a traceback. Anything else is a bug and keeps its traceback."""
+    if _OWN_TEMP_FOLDER:  # the console script, not a library caller or a test runner
+        from propensity.io.workspace import use_for_temp_files
+
+        use_for_temp_files()
     try:
         yield
     except PropensityError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
-        raise typer.Exit(exc.exit_code) from None
+        _fail(exc)
+    except Exception as exc:
+        from propensity.io.faults import environment_error
+
+        mapped = environment_error(exc)
+        if mapped is None:
+            raise
+        _fail(mapped)
+
+
+def _fail(exc: PropensityError) -> None:
+    # the message is text, not markup: a column named "[b]" or a list repr must print as is
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
+    raise typer.Exit(exc.exit_code) from None
 
 
 def _print_version(value: bool) -> None:
@@ -133,13 +150,17 @@ def validate(
 
     with _user_errors():
         data, mapping = _data_config(config, events, users, conversions, preset, column)
+        if export is not None:
+            _check_dir(export, "--export")
         loaded = load_data(data)
     if mapping is not None:
         mapping_lines(mapping, out)
     data_summary(loaded.report, out)
     out.print("[green]The data meets the contract.[/]")
     if export is not None:
-        for name, path in export_canonical(loaded, export).items():
+        with _user_errors():
+            written = export_canonical(loaded, export)
+        for name, path in written.items():
             out.print(f"wrote {name}: {path}")
 
 
@@ -221,6 +242,7 @@ def simulate(
             window, after = parse_duration(observation_window), parse_duration(horizon)
         except ValueError as exc:
             raise _usage(f"--observation-window and --horizon: {exc}") from None
+        _check_dir(out_dir, "--out")
         summary = run_simulation(
             out_dir,
             users=users,
@@ -261,12 +283,15 @@ EngineOption = Annotated[
 @app.command()
 def train(config: ConfigOption, engine: EngineOption = None) -> None:
     """Train, calibrate and threshold a model; compare with the rules; track and register it."""
-    from propensity.pipeline.train import train as run_training
+    with _user_errors():
+        cfg = _load(config, engine)
+        _check_dir(Path(cfg.output_dir), "output_dir")  # before the heavy imports: fails at once
+        from propensity.pipeline.train import train as run_training
+
+        with _steps() as progress:
+            outcome = run_training(cfg, progress=progress)
     from propensity.render import print_training
 
-    with _user_errors():
-        with _steps() as progress:
-            outcome = run_training(_load(config, engine), progress=progress)
     print_training(outcome, out)
 
 
@@ -282,7 +307,9 @@ def compare(
     from propensity.render import comparison_table
 
     with _user_errors():
-        outcome = compare_job(_load(config), model)
+        cfg = _load(config)
+        _check_dir(Path(cfg.output_dir), "output_dir")
+        outcome = compare_job(cfg, model)
     comparison_table(outcome.table, out)
     out.print(
         f"{outcome.test_rows:,} test rows over {outcome.weeks:.1f} weeks; model {outcome.model}"
@@ -329,6 +356,11 @@ def score(
     fmt = "csv" if out_path.suffix == ".csv" else None
     with _user_errors():
         cfg = _load(config, engine)
+        inputs = (cfg.data.events, cfg.data.users, cfg.data.conversions, cfg.data.lost_users)
+        if cfg.engine == "spark":
+            _check_dir(out_path, "--out")
+        else:
+            _check_file(out_path, "--out", inputs)
         if cfg.engine == "spark":
             summary = _score_on_spark(cfg, as_of, out_path, model, previous, fail_on_drift, fmt)
             out.print("summary " + " ".join(f"{k}={v}" for k, v in summary.items()))
@@ -425,6 +457,7 @@ def demo(
     from propensity.render import print_demo
 
     with _user_errors():
+        _check_dir(out_dir, "--out")
         with _steps() as progress:
             outcome = run_demo(out_dir, users=users, seed=seed, config=config, progress=progress)
     print_demo(outcome, out)
@@ -483,6 +516,18 @@ def _data_config(
     return data_config(events, users, conversions, preset=preset, columns=columns)
 
 
+def _check_dir(path: Path, what: str) -> None:
+    from propensity.io.outputs import check_output_dir
+
+    check_output_dir(path, what)
+
+
+def _check_file(path: Path, what: str, inputs: tuple[str | None, ...]) -> None:
+    from propensity.io.outputs import check_output_file
+
+    check_output_file(path, what, inputs)
+
+
 def _usage(message: str) -> PropensityError:
     return PropensityError(f"{message}. See 'propensity COMMAND --help'.")
 
@@ -492,6 +537,15 @@ def _load(config: Path, engine: Engine | None = None) -> Config:
     return cfg if engine is None else cfg.model_copy(update={"engine": engine.value})
 
 
+_OWN_TEMP_FOLDER = False
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    A command's temporary files (DuckDB's work files, downloads) go into one folder owned by
+    this process, removed at exit, and by the next run if this one is killed.
+    """
+    global _OWN_TEMP_FOLDER
+    _OWN_TEMP_FOLDER = True
     app()

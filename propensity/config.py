@@ -13,21 +13,34 @@ from __future__ import annotations
 
 import difflib
 import re
-from datetime import timedelta
+import reprlib
+import zoneinfo
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from propensity.errors import ConfigError
+from propensity.errors import ConfigError, shorten
 
 __all__ = [
     "BaselinesConfig",
+    "BotsConfig",
     "CalibrationConfig",
     "Config",
     "DataConfig",
+    "DedupConfig",
     "DiscoverConfig",
     "Duration",
     "FeaturesConfig",
@@ -35,6 +48,7 @@ __all__ = [
     "MlflowConfig",
     "ModelConfig",
     "PointsRule",
+    "PositiveDuration",
     "Preset",
     "RuleBaseline",
     "ScoringConfig",
@@ -57,17 +71,57 @@ def parse_duration(value: Any) -> timedelta:
     """
     if isinstance(value, timedelta):
         return value
-    match = _DURATION.match(str(value))
+    match = _DURATION.match(str(value)[:40])
     if match is None:
         raise ValueError(
             f"a duration must be a number followed by s, m, h, d or w (e.g. '7d', '48h'). "
-            f"Got {value!r} instead."
+            f"Got {shorten(repr(value), 40)} instead."
         )
     number, unit = match.groups()
-    return timedelta(**{_UNITS[unit]: float(number)})
+    try:
+        return timedelta(**{_UNITS[unit]: float(number)})
+    except OverflowError:
+        raise ValueError(
+            f"a duration must be shorter than a million days. Got {shorten(repr(value), 40)} "
+            f"instead."
+        ) from None
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("a duration here must be longer than zero (e.g. '1d').")
+    return value
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+# Windows, horizons and trial lengths: zero would label or count nothing, silently.
+PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+
+
+def parse_instant(value: Any) -> datetime:
+    """A date or time from the config as naive UTC (zoned values are converted).
+
+    >>> parse_instant("2025-06-30T02:00:00+02:00")
+    datetime.datetime(2025, 6, 30, 0, 0)
+    """
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value)[:40].strip())
+        except ValueError:
+            raise ValueError(
+                f"a time must be ISO-8601, e.g. 2025-06-30 or 2025-06-30T00:00:00Z. Got "
+                f"{shorten(repr(value), 40)} instead."
+            ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+Instant = Annotated[datetime, BeforeValidator(parse_instant)]
 
 
 class _Section(BaseModel):
@@ -90,36 +144,126 @@ class ExcludeConfig(_Section):
     user_ids: tuple[str, ...] = ()
 
 
+class DedupConfig(_Section):
+    """Which repeated events are one event sent twice, and so removed.
+
+    ``auto`` removes events sharing an event id when the export has one (``column``, or the
+    preset's: Segment ``messageId``, Amplitude and Mixpanel ``$insert_id``, canonical
+    ``event_id``); otherwise exact duplicates, except on day-only exports (every timestamp at
+    midnight), where two identical rows are two real events on the same day and nothing is
+    removed. The data summary says which ran and what it removed.
+    """
+
+    mode: Literal["auto", "exact", "event_id", "none"] = "auto"
+    column: str | None = None  # source column holding a unique event id
+
+    @model_validator(mode="after")
+    def _event_id_has_a_column(self) -> DedupConfig:
+        if self.mode == "event_id" and not self.column:
+            raise ValueError(
+                "dedup mode 'event_id' needs the event id's source column; add "
+                "'column: <name>' under data.dedup."
+            )
+        return self
+
+
+class BotsConfig(_Section):
+    """Bots and scripted accounts: users whose events no person could have made.
+
+    A user is a bot when, on some day, it sends more than ``max_events_per_hour`` events in one
+    clock hour or ``max_events_per_day`` in the day, or more than ``busiest_day_factor`` times
+    what the busiest 1% of users send on their busiest day (and over 500), or is active in more
+    than ``max_active_hours_per_day`` of the day's 24 clock hours (people sleep); or when at
+    least ``regular_min_gaps`` gaps between its events are near-identical (their coefficient of
+    variation below ``regular_gap_cv``: a metronome, not a person). The hour and gap rules need
+    times of day, so on day-only exports only the per-day rules apply.
+    """
+
+    exclude: bool = True
+    max_events_per_hour: int = Field(default=1000, ge=1)
+    max_events_per_day: int = Field(default=10_000, ge=1)
+    busiest_day_factor: float = Field(default=20.0, ge=0)  # 0 turns this rule off
+    max_active_hours_per_day: int = Field(default=21, ge=1, le=24)
+    regular_gap_cv: float = Field(default=0.1, ge=0)
+    regular_min_gaps: int = Field(default=50, ge=2)
+
+
+InputTable = Literal["events", "users", "conversions", "lost_users"]
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(MB|GB|TB)$")
+_MIN_MEMORY_MB = 128  # below this DuckDB cannot hold its own buffers for the reader's queries
+
+
+def _memory_limit(value: str) -> str:
+    match = _MEMORY.match(value)
+    if match is None:
+        raise ValueError(
+            f"a memory limit is a number and MB, GB or TB (e.g. '3GB'). Got "
+            f"{shorten(repr(value), 40)} instead."
+        )
+    number, unit = float(match[1]), match[2]
+    megabytes = number * {"MB": 1, "GB": 1000, "TB": 1_000_000}[unit]
+    if megabytes < _MIN_MEMORY_MB:
+        raise ValueError(
+            f"a memory limit below {_MIN_MEMORY_MB}MB is too small for DuckDB to run the "
+            f"reader's queries. Got {value!r}; give at least {_MIN_MEMORY_MB}MB (e.g. '1GB')."
+        )
+    return value
+
+
 class DataConfig(_Section):
     """Where the data is and how its columns map onto the contract."""
 
     events: str
     users: str | None = None  # without it, signup is each user's first event (validate only)
     conversions: str | None = None
+    # Users lost before their cutoff (deleted accounts): a table of user_id, lost_at.
+    lost_users: str | None = None
     format: Literal["auto", "parquet", "csv", "jsonl"] = "auto"
     preset: Preset = Preset.canonical
     # Per table, canonical column -> source column; wins over the preset.
-    columns: dict[Literal["events", "users", "conversions"], dict[str, str]] = Field(
-        default_factory=dict
-    )
+    columns: dict[InputTable, dict[str, str]] = Field(default_factory=dict)
     timezone: str = "UTC"  # zone of naive timestamps
     epoch_unit: Literal["auto", "s", "ms"] = "auto"
     exclude: ExcludeConfig = ExcludeConfig()
+    dedup: DedupConfig = DedupConfig()
+    bots: BotsConfig = BotsConfig()
     unknown_user_events: Literal["drop", "fail"] = "drop"
+    # The end of the observed data (the export time): later rows are dropped, labels are
+    # right-censored against it and `--as-of latest` means it. None: the last event.
+    end: Instant | None = None
     max_future: Duration = timedelta(days=1)  # tolerance past "now" before a timestamp is bad
     pii_columns: tuple[str, ...] = ("email",)  # never written to any output
     # DuckDB's memory cap; past it DuckDB spills to a temporary folder instead of growing
-    memory_limit: str = Field(default="3GB", pattern=r"^\d+(\.\d+)?\s*(MB|GB|TB)$")
+    memory_limit: Annotated[str, AfterValidator(_memory_limit)] = "3GB"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value.upper() == "UTC":
+            return value
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            close = difflib.get_close_matches(value, sorted(zoneinfo.available_timezones()), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"a time zone must be an IANA name such as 'Europe/Paris' or 'UTC'. Got "
+                f"{shorten(repr(value), 40)} instead.{hint}"
+            ) from None
+        return value
 
 
 class LabelConfig(_Section):
     """Prediction engineering: where each cutoff falls and how far the label looks."""
 
-    observation_window: Duration = timedelta(days=7)
-    horizon: Duration = timedelta(days=30)
+    observation_window: PositiveDuration = timedelta(days=7)
+    horizon: PositiveDuration = timedelta(days=30)
     # Additional cutoffs per user (trial ages), e.g. ["1d", "3d"]; the main window is always one.
-    extra_cutoffs: tuple[Duration, ...] = ()
-    trial_length: Duration = timedelta(days=14)  # scoring cutoff is min(as_of, signup + trial)
+    extra_cutoffs: tuple[PositiveDuration, ...] = ()
+    trial_length: PositiveDuration = timedelta(days=14)  # scoring cutoff: min(as_of, trial end)
+    # An event meaning "this account is gone" (deleted, churned): users lost before a cutoff
+    # are excluded from labels and scoring, counted under their own reason.
+    lost_event: str | None = None
 
 
 class MilestoneOrder(_Section):
@@ -155,8 +299,12 @@ class FeaturesConfig(_Section):
     """Which behavioural feature families to compute and their settings."""
 
     families: FeatureFamilies = FeatureFamilies()
-    windows: tuple[Duration, ...] = (timedelta(days=1), timedelta(days=3), timedelta(days=7))
-    session_gap: Duration = timedelta(minutes=30)
+    windows: tuple[PositiveDuration, ...] = (
+        timedelta(days=1),
+        timedelta(days=3),
+        timedelta(days=7),
+    )
+    session_gap: PositiveDuration = timedelta(minutes=30)
     # Event types for recency and time-to-first; empty means every type in the vocabulary.
     key_events: tuple[str, ...] = ()
     milestones: tuple[MilestoneOrder, ...] = ()
@@ -290,7 +438,7 @@ class PointsRule(_Section):
     threshold: float  # a lead is flagged when its (decayed) points total reaches this
     # Optional decay: points of a condition are multiplied by 0.5 ** (age / half_life), where age
     # is the value of the condition's ``recency`` feature (hours since the behaviour).
-    half_life: Duration | None = None
+    half_life: PositiveDuration | None = None
     description: str = ""
 
 
@@ -373,6 +521,13 @@ class Config(_Section):
     spark: SparkConfig = SparkConfig()
 
 
+# A config is a few kilobytes; these bounds keep a hostile file (a YAML alias bomb expands to
+# billions of values from a few lines) from taking the machine's memory or flooding the log.
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_VALUES = 100_000
+_MAX_PROBLEMS = 20
+
+
 def load_config(path: str | Path, **overrides: Any) -> Config:
     """Read a YAML config into a validated, frozen :class:`Config`.
 
@@ -380,18 +535,92 @@ def load_config(path: str | Path, **overrides: Any) -> Config:
     not exist as given, so ``configs/demo.yaml`` can say ``data/demo/events.parquet``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(
-            f"Config file {str(path)!r} does not exist. Pass --config with a YAML file."
-        )
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"Config file {str(path)!r} must hold a mapping of sections at the top.")
+    raw = _read_yaml(path)
     raw.update(overrides)
     return config_from_dict(raw, source=str(path))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The config file as a plain mapping, bounded in bytes read and values expanded."""
+    name = repr(str(path))
+    if path.is_dir():
+        raise ConfigError(f"Config file {name} is a folder. Pass --config with a YAML file.")
+    if not path.is_file():
+        raise ConfigError(f"Config file {name} does not exist. Pass --config with a YAML file.")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(
+            f"Config file {name} cannot be read ({exc.strerror or exc}). Check its permissions."
+        ) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"Config file {name} is larger than {MAX_CONFIG_BYTES:,} bytes; a config is a few "
+            f"kilobytes. Pass the project's YAML config, not a data file."
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"Config file {name} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line "
+            f"{line}). Save it as UTF-8."
+        ) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"Config file {name} is not valid YAML: {shorten(str(exc), 300)}"
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"Config file {name} nests too deeply to be a config.") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"Config file {name} must hold a mapping of sections at the top.")
+    _check_size(raw, name)
+    return raw
+
+
+def _check_size(raw: Any, name: str) -> None:
+    """Refuse a document whose values, with every YAML alias expanded, exceed the bound.
+
+    Aliases share one Python object, so sizes are memoised by identity: the count is exact and
+    costs one visit per distinct object, however large the expansion would be.
+    """
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(obj: Any) -> int:
+        if not isinstance(obj, dict | list):
+            return 1
+        key = id(obj)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise ConfigError(
+                f"Config file {name} holds a value that contains itself (a recursive YAML "
+                f"alias). Write the value out."
+            )
+        open_.add(key)
+        items = [*obj.keys(), *obj.values()] if isinstance(obj, dict) else obj
+        total = 1
+        for item in items:
+            total += size(item)
+            if total > MAX_CONFIG_VALUES:
+                break
+        open_.discard(key)
+        sizes[key] = total
+        return total
+
+    try:
+        total = size(raw)
+    except RecursionError:
+        raise ConfigError(f"Config file {name} nests too deeply to be a config.") from None
+    if total > MAX_CONFIG_VALUES:
+        raise ConfigError(
+            f"Config file {name} expands to more than {MAX_CONFIG_VALUES:,} values (YAML "
+            f"aliases repeat what they point at). Write the config without nested aliases."
+        )
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
@@ -400,15 +629,18 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, source)) from None
+    except RecursionError:
+        raise ConfigError(f"Invalid config {source}: it nests too deeply to be a config.") from None
 
 
 def _explain(exc: ValidationError, source: str) -> str:
     problems = []
-    for err in exc.errors():
-        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    errors = exc.errors(include_url=False, include_context=False)
+    for err in errors[:_MAX_PROBLEMS]:
+        where = shorten(".".join(str(part) for part in err["loc"]) or "(top level)", 80)
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(err["loc"][:-1])
-            close = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
+            close = difflib.get_close_matches(str(err["loc"][-1])[:80], allowed, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             problems.append(
                 f"unknown key '{where}'.{hint} Allowed keys here: {', '.join(sorted(allowed))}."
@@ -416,10 +648,23 @@ def _explain(exc: ValidationError, source: str) -> str:
         elif err["type"] == "missing":
             problems.append(f"missing required key '{where}'.")
         else:
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"bad value for '{where}': {msg} (got {err.get('input')!r}).")
+            msg = shorten(err["msg"].removeprefix("Value error, "), 300)
+            got = shorten(_safe_repr(err.get("input")), 60)
+            problems.append(f"bad value for '{where}': {msg} (got {got}).")
+    if len(errors) > _MAX_PROBLEMS:
+        problems.append(f"... and {len(errors) - _MAX_PROBLEMS} more problems.")
     body = "\n".join(f"  - {p}" for p in problems)
     return f"Invalid config {source}:\n{body}"
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 5
+
+
+def _safe_repr(value: Any) -> str:
+    """A repr that stops early on big values: what a user gave, never a megabyte of it."""
+    return _REPR.repr(value)
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:

@@ -9,6 +9,8 @@ truncated to whole seconds so epoch arithmetic is exact on every engine):
   derived from ``email``, whose address is dropped at the edge), ``account_id`` VARCHAR
   (nullable), then any extra attribute columns as given.
 - ``conversions``: ``user_id`` VARCHAR, ``converted_at`` TIMESTAMP (first payment).
+- ``lost_users`` (optional): ``user_id`` VARCHAR, ``lost_at`` TIMESTAMP (account deleted or
+  otherwise gone; label times exclude users lost before their cutoff).
 
 A preset names, for each canonical column, the source columns an export uses for it (the first
 one found wins). Presets cover the events table; users and conversions use canonical names
@@ -26,6 +28,8 @@ from propensity.config import Preset
 __all__ = [
     "CONVERSIONS",
     "EVENTS",
+    "EVENT_ID_COLUMNS",
+    "LOST_USERS",
     "PRESETS",
     "TABLES",
     "USERS",
@@ -87,7 +91,22 @@ CONVERSIONS = TableContract(
     "conversions",
     (Column("user_id", "string"), Column("converted_at", "timestamp")),
 )
-TABLES = MappingProxyType({t.name: t for t in (EVENTS, USERS, CONVERSIONS)})
+LOST_USERS = TableContract(
+    "lost_users",
+    (Column("user_id", "string"), Column("lost_at", "timestamp")),
+)
+TABLES = MappingProxyType({t.name: t for t in (EVENTS, USERS, CONVERSIONS, LOST_USERS)})
+
+# Source columns that hold a unique id per event, by preset: what a retrying tracker resends
+# unchanged, so rows sharing one are one event sent twice (data.dedup: auto uses it).
+EVENT_ID_COLUMNS: MappingProxyType[Preset, tuple[str, ...]] = MappingProxyType(
+    {
+        Preset.canonical: ("event_id",),
+        Preset.segment: ("messageId", "message_id"),
+        Preset.amplitude: ("$insert_id", "insert_id"),
+        Preset.mixpanel: ("$insert_id", "insert_id"),
+    }
+)
 
 # canonical column -> source column names, tried in order
 PRESETS: MappingProxyType[Preset, MappingProxyType[str, tuple[str, ...]]] = MappingProxyType(

@@ -7,7 +7,8 @@ keeps its traceback. Exit codes are part of the public contract for schedulers:
 code  meaning
 ====  =====================================================
 0     ok
-2     bad input: data contract, config, not enough data
+2     bad input: data contract, config, not enough data, an output place that cannot be
+      written (a folder that is a file, no permission, a full disk)
 3     model or feature-spec mismatch, model not found
 4     drift above the configured limit (with --fail-on-drift)
 5     tracking store unreachable
@@ -16,6 +17,7 @@ code  meaning
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 __all__ = [
@@ -24,10 +26,35 @@ __all__ = [
     "DriftError",
     "InsufficientDataError",
     "ModelError",
+    "OutputError",
     "PropensityError",
     "PropensityWarning",
     "TrackingError",
+    "redact",
+    "shorten",
 ]
+
+# Loose on purpose: anything shaped like an address is hidden, at the price of an odd false hit.
+EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(\.[\w-]+)+")
+
+
+def redact(text: str) -> str:
+    """`text` with every email address replaced by ``<email>`` (for messages and examples).
+
+    >>> redact("user ann@acme.com appears twice")
+    'user <email> appears twice'
+    """
+    return EMAIL.sub("<email>", str(text))
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """`text` cut to `limit` characters with the cut said, so no message echoes a whole input.
+
+    >>> shorten("x" * 100, 10)
+    'xxxxxxxxxx... (100 characters)'
+    """
+    text = str(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 class PropensityError(Exception):
@@ -54,6 +81,11 @@ class DataContractError(PropensityError):
             lines = "\n".join(f"  - {p}" for p in self.problems)
             message = f"{len(self.problems)} problems with the input data:\n{lines}"
         super().__init__(message)
+
+
+class OutputError(PropensityError):
+    """An output cannot be written where it was asked: a folder that is a file, no permission,
+    a read-only place, or a disk that filled up. Nothing partial is left behind."""
 
 
 class InsufficientDataError(PropensityError):

@@ -8,6 +8,8 @@ knowable:
 
 - ``signup_missing``: the user has no ``signup_at``, so no cutoff can be placed;
 - ``converted_before_cutoff``: the first conversion came before the cutoff (already a customer);
+- ``lost_before_cutoff``: the user was lost (account deleted, churned) before the cutoff, by the
+  ``lost_users`` table or the configured ``label.lost_event``;
 - ``right_censored``: ``cutoff + horizon > data_end``, so the horizon is not fully observed.
 
 Reasons are checked in that order and each excluded row counts once, under its first reason.
@@ -28,9 +30,9 @@ import duckdb
 import pandas as pd
 
 from propensity.config import LabelConfig
-from propensity.errors import DataContractError
+from propensity.errors import DataContractError, InsufficientDataError
 
-__all__ = ["LabelTimes", "build_label_times", "scoring_population"]
+__all__ = ["LabelTimes", "build_label_times", "check_trainable", "scoring_population"]
 
 KEYS = ("user_id", "account_id", "signup_at", "cutoff_at", "cutoff_age_days")
 
@@ -62,9 +64,9 @@ def build_label_times(
 ) -> LabelTimes:
     """Place cutoffs at signup + each trial age and label conversion within the horizon.
 
-    ``data_end`` is the end of the observed data; it defaults to the latest event or conversion
-    timestamp. A conversion exactly at the cutoff counts (label 1); one exactly at
-    ``cutoff + horizon`` does not.
+    ``data_end`` is the end of the observed data (``data.end``); it defaults to the latest
+    event or conversion timestamp. A conversion exactly at the cutoff counts (label 1); one
+    exactly at ``cutoff + horizon`` does not. A user lost exactly at the cutoff is excluded.
     """
     _require_tables(con, ("events", "users", "conversions"))
     if data_end is None:
@@ -82,55 +84,59 @@ def build_label_times(
     ages = sorted({cfg.observation_window, *cfg.extra_cutoffs})
     horizon_s = _seconds(cfg.horizon)
     ages_sql = ", ".join(f"({_seconds(a)})" for a in ages)
+    lost_sql, lost_params = _lost_sql(con, cfg)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _lt_rows AS
         WITH firstconv AS (
             SELECT user_id, MIN(converted_at) AS conv_at FROM conversions GROUP BY user_id
-        ), ages(age_s) AS (VALUES {ages_sql})
+        ), lost AS ({lost_sql}), ages(age_s) AS (VALUES {ages_sql})
         SELECT u.user_id, u.account_id, u.signup_at,
                u.signup_at + to_seconds(a.age_s) AS cutoff_at,
                a.age_s / 86400.0 AS cutoff_age_days,
-               f.conv_at
+               f.conv_at, l.lost_at
         FROM users u CROSS JOIN ages a LEFT JOIN firstconv f ON f.user_id = u.user_id
-        """
+        LEFT JOIN lost l ON l.user_id = u.user_id
+        """,
+        lost_params,
     )
     try:
         end = pd.Timestamp(data_end).to_pydatetime()
-        counts = con.execute(
+        # each row under its first reason, in the order of the module docstring
+        con.execute(
             f"""
-            SELECT
-              SUM(CASE WHEN signup_at IS NULL THEN 1 ELSE 0 END),
-              SUM(CASE WHEN signup_at IS NOT NULL AND conv_at < cutoff_at THEN 1 ELSE 0 END),
-              SUM(CASE WHEN signup_at IS NOT NULL AND NOT coalesce(conv_at < cutoff_at, false)
-                        AND cutoff_at + to_seconds({horizon_s}) > ? THEN 1 ELSE 0 END)
+            CREATE OR REPLACE TEMP TABLE _lt_reason AS
+            SELECT *, CASE
+                WHEN signup_at IS NULL THEN 'signup_missing'
+                WHEN conv_at < cutoff_at THEN 'converted_before_cutoff'
+                WHEN lost_at <= cutoff_at THEN 'lost_before_cutoff'
+                WHEN cutoff_at + to_seconds({horizon_s}) > ? THEN 'right_censored'
+                ELSE NULL END AS reason
             FROM _lt_rows
             """,
             [end],
-        ).fetchone()
+        )
+        counts = dict(
+            con.execute(
+                "SELECT reason, COUNT(*) FROM _lt_reason WHERE reason IS NOT NULL GROUP BY reason"
+            ).fetchall()
+        )
         frame = con.execute(
             f"""
             SELECT user_id, account_id, signup_at, cutoff_at, cutoff_age_days,
                    CASE WHEN conv_at >= cutoff_at
                          AND conv_at < cutoff_at + to_seconds({horizon_s})
                         THEN 1 ELSE 0 END AS label
-            FROM _lt_rows
-            WHERE signup_at IS NOT NULL
-              AND NOT coalesce(conv_at < cutoff_at, false)
-              AND cutoff_at + to_seconds({horizon_s}) <= ?
+            FROM _lt_reason WHERE reason IS NULL
             ORDER BY cutoff_at, user_id
-            """,
-            [end],
+            """
         ).df()
     finally:
         con.execute("DROP TABLE IF EXISTS _lt_rows")
-    excluded = dict(
-        zip(
-            ("signup_missing", "converted_before_cutoff", "right_censored"),
-            (int(c or 0) for c in counts),
-            strict=True,
-        )
-    )
+        con.execute("DROP TABLE IF EXISTS _lt_reason")
+    excluded = {r: int(counts.get(r, 0)) for r in _TRAINING_REASONS}
+    if lost_sql == _NO_LOSS:  # said only when a source of losses is configured
+        excluded.pop("lost_before_cutoff")
     frame["label"] = frame["label"].astype("int64")
     settings = {
         "kind": "training",
@@ -139,7 +145,32 @@ def build_label_times(
         "horizon_s": horizon_s,
         "data_end": end.isoformat(),
     }
+    if cfg.lost_event is not None:
+        settings["lost_event"] = cfg.lost_event
     return LabelTimes(_tidy(frame), excluded, settings)
+
+
+_TRAINING_REASONS = (
+    "signup_missing",
+    "converted_before_cutoff",
+    "lost_before_cutoff",
+    "right_censored",
+)
+_NO_LOSS = "SELECT NULL::VARCHAR AS user_id, NULL::TIMESTAMP AS lost_at WHERE false"
+
+
+def _lost_sql(con: duckdb.DuckDBPyConnection, cfg: LabelConfig) -> tuple[str, list[Any]]:
+    """Each lost user's first loss: from the ``lost_users`` table and ``cfg.lost_event``."""
+    parts, params = [], []
+    if _has_table(con, "lost_users"):
+        parts.append("SELECT user_id, lost_at FROM lost_users")
+    if cfg.lost_event is not None and _has_table(con, "events"):
+        parts.append("SELECT user_id, timestamp AS lost_at FROM events WHERE event = ?")
+        params.append(cfg.lost_event)
+    if not parts:
+        return _NO_LOSS, []
+    union = " UNION ALL ".join(parts)
+    return f"SELECT user_id, MIN(lost_at) AS lost_at FROM ({union}) GROUP BY user_id", params
 
 
 def scoring_population(
@@ -152,7 +183,7 @@ def scoring_population(
     """The users to score at ``as_of``, with ``cutoff_at = min(as_of, signup + trial_length)``.
 
     By default only users still in trial are scored (signed up before ``as_of``, trial not over
-    at ``as_of``, no conversion before ``as_of``), so the cutoff is ``as_of`` itself. With
+    at ``as_of``, no conversion and not lost before ``as_of``), so the cutoff is ``as_of``. With
     ``include_expired=True`` users whose trial already ended without converting are scored too,
     on their behaviour up to the trial end. There is no ``label`` column.
     """
@@ -165,21 +196,29 @@ def scoring_population(
     )
     trial_s = _seconds(cfg.trial_length)
     asof = pd.Timestamp(as_of).to_pydatetime()
+    lost_sql, lost_params = _lost_sql(con, cfg)
+    params: dict[str, Any] = {"asof": asof, "expired": include_expired}
+    if lost_params:
+        lost_sql = lost_sql.replace("?", "$lost_event")
+        params["lost_event"] = lost_params[0]
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _sp_rows AS
-        WITH firstconv AS ({conv_sql})
+        WITH firstconv AS ({conv_sql}), lost AS ({lost_sql})
         SELECT u.user_id, u.account_id, u.signup_at, f.conv_at,
                CASE WHEN u.signup_at IS NULL THEN 'signup_missing'
                     WHEN u.signup_at >= $asof THEN 'not_signed_up_yet'
                     WHEN f.conv_at < $asof THEN 'converted'
+                    WHEN l.lost_at <= LEAST($asof, u.signup_at + to_seconds({trial_s}))
+                         THEN 'lost'
                     WHEN u.signup_at + to_seconds({trial_s}) <= $asof AND NOT $expired
                          THEN 'trial_ended'
                     ELSE NULL END AS reason,
                LEAST($asof, u.signup_at + to_seconds({trial_s})) AS cutoff_at
         FROM users u LEFT JOIN firstconv f ON f.user_id = u.user_id
+        LEFT JOIN lost l ON l.user_id = u.user_id
         """,
-        {"asof": asof, "expired": include_expired},
+        params,
     )
     try:
         reasons = dict(
@@ -200,6 +239,8 @@ def scoring_population(
         r: int(reasons.get(r, 0))
         for r in ("signup_missing", "not_signed_up_yet", "converted", "trial_ended")
     }
+    if lost_sql != _NO_LOSS:
+        excluded["lost"] = int(reasons.get("lost", 0))
     settings = {
         "kind": "scoring",
         "as_of": asof.isoformat(),
@@ -207,6 +248,54 @@ def scoring_population(
         "include_expired": include_expired,
     }
     return LabelTimes(_tidy(frame), excluded, settings)
+
+
+def check_trainable(
+    con: duckdb.DuckDBPyConnection,
+    labels: LabelTimes,
+    cfg: LabelConfig,
+    min_positives: int,
+    min_negatives: int,
+) -> None:
+    """Refuse, before any feature is built, label times no honest model can learn from.
+
+    Counts one row per user (the main cutoff, as every reported number does): too few users
+    who converted within the horizon or who did not, or no user with any event between signup
+    and cutoff (every behavioural feature would be empty: times misread, or a wrong mapping).
+    """
+    window = cfg.observation_window.total_seconds() / 86_400
+    main = labels.frame[(labels.frame["cutoff_age_days"] - window).abs() < 1e-9]
+    positives = int(main["label"].sum()) if len(main) else 0
+    negatives = len(main) - positives
+    excluded = ", ".join(f"{n:,} {r.replace('_', ' ')}" for r, n in labels.excluded.items() if n)
+    if positives < min_positives or negatives < min_negatives:
+        raise InsufficientDataError(
+            f"Not enough data to train honestly: {len(main):,} users can be labelled at the "
+            f"{_days(window)} cutoff ({positives:,} converted within the horizon and "
+            f"{negatives:,} did not); at least {min_positives} converted (model.min_positives) "
+            f"and {min_negatives} not (model.min_negatives) are needed (lower model.min_positives "
+            f"or min_negatives only for a trial run, or add more history)."
+            + (f" Rows excluded: {excluded}." if excluded else "")
+        )
+    con.register("_lt_main", main[["user_id", "signup_at", "cutoff_at"]])
+    try:
+        [(active,)] = con.execute(
+            "SELECT count(DISTINCT m.user_id) FROM _lt_main m JOIN events e "
+            "ON e.user_id = m.user_id AND e.timestamp >= m.signup_at AND e.timestamp < m.cutoff_at"
+        ).fetchall()
+    finally:
+        con.unregister("_lt_main")
+    if active == 0:
+        raise InsufficientDataError(
+            f"None of the {len(main):,} labelled users has an event between signup and their "
+            f"{_days(window)} cutoff, so every behavioural feature would be empty. "
+            f"Check that events and users are read in the same time zone and mapped to the right "
+            f"columns (data.timezone, data.columns), and that signup_at is the trial start."
+        )
+
+
+def _days(days: float) -> str:
+    return f"{days:g}-day" if days != int(days) else f"day-{int(days)}"
 
 
 def _tidy(frame: pd.DataFrame) -> pd.DataFrame:

@@ -6,6 +6,7 @@ commands a scheduler runs, which must print the problem and exit 2 before doing 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,151 @@ def test_rule_naming_a_missing_feature_fails_compare(project, tmp_path):
     assert "'n_teammate_invited_7d'" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out" / "comparison.csv").exists()
+
+
+# -- hostile configs (issue 17) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("label", "horizon", "0d"),
+        ("label", "horizon", "0s"),
+        ("label", "observation_window", "0h"),
+        ("label", "trial_length", "0d"),
+        ("label", "extra_cutoffs", ["1d", "0d"]),
+        ("features", "windows", ["7d", "0d"]),
+        ("features", "session_gap", "0m"),
+    ],
+)
+def test_zero_durations_are_refused(tmp_path, section, key, value):
+    """Check that a horizon, window or trial of zero length is exit 2 naming the key."""
+    code, output = _invoke(tmp_path, {**BASE, section: {key: value}}, "validate")
+    assert code == 2
+    assert f"bad value for '{section}.{key}" in output
+    assert "must be longer than zero" in output
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"data:\n  events: caf\xe9.parquet\n", "is not UTF-8 text (byte 0xe9 on line 2)"),
+        (b"\xff\xfed\x00a\x00t\x00a\x00", "is not UTF-8 text (byte 0xff on line 1)"),
+        (b"data: {events: e.parquet}\nproject: \x80\n", "is not UTF-8 text (byte 0x80 on line 2)"),
+    ],
+)
+def test_a_config_that_is_not_utf8(tmp_path, raw, message):
+    """Check that a config in another encoding is exit 2 naming the byte, the line and the fix."""
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(raw)
+    result = CliRunner().invoke(app, ["validate", "-c", str(path)])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: Config file {str(path)!r} {message}")
+    assert "Save it as UTF-8" in result.output
+
+
+@pytest.mark.parametrize(
+    ("zone", "hint"),
+    [("Mars/Olympus_Mons", ""), ("Europe/Pari", "Did you mean 'Europe/Paris'?"), ("EST+5", "")],
+)
+def test_an_unknown_time_zone_is_refused_when_the_config_is_read(tmp_path, zone, hint):
+    """Check that an unknown time zone name is exit 2 at load time, with a close name."""
+    code, output = _invoke(tmp_path, {"data": {"events": "e.parquet", "timezone": zone}}, "score")
+    assert code == 2
+    assert "bad value for 'data.timezone': a time zone must be an IANA name" in output
+    assert hint in output
+
+
+@pytest.mark.parametrize("limit", ["1MB", "100MB", "0.1GB", "lots", "3 gigabytes"])
+def test_a_memory_limit_too_small_to_run(tmp_path, limit):
+    """Check that a memory limit DuckDB cannot run in (or cannot read) is exit 2 naming it."""
+    code, output = _invoke(tmp_path, {"data": {"events": "e.parquet", "memory_limit": limit}})
+    assert code == 2
+    assert "bad value for 'data.memory_limit'" in output
+
+
+def _bomb(levels: int, key: str = "label: {extra_cutoffs: *l%d}") -> str:
+    lines = ['l0: &l0 ["1d","1d","1d","1d","1d","1d","1d","1d","1d"]']
+    for i in range(1, levels):
+        lines.append(f"l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]")
+    lines.append("data: {events: e.parquet}")
+    lines.append(key % (levels - 1))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _bomb(9),  # 9**9 values (387 million) from 11 lines
+        _bomb(6, "model: {n_estimators: *l%d}"),  # 531,441 values, under an int key
+        _bomb(5, "modle: *l%d"),  # 59,049 values under a misspelt key
+        "data: &d {events: [*d]}\n",  # a value that contains itself
+        "label: &x {horizon: *x}\ndata: {events: e.parquet}\n",
+    ],
+    ids=["billion-laughs", "under-int", "misspelt", "recursive", "recursive-typed"],
+)
+def test_yaml_alias_bombs_are_bounded(tmp_path, text):
+    """Check that aliases expanding past the bound, or into themselves, are exit 2 in well under
+    a second of work, and that the message stays short (nothing echoed back)."""
+    import time
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text)
+    began = time.monotonic()
+    result = CliRunner().invoke(app, ["validate", "-c", str(path)])
+    assert time.monotonic() - began < 5
+    assert result.exit_code == 2
+    assert result.output.startswith(
+        f"error: Config file {str(path)!r}"
+    ) or result.output.startswith("error: Invalid config")
+    assert len(result.output) < 1000
+
+
+def test_a_huge_config_file_is_not_read(tmp_path):
+    """Check that a config file over 1 MB (a data file passed by mistake) is refused unread."""
+    path = tmp_path / "big.yaml"
+    path.write_text("data: {events: e.parquet}\n" + "# padding\n" * 200_000)
+    result = CliRunner().invoke(app, ["validate", "-c", str(path)])
+    assert result.exit_code == 2
+    assert "is larger than 1,000,000 bytes" in result.output
+
+
+@pytest.mark.parametrize(
+    ("raw", "echo"),
+    [
+        ({**BASE, "seed": "9" * 900_000}, "9" * 20),
+        ({**BASE, "label": {"horizon": "x" * 900_000}}, "x" * 20),
+        ({**BASE, "features": {"windows": [{"a": i} for i in range(20_000)]}}, "{'a': 0}"),
+        ({**BASE, "z" * 100_000: 1}, "z" * 30),
+        ({**BASE, **{f"k{i}": i for i in range(5000)}}, "more problems"),
+    ],
+    ids=["long-int", "long-duration", "wide-list", "long-key", "many-keys"],
+)
+def test_bad_values_are_echoed_short(tmp_path, raw, echo):
+    """Check that a bad value is quoted by its first characters only: the message of a
+    megabyte-long value, key or list is a few hundred characters, still naming the key."""
+    code, output = _invoke(tmp_path, raw, "validate")
+    assert code == 2
+    assert echo in output
+    assert len(output) < 4000, len(output)
+
+
+def test_a_config_path_that_is_a_folder_or_unreadable(tmp_path):
+    """Check that --config naming a folder, or a file this user cannot read, is exit 2."""
+    from test_hardening_project import run_unprivileged
+
+    result = CliRunner().invoke(app, ["validate", "-c", str(tmp_path)])
+    assert result.exit_code == 2  # typer's own check: "... is a directory"
+    assert "directory" in result.output
+    assert isinstance(result.exception, SystemExit)
+    locked = tmp_path / "locked.yaml"
+    locked.write_text(yaml.safe_dump(BASE))
+    locked.chmod(0o000)
+    try:
+        done = run_unprivileged(["validate", "-c", str(locked)], tmp_path, dict(os.environ))
+    finally:
+        locked.chmod(0o644)
+    assert done.returncode == 2, done.stderr
+    said = " ".join(done.stderr.replace("│", " ").split())
+    assert "is not readable" in said or "cannot be read (Permission denied)" in said, said
+    assert "Traceback" not in said

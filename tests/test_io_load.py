@@ -5,6 +5,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -414,3 +415,198 @@ def test_cli_validate_exports_canonical_tables(tmp_path):
         "events.parquet",
         "users.parquet",
     ]
+
+
+# -- dedup (issue 13): which repeats are one event sent twice ---------------------------------
+
+
+def _repeats(day_only: bool) -> pd.DataFrame:
+    """u1 logs in twice on one day (two real events), plus one row a tracker sent twice."""
+    times = ["2025-01-02", "2025-01-02", "2025-01-03", "2025-01-03"]
+    if not day_only:
+        times = ["2025-01-02 09:00", "2025-01-02 09:00", "2025-01-03 10:00", "2025-01-03 11:00"]
+    return pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u2", "u2"],
+            "event": ["login", "login", "login", "doc_created"],
+            "timestamp": pd.to_datetime(times),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("day_only", "mode", "kept", "said"),
+    [
+        (True, "auto", 4, "dedup: none, every timestamp is at midnight (a day-only export)"),
+        (False, "auto", 3, "dedup: exact duplicates (rows equal in every column); 1 duplicate"),
+        (True, "exact", 3, "same-day repeats were removed too"),
+        (False, "none", 4, "dedup: none, as data.dedup.mode says; no event removed"),
+    ],
+)
+def test_dedup_modes_and_day_only_exports(tmp_path, day_only, mode, kept, said):
+    """Check that day-only exports keep same-day repeats by default, timed exports lose exact
+    duplicates, each mode does what it says, and the summary says which rule ran."""
+    from propensity.config import DedupConfig
+
+    cfg = _config(tmp_path, events=_repeats(day_only), dedup=DedupConfig(mode=mode))
+    loaded = load_data(cfg, now=NOW)
+    assert loaded.report.tables[0].rows_kept == kept
+    assert loaded.report.notes[0].startswith(said) or said in loaded.report.notes[0]
+    assert loaded.report.dedup["mode"] == ("none" if kept == 4 else "exact")
+    assert loaded.report.as_dict()["dedup"]["removed"] == 4 - kept
+
+
+def test_dedup_by_event_id(tmp_path):
+    """Check that rows sharing an event id are one event (the earliest kept), rows with other
+    ids stay even when identical otherwise, and the preset's id column is used by default."""
+    from propensity.config import DedupConfig
+
+    events = _repeats(day_only=True).assign(messageId=["m1", "m2", "m3", "m3"])
+    events["timestamp"] = events["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    segment = events.rename(columns={"user_id": "userId"})
+    segment.to_parquet(tmp_path / "seg.parquet")
+    users = _write(USERS, tmp_path / "users", "parquet")
+    loaded = load_data(
+        DataConfig(events=str(tmp_path / "seg.parquet"), users=users, preset=Preset.segment),
+        now=NOW,
+    )
+    got = loaded.con.execute("SELECT user_id, event FROM events ORDER BY ALL").fetchall()
+    assert got == [("u1", "login"), ("u1", "login"), ("u2", "doc_created")]
+    assert loaded.report.dedup == {
+        "mode": "event_id",
+        "column": "messageId",
+        "why": "the export's event id column, segment",
+        "removed": 1,
+    }
+    (drop,) = [d for d in loaded.report.drops if d.reason.startswith("duplicate events")]
+    assert (drop.reason, drop.rows) == ("duplicate events (same 'messageId')", 1)
+    cfg = _config(
+        tmp_path, events=events.rename(columns={"messageId": "eid"}), dedup={"column": "nope"}
+    )
+    [problem] = _problems(cfg)
+    assert "data.dedup.column 'nope' is not a column of the events" in problem
+    with pytest.raises(ValueError, match="dedup mode 'event_id' needs"):
+        DedupConfig(mode="event_id")
+
+
+# -- bots (issue 13): inhuman rates and metronome gaps ------------------------------------------
+
+
+def _bot_world(tmp: Path, bot: pd.DataFrame) -> DataConfig:
+    """Three people (one heavy: 400 events over a working day) plus the given bot rows."""
+    people = []
+    for user, n in (("u1", 400), ("u2", 30), ("u3", 5)):
+        seconds = sorted(np.random.default_rng(len(user) + n).integers(8 * 3600, 19 * 3600, n))
+        people.append(
+            pd.DataFrame(
+                {
+                    "user_id": user,
+                    "event": "login",
+                    "timestamp": pd.Timestamp("2025-01-02") + pd.to_timedelta(seconds, unit="s"),
+                }
+            )
+        )
+    events = pd.concat([*people, bot], ignore_index=True)
+    users = pd.concat(
+        [USERS, pd.DataFrame({"user_id": ["bot"], "signup_at": [pd.Timestamp("2025-01-01")]})]
+    )
+    return _config(tmp, events=events, users=users)
+
+
+def _burst() -> np.ndarray:
+    """1,500 events 1 to 3 seconds apart: a rate no person keeps up, gaps not regular."""
+    return np.cumsum(np.random.default_rng(5).integers(1, 4, 1500))
+
+
+def _bot(seconds: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": "bot",
+            "event": "page_view",
+            "timestamp": pd.Timestamp("2025-01-02") + pd.to_timedelta(seconds, unit="s"),
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "why"),
+    [
+        (_burst(), "1,500 events in one hour on 2025-01-02"),
+        (np.arange(2, 24 * 3600, 1800), "active in 24 of the 24 hours of 2025-01-02"),
+        (np.arange(60) * 997 + 13, "59 gaps between events varying by 0.000 of their mean"),
+    ],
+    ids=["rate", "round-the-clock", "metronome"],
+)
+def test_bots_are_found_counted_and_excluded(tmp_path, seconds, why):
+    """Check that a burst, a round-the-clock crawler and a timer-driven script are each
+    excluded from every table with the rule and the reason in the summary, while a heavy person
+    (400 events in a working day) is kept."""
+    loaded = load_data(_bot_world(tmp_path, _bot(seconds)), now=NOW)
+    users = {u for (u,) in loaded.con.execute("SELECT user_id FROM users").fetchall()}
+    assert "bot" not in users and {"u1", "u2", "u3"} <= users
+    assert loaded.report.bots == 1
+    drops = {(d.table, d.reason): d.rows for d in loaded.report.drops}
+    assert drops[("users", "bot or scripted account (data.bots)")] == 1
+    assert drops[("events", "bot or scripted account (data.bots)")] == len(seconds)
+    notes = " ".join(loaded.report.notes)
+    assert "bots: a user is excluded as a bot for" in notes
+    assert f"bots: 1 user excluded (bot: {why}" in notes
+
+
+def test_bots_can_be_kept_and_tuned(tmp_path):
+    """Check that data.bots.exclude: false keeps a flagged user (and says so), and that a
+    raised threshold no longer flags it."""
+    from propensity.config import BotsConfig
+
+    burst = _bot(_burst())
+    kept = load_data(
+        _bot_world(tmp_path, burst).model_copy(update={"bots": BotsConfig(exclude=False)}),
+        now=NOW,
+    )
+    assert kept.con.execute("SELECT count(*) FROM users WHERE user_id = 'bot'").fetchone() == (1,)
+    assert any("look scripted" in n and "are kept" in n for n in kept.report.notes)
+    tuned = BotsConfig(max_events_per_hour=5000, busiest_day_factor=0)
+    loaded = load_data(_bot_world(tmp_path, burst).model_copy(update={"bots": tuned}), now=NOW)
+    assert loaded.report.bots == 0
+
+
+# -- data.end (issue 13) -------------------------------------------------------------------------
+
+
+def test_data_end_drops_later_rows_and_is_the_reports_end(tmp_path):
+    """Check that rows after data.end are dropped and counted in every table, and that the
+    report's end of data is data.end (what labels and --as-of latest use)."""
+    from datetime import datetime as dt
+
+    cfg = _config(tmp_path, end="2025-01-02T12:00:00")
+    loaded = load_data(cfg, now=NOW)
+    drops = {(d.table, d.reason): d.rows for d in loaded.report.drops}
+    assert drops[("events", "after data.end (2025-01-02 12:00)")] == 1  # u3 on 01-03
+    assert drops[("users", "after data.end (2025-01-02 12:00)")] == 1  # u3 signed up 01-03
+    assert drops[("conversions", "after data.end (2025-01-02 12:00)")] == 1  # u1 on 01-15
+    assert loaded.report.data_end == dt(2025, 1, 2, 12) and loaded.report.data_end_configured
+    assert "data ends at 2025-01-02 12:00:00 (data.end)" in loaded.report.notes
+    unset = load_data(_config(tmp_path), now=NOW).report
+    assert unset.data_end == unset.last_event and not unset.data_end_configured
+
+
+def test_data_end_in_the_future_is_refused(tmp_path):
+    """Check that a data.end after now (plus data.max_future) is a problem naming the key."""
+    [problem] = _problems(_config(tmp_path, end="2031-01-01"))
+    assert problem.startswith("data.end 2031-01-01 00:00 is after 2025-06-02 00:00 UTC")
+
+
+def test_lost_users_table_is_read_and_cleaned(tmp_path):
+    """Check that data.lost_users is read like the other tables (mapping, time formats) into a
+    canonical lost_users table."""
+    lost = pd.DataFrame({"uid": ["u2", None], "deleted": ["2025-01-04T00:00:00Z", "2025-01-05"]})
+    lost.to_csv(tmp_path / "lost.csv", index=False)
+    cfg = _config(
+        tmp_path,
+        lost_users=str(tmp_path / "lost.csv"),
+        columns={"lost_users": {"user_id": "uid", "lost_at": "deleted"}},
+    )
+    loaded = load_data(cfg, now=NOW)
+    rows = loaded.con.execute("SELECT user_id, lost_at FROM lost_users").fetchall()
+    assert rows == [("u2", datetime(2025, 1, 4))]
+    assert ("lost_users", "missing user_id") in {(d.table, d.reason) for d in loaded.report.drops}

@@ -127,3 +127,73 @@ def test_scoring_population_expired_trials(con: duckdb.DuckDBPyConnection) -> No
     assert sp.frame["user_id"].tolist() == ["b", "f"]
     assert (sp.frame["cutoff_at"] == pd.Timestamp("2024-01-15")).all()
     assert sp.frame["cutoff_age_days"].tolist() == [14.0, 14.0]
+
+
+# -- users lost before their cutoff (issue 13) ----------------------------------------------------
+
+
+def _with_lost(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> duckdb.DuckDBPyConnection:
+    con.execute("CREATE TABLE lost_users (user_id VARCHAR, lost_at TIMESTAMP)")
+    con.executemany("INSERT INTO lost_users VALUES (?, ?)", rows)
+    return con
+
+
+def test_users_lost_before_the_cutoff_are_excluded_under_their_own_reason(con) -> None:
+    """Check that a user lost (lost_users table) before or at the cutoff is excluded as
+    lost_before_cutoff, and one lost after it keeps its label."""
+    _with_lost(con, [("b", datetime(2024, 1, 5)), ("f", datetime(2024, 1, 20))])
+    lt = build_label_times(con, LabelConfig(observation_window="7d", horizon="30d"))
+    assert lt.frame["user_id"].tolist() == ["a", "f"]  # b lost on day 4 of 7; f after the cutoff
+    assert lt.excluded == {
+        "signup_missing": 1, "converted_before_cutoff": 2, "lost_before_cutoff": 1,
+        "right_censored": 1,
+    }  # fmt: skip
+
+
+def test_a_lost_event_marks_users_as_lost(con) -> None:
+    """Check that label.lost_event takes each user's first such event as the loss, combined
+    with the table, and that the scoring population skips lost users too."""
+    con.execute("INSERT INTO events VALUES ('a', 'account_deleted', TIMESTAMP '2024-01-08')")
+    con.execute("INSERT INTO events VALUES ('a', 'account_deleted', TIMESTAMP '2024-01-02')")
+    cfg = LabelConfig(observation_window="7d", horizon="30d", lost_event="account_deleted")
+    lt = build_label_times(con, cfg)
+    assert "a" not in lt.frame["user_id"].tolist()
+    assert lt.excluded["lost_before_cutoff"] == 1
+    assert lt.settings["lost_event"] == "account_deleted"
+    sp = scoring_population(con, cfg, datetime(2024, 1, 6))
+    assert sp.frame["user_id"].tolist() == ["b", "f"]
+    assert sp.excluded["lost"] == 1
+
+
+def test_data_end_from_the_config_right_censors_the_labels(tmp_path) -> None:
+    """Check that training preparation right-censors against data.end, not the last event."""
+    from propensity.config import config_from_dict
+    from propensity.pipeline.prepare import prepare
+
+    n = 160
+    signup = pd.Timestamp("2024-01-01") + pd.to_timedelta(range(n), unit="h")
+    users = pd.DataFrame({"user_id": [f"u{i:03d}" for i in range(n)], "signup_at": signup})
+    events = pd.DataFrame(
+        {"user_id": users["user_id"], "event": "login", "timestamp": signup + pd.Timedelta("1h")}
+    )
+    conversions = pd.DataFrame(
+        {"user_id": users["user_id"][::2], "converted_at": signup[::2] + pd.Timedelta("10d")}
+    )
+    for name, frame in (("u", users), ("e", events), ("c", conversions)):
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+    raw = {
+        "data": {
+            "events": str(tmp_path / "e.parquet"),
+            "users": str(tmp_path / "u.parquet"),
+            "conversions": str(tmp_path / "c.parquet"),
+            "end": "2024-03-01",
+        },
+        "model": {"min_positives": 20, "min_negatives": 20},
+        "features": {"min_event_support": 1},
+    }
+    prepared = prepare(config_from_dict(raw))
+    assert prepared.labels.settings["data_end"] == "2024-03-01T00:00:00"
+    # every cutoff (<= 01-14) + 30d is before 03-01: nothing censored, though the last
+    # conversion is on 01-17 and the last event on 01-07
+    assert prepared.labels.excluded["right_censored"] == 0
+    assert len(prepared.labels) == n

@@ -1,8 +1,9 @@
 """Side effects on files and engines: reading inputs into DuckDB, writing outputs atomically."""
 
-from propensity.io.atomic import atomic_path, write_table
+from propensity.io.atomic import atomic_path, atomic_paths, write_table
 from propensity.io.export import export_canonical
 from propensity.io.load import LoadedData, connect, load_data
+from propensity.io.previous import read_previous_scores
 from propensity.io.report import Drop, LoadReport, TableSummary
 
 __all__ = [
@@ -11,8 +12,10 @@ __all__ = [
     "LoadedData",
     "TableSummary",
     "atomic_path",
+    "atomic_paths",
     "connect",
     "export_canonical",
     "load_data",
+    "read_previous_scores",
     "write_table",
 ]

@@ -2,22 +2,37 @@
 
 Everything is written to a temporary file in the target's own folder (same filesystem), flushed to
 disk, then renamed over the target in one step. A process killed mid-write leaves at most a hidden
-``.<name>.<random>.tmp`` file, never a partial output; two writers racing on one path each rename
-a whole file, so the result is one of them, never a mix.
+``.<name>.<owner>.<random>.tmp`` file, never a partial output, and the next write of the same
+output removes it once its owner (pid and start time) is gone; two writers racing on one path
+each rename a whole file, so the result is one of them, never a mix. A rename replaces a symlink
+at the target, it never writes through it onto another file.
+
+Any failure to write (a full disk, no permission, a folder where a file should be) is an
+:class:`OutputError` naming the output, and leaves the old output, if any, as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
-__all__ = ["atomic_path", "write_table"]
+from propensity.errors import OutputError
+from propensity.io.workspace import alive, owner_token
+
+__all__ = ["atomic_path", "atomic_paths", "output_error", "write_table"]
+
+_TOKEN = re.compile(r"^\d+-\d+$")
+_ORPHAN_AGE_S = 3600.0  # temp files of versions that wrote no owner token
 
 
 @contextlib.contextmanager
@@ -27,18 +42,47 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     >>> with atomic_path("out/scores.csv") as tmp:  # doctest: +SKIP
     ...     df.to_csv(tmp)
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    with atomic_paths([target]) as (tmp,):
         yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+
+
+@contextlib.contextmanager
+def atomic_paths(targets: Sequence[str | Path]) -> Iterator[list[Path]]:
+    """Temporary paths for several outputs, renamed into place only when the block succeeds.
+
+    A failure anywhere in the block writes none of them, so a job's outputs are all new or all
+    old (a kill between two of the final renames, microseconds apart, is the only exception).
+    """
+    paths = [Path(t) for t in targets]
+    tmps: list[Path] = []
+    current = paths[0]
+    try:
+        for target in paths:
+            current = target
+            if target.is_dir() and not target.is_symlink():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _sweep_stale(target)
+            fd, name = tempfile.mkstemp(
+                prefix=f".{target.name}.{owner_token()}.", suffix=".tmp", dir=target.parent
+            )
+            os.close(fd)
+            tmps.append(Path(name))
+        current = paths[0] if len(paths) == 1 else paths[0].parent
+        yield tmps
+        for tmp, target in zip(tmps, paths, strict=True):
+            current = target
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+        for tmp, target in zip(tmps, paths, strict=True):
+            current = target
+            os.replace(tmp, target)
+    except OSError as exc:
+        raise output_error(exc, current) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        for tmp in tmps:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
 
 def write_table(
@@ -46,8 +90,46 @@ def write_table(
 ) -> Path:
     """Write `frame` to `target` atomically as parquet or CSV; returns the target path."""
     with atomic_path(target) as tmp:
-        if fmt == "parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
+        write_frame(frame, tmp, fmt)
     return Path(target)
+
+
+def write_frame(frame: pd.DataFrame, path: Path, fmt: Literal["parquet", "csv"]) -> None:
+    """Write `frame` to a (temporary) path as parquet or CSV."""
+    if fmt == "parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+
+
+_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def output_error(exc: OSError, target: str | Path) -> OutputError:
+    """One clear message for an output that could not be written, naming it and the fix."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    where = repr(str(target))
+    if exc.errno in _FULL:
+        fix = "Free disk space (or raise the file size limit) and run again, or write elsewhere"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "Write somewhere this user may write, or fix the folder's permissions"
+    elif exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        fix = "A file stands where a folder is needed on that path; choose another path"
+    elif exc.errno == errno.EISDIR:
+        fix = "A folder stands where the file should go; give a file path"
+    else:
+        fix = "Check the path and the disk"
+    return OutputError(f"Cannot write {where}: {reason}. {fix}. Nothing was written there.")
+
+
+def _sweep_stale(target: Path) -> None:
+    """Remove temp files of this output left by writers that were killed."""
+    pattern = f".{glob.escape(target.name)}.*.tmp"
+    for path in target.parent.glob(pattern):
+        token = path.name[len(target.name) + 2 :].split(".", 1)[0]
+        with contextlib.suppress(OSError):
+            if _TOKEN.match(token):
+                if not alive(token):
+                    path.unlink()
+            elif time.time() - path.stat().st_mtime > _ORPHAN_AGE_S:
+                path.unlink()

@@ -1,33 +1,41 @@
-"""Loading the three input tables into DuckDB in canonical form, cleaned and validated.
+"""Loading the input tables into DuckDB in canonical form, cleaned and validated.
 
 Every cleaning step is counted and reported, never silent; every contract violation is collected
 and raised together in one :class:`DataContractError`. The result stays in DuckDB: only summaries
 come back to Python, so the event log never has to fit in a pandas frame.
+
+No PII is ever stored: the first projection of the users table that DuckDB materialises (in its
+work database, or in a spill file) already holds the email's domain instead of the address, and
+drops ``data.pii_columns`` and any other column whose values are email addresses; addresses in
+event properties are masked in the same pass. Examples in messages are redacted too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-import shutil
-import tempfile
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
 
 from propensity.config import DataConfig
 from propensity.contract import TABLES, TableContract, source_candidates
-from propensity.errors import DataContractError
+from propensity.errors import DataContractError, OutputError, redact, shorten
+from propensity.io.checks import empty_column, validate
+from propensity.io.clean import Cleaning, clean, examples
+from propensity.io.dedup import Dedup, choose_dedup, dedup_select
 from propensity.io.report import Drop, LoadReport, summarise
-from propensity.io.sources import Source, describe, open_source, read_failure, sql_string
+from propensity.io.sources import Source, describe, ident, open_source, read_failure, sql_string
 from propensity.io.timestamps import timestamp_sql
+from propensity.io.workspace import remove, work_folder
 
 __all__ = ["LoadedData", "connect", "load_data"]
 
-_EXAMPLES = 3
+# RE2 syntax; matches what propensity.errors.EMAIL hides in messages
+EMAIL_SQL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
+_SAMPLE = 10_000  # rows sampled per extra users column to spot email addresses
 
 
 @dataclass
@@ -40,13 +48,17 @@ class LoadedData:
 
 def connect(threads: int = 2, memory_limit: str = "3GB") -> duckdb.DuckDBPyConnection:
     """A DuckDB connection on a temporary database file, so that tables are stored compressed and
-    a large event log spills to disk within `memory_limit` instead of filling memory."""
-    spill = tempfile.mkdtemp(prefix="propensity-duckdb-")
-    con = duckdb.connect(str(Path(spill) / "work.duckdb"))
-    weakref.finalize(con, shutil.rmtree, spill, ignore_errors=True)
+    a large event log spills to disk within `memory_limit` instead of filling memory.
+
+    The folder holding the database and spill files is owned by this process: removed when the
+    connection is collected or the process exits, and by the next run if this one is killed.
+    """
+    folder = work_folder("duckdb")
+    con = duckdb.connect(str(folder / "work.duckdb"))
+    weakref.finalize(con, remove, folder)
     con.execute(f"SET threads = {int(threads)}")
     con.execute(f"SET memory_limit = {sql_string(memory_limit)}")
-    con.execute(f"SET temp_directory = {sql_string(spill)}")
+    con.execute(f"SET temp_directory = {sql_string(str(folder))}")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")
     with contextlib.suppress(duckdb.InvalidInputException):  # Jupyter without ipywidgets
@@ -54,16 +66,8 @@ def connect(threads: int = 2, memory_limit: str = "3GB") -> duckdb.DuckDBPyConne
     return con
 
 
-@dataclass
-class _Problems:
-    items: list[str] = field(default_factory=list)
-
-    def add(self, text: str) -> None:
-        self.items.append(text)
-
-
 def _map_columns(
-    table: TableContract, found: dict[str, str], cfg: DataConfig, problems: _Problems
+    table: TableContract, found: dict[str, str], cfg: DataConfig, problems: list[str]
 ) -> dict[str, str] | None:
     """Canonical column -> source column, or None when a required one is missing."""
     overrides = cfg.columns.get(table.name, {})  # type: ignore[call-overload]
@@ -77,103 +81,17 @@ def _map_columns(
         elif column.required:
             ok = False
             close = difflib.get_close_matches(candidates[0], list(found), n=1, cutoff=0.5)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            problems.add(
+            hint = f" Did you mean {shorten(close[0], 60)!r}?" if close else ""
+            shown = ", ".join(shorten(c, 60) for c in list(found)[:40])
+            more = f" and {len(found) - 40} more" if len(found) > 40 else ""
+            problems.append(
                 f"{table.name}: missing column {column.name!r} (looked for "
-                f"{', '.join(repr(c) for c in candidates)}; found {', '.join(found)}).{hint} "
-                f"Map it with data.columns.{table.name}.{column.name}: <source column> in the "
-                f"config, or choose the matching preset (canonical, segment, amplitude, mixpanel)."
+                f"{', '.join(repr(shorten(c, 60)) for c in candidates)}; found {shown}{more})."
+                f"{hint} Map it with data.columns.{table.name}.{column.name}: <source column> in "
+                f"the config, or choose the matching preset (canonical, segment, amplitude, "
+                f"mixpanel)."
             )
     return mapping if ok else None
-
-
-def _examples(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[str, ...]:
-    return tuple(str(r[0]) for r in con.execute(f"{sql} LIMIT {_EXAMPLES}").fetchall())
-
-
-def _stage(
-    con: duckdb.DuckDBPyConnection,
-    source: Source,
-    table: TableContract,
-    cfg: DataConfig,
-    problems: _Problems,
-    drops: list[Drop],
-    notes: list[str],
-) -> int | None:
-    """Create `stage_<table>` with canonical columns; returns rows read, or None on failure."""
-    found = describe(con, source)
-    mapping = _map_columns(table, found, cfg, problems)
-    if mapping is None:
-        return None
-    # CSV ids keep their exact spelling ("007" stays "007"), and CSV times are read as text and
-    # parsed below: a type the sniffer guessed from the first rows fails mid-scan on a later row.
-    text = ("user_id", "account_id", *(c.name for c in table.columns if c.kind == "timestamp"))
-    as_text = tuple(mapping[c] for c in text if c in mapping) if source.format == "csv" else ()
-    found = {**found, **dict.fromkeys(as_text, "VARCHAR")}
-    scan = source.scan_sql(varchar_columns=as_text)
-    (rows,) = con.execute(f"SELECT count(*) FROM {scan}").fetchone()
-    if rows == 0:
-        problems.add(f"{table.name}: {source.given!r} has no rows. Export the data again.")
-        return None
-    select: list[str] = []
-    ts_checks: list[tuple[str, str, str]] = []
-    for column in table.columns:
-        src = mapping.get(column.name)
-        if src is None:
-            if column.name not in ("email", "email_domain"):
-                select.append(f"CAST(NULL AS VARCHAR) AS {column.name}")
-            continue
-        if column.kind == "timestamp":
-            reading = timestamp_sql(con, scan, src, found[src], cfg.timezone, cfg.epoch_unit)
-            if reading is None:
-                problems.add(
-                    f"{table.name}: column {src!r} (for {column.name!r}) has type {found[src]}, "
-                    f"which cannot hold timestamps. Map {column.name!r} to a timestamp, an epoch "
-                    f"number or an ISO-8601 text column."
-                )
-                return None
-            if reading.note:
-                notes.append(f"{table.name}: {reading.note}")
-            select.append(f"{reading.expr} AS {column.name}")
-            ts_checks.append((column.name, src, reading.expr))
-        elif column.kind == "json":
-            text = f'"{src}"' if found[src].upper() == "VARCHAR" else f'to_json("{src}")'
-            select.append(f"CAST({text} AS VARCHAR) AS {column.name}")
-        else:
-            select.append(f"{_as_text(src, found[src])} AS {column.name}")
-    if table.name == "users":
-        taken = set(mapping.values())
-        pii = set(cfg.pii_columns) | {"email"}
-        select += [f'"{c}"' for c in found if c not in taken and c not in pii]
-    keep = []
-    for name, src, expr in ts_checks:
-        bad = f'FROM {scan} WHERE "{src}" IS NOT NULL AND ({expr}) IS NULL'
-        (n_bad,) = con.execute(f"SELECT count(*) {bad}").fetchone()
-        if not n_bad:
-            continue
-        examples = _examples(con, f'SELECT CAST("{src}" AS VARCHAR) {bad}')
-        if n_bad == rows:
-            problems.add(
-                f"{table.name}: no value of column {src!r} could be read as a timestamp "
-                f"(e.g. {', '.join(examples)}). Use ISO-8601 text or epoch seconds or "
-                f"milliseconds, or fix the column mapping."
-            )
-            return None
-        drops.append(Drop(table.name, f"unparsable {name}", int(n_bad), examples))
-        keep.append(f'NOT ("{src}" IS NOT NULL AND ({expr}) IS NULL)')
-    where = f" WHERE {' AND '.join(keep)}" if keep else ""
-    # Exact duplicates go in the same pass (DISTINCT): one scan of a large export, not two.
-    distinct = "DISTINCT " if table.name == "events" else ""
-    con.execute(
-        f"CREATE OR REPLACE TABLE stage_{table.name} AS "
-        f"SELECT {distinct}{', '.join(select)} FROM {scan}{where}"
-    )
-    if distinct:
-        (kept,) = con.execute(f"SELECT count(*) FROM stage_{table.name}").fetchone()
-        n_dup = rows - sum(d.rows for d in drops if d.table == table.name) - kept
-        if n_dup:
-            drops.append(Drop(table.name, "exact duplicate events", int(n_dup), ()))
-    return int(rows)
 
 
 def _as_text(src: str, dtype: str) -> str:
@@ -183,7 +101,7 @@ def _as_text(src: str, dtype: str) -> str:
     floats lose their ".0" (pandas writes integer ids with a missing value as float64), so that
     7, 7.0 and "7" are one user in every table.
     """
-    col = f'"{src}"'
+    col = ident(src)
     upper = dtype.upper()
     if upper == "JSON":
         col = f"json_extract_string({col}, '$')"
@@ -194,25 +112,156 @@ def _as_text(src: str, dtype: str) -> str:
     return f"NULLIF(TRIM(CAST({col} AS VARCHAR)), '')"
 
 
-def _drop_where(
+def _json_text(src: str, dtype: str) -> str:
+    """A JSON column as text, with any email address in it masked (never stored)."""
+    text = ident(src) if dtype.upper() == "VARCHAR" else f"to_json({ident(src)})"
+    text = f"CAST({text} AS VARCHAR)"
+    return (
+        f"CASE WHEN contains({text}, '@') THEN "
+        f"regexp_replace({text}, {sql_string(EMAIL_SQL)}, '<email>', 'g') ELSE {text} END"
+    )
+
+
+def _domain(mapping: dict[str, str], found: dict[str, str]) -> str:
+    """The email domain, from email_domain or else from the text after the email's last '@'.
+
+    This is the only expression that ever reads the email column, inside the first projection.
+    """
+    parts = []
+    if "email_domain" in mapping:
+        src = mapping["email_domain"]
+        parts.append(f"lower({_as_text(src, found[src])})")
+    if "email" in mapping:
+        src = mapping["email"]
+        address = _as_text(src, found[src])
+        parts.append(f"lower(NULLIF(regexp_extract({address}, '@([^@\\s]+)$', 1), ''))")
+    if not parts:
+        return "CAST(NULL AS VARCHAR)"
+    return parts[0] if len(parts) == 1 else f"COALESCE({', '.join(parts)})"
+
+
+def _extra_user_columns(
     con: duckdb.DuckDBPyConnection,
-    table: str,
-    where: str,
-    reason: str,
-    example: str,
-    drops: list[Drop],
-) -> None:
-    (n,) = con.execute(f"SELECT count(*) FROM stage_{table} WHERE {where}").fetchone()
-    if n:
-        drops.append(
-            Drop(
-                table,
-                reason,
-                int(n),
-                _examples(con, f"SELECT {example} FROM stage_{table} WHERE {where}"),
-            )
+    scan: str,
+    found: dict[str, str],
+    mapping: dict[str, str],
+    cfg: DataConfig,
+    notes: list[str],
+) -> list[str]:
+    """Users columns passed through as attributes: not mapped, not PII, not holding addresses."""
+    pii = {*cfg.pii_columns, "email", mapping.get("email", "email")}
+    extras = [c for c in found if c not in set(mapping.values()) and c not in pii]
+    texts = [c for c in extras if found[c].upper() in ("VARCHAR", "JSON")]
+    if texts:
+        probes = ", ".join(
+            f"bool_or(regexp_matches(CAST({ident(c)} AS VARCHAR), {sql_string(EMAIL_SQL)}))"
+            for c in texts
         )
-        con.execute(f"DELETE FROM stage_{table} WHERE {where}")
+        hits = con.execute(f"SELECT {probes} FROM (SELECT * FROM {scan} LIMIT {_SAMPLE})")
+        flagged = [c for c, hit in zip(texts, hits.fetchone(), strict=True) if hit]
+        for c in flagged:
+            notes.append(
+                f"users: column {shorten(c, 60)!r} holds email addresses, so it was dropped "
+                f"(list it under data.pii_columns to say so)"
+            )
+        extras = [c for c in extras if c not in flagged]
+    return [ident(c) for c in extras]
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    table: TableContract,
+    cfg: DataConfig,
+    run: Cleaning,
+) -> int | None:
+    """Create `stage_<table>` with canonical columns; returns rows read, or None on failure."""
+    found = describe(con, source)
+    mapping = _map_columns(table, found, cfg, run.problems)
+    if mapping is None:
+        return None
+    run.sources[table.name] = mapping
+    # CSV ids keep their exact spelling ("007" stays "007"), and CSV times are read as text and
+    # parsed below: a type the sniffer guessed from the first rows fails mid-scan on a later row.
+    text = ("user_id", "account_id", *(c.name for c in table.columns if c.kind == "timestamp"))
+    as_text = tuple(mapping[c] for c in text if c in mapping) if source.format == "csv" else ()
+    found = {**found, **dict.fromkeys(as_text, "VARCHAR")}
+    scan = source.scan_sql(varchar_columns=as_text)
+    (rows,) = con.execute(f"SELECT count(*) FROM {scan}").fetchone()
+    if rows == 0:
+        run.problems.append(f"{table.name}: {source.given!r} has no rows. Export the data again.")
+        return None
+    select: list[str] = []
+    ts_checks: list[tuple[str, str, str]] = []
+    for column in table.columns:
+        src = mapping.get(column.name)
+        if src is not None and found[src].strip('"').upper() == "NULL":  # no value at all
+            if column.required:
+                run.problems.append(empty_column(table.name, column.name, src, int(rows)))
+                return None
+            src = None
+        if table.name == "users" and column.name in ("email", "email_domain"):
+            continue  # read once, below, straight into the domain
+        if src is None:
+            select.append(f"CAST(NULL AS VARCHAR) AS {column.name}")
+            continue
+        if column.kind == "timestamp":
+            reading = timestamp_sql(con, scan, src, found[src], cfg.timezone, cfg.epoch_unit)
+            if reading is None:
+                run.problems.append(
+                    f"{table.name}: column {shorten(src, 60)!r} (for {column.name!r}) has type "
+                    f"{found[src]}, which cannot hold timestamps. Map {column.name!r} to a "
+                    f"timestamp, an epoch number or an ISO-8601 text column."
+                )
+                return None
+            if reading.note:
+                run.notes.append(f"{table.name}: {reading.note}")
+            select.append(f"{reading.expr} AS {column.name}")
+            ts_checks.append((column.name, src, reading.expr))
+        elif column.kind == "json":
+            select.append(f"{_json_text(src, found[src])} AS {column.name}")
+        else:
+            select.append(f"{_as_text(src, found[src])} AS {column.name}")
+    if table.name == "users":
+        select.append(f"CAST({_domain(mapping, found)} AS VARCHAR) AS email_domain")
+        select += _extra_user_columns(con, scan, found, mapping, cfg, run.notes)
+    keep = []
+    for name, src, expr in ts_checks:
+        bad = f"FROM {scan} WHERE {ident(src)} IS NOT NULL AND ({expr}) IS NULL"
+        (n_bad,) = con.execute(f"SELECT count(*) {bad}").fetchone()
+        if not n_bad:
+            continue
+        shown = examples(con, f"SELECT CAST({ident(src)} AS VARCHAR) {bad}")
+        if n_bad == rows:
+            run.problems.append(
+                f"{table.name}: no value of column {shorten(src, 60)!r} could be read as a "
+                f"timestamp (e.g. {', '.join(shown)}). Use ISO-8601 text or epoch seconds or "
+                f"milliseconds, or fix the column mapping."
+            )
+            return None
+        run.drops.append(Drop(table.name, f"unparsable {name}", int(n_bad), shown))
+        keep.append(f"NOT ({ident(src)} IS NOT NULL AND ({expr}) IS NULL)")
+    where = f" WHERE {' AND '.join(keep)}" if keep else ""
+    if table.name == "events":
+        ts_expr = next(expr for name, _, expr in ts_checks if name == "timestamp")
+        dedup = choose_dedup(con, scan, found, cfg, ts_expr)
+        if isinstance(dedup, str):
+            run.problems.append(dedup)
+            return None
+        query = dedup_select(dedup, select, scan, where)
+    else:
+        query = f"SELECT {', '.join(select)} FROM {scan}{where}"
+    con.execute(f"CREATE OR REPLACE TABLE stage_{table.name} AS {query}")
+    if table.name == "events":
+        (kept,) = con.execute("SELECT count(*) FROM stage_events").fetchone()
+        n_dup = rows - sum(d.rows for d in run.drops if d.table == "events") - kept
+        run.dedup = Dedup(dedup.mode, dedup.column, dedup.why, int(n_dup))
+        if n_dup:
+            run.drops.append(Drop("events", run.dedup.reason, int(n_dup), ()))
+    return int(rows)
+
+
+_DISK_FULL = ("No space left on device", "File too large", "Disk quota exceeded")
 
 
 def load_data(
@@ -223,8 +272,32 @@ def load_data(
     Raises :class:`DataContractError` listing every problem found.
     """
     con = con or connect(memory_limit=cfg.memory_limit)
-    problems, drops, notes = _Problems(), [], []
+    try:
+        return _load(con, cfg, now or datetime.now(UTC).replace(tzinfo=None))
+    except duckdb.OutOfMemoryException as exc:
+        raise DataContractError(
+            [
+                f"DuckDB ran out of memory reading the data within data.memory_limit "
+                f"({cfg.memory_limit}): {shorten(redact(str(exc).splitlines()[0]), 200)}. Raise "
+                f"data.memory_limit, or free memory on this machine."
+            ]
+        ) from None
+    except duckdb.IOException as exc:
+        said = next((s for s in _DISK_FULL if s in str(exc)), None)
+        if said is not None:
+            raise OutputError(
+                f"Cannot write DuckDB's work files in the temporary folder ({said}: "
+                f"{shorten(redact(str(exc).splitlines()[0]), 200)}). Free disk space there, or "
+                f"point TMPDIR at a bigger disk, and run again."
+            ) from None
+        raise
+
+
+def _load(con: duckdb.DuckDBPyConnection, cfg: DataConfig, now: datetime) -> LoadedData:
+    run = Cleaning()
     sources = {"events": cfg.events, "users": cfg.users, "conversions": cfg.conversions}
+    if cfg.lost_users is not None:
+        sources["lost_users"] = cfg.lost_users
     rows_read: dict[str, int] = {}
     for name, given in sources.items():
         if given is None and name == "users":
@@ -235,7 +308,7 @@ def load_data(
                 "min(timestamp) AS signup_at, CAST(NULL AS VARCHAR) AS account_id, "
                 "CAST(NULL AS VARCHAR) AS email_domain FROM stage_events GROUP BY user_id"
             )
-            notes.append("users: no users table given; signup taken as each user's first event")
+            run.notes.append("users: no users table given; signup taken as each user's first event")
             rows_read[name] = 0
             continue
         if given is None:
@@ -245,158 +318,35 @@ def load_data(
             )
             rows_read[name] = 0
             continue
+        source = None
         try:
             source = open_source(name, given, cfg.format)
-            n = _stage(con, source, TABLES[name], cfg, problems, drops, notes)
+            n = _stage(con, source, TABLES[name], cfg, run)
         except DataContractError as exc:
-            problems.items.extend(exc.problems)
+            run.problems.extend(exc.problems)
             n = None
         except (
             duckdb.InvalidInputException,
             duckdb.ConversionException,
             duckdb.IOException,
+            duckdb.BinderException,
         ) as exc:
+            if source is None or any(s in str(exc) for s in _DISK_FULL):
+                raise
             # a file that breaks past the sniffer's sample: a ragged row, bad bytes, a cut gzip
-            problems.items.extend(read_failure(source, exc).problems)
+            run.problems.extend(read_failure(source, exc).problems)
             n = None
         if n is not None:
             rows_read[name] = n
-    if problems.items:
-        raise DataContractError(problems.items)
+    if run.problems:
+        raise DataContractError(run.problems)
 
-    _clean(con, cfg, drops)
-    _validate(con, cfg, problems, now or datetime.now(UTC).replace(tzinfo=None))
-    if problems.items:
-        raise DataContractError(problems.items)
-    for name in ("events", "users", "conversions"):
+    clean(con, cfg, run)
+    validate(con, cfg, run, rows_read, now)
+    if run.problems:
+        raise DataContractError(run.problems)
+    for name in sources:
         con.execute(f"DROP TABLE IF EXISTS {name}")
         con.execute(f"ALTER TABLE stage_{name} RENAME TO {name}")
-    report = summarise(con, sources, rows_read, drops, notes)
+    report = summarise(con, sources, rows_read, run, cfg.end)
     return LoadedData(con, report)
-
-
-def _clean(con: duckdb.DuckDBPyConnection, cfg: DataConfig, drops: list[Drop]) -> None:
-    # users: derive the email domain, then forget the address (no PII past this point)
-    cols = [r[0] for r in con.execute("DESCRIBE stage_users").fetchall()]
-    domain = "lower(NULLIF(TRIM(email_domain), ''))" if "email_domain" in cols else "NULL"
-    if "email" in cols:
-        domain = f"COALESCE({domain}, lower(NULLIF(split_part(TRIM(email), '@', 2), '')))"
-    rest = [c for c in cols if c not in ("email", "email_domain")]
-    con.execute(
-        f"CREATE OR REPLACE TABLE stage_users AS SELECT "
-        f"{', '.join(rest)}, CAST({domain} AS VARCHAR) AS email_domain FROM stage_users"
-    )
-    for table, key in (("events", "user_id"), ("users", "user_id"), ("conversions", "user_id")):
-        _drop_where(con, table, f"{key} IS NULL", "missing user_id", "'(null)'", drops)
-    _drop_where(con, "events", "event IS NULL", "missing event name", "user_id", drops)
-    for table, ts in (
-        ("events", "timestamp"),
-        ("users", "signup_at"),
-        ("conversions", "converted_at"),
-    ):
-        _drop_where(con, table, f"{ts} IS NULL", f"missing {ts}", "user_id", drops)
-
-    internal_domains = ", ".join(sql_string(d.lower()) for d in cfg.exclude.email_domains)
-    internal_ids = ", ".join(sql_string(u) for u in cfg.exclude.user_ids)
-    conditions = []
-    if internal_domains:
-        conditions.append(f"email_domain IN ({internal_domains})")
-    if internal_ids:
-        conditions.append(f"user_id IN ({internal_ids})")
-    if conditions:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE internal_users AS SELECT DISTINCT user_id FROM "
-            f"stage_users WHERE {' OR '.join(conditions)}"
-            + (f" UNION SELECT unnest([{internal_ids}])" if internal_ids else "")
-        )
-        for table in ("events", "conversions", "users"):
-            _drop_where(
-                con,
-                table,
-                "user_id IN (SELECT user_id FROM internal_users)",
-                "internal or test user (data.exclude)",
-                "user_id",
-                drops,
-            )
-    if cfg.unknown_user_events == "drop":
-        _drop_where(
-            con,
-            "events",
-            "user_id NOT IN (SELECT user_id FROM stage_users)",
-            "events of users missing from the users table",
-            "user_id",
-            drops,
-        )
-    # users without an account take the account their events carry, so account features work
-    con.execute(
-        "UPDATE stage_users SET account_id = e.account_id FROM "
-        "(SELECT user_id, min(account_id) AS account_id FROM stage_events "
-        " WHERE account_id IS NOT NULL GROUP BY user_id) e "
-        "WHERE stage_users.account_id IS NULL AND stage_users.user_id = e.user_id"
-    )
-
-
-def _check(
-    con: duckdb.DuckDBPyConnection, problems: _Problems, offenders: str, message: str
-) -> None:
-    """Add `message` (with {n} and {examples} filled in) when the `offenders` query has rows."""
-    [(n,)] = con.execute(f"SELECT count(*) FROM ({offenders})").fetchall()
-    if n:
-        problems.add(message.format(n=n, examples=", ".join(_examples(con, offenders))))
-
-
-_TIMES = (("events", "timestamp"), ("users", "signup_at"), ("conversions", "converted_at"))
-
-
-def _validate(
-    con: duckdb.DuckDBPyConnection, cfg: DataConfig, problems: _Problems, now: datetime
-) -> None:
-    for table in ("events", "users"):
-        [(n,)] = con.execute(f"SELECT count(*) FROM stage_{table}").fetchall()
-        if n == 0:
-            problems.add(
-                f"{table}: no rows left after cleaning (see the drops above). Check the "
-                f"column mapping and data.exclude."
-            )
-    _check(
-        con,
-        problems,
-        "SELECT user_id FROM stage_users GROUP BY user_id HAVING count(*) > 1",
-        "users: {n} user_id values appear more than once (e.g. {examples}). Keep one row per "
-        "user (the trial start) in the users table.",
-    )
-    _check(
-        con,
-        problems,
-        "SELECT DISTINCT user_id FROM stage_conversions "
-        "WHERE user_id NOT IN (SELECT user_id FROM stage_users)",
-        "conversions: {n} users converted but are not in the users table (e.g. {examples}). "
-        "Export users and conversions from the same snapshot, or add the missing users.",
-    )
-    if cfg.unknown_user_events == "fail":
-        _check(
-            con,
-            problems,
-            "SELECT DISTINCT user_id FROM stage_events "
-            "WHERE user_id NOT IN (SELECT user_id FROM stage_users)",
-            "events: {n} users have events but are not in the users table (e.g. {examples}). "
-            "Add them, or set data.unknown_user_events: drop.",
-        )
-    limit = now + cfg.max_future
-    for table, ts in _TIMES:
-        _check(
-            con,
-            problems,
-            f"SELECT {ts} FROM stage_{table} WHERE {ts} < TIMESTAMP '1990-01-01'",
-            f"{table}: {{n}} rows have {ts} before 1990 (e.g. {{examples}}). Epoch values may be "
-            f"in another unit or a default date was exported; check data.epoch_unit and the "
-            f"export.",
-        )
-        _check(
-            con,
-            problems,
-            f"SELECT {ts} FROM stage_{table} WHERE {ts} > TIMESTAMP '{limit:%Y-%m-%d %H:%M:%S}'",
-            f"{table}: {{n}} rows have {ts} after {limit:%Y-%m-%d %H:%M} UTC, in the future "
-            f"(e.g. {{examples}}). Check the time zone and the epoch unit (data.timezone, "
-            f"data.epoch_unit).",
-        )

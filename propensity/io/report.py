@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import duckdb
+
+if TYPE_CHECKING:
+    from propensity.io.clean import Cleaning
 
 __all__ = ["Drop", "LoadReport", "TableSummary", "summarise"]
 
@@ -41,6 +45,12 @@ class LoadReport:
     first_event: datetime | None
     last_event: datetime | None
     event_types: tuple[tuple[str, int], ...]
+    # which dedup rule ran, why, and what it removed (see propensity.io.dedup)
+    dedup: dict[str, Any] = field(default_factory=dict)
+    # the end of the observed data: data.end when configured, else the last event
+    data_end: datetime | None = None
+    data_end_configured: bool = False
+    bots: int = 0  # users the bot rules flagged (excluded unless data.bots.exclude is false)
 
     @property
     def conversion_rate(self) -> float:
@@ -60,6 +70,10 @@ class LoadReport:
             "conversion_rate": self.conversion_rate,
             "first_event": str(self.first_event),
             "last_event": str(self.last_event),
+            "data_end": str(self.data_end),
+            "data_end_configured": self.data_end_configured,
+            "dedup": dict(self.dedup),
+            "bots": self.bots,
             "event_types": dict(self.event_types),
         }
 
@@ -68,10 +82,11 @@ def summarise(
     con: duckdb.DuckDBPyConnection,
     sources: dict[str, str | None],
     rows_read: dict[str, int],
-    drops: list[Drop],
-    notes: list[str],
+    run: Cleaning,
+    end: datetime | None = None,
 ) -> LoadReport:
-    """Build the report from the canonical tables left in `con`."""
+    """Build the report from the canonical tables left in `con` and what cleaning did."""
+    drops, notes = run.drops, list(run.notes)
     tables = []
     for name, given in sources.items():
         (kept,) = con.execute(f"SELECT count(*) FROM {name}").fetchone()
@@ -82,6 +97,10 @@ def summarise(
         "(SELECT count(DISTINCT user_id) FROM conversions)"
     ).fetchone()
     first, last = con.execute("SELECT min(timestamp), max(timestamp) FROM events").fetchone()
+    if run.dedup is not None:
+        notes.insert(0, run.dedup.sentence())
+    if end is not None:
+        notes.append(f"data ends at {end:%Y-%m-%d %H:%M:%S} (data.end)")
     types = con.execute(
         "SELECT event, count(*) AS n FROM events GROUP BY event ORDER BY n DESC, event"
     ).fetchall()
@@ -95,4 +114,8 @@ def summarise(
         first_event=first,
         last_event=last,
         event_types=tuple((str(e), int(n)) for e, n in types),
+        dedup=run.dedup.as_dict() if run.dedup is not None else {},
+        data_end=end if end is not None else last,
+        data_end_configured=end is not None,
+        bots=len(run.bots),
     )

@@ -7,11 +7,13 @@ lines. DuckDB reads them lazily, so a 100M-event export never has to fit in a pa
 from __future__ import annotations
 
 import csv
+import errno
 import glob as globlib
 import gzip
 import json
 import os
 import re
+import stat
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,9 +22,9 @@ from typing import Literal
 
 import duckdb
 
-from propensity.errors import DataContractError
+from propensity.errors import DataContractError, redact, shorten
 
-__all__ = ["Source", "open_source", "read_failure", "sql_string"]
+__all__ = ["Source", "ident", "open_source", "read_failure", "sql_string"]
 
 Format = Literal["parquet", "csv", "jsonl"]
 
@@ -75,6 +77,15 @@ def sql_string(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def ident(name: str) -> str:
+    """Quote a column name as a SQL identifier: any character is safe, quotes included.
+
+    >>> ident('company"size')
+    '"company""size"'
+    """
+    return '"' + str(name).replace('"', '""') + '"'
+
+
 def _format_of(name: str) -> Format | None:
     lower = name.lower()
     for suffix in sorted(_SUFFIXES, key=len, reverse=True):
@@ -85,29 +96,33 @@ def _format_of(name: str) -> Format | None:
 
 def open_source(table: str, given: str, fmt: str = "auto") -> Source:
     """Resolve a path, directory or glob into a :class:`Source`, or say why it cannot be read."""
-    path = Path(given)
+    key = f"data.{table}"
     if any(ch in given for ch in "*?["):
-        files = sorted(globlib.glob(given, recursive=True))
-    elif path.is_dir():
-        files = sorted(
-            str(p) for p in path.rglob("*") if p.is_file() and _format_of(p.name) is not None
-        )
-    elif path.is_file():
-        files = [str(path)]
+        files = sorted(f for f in globlib.glob(given, recursive=True) if os.path.isfile(f))
     else:
-        raise DataContractError(
-            [f"{table}: input {given!r} does not exist. Check data.{table} in the config."]
-        )
+        files = _files_at(table, given, key)
     files = [f for f in files if not Path(f).name.startswith((".", "_"))]
     if not files:
         raise DataContractError(
             [
-                f"{table}: {given!r} matched no parquet, CSV or JSONL files. Point data.{table} "
+                f"{table}: {given!r} matched no parquet, CSV or JSONL files. Point {key} "
                 f"at a file, a folder of files or a glob such as 'exports/*.parquet'."
             ]
         )
+    unreadable = [f for f in files if not os.access(f, os.R_OK)]
+    if unreadable:
+        raise DataContractError(
+            [
+                f"{table}: no permission to read {unreadable[0]!r}"
+                + (f" and {len(unreadable) - 1} more files" if len(unreadable) > 1 else "")
+                + ". Give this user read access (chmod/chown), or copy the data somewhere it can "
+                "read."
+            ]
+        )
     if fmt != "auto":
-        return Source(table, given, tuple(files), fmt)  # type: ignore[arg-type]
+        source = Source(table, given, tuple(files), fmt)  # type: ignore[arg-type]
+        _check_content(source, forced=True)
+        return source
     formats = {_format_of(f) for f in files}
     if None in formats or len(formats) > 1:
         raise DataContractError(
@@ -117,7 +132,100 @@ def open_source(table: str, given: str, fmt: str = "auto") -> Source:
                 f"or jsonl in the config."
             ]
         )
-    return Source(table, given, tuple(files), formats.pop())  # type: ignore[arg-type]
+    source = Source(table, given, tuple(files), formats.pop())  # type: ignore[arg-type]
+    _check_content(source, forced=False)
+    return source
+
+
+def _files_at(table: str, given: str, key: str) -> list[str]:
+    """The data files at a path: the file itself, or every data file under a folder."""
+    try:
+        info = os.stat(given)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataContractError(
+                [
+                    f"{table}: {given!r} is a symlink loop (it points, through other links, back "
+                    f"at itself). Point {key} at the real file or folder."
+                ]
+            ) from None
+        if os.path.islink(given):
+            raise DataContractError(
+                [
+                    f"{table}: {given!r} is a symlink to {os.readlink(given)!r}, which does not "
+                    f"exist. Point {key} at the real file or folder."
+                ]
+            ) from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise _no_permission(table, given) from None
+        raise DataContractError(
+            [f"{table}: input {given!r} does not exist. Check {key} in the config."]
+        ) from None
+    if not stat.S_ISDIR(info.st_mode):
+        return [given]
+    files: list[str] = []
+    denied: list[str] = []
+
+    def refused(exc: OSError) -> None:
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            denied.append(exc.filename or given)
+
+    # followlinks=False: a link back up the tree cannot send the walk round in circles
+    for folder, dirs, names in os.walk(given, onerror=refused, followlinks=False):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            if _format_of(name) is not None and os.path.isfile(path):
+                files.append(path)
+    if denied:
+        raise _no_permission(table, denied[0])
+    return sorted(files)
+
+
+def _no_permission(table: str, path: str) -> DataContractError:
+    return DataContractError(
+        [
+            f"{table}: no permission to read the folder {path!r}. Give this user read and "
+            f"execute access to it (chmod/chown), or copy the data somewhere it can read."
+        ]
+    )
+
+
+_MAGIC: dict[bytes, str] = {b"PAR1": "parquet", b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip"}
+
+
+def _check_content(source: Source, forced: bool) -> None:
+    """Refuse files whose first bytes say another format than the one they will be read as
+    (parquet bytes under a .csv name, or data.format forcing csv onto parquet files)."""
+    for path in source.files[:20]:
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(4)
+        except OSError:
+            continue
+        found = next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
+        expected = source.format
+        gz = path.lower().endswith(".gz")
+        if found == "parquet" and expected != "parquet":
+            wrong = found
+        elif found in ("gzip", "zip") and not gz and expected != "parquet":
+            wrong = f"{found}-compressed"
+        elif expected == "parquet" and head and found != "parquet" and len(head) == 4:
+            wrong = "not parquet (no PAR1 header)"
+        else:
+            continue
+        why = "data.format" if forced else "its name"
+        fix = (
+            f"Set data.format to {found}, or leave it at auto"
+            if forced and found == "parquet"
+            else "Rename the file to match its content (e.g. .parquet, .csv.gz), or re-export it"
+        )
+        raise DataContractError(
+            [
+                f"{source.table}: {path!r} is read as {expected} (from {why}), but its content "
+                f"is {wrong}. {fix}."
+            ]
+        )
 
 
 def describe(con: duckdb.DuckDBPyConnection, source: Source) -> dict[str, str]:
@@ -131,6 +239,13 @@ def describe(con: duckdb.DuckDBPyConnection, source: Source) -> dict[str, str]:
     except duckdb.Error as exc:
         raise read_failure(source, exc) from None
     found = {name: dtype for name, dtype, *_ in rows}
+    if len(found) > _MAX_COLUMNS:
+        raise DataContractError(
+            [
+                f"{source.table}: {source.given!r} has {len(found):,} columns; an export of "
+                f"{source.table} has a few dozen at most. Check the file and data.format."
+            ]
+        )
     # DuckDB's sniffer falls back to one column named after the whole header line when rows
     # disagree on their number of fields (a ragged row in its sample): find and name that row.
     if source.format == "csv" and len(found) == 1 and re.search(r"[,;\t|]", next(iter(found))):
@@ -146,7 +261,7 @@ def read_failure(source: Source, exc: Exception) -> DataContractError:
     if bad is not None:
         return DataContractError([bad])
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    first = _EMAIL.sub("<email>", first).rstrip(" .")  # a quoted value may be an address
+    first = shorten(redact(first), 300).rstrip(" .")  # a quoted value may be an address
     return DataContractError(
         [
             f"{source.table}: cannot read {source.given!r} as {source.format}: {first}. Check "
@@ -155,7 +270,7 @@ def read_failure(source: Source, exc: Exception) -> DataContractError:
     )
 
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+_MAX_COLUMNS = 5000
 
 
 class _BadLine(Exception):

@@ -5,7 +5,10 @@ A bundle is saved as a folder of plain files, never pickle:
 - ``booster.txt``: LightGBM's own text model (only the kept trees);
 - ``calibrator.json``: :meth:`Calibrator.to_dict`;
 - ``bundle.json``: threshold, feature columns, categorical levels, the feature spec and its hash,
-  and JSON-able metadata.
+  JSON-able metadata, and the SHA-256 of the other two files.
+
+The checksums are checked before LightGBM parses the booster: its parser aborts the whole
+process on some damaged model texts (a file cut short), so a damaged file must never reach it.
 
 The folder is written next to its destination and renamed into place, so a reader never sees a
 half-written model.
@@ -13,8 +16,11 @@ half-written model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +39,7 @@ FORMAT_VERSION = 1
 # Columns a feature frame may carry besides features; they are ignored when scoring.
 KEY_COLUMNS = ("user_id", "cutoff_at", "label", "account_id", "signup_at")
 _FILES = ("booster.txt", "calibrator.json", "bundle.json")
+_CHECKED = ("booster.txt", "calibrator.json")  # their SHA-256 is recorded in bundle.json
 
 
 @dataclass(eq=False)
@@ -104,6 +111,7 @@ class PQLModel:
         try:
             (tmp / "booster.txt").write_text(self.booster.model_to_string(), encoding="utf-8")
             _write_json(tmp / "calibrator.json", self.calibrator.to_dict())
+            checksums = {name: _sha256(tmp / name) for name in _CHECKED}
             _write_json(
                 tmp / "bundle.json",
                 {
@@ -114,6 +122,7 @@ class PQLModel:
                     "feature_spec": self.feature_spec,
                     "feature_spec_hash": self.feature_spec_hash,
                     "metadata": self.metadata,
+                    "checksums": checksums,
                 },
             )
             if path.exists():
@@ -132,7 +141,13 @@ class PQLModel:
 
     @classmethod
     def load(cls, path: Path | str) -> PQLModel:
-        """Read a bundle folder written by :meth:`save`."""
+        """Read a bundle folder written by :meth:`save`.
+
+        Every file is checked before it is trusted: a corrupted or edited bundle (JSON that
+        does not parse, a booster LightGBM refuses, a calibrator that is not a probability
+        map, a threshold outside [0, 1], columns that do not match) is a :class:`ModelError`
+        naming the file, never a traceback or a silently wrong score.
+        """
         path = Path(path)
         missing = [name for name in _FILES if not (path / name).is_file()]
         if missing:
@@ -140,27 +155,168 @@ class PQLModel:
                 f"No model bundle at {str(path)!r}: expected files {', '.join(_FILES)}, "
                 f"missing {', '.join(missing)}. Train a model first or pass the right --model path."
             )
-        meta = json.loads((path / "bundle.json").read_text(encoding="utf-8"))
+        meta = _read_json(path, "bundle.json")
+        if not isinstance(meta, dict):
+            raise _corrupt(path, "bundle.json", "does not hold a JSON object")
         version = meta.get("format_version")
         if version != FORMAT_VERSION:
             raise ModelError(
-                f"Model bundle {str(path)!r} has format version {version!r}; this propensity "
-                f"reads version {FORMAT_VERSION}. Retrain the model with this version."
+                f"Model bundle {str(path)!r} has format version {_short(version)}; this "
+                f"propensity reads version {FORMAT_VERSION}. Retrain the model with this version."
             )
-        booster = lgb.Booster(model_str=(path / "booster.txt").read_text(encoding="utf-8"))
-        calibrator = Calibrator.from_dict(
-            json.loads((path / "calibrator.json").read_text(encoding="utf-8"))
+        fields = _check_meta(path, meta)
+        _check_files(path, meta.get("checksums"))
+        try:
+            text = (path / "booster.txt").read_text(encoding="utf-8")
+            booster = lgb.Booster(model_str=text)
+        except (lgb.basic.LightGBMError, ValueError, UnicodeDecodeError, OSError) as exc:
+            what = f"is not a LightGBM model ({_short(exc)})"
+            raise _corrupt(path, "booster.txt", what) from None
+        if booster.num_feature() != len(fields["feature_columns"]):
+            raise _corrupt(
+                path,
+                "booster.txt",
+                f"expects {booster.num_feature()} features where bundle.json lists "
+                f"{len(fields['feature_columns'])}",
+            )
+        calibrator = _load_calibrator(path)
+        return cls(booster=booster, calibrator=calibrator, **fields)
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = str(value) if isinstance(value, BaseException) else repr(value)
+    text = text.strip().splitlines()[0] if text.strip() else type(value).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _corrupt(path: Path, name: str, what: str) -> ModelError:
+    return ModelError(
+        f"Model bundle {str(path)!r} is corrupt: {name} {what}. Retrain the model, or restore "
+        f"the folder from the registry (e.g. score with --model models:/<name>@champion)."
+    )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _check_files(path: Path, checksums: Any) -> None:
+    """The booster and calibrator are the files save() wrote, byte for byte.
+
+    Bundles from before checksums were recorded get their booster parsed once in a child
+    process first: if LightGBM's parser aborts there, this process lives to say so.
+    """
+    if checksums is None:
+        _probe_booster(path)
+        return
+    if not isinstance(checksums, dict):
+        raise _corrupt(path, "bundle.json", "has 'checksums' that is not a map of file to hash")
+    for name in _CHECKED:
+        try:
+            same = checksums.get(name) == _sha256(path / name)
+        except OSError as exc:
+            raise _corrupt(path, name, f"cannot be read ({_short(exc)})") from None
+        if not same:
+            raise _corrupt(
+                path,
+                name,
+                "does not match the checksum recorded in bundle.json (the file was changed or "
+                "cut short)",
+            )
+
+
+_PROBE = "import sys, lightgbm; lightgbm.Booster(model_str=sys.stdin.read())"
+
+
+def _probe_booster(path: Path) -> None:
+    try:
+        text = (path / "booster.txt").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _corrupt(path, "booster.txt", f"cannot be read ({_short(exc)})") from None
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE], input=text, capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        lines = (done.stderr or "").strip().splitlines()
+        raise _corrupt(
+            path, "booster.txt", f"is not a LightGBM model ({_short(lines[-1] if lines else '')})"
         )
-        return cls(
-            booster=booster,
-            calibrator=calibrator,
-            threshold=float(meta["threshold"]),
-            feature_columns=list(meta["feature_columns"]),
-            categorical={k: list(v) for k, v in meta["categorical"].items()},
-            feature_spec=meta["feature_spec"],
-            feature_spec_hash=meta["feature_spec_hash"],
-            metadata=meta.get("metadata", {}),
+
+
+def _read_json(path: Path, name: str) -> Any:
+    try:
+        return json.loads((path / name).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, OSError, RecursionError) as exc:
+        raise _corrupt(path, name, f"is not valid JSON ({_short(exc)})") from None
+
+
+def _check_meta(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """The bundle's fields, each checked for its type and range."""
+
+    def bad(key: str, what: str) -> ModelError:
+        return _corrupt(path, "bundle.json", f"has {key!r} {what}")
+
+    threshold = meta.get("threshold")
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not 0.0 <= float(threshold) <= 1.0
+    ):
+        raise bad("threshold", f"{_short(threshold)}, not a probability in [0, 1]")
+    columns = meta.get("feature_columns")
+    if (
+        not isinstance(columns, list)
+        or not columns
+        or not all(isinstance(c, str) for c in columns)
+        or len(set(columns)) != len(columns)
+    ):
+        raise bad("feature_columns", "that is not a list of distinct column names")
+    categorical = meta.get("categorical")
+    if not isinstance(categorical, dict) or not all(
+        k in columns and isinstance(v, list) and all(isinstance(x, str) for x in v)
+        for k, v in categorical.items()
+    ):
+        raise bad("categorical", "that is not a map of feature column to its text levels")
+    spec, spec_hash = meta.get("feature_spec"), meta.get("feature_spec_hash")
+    if not isinstance(spec, dict) or not isinstance(spec_hash, str):
+        raise bad("feature_spec", "or 'feature_spec_hash' missing or of the wrong type")
+    metadata = meta.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise bad("metadata", "that is not a JSON object")
+    return {
+        "threshold": float(threshold),
+        "feature_columns": list(columns),
+        "categorical": {k: list(v) for k, v in categorical.items()},
+        "feature_spec": spec,
+        "feature_spec_hash": spec_hash,
+        "metadata": metadata,
+    }
+
+
+def _load_calibrator(path: Path) -> Calibrator:
+    """The calibrator, checked to map probabilities to probabilities, in order."""
+    raw = _read_json(path, "calibrator.json")
+    if not isinstance(raw, dict):
+        raise _corrupt(path, "calibrator.json", "does not hold a JSON object")
+    try:
+        calibrator = Calibrator.from_dict(raw)
+        probe = np.linspace(0.0, 1.0, 11)
+        with np.errstate(all="ignore"):
+            mapped = np.asarray(calibrator.predict(probe), dtype=float)
+    except ModelError as exc:
+        raise _corrupt(path, "calibrator.json", f"is not usable ({_short(exc)})") from None
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise _corrupt(path, "calibrator.json", f"is not usable ({_short(exc)})") from None
+    if (
+        mapped.shape != probe.shape
+        or not np.all(np.isfinite(mapped))
+        or np.any((mapped < 0) | (mapped > 1))
+        or np.any(np.diff(mapped) < -1e-12)
+    ):
+        raise _corrupt(
+            path, "calibrator.json", "does not map scores to probabilities in increasing order"
         )
+    return calibrator
 
 
 def align_features(

@@ -27,7 +27,7 @@ from propensity.features.named import (
     why_missing,
 )
 from propensity.io import LoadedData, load_data
-from propensity.labels import LabelTimes, build_label_times
+from propensity.labels import LabelTimes, build_label_times, check_trainable
 from propensity.model.split import Split, split_out_of_time
 
 if TYPE_CHECKING:
@@ -74,7 +74,9 @@ def labelled_features(
 def prepare(cfg: Config, data: LoadedData | None = None) -> Prepared:
     """Load the data named in `cfg` (unless given), build label times, split, featurise."""
     data = data or load_data(cfg.data)
-    labels = build_label_times(data.con, cfg.label)
+    labels = build_label_times(data.con, cfg.label, data_end=cfg.data.end)
+    # too little data is said as such here, not later as a rule or a split that cannot fit
+    check_trainable(data.con, labels, cfg.label, cfg.model.min_positives, cfg.model.min_negatives)
     split = split_out_of_time(labels.frame, cfg.split)
     train_rows = LabelTimes(
         labels.frame.iloc[split.train].reset_index(drop=True), labels.excluded, labels.settings

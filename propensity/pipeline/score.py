@@ -21,7 +21,8 @@ from propensity.config import Config
 from propensity.drift import psi_table, vocabulary_drift
 from propensity.errors import DataContractError, DriftError
 from propensity.features import compute_features
-from propensity.io import load_data, write_table
+from propensity.io import atomic_paths, load_data, read_previous_scores, write_table
+from propensity.io.atomic import write_frame
 from propensity.labels import scoring_population
 from propensity.pipeline.modelspec import model_spec
 from propensity.scoring import score_frame
@@ -42,7 +43,8 @@ class ScoreOutcome:
 
 
 def resolve_as_of(as_of: str | datetime, latest: datetime | None) -> datetime:
-    """Parse ``--as-of`` (ISO-8601, naive = UTC) or ``latest`` (the newest event)."""
+    """Parse ``--as-of`` (ISO-8601, naive = UTC) or ``latest`` (``data.end``, else the newest
+    event)."""
     if isinstance(as_of, datetime):
         value = as_of
     elif as_of == "latest":
@@ -88,17 +90,18 @@ def score_job(
     from propensity.tracking import load_model
 
     began = time.perf_counter()
+    # bad input is found before the model is fetched: a garbage --previous costs no download
+    previous_scores = None if previous is None else read_previous_scores(previous)
     uri = model_uri or f"models:/{cfg.mlflow.registered_model}@champion"
     progress(f"loading the model {uri}")
     loaded = load_model(uri, cfg.mlflow)
     model = loaded.pqlmodel
     spec = model_spec(model)
     fmt = fmt or cfg.scoring.output_format
-    previous_scores = _read_previous(previous)
 
     progress("reading and checking the data")
     data = load_data(cfg.data)
-    latest = data.report.last_event
+    latest = data.report.data_end or data.report.last_event
     when = resolve_as_of(as_of, latest)
     population = scoring_population(data.con, cfg.label, when)
     if len(population) == 0:
@@ -133,20 +136,25 @@ def score_job(
         cfg.scoring.drift_psi_limit,
     )
     paths = _paths(Path(out), fmt)
-    write_table(drift, paths["drift"], "csv")
     flagged = drift[drift["flag"]]
     if fail_on_drift and len(flagged):
+        write_table(drift, paths["drift"], "csv")  # alone: the reason can be read
         raise DriftError(
             f"Drift above the limit {cfg.scoring.drift_psi_limit} in {len(flagged)} of "
             f"{len(drift)} checks ({', '.join(flagged['feature'].astype(str).head(5))}); see "
             f"{paths['drift']}. No scores were written. Retrain on recent data, or rerun without "
             f"--fail-on-drift."
         )
-    write_table(result.scores, paths["scores"], fmt)
+    # every output of the run is written whole to a temp file first and renamed together, so a
+    # failure (a full disk) leaves the previous run's files, not a mix of old and new
+    tables = [(drift, paths["drift"], "csv"), (result.scores, paths["scores"], fmt)]
     if cfg.scoring.account_rollup:
-        write_table(result.accounts, paths["accounts"], fmt)
+        tables.append((result.accounts, paths["accounts"], fmt))
     if previous_scores is not None:
-        write_table(result.dropped, paths["dropped"], fmt)
+        tables.append((result.dropped, paths["dropped"], fmt))
+    with atomic_paths([target for _, target, _ in tables]) as tmps:
+        for (frame, _, kind), tmp in zip(tables, tmps, strict=True):
+            write_frame(frame, tmp, kind)  # type: ignore[arg-type]
     summary = {
         **result.summary,
         "as_of": when.isoformat(),
@@ -156,21 +164,6 @@ def score_job(
     }
     written = {k: v for k, v in paths.items() if v.exists() or k == "scores"}
     return ScoreOutcome(result.scores, summary, drift, written, when, uri)
-
-
-def _read_previous(previous: Path | None) -> pd.DataFrame | None:
-    if previous is None:
-        return None
-    if not Path(previous).is_file():
-        raise DataContractError(
-            [
-                f"--previous {str(previous)!r} does not exist. Pass the scores file of an earlier "
-                f"run, or leave --previous out."
-            ]
-        )
-    if str(previous).endswith(".csv"):
-        return pd.read_csv(previous, dtype={"user_id": str})
-    return pd.read_parquet(previous)
 
 
 def _drift(

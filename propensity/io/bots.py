@@ -1,0 +1,110 @@
+"""Bots and scripted accounts: users whose events no person could have made.
+
+The rules (``data.bots``, see :class:`propensity.config.BotsConfig`) look only at event times,
+so they hold for any product: a person does not send a thousand events in one clock hour or ten
+thousand in a day (nor twenty times what the busiest 1% of this product's users send on their
+busiest day), is not active in 22 of a day's 24 hours, and does not click at intervals equal to
+within a tenth of their mean, fifty times in a row. Heavy real users stay well inside them: on
+the simulator's worlds the busiest people reach about 25 events in an hour, 60 in a day (the top
+1% about 40) and 11 active hours, and their gaps vary by more than twice their mean; its
+crawler is active around the clock, about a thousand events a day.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from propensity.config import BotsConfig
+
+__all__ = ["bot_rule", "find_bots"]
+
+
+_DAY_FLOOR = 500  # the relative per-day rule never flags a day with fewer events than this
+
+
+def bot_rule(cfg: BotsConfig, day_only: bool) -> str:
+    """The rule in words, for the data summary."""
+    day = f"more than {cfg.max_events_per_day:,} events on one day"
+    if cfg.busiest_day_factor > 0:
+        day += (
+            f" (or more than {cfg.busiest_day_factor:g} times the busiest 1% of users' busiest "
+            f"day, and over {_DAY_FLOOR})"
+        )
+    if day_only:
+        return f"{day}; the export has no times of day, so the hourly and gap rules cannot apply"
+    return (
+        f"{day}, more than {cfg.max_events_per_hour:,} events in one clock hour, activity in "
+        f"more than {cfg.max_active_hours_per_day} of a day's 24 hours, or "
+        f"{cfg.regular_min_gaps}+ gaps between events varying by less than "
+        f"{cfg.regular_gap_cv:g} of their mean"
+    )
+
+
+def find_bots(
+    con: duckdb.DuckDBPyConnection, cfg: BotsConfig, day_only: bool, table: str = "stage_events"
+) -> list[tuple[str, str]]:
+    """``(user_id, why)`` of every user of `table` the rules flag, sorted by user id."""
+    busy = f"day_n > {int(cfg.max_events_per_day)}"
+    if cfg.busiest_day_factor > 0:
+        factor = float(cfg.busiest_day_factor)
+        busy += f" OR day_n > greatest({_DAY_FLOOR}, {factor!r} * p99)"
+    checks = [f"({busy})"]
+    whys = [
+        f"WHEN {busy} THEN format('{{:,}} events on {{}} (the busiest 1% of users reach "
+        f"{{:,.0f}})', day_n, strftime(n_day, '%Y-%m-%d'), p99)"
+    ]
+    regular = ""
+    if not day_only:
+        checks += [
+            f"peak > {int(cfg.max_events_per_hour)}",
+            f"hours > {int(cfg.max_active_hours_per_day)}",
+            f"coalesce(cv < {float(cfg.regular_gap_cv)!r}, false)",
+        ]
+        whys = [
+            f"WHEN peak > {int(cfg.max_events_per_hour)} THEN "
+            f"format('{{:,}} events in one hour on {{}}', peak, strftime(peak_day, '%Y-%m-%d'))",
+            *whys,
+            f"WHEN hours > {int(cfg.max_active_hours_per_day)} THEN "
+            f"format('active in {{}} of the 24 hours of {{}}', hours, "
+            f"strftime(hours_day, '%Y-%m-%d'))",
+            "WHEN cv IS NOT NULL THEN "
+            "format('{} gaps between events varying by {:.3f} of their mean', k, cv)",
+        ]
+        min_gaps = int(cfg.regular_min_gaps)
+        regular = f"""
+        , heavy AS (
+            SELECT user_id FROM {table} GROUP BY user_id HAVING count(*) > {min_gaps}
+        ), gaps AS (
+            SELECT e.user_id, epoch(e.timestamp) - lag(epoch(e.timestamp))
+                   OVER (PARTITION BY e.user_id ORDER BY e.timestamp) AS g
+            FROM {table} e SEMI JOIN heavy h ON e.user_id = h.user_id
+        ), regular AS (
+            SELECT user_id, count(*) AS k, stddev_pop(g) / avg(g) AS cv
+            FROM gaps WHERE g > 0 GROUP BY user_id HAVING count(*) >= {min_gaps}
+        )"""
+    join = "LEFT JOIN regular r ON r.user_id = u.user_id" if regular else ""
+    cols = "r.k, r.cv" if regular else "NULL AS k, NULL AS cv"
+    rows = con.execute(
+        f"""
+        WITH hourly AS (
+            SELECT user_id, date_trunc('hour', timestamp) AS h, count(*) AS n
+            FROM {table} GROUP BY ALL
+        ), daily AS (
+            SELECT user_id, date_trunc('day', h) AS d, count(*) AS active_hours,
+                   sum(n) AS n, max(n) AS peak
+            FROM hourly GROUP BY ALL
+        ), per_user AS (
+            SELECT user_id, max(peak) AS peak, arg_max(d, peak) AS peak_day,
+                   max(n) AS day_n, arg_max(d, n) AS n_day,
+                   max(active_hours) AS hours, arg_max(d, active_hours) AS hours_day
+            FROM daily GROUP BY user_id
+        ), typical AS (
+            SELECT quantile_cont(day_n, 0.99) AS p99 FROM per_user
+        ){regular}
+        SELECT user_id, CASE {" ".join(whys)} END AS why FROM (
+            SELECT u.*, t.p99, {cols} FROM per_user u CROSS JOIN typical t {join}
+        ) WHERE {" OR ".join(checks)}
+        ORDER BY user_id
+        """
+    ).fetchall()
+    return [(str(user), str(why)) for user, why in rows]

@@ -1,0 +1,192 @@
+"""Cleaning the staged tables: each rule removes what it must, counts it and names examples.
+
+Rules, in order: rows without an id, an event name or a time; rows after ``data.end``;
+internal and test users (``data.exclude``); events of users missing from the users table
+(``data.unknown_user_events``); bots and scripted accounts (``data.bots``). Event properties that
+are not JSON lose their properties (the event is kept), and users without an account take the
+account their events carry. Examples never show an email address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+
+from propensity.config import DataConfig
+from propensity.errors import redact, shorten
+from propensity.io.bots import bot_rule, find_bots
+from propensity.io.dedup import Dedup
+from propensity.io.report import Drop
+from propensity.io.sources import sql_string
+from propensity.io.timestamps import local_sql
+
+__all__ = ["Cleaning", "clean", "drop_where", "examples", "has_table"]
+
+_EXAMPLES = 3
+_TIMES = {
+    "events": "timestamp",
+    "users": "signup_at",
+    "conversions": "converted_at",
+    "lost_users": "lost_at",
+}
+BOT_REASON = "bot or scripted account (data.bots)"
+
+
+@dataclass
+class Cleaning:
+    """What loading found so far: problems, drops, notes, and how each table was read."""
+
+    problems: list[str] = field(default_factory=list)
+    drops: list[Drop] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)  # canonical -> source
+    dedup: Dedup | None = None
+    day_only: bool = False
+    bots: list[tuple[str, str]] = field(default_factory=list)
+
+
+def examples(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[str, ...]:
+    """A few values of the first column of `sql`, redacted and cut short for a message."""
+    rows = con.execute(f"{sql} LIMIT {_EXAMPLES}").fetchall()
+    return tuple(shorten(redact(str(r[0])), 60) for r in rows)
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    (n,) = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]
+    ).fetchone()
+    return bool(n)
+
+
+def drop_where(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    where: str,
+    reason: str,
+    example: str,
+    drops: list[Drop],
+) -> int:
+    """Delete the rows of `stage_<table>` matching `where`, recording the drop; returns rows."""
+    (n,) = con.execute(f"SELECT count(*) FROM stage_{table} WHERE {where}").fetchone()
+    if n:
+        shown = examples(con, f"SELECT DISTINCT {example} FROM stage_{table} WHERE {where}")
+        drops.append(Drop(table, reason, int(n), shown))
+        con.execute(f"DELETE FROM stage_{table} WHERE {where}")
+    return int(n)
+
+
+def clean(con: duckdb.DuckDBPyConnection, cfg: DataConfig, run: Cleaning) -> None:
+    """Apply every cleaning rule to the staged tables, in order, recording what each removed."""
+    tables = [t for t in _TIMES if has_table(con, f"stage_{t}")]
+    for table in tables:
+        drop_where(con, table, "user_id IS NULL", "missing user_id", "'(null)'", run.drops)
+    drop_where(con, "events", "event IS NULL", "missing event name", "user_id", run.drops)
+    for table in tables:
+        ts = _TIMES[table]
+        drop_where(con, table, f"{ts} IS NULL", f"missing {ts}", "user_id", run.drops)
+    if cfg.end is not None:
+        end = f"TIMESTAMP '{cfg.end:%Y-%m-%d %H:%M:%S}'"
+        for table in tables:
+            ts = _TIMES[table]
+            reason = f"after data.end ({cfg.end:%Y-%m-%d %H:%M})"
+            drop_where(con, table, f"{ts} > {end}", reason, f"CAST({ts} AS VARCHAR)", run.drops)
+    _internal(con, cfg, tables, run)
+    if cfg.unknown_user_events == "drop":
+        drop_where(
+            con,
+            "events",
+            "user_id NOT IN (SELECT user_id FROM stage_users)",
+            "events of users missing from the users table",
+            "user_id",
+            run.drops,
+        )
+    run.day_only = _day_only(con, cfg.timezone)
+    _bots(con, cfg, tables, run)
+    _properties(con, run)
+    # users without an account take the account their events carry, so account features work
+    con.execute(
+        "UPDATE stage_users SET account_id = e.account_id FROM "
+        "(SELECT user_id, min(account_id) AS account_id FROM stage_events "
+        " WHERE account_id IS NOT NULL GROUP BY user_id) e "
+        "WHERE stage_users.account_id IS NULL AND stage_users.user_id = e.user_id"
+    )
+
+
+def _internal(con: duckdb.DuckDBPyConnection, cfg: DataConfig, tables: list[str], run: Cleaning):
+    internal_domains = ", ".join(sql_string(d.lower()) for d in cfg.exclude.email_domains)
+    internal_ids = ", ".join(sql_string(u) for u in cfg.exclude.user_ids)
+    conditions = []
+    if internal_domains:
+        conditions.append(f"email_domain IN ({internal_domains})")
+    if internal_ids:
+        conditions.append(f"user_id IN ({internal_ids})")
+    if not conditions:
+        return
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE internal_users AS SELECT DISTINCT user_id FROM "
+        f"stage_users WHERE {' OR '.join(conditions)}"
+        + (f" UNION SELECT unnest([{internal_ids}])" if internal_ids else "")
+    )
+    for table in ("events", "conversions", *(t for t in tables if t == "lost_users"), "users"):
+        drop_where(
+            con,
+            table,
+            "user_id IN (SELECT user_id FROM internal_users)",
+            "internal or test user (data.exclude)",
+            "user_id",
+            run.drops,
+        )
+
+
+def _day_only(con: duckdb.DuckDBPyConnection, tz: str) -> bool:
+    """Whether every event time is at midnight in the data's zone (a day-only export)."""
+    local = local_sql("timestamp", tz)
+    (day_only,) = con.execute(
+        f"SELECT bool_and({local} = date_trunc('day', {local})) FROM stage_events"
+    ).fetchone()
+    return bool(day_only)
+
+
+def _bots(con: duckdb.DuckDBPyConnection, cfg: DataConfig, tables: list[str], run: Cleaning):
+    rule = bot_rule(cfg.bots, run.day_only)
+    run.bots = find_bots(con, cfg.bots, run.day_only)
+    shown = "; ".join(f"{shorten(redact(u), 40)}: {why}" for u, why in run.bots[:3])
+    more = f"; ... ({len(run.bots) - 3} more)" if len(run.bots) > 3 else ""
+    if not cfg.bots.exclude:
+        if run.bots:
+            run.notes.append(
+                f"bots: {len(run.bots):,} user(s) look scripted ({shown}{more}) but are kept "
+                f"(data.bots.exclude: false). Rule: {rule}"
+            )
+        return
+    run.notes.append(f"bots: a user is excluded as a bot for {rule} (data.bots)")
+    if not run.bots:
+        return
+    users = "1 user" if len(run.bots) == 1 else f"{len(run.bots):,} users"
+    run.notes.append(f"bots: {users} excluded ({shown}{more})")
+    con.execute("CREATE OR REPLACE TEMP TABLE _bot_users (user_id VARCHAR)")
+    con.executemany("INSERT INTO _bot_users VALUES (?)", [[u] for u, _ in run.bots])
+    for table in ("events", "conversions", *(t for t in tables if t == "lost_users"), "users"):
+        drop_where(
+            con,
+            table,
+            "user_id IN (SELECT user_id FROM _bot_users)",
+            BOT_REASON,
+            "user_id",
+            run.drops,
+        )
+
+
+def _properties(con: duckdb.DuckDBPyConnection, run: Cleaning) -> None:
+    """Properties that are not valid JSON are cleared: one bad row must not stop a job."""
+    bad = "properties IS NOT NULL AND NOT coalesce(json_valid(properties), false)"
+    (n,) = con.execute(f"SELECT count(*) FROM stage_events WHERE {bad}").fetchone()
+    if not n:
+        return
+    shown = examples(con, f"SELECT properties FROM stage_events WHERE {bad}")
+    run.notes.append(
+        f"events: {n:,} rows have properties that are not valid JSON (e.g. {', '.join(shown)}); "
+        f"those events are kept without their properties"
+    )
+    con.execute(f"UPDATE stage_events SET properties = NULL WHERE {bad}")
