@@ -59,3 +59,13 @@ def test_sigkill_mid_write_leaves_no_partial_file(tmp_path):
     assert not target.exists()
     write_table(pd.DataFrame({"a": [1]}), target, "csv")
     assert target.read_text() == "a\n1\n"
+
+
+def test_outputs_get_the_mode_of_any_new_file(tmp_path):
+    """Check that an output is readable as any new file is (umask), not private like a temp."""
+    old = os.umask(0o022)
+    try:
+        target = write_table(pd.DataFrame({"a": [1]}), tmp_path / "scores.csv", "csv")
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644

@@ -66,6 +66,8 @@ def atomic_paths(targets: Sequence[str | Path]) -> Iterator[list[Path]]:
             fd, name = tempfile.mkstemp(
                 prefix=f".{target.name}.{owner_token()}.", suffix=".tmp", dir=target.parent
             )
+            # mkstemp makes the file private (0600); an output gets the mode any new file gets
+            os.fchmod(fd, 0o666 & ~_umask())
             os.close(fd)
             tmps.append(Path(name))
         current = paths[0] if len(paths) == 1 else paths[0].parent
@@ -120,6 +122,20 @@ def output_error(exc: OSError, target: str | Path) -> OutputError:
     else:
         fix = "Check the path and the disk"
     return OutputError(f"Cannot write {where}: {reason}. {fix}. Nothing was written there.")
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore
+    os.umask(mask)
+    return mask
 
 
 def _sweep_stale(target: Path) -> None:

@@ -19,8 +19,13 @@ import tempfile
 import time
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # not on Windows: ownerless folders are then never swept
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = [
-    "PREFIX",
+    "PREFIXES",
     "alive",
     "owner_token",
     "remove",
@@ -30,9 +35,12 @@ __all__ = [
 ]
 
 PREFIX = "propensity-"
+# only folders of these kinds are ever swept: other tools may use the same prefix
+PREFIXES = ("propensity-run-", "propensity-duckdb-")
 _OWNER = "owner"
 # A folder without an owner file is either being created this instant or was left by a version
-# that wrote none (``propensity-duckdb-*``); it is removed only once it is this old.
+# that wrote none (``propensity-duckdb-*``); it is removed only once it is this old, and only
+# when no process holds its DuckDB database open (DuckDB locks the file while it is open).
 _ORPHAN_AGE_S = 3600.0
 
 
@@ -79,7 +87,7 @@ def sweep(root: str | Path | None = None) -> list[Path]:
     root = Path(root or tempfile.gettempdir())
     removed = []
     try:
-        candidates = [p for p in root.iterdir() if p.name.startswith(PREFIX)]
+        candidates = [p for p in root.iterdir() if p.name.startswith(PREFIXES)]
     except OSError:
         return removed
     for folder in candidates:
@@ -96,11 +104,29 @@ def sweep(root: str | Path | None = None) -> list[Path]:
                 age = time.time() - folder.stat().st_mtime
             except OSError:
                 continue
-            if age < _ORPHAN_AGE_S:
+            if age < _ORPHAN_AGE_S or _in_use(folder):
                 continue
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     return removed
+
+
+def _in_use(folder: Path) -> bool:
+    """Whether a process holds a DuckDB database in `folder` open (it keeps a lock on it)."""
+    if fcntl is None:
+        return True
+    for db in folder.glob("*.duckdb"):
+        try:
+            fd = os.open(db, os.O_RDWR)
+        except OSError:
+            return True  # cannot tell: leave it
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # closing drops the probe's lock
+    return False
 
 
 def work_folder(kind: str, root: str | Path | None = None) -> Path:
