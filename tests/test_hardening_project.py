@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PROPENSITY = str(Path(sys.executable).parent / "propensity")
+# PROPENSITY_BIN runs the slow suite against another install (e.g. to see a test fail on main)
+PROPENSITY = os.environ.get("PROPENSITY_BIN") or str(Path(sys.executable).parent / "propensity")
 _PROJECT: Project | None = None
 
 

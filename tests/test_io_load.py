@@ -610,3 +610,31 @@ def test_lost_users_table_is_read_and_cleaned(tmp_path):
     rows = loaded.con.execute("SELECT user_id, lost_at FROM lost_users").fetchall()
     assert rows == [("u2", datetime(2025, 1, 4))]
     assert ("lost_users", "missing user_id") in {(d.table, d.reason) for d in loaded.report.drops}
+
+
+def test_on_simulated_worlds_only_the_bot_is_flagged(tmp_path):
+    """Check that on a simulated world (1,200 users, heavy users included) and on its day-only
+    copy, the bot rules flag exactly the simulator's bot and no person."""
+    import duckdb
+
+    from propensity.simulate import simulate
+
+    simulate(tmp_path / "w", users=1200, seed=4, days=120)
+    truth = pd.read_parquet(tmp_path / "w" / "truth.parquet")
+    bots = sorted(truth.loc[truth["reason"] == "bot", "user_id"])
+    assert len(bots) == 1
+    day_only = tmp_path / "day_only.parquet"
+    duckdb.sql(
+        f"COPY (SELECT * REPLACE (date_trunc('day', timestamp) AS timestamp) FROM "
+        f"read_parquet('{tmp_path / 'w' / 'events'}/*.parquet')) TO '{day_only}' (FORMAT parquet)"
+    )
+    for events in (str(tmp_path / "w" / "events"), str(day_only)):
+        cfg = DataConfig(events=events, users=str(tmp_path / "w" / "users.parquet"))
+        loaded = load_data(cfg, now=datetime(2025, 7, 1))
+        flagged = sorted(
+            loaded.con.execute(
+                "SELECT user_id FROM read_parquet(?) EXCEPT SELECT user_id FROM users",
+                [str(tmp_path / "w" / "users.parquet")],
+            ).fetchall()
+        )
+        assert [u for (u,) in flagged] == bots, events

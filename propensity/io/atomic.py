@@ -111,7 +111,8 @@ def output_error(exc: OSError, target: str | Path) -> OutputError:
     """One clear message for an output that could not be written, naming it and the fix."""
     reason = exc.strerror or str(exc) or type(exc).__name__
     where = repr(str(target))
-    if exc.errno in _FULL:
+    text = str(exc)
+    if exc.errno in _FULL or "No space left" in text or "File too large" in text:
         fix = "Free disk space (or raise the file size limit) and run again, or write elsewhere"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         fix = "Write somewhere this user may write, or fix the folder's permissions"

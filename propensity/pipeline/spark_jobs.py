@@ -74,6 +74,11 @@ def load_spark(cfg: Config, spark: SparkSession | None = None) -> SparkData:
             f"data.format must be 'parquet' (or 'auto') for engine: spark. Got {data.format!r}; "
             f"convert the tables to canonical parquet first."
         )
+    if data.lost_users is not None or cfg.label.lost_event is not None:
+        problems.append(
+            "data.lost_users and label.lost_event are not supported with engine: spark yet. "
+            "Remove them, or train with engine: duckdb."
+        )
     if data.users is None:
         problems.append(
             "data.users must name the users table for engine: spark (signup times come from it). "
@@ -102,7 +107,7 @@ def prepare_spark(cfg: Config, data: SparkData | None = None) -> Prepared:
 
     data = data or load_spark(cfg)
     spark = data.spark
-    labels = build_label_times_spark(spark, cfg.label)
+    labels = build_label_times_spark(spark, cfg.label, cfg.data.end)
     split = split_out_of_time(labels.frame, cfg.split)
     train_rows = LabelTimes(
         labels.frame.iloc[split.train].reset_index(drop=True), labels.excluded, labels.settings
