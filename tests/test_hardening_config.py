@@ -258,7 +258,7 @@ def test_a_huge_config_file_is_not_read(tmp_path):
     [
         ({**BASE, "seed": "9" * 900_000}, "9" * 20),
         ({**BASE, "label": {"horizon": "x" * 900_000}}, "x" * 20),
-        ({**BASE, "features": {"windows": [{"a": i} for i in range(20_000)]}}, "{'a': 0}"),
+        ({**BASE, "features": {"windows": [{"a": i} for i in range(2_000)]}}, "{'a': 0}"),
         ({**BASE, "z" * 100_000: 1}, "z" * 30),
         ({**BASE, **{f"k{i}": i for i in range(5000)}}, "more problems"),
     ],

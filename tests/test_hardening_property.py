@@ -206,3 +206,22 @@ def test_cli_with_any_config_exits_0_or_2(raw):
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(
         result.exception
     )
+
+
+BIG = st.one_of(
+    st.text(min_size=100, max_size=3000),
+    st.lists(st.integers(), min_size=50, max_size=3000),
+    st.dictionaries(st.text(min_size=1, max_size=200), st.integers(), min_size=1, max_size=200),
+)
+
+
+@SETTINGS
+@given(raw=st.dictionaries(st.sampled_from(SECTIONS), st.one_of(VALUES, BIG), max_size=6))
+def test_config_errors_stay_short_whatever_the_values(raw):
+    """Check that a config with huge strings, lists or mappings anywhere gives a ConfigError of
+    bounded length (a short prefix of each bad value, at most 20 problems), never an echo."""
+    raw.setdefault("data", {"events": "e.parquet"})
+    try:
+        config_from_dict(raw)
+    except ConfigError as exc:
+        assert len(str(exc)) < 8000, len(str(exc))

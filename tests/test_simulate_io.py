@@ -70,6 +70,7 @@ def test_preset_round_trips_through_load_data(tmp_path: Path, reference, preset:
         conversions=str(summary.paths["conversions"]),
         format=fmt,
         preset=preset,
+        bots={"exclude": False},  # a round trip: the simulator's bot is data here
     )
     con = load_data(cfg).con
     events = con.execute(
