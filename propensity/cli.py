@@ -357,11 +357,10 @@ def score(
     with _user_errors():
         cfg = _load(config, engine)
         inputs = (cfg.data.events, cfg.data.users, cfg.data.conversions, cfg.data.lost_users)
-        if cfg.engine == "spark":
-            _check_dir(out_path, "--out")
-        else:
+        if cfg.engine != "spark":
             _check_file(out_path, "--out", inputs)
-        if cfg.engine == "spark":
+        else:
+            _check_dir(out_path, "--out")  # Spark writes a folder of parquet parts
             summary = _score_on_spark(cfg, as_of, out_path, model, previous, fail_on_drift, fmt)
             out.print("summary " + " ".join(f"{k}={v}" for k, v in summary.items()))
             return
