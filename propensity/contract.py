@@ -11,6 +11,8 @@ truncated to whole seconds so epoch arithmetic is exact on every engine):
 - ``conversions``: ``user_id`` VARCHAR, ``converted_at`` TIMESTAMP (first payment).
 - ``lost_users`` (optional): ``user_id`` VARCHAR, ``lost_at`` TIMESTAMP (account deleted or
   otherwise gone; label times exclude users lost before their cutoff).
+- ``data_end`` (optional, one row): ``data_end`` TIMESTAMP, the configured end of the observed
+  data (``data.end``), which label times right-censor against.
 
 A preset names, for each canonical column, the source columns an export uses for it (the first
 one found wins). Presets cover the events table; users and conversions use canonical names

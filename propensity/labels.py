@@ -64,11 +64,14 @@ def build_label_times(
 ) -> LabelTimes:
     """Place cutoffs at signup + each trial age and label conversion within the horizon.
 
-    ``data_end`` is the end of the observed data (``data.end``); it defaults to the latest
-    event or conversion timestamp. A conversion exactly at the cutoff counts (label 1); one
-    exactly at ``cutoff + horizon`` does not. A user lost exactly at the cutoff is excluded.
+    ``data_end`` is the end of the observed data; it defaults to the ``data_end`` table the
+    reader writes for ``data.end``, else the latest event or conversion timestamp. A conversion
+    exactly at the cutoff counts (label 1); one exactly at ``cutoff + horizon`` does not. A user
+    lost exactly at the cutoff is excluded.
     """
     _require_tables(con, ("events", "users", "conversions"))
+    if data_end is None and _has_table(con, "data_end"):
+        data_end = con.execute("SELECT max(data_end) FROM data_end").fetchone()[0]
     if data_end is None:
         data_end = con.execute(
             "SELECT GREATEST((SELECT MAX(timestamp) FROM events),"

@@ -197,3 +197,25 @@ def test_data_end_from_the_config_right_censors_the_labels(tmp_path) -> None:
     # conversion is on 01-17 and the last event on 01-07
     assert prepared.labels.excluded["right_censored"] == 0
     assert len(prepared.labels) == n
+
+
+def test_the_readers_data_end_is_every_jobs_default(tmp_path) -> None:
+    """Check that label times built on a loaded connection (as train, compare and discover do,
+    without passing an end) right-censor against data.end, so their row sets agree."""
+    from propensity.config import DataConfig
+    from propensity.io import load_data
+
+    users = pd.DataFrame({"user_id": ["u1", "u2"], "signup_at": pd.to_datetime(["2024-01-01"] * 2)})
+    events = pd.DataFrame(
+        {"user_id": ["u1", "u2"], "event": "login", "timestamp": pd.Timestamp("2024-01-02")}
+    )
+    users.to_parquet(tmp_path / "u.parquet")
+    events.to_parquet(tmp_path / "e.parquet")
+    cfg = DataConfig(events=str(tmp_path / "e.parquet"), users=str(tmp_path / "u.parquet"))
+    censored = build_label_times(load_data(cfg, now=datetime(2024, 6, 1)).con, LabelConfig())
+    assert len(censored) == 0 and censored.excluded["right_censored"] == 2
+    ended = load_data(
+        cfg.model_copy(update={"end": datetime(2024, 3, 1)}), now=datetime(2024, 6, 1)
+    )
+    labels = build_label_times(ended.con, LabelConfig())
+    assert len(labels) == 2 and labels.settings["data_end"] == "2024-03-01T00:00:00"

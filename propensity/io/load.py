@@ -348,5 +348,8 @@ def _load(con: duckdb.DuckDBPyConnection, cfg: DataConfig, now: datetime) -> Loa
     for name in sources:
         con.execute(f"DROP TABLE IF EXISTS {name}")
         con.execute(f"ALTER TABLE stage_{name} RENAME TO {name}")
+    con.execute("DROP TABLE IF EXISTS data_end")
+    if cfg.end is not None:  # label times of every job read it from here (see propensity.labels)
+        con.execute("CREATE TABLE data_end AS SELECT CAST(? AS TIMESTAMP) AS data_end", [cfg.end])
     report = summarise(con, sources, rows_read, run, cfg.end)
     return LoadedData(con, report)

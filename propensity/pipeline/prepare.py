@@ -74,7 +74,7 @@ def labelled_features(
 def prepare(cfg: Config, data: LoadedData | None = None) -> Prepared:
     """Load the data named in `cfg` (unless given), build label times, split, featurise."""
     data = data or load_data(cfg.data)
-    labels = build_label_times(data.con, cfg.label, data_end=cfg.data.end)
+    labels = build_label_times(data.con, cfg.label)
     # too little data is said as such here, not later as a rule or a split that cannot fit
     check_trainable(data.con, labels, cfg.label, cfg.model.min_positives, cfg.model.min_negatives)
     split = split_out_of_time(labels.frame, cfg.split)
