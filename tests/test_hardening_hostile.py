@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_hardening_project import run_unprivileged
 from typer.testing import CliRunner
@@ -378,6 +378,7 @@ NASTY = st.text(
 
 @settings(max_examples=12, deadline=None, derandomize=True)
 @given(names=st.lists(NASTY, min_size=4, max_size=4, unique=True))
+@example(names=['user"id', 'ts"x', 'company"size', "seats'; DROP TABLE users; --"])
 def test_any_column_name_is_quoted_in_sql(tmp_path_factory, names):
     """Check that columns named with quotes, backslashes and the like, mapped in the config or
     passed through as user attributes and features, are read right (never break the SQL)."""
