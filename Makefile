@@ -7,7 +7,7 @@ DEMO_DATA ?= data/demo
 DEMO_USERS ?= 20000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format mlflow-ui bench clean
+.PHONY: help install demo test test-fast acceptance lint format mlflow-ui bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -25,10 +25,13 @@ demo: install ## Simulate a product, then train, compare with rules and score, e
 
 test: install ## Run the whole test suite (what CI runs)
 	sh scripts/ensure-chromium.sh
-	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python -m pytest -q
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python -m pytest -q -m "not acceptance"
 
 test-fast: install ## Run the tests, skipping slow and Spark ones
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python -m pytest -q -m "not slow and not spark"
+
+acceptance: install ## Run the extra acceptance worlds (tens of minutes; not part of make test)
+	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python -m pytest -q -m acceptance
 
 lint: install ## Lint with ruff
 	$(BIN)/ruff check propensity tests benchmarks

@@ -4,7 +4,8 @@ suggested rule does against the shipped templates and the model, out of time.
 Two worlds: the demo world (``propensity simulate --users 20000 --seed 7``, configs/demo.yaml)
 and one of another size and seed (25,000 users, seed 21). Each is trained with
 ``baselines.suggested: true`` (so the champion exists and train judges the rule too), then
-``propensity discover`` runs on it. Minutes per world: marked slow.
+``propensity discover`` runs on it. Minutes per world: marked slow, and the second world is
+``acceptance`` (run by ``make acceptance``, not by ``make test``) so the suite stays short.
 """
 
 from __future__ import annotations
@@ -35,7 +36,13 @@ TRUTH = {
 VANITY = ("message_sent", "page_view")  # no weight in the truth
 
 
-@pytest.fixture(scope="module", params=[("demo", 20_000, 7), ("other", 25_000, 21)], ids=str)
+WORLDS = [
+    pytest.param(("demo", 20_000, 7), id="demo"),
+    pytest.param(("other", 25_000, 21), id="other", marks=pytest.mark.acceptance),
+]
+
+
+@pytest.fixture(scope="module", params=WORLDS)
 def world(request, tmp_path_factory):
     """A simulated world, trained with the suggested rule, then discovered through the CLI."""
     name, users, seed = request.param
