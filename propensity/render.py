@@ -8,12 +8,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from propensity.io.report import LoadReport
+from propensity.io.summary import DataSummary
 
 __all__ = ["data_summary", "drift_table", "feature_table", "frame_table", "metrics_table"]
 
 
-def data_summary(report: LoadReport, console: Console, top_events: int = 20) -> None:
+def data_summary(report: DataSummary, console: Console, top_events: int = 20) -> None:
     """Print what was read, what was dropped and why, and the shape of the data."""
     tables = Table(title="Input tables", title_justify="left")
     for col in ("table", "source", "rows read", "rows kept"):

@@ -4,11 +4,11 @@ from propensity.io.atomic import atomic_path, atomic_paths, write_table
 from propensity.io.export import export_canonical
 from propensity.io.load import LoadedData, connect, load_data
 from propensity.io.previous import read_previous_scores
-from propensity.io.report import Drop, LoadReport, TableSummary
+from propensity.io.summary import DataSummary, Drop, TableSummary
 
 __all__ = [
     "Drop",
-    "LoadReport",
+    "DataSummary",
     "LoadedData",
     "TableSummary",
     "atomic_path",

@@ -17,8 +17,8 @@ from propensity.config import DataConfig
 from propensity.errors import redact, shorten
 from propensity.io.bots import bot_rule, find_bots
 from propensity.io.dedup import Dedup
-from propensity.io.report import Drop
 from propensity.io.sources import sql_string
+from propensity.io.summary import Drop
 from propensity.io.timestamps import local_sql
 
 __all__ = ["Cleaning", "clean", "drop_where", "examples", "has_table"]

@@ -23,7 +23,7 @@ import pandas as pd
 from propensity.config import Config, Preset
 from propensity.errors import ConfigError, DataContractError
 from propensity.features.named import event_support
-from propensity.io.report import LoadReport, TableSummary
+from propensity.io.summary import DataSummary, TableSummary
 from propensity.labels import LabelTimes
 from propensity.model.split import split_out_of_time
 from propensity.pipeline.modelspec import model_spec
@@ -44,13 +44,13 @@ __all__ = ["SparkData", "load_spark", "prepare_spark", "score_spark_job", "scori
 @dataclass(frozen=True, eq=False)
 class SparkData:
     """The Spark engine's :class:`propensity.io.LoadedData`: a session with the views
-    ``events``, ``users``, ``conversions`` registered, and the same :class:`LoadReport`.
+    ``events``, ``users``, ``conversions`` registered, and the same :class:`DataSummary`.
 
     There is no DuckDB connection (``.con``): code that needs the tables asks Spark.
     """
 
     spark: SparkSession
-    report: LoadReport
+    report: DataSummary
 
 
 def load_spark(cfg: Config, spark: SparkSession | None = None) -> SparkData:
@@ -189,8 +189,8 @@ def score_spark_job(
 
 
 # ---- helpers -------------------------------------------------------------------------------
-def _report(spark: SparkSession, events: str, users: str, conversions: str | None) -> LoadReport:
-    """:func:`propensity.io.report.summarise` computed on the Spark views (no drops)."""
+def _report(spark: SparkSession, events: str, users: str, conversions: str | None) -> DataSummary:
+    """:func:`propensity.io.summary.summarise` computed on the Spark views (no drops)."""
     row = spark.sql(
         "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM users), "
         "(SELECT count(*) FROM conversions), (SELECT count(DISTINCT user_id) FROM events), "
@@ -204,7 +204,7 @@ def _report(spark: SparkSession, events: str, users: str, conversions: str | Non
     ).collect()
     counts = {"events": n_events, "users": n_users, "conversions": n_conv}
     sources = {"events": events, "users": users, "conversions": conversions}
-    return LoadReport(
+    return DataSummary(
         tables=tuple(
             TableSummary(name, sources[name], int(counts[name]), int(counts[name]))
             for name in ("events", "users", "conversions")
