@@ -4,24 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 
-if TYPE_CHECKING:
-    from propensity.io.clean import Cleaning
+from propensity.io.clean import Cleaning, Drop
 
-__all__ = ["DataSummary", "Drop", "TableSummary", "summarise"]
-
-
-@dataclass(frozen=True)
-class Drop:
-    """Rows removed by one cleaning rule, with a few examples (never email addresses)."""
-
-    table: str
-    reason: str
-    rows: int
-    examples: tuple[str, ...]
+__all__ = ["DataSummary", "TableSummary", "summarise"]
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def score_spark(
     loaded = load_model(model_uri, mlflow_cfg, project_dir)
     model = loaded.pqlmodel
     scorer = pyfunc_udf(spark, model_uri, mlflow_cfg, project_dir)
-    s = scorer.score_columns()
+    s = scorer.udf(F.struct(*(F.col(f"`{c}`") for c in scorer.inputs)))
     scored = features.select(
         *_KEYS,
         *(F.col(f"`{c}`") for c in model.feature_columns),
