@@ -357,50 +357,14 @@ def score(
     fmt = "csv" if out_path.suffix == ".csv" else None
     with _user_errors():
         cfg = _load(config, engine)
-        inputs = (cfg.data.events, cfg.data.users, cfg.data.conversions, cfg.data.lost_users)
-        if cfg.engine != "spark":
-            _check_file(out_path, "--out", inputs)
-        else:
-            _check_dir(out_path, "--out")  # Spark writes a folder of parquet parts
-            summary = _score_on_spark(cfg, as_of, out_path, model, previous, fail_on_drift, fmt)
-            out.print("summary " + " ".join(f"{k}={v}" for k, v in summary.items()))
-            return
-        from propensity.pipeline.score import score_job
+        from propensity.pipeline.score import check_score_options, score_job
 
+        check_score_options(cfg, out_path, previous, fail_on_drift, fmt == "csv")
         with _steps(log=False) as progress:
             outcome = score_job(
                 cfg, as_of, out_path, model, previous, fail_on_drift, fmt, progress=progress
             )
     print_scoring(outcome, out, top)
-
-
-def _score_on_spark(
-    cfg: Config,
-    as_of: str,
-    out_path: Path,
-    model: str | None,
-    previous: Path | None,
-    fail_on_drift: bool,
-    fmt: str | None,
-) -> dict:
-    """The Spark score job: partitioned parquet by as_of; no previous-run or drift options yet."""
-    from propensity.pipeline.spark_jobs import score_spark_job
-
-    unsupported = [
-        name
-        for name, given in (
-            ("--previous", previous is not None),
-            ("--fail-on-drift", fail_on_drift),
-            ("a .csv --out", fmt == "csv"),
-        )
-        if given
-    ]
-    if unsupported:
-        raise _usage(
-            f"{', '.join(unsupported)} is not supported with engine spark yet; "
-            f"use engine duckdb for it"
-        )
-    return score_spark_job(cfg, as_of, out_path, model)
 
 
 @app.command()
@@ -520,12 +484,6 @@ def _check_dir(path: Path, what: str) -> None:
     from propensity.io.outputs import check_output_dir
 
     check_output_dir(path, what)
-
-
-def _check_file(path: Path, what: str, inputs: tuple[str | None, ...]) -> None:
-    from propensity.io.outputs import check_output_file
-
-    check_output_file(path, what, inputs)
 
 
 def _usage(message: str) -> PropensityError:

@@ -192,8 +192,15 @@ def _ci(row: Mapping[str, Any], key: str, signed: bool = False) -> str:
 
 
 def print_scoring(outcome: Any, console: Console, top: int = 10) -> None:
-    """Print the top PQLs with their reasons and the job's summary line."""
+    """Print the top PQLs with their reasons and the job's summary line.
+
+    An engine that scored in place (the scores are in its output folder) has only the summary.
+    """
+    summary = "summary " + " ".join(f"{k}={v}" for k, v in outcome.summary.items())
     scores = outcome.scores
+    if scores is None:
+        console.print(summary)
+        return
     pqls = scores[scores["is_pql"]].head(top)
     table = Table(
         title=f"Top {len(pqls)} PQLs at {outcome.as_of:%Y-%m-%d %H:%M} UTC", title_justify="left"
@@ -213,7 +220,7 @@ def print_scoring(outcome: Any, console: Console, top: int = 10) -> None:
     drift_table(outcome.drift, console, source=outcome.paths.get("drift"))
     for name, path in outcome.paths.items():
         console.print(f"{name}: {path}")
-    console.print("summary " + " ".join(f"{k}={v}" for k, v in outcome.summary.items()))
+    console.print(summary)
 
 
 def feature_table(found: Any, console: Console) -> None:

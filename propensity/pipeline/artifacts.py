@@ -52,7 +52,7 @@ def write_training_artifacts(
         write_json(result.metrics, out_dir / "metrics.json"),
         write_json(
             {
-                "data": prepared.data.report.as_dict(),
+                "data": prepared.engine.summary.as_dict(),
                 "labels": {
                     "excluded": prepared.labels.excluded,
                     "settings": prepared.labels.settings,

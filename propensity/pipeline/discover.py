@@ -28,6 +28,7 @@ from propensity.discover import (
     rank_behaviours,
     suggest_rule,
 )
+from propensity.engines.duckdb import DuckDBEngine
 from propensity.errors import ConfigError, ModelError
 from propensity.evaluate import bootstrap_flag_metrics, flag_metrics
 from propensity.features import FeatureSpec, compute_features, learn_spec
@@ -205,7 +206,7 @@ def discover_for_training(cfg: Config, prepared: Prepared) -> Discovery | None:
     """With ``baselines.suggested: true``, the discovery ``train`` adds to its comparison."""
     if not cfg.baselines.suggested:
         return None
-    if not isinstance(prepared.data, LoadedData):
+    if not isinstance(prepared.engine, DuckDBEngine):
         raise ConfigError(
             "baselines.suggested needs engine duckdb: discovery runs its SQL on DuckDB. Got "
             "engine spark; train with --engine duckdb or set baselines.suggested: false."
@@ -214,7 +215,7 @@ def discover_for_training(cfg: Config, prepared: Prepared) -> Discovery | None:
     rows = split.train[prepared.main_rows[split.train]]
     train = prepared.frame.iloc[rows].reset_index(drop=True)
     weeks = split.weeks("train")
-    return learn_discovery(cfg, prepared.data, prepared.spec, train, weeks, match=False)
+    return learn_discovery(cfg, prepared.engine.data, prepared.spec, train, weeks, match=False)
 
 
 def write_discovery(

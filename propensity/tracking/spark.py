@@ -27,7 +27,7 @@ class PyfuncUdf:
     """A loaded ``spark_udf`` and the input columns of the model's signature, in order.
 
     Apply ``udf`` to one struct of the ``inputs`` columns (named, so mlflow matches by name);
-    :mod:`propensity.spark.scoring` does, so pyspark stays out of tracking.
+    :mod:`propensity.engines._spark.scoring` does, so pyspark stays out of tracking.
     """
 
     def __init__(self, udf: Any, inputs: list[str], model_uri: str) -> None:
