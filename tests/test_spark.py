@@ -1,4 +1,4 @@
-"""Tests for propensity.engines._spark: Spark labels, features and scores equal the DuckDB/local ones."""
+"""Tests for propensity.engines._spark: labels, features and scores equal the DuckDB/local ones."""
 
 from __future__ import annotations
 
