@@ -14,7 +14,6 @@ from propensity.engines import open_engine
 from propensity.io import write_table
 from propensity.labels import LabelTimes
 from propensity.model.split import split_out_of_time
-from propensity.pipeline.modelspec import model_spec
 from propensity.pipeline.prepare import labelled_features
 
 __all__ = ["CompareOutcome", "compare_job"]
@@ -36,7 +35,7 @@ def compare_job(cfg: Config, model_uri: str | None = None) -> CompareOutcome:
     uri = model_uri or f"models:/{cfg.mlflow.registered_model}@champion"
     loaded = load_model(uri, cfg.mlflow)
     model = loaded.pqlmodel
-    spec = model_spec(model)
+    spec = model.spec
     engine = open_engine(cfg)
     labels = engine.label_times(cfg.label)
     split = split_out_of_time(labels.frame, cfg.split)

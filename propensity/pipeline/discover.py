@@ -345,7 +345,6 @@ def _model_scores(
     ``test`` holds discovery's test features (``test_spec``'s); reused when the model's spec is
     the same one.
     """
-    from propensity.pipeline.modelspec import model_spec
     from propensity.tracking import load_model
 
     uri = model_uri or f"models:/{cfg.mlflow.registered_model}@champion"
@@ -355,7 +354,7 @@ def _model_scores(
         if model_uri is not None:
             raise
         return None, None, float("nan"), f"no model to compare with ({exc})"
-    spec = model_spec(model)
+    spec = model.spec
     if spec.hash != test_spec.hash:
         test = _features(data, labels, split.test[main[split.test]], spec)
     scores = model.predict_proba(test[list(spec.columns)])[:, 1]

@@ -50,11 +50,10 @@ def feature_list(cfg: Config, model: str | None = None) -> FeatureList:
     if model is None:
         spec, source = learned_spec(cfg), f"learned from {cfg.data.events}"
     else:
-        from propensity.pipeline.modelspec import model_spec
         from propensity.tracking import load_model
 
         uri = f"models:/{cfg.mlflow.registered_model}@champion" if model == "champion" else model
-        spec, source = model_spec(load_model(uri, cfg.mlflow).pqlmodel), uri
+        spec, source = load_model(uri, cfg.mlflow).pqlmodel.spec, uri
     table = pd.DataFrame(
         [(f.name, f.family, meaning(f)) for f in spec.features],
         columns=["feature", "family", "meaning"],

@@ -24,7 +24,6 @@ from propensity.errors import DataContractError, DriftError, PropensityError
 from propensity.io import atomic_paths, read_previous_scores, write_table
 from propensity.io.atomic import write_frame
 from propensity.io.outputs import check_output_dir, check_output_file
-from propensity.pipeline.modelspec import model_spec
 from propensity.scoring import score_frame
 
 __all__ = ["ScoreOutcome", "check_score_options", "resolve_as_of", "score_job"]
@@ -130,7 +129,7 @@ def score_job(
     progress(f"loading the model {uri}")
     loaded = load_model(uri, cfg.mlflow)
     model = loaded.pqlmodel
-    spec = model_spec(model)
+    spec = model.spec
     fmt = fmt or cfg.scoring.output_format
 
     progress("reading and checking the data")
