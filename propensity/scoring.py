@@ -75,8 +75,7 @@ def score_frame(
     _check_keys(features, accounts)
     X = model.prepare(features)
     matrix = to_matrix(X)
-    raw = np.asarray(model.booster.predict(matrix, num_threads=n_threads), dtype=np.float64)
-    score = np.asarray(model.calibrator.predict(raw), dtype=np.float64)
+    _, score = model.predict_matrix(matrix, n_threads)
     is_pql = score >= model.threshold
     user_id = features["user_id"].astype(str).to_numpy()
 

@@ -126,6 +126,15 @@ class PQLModel:
         p = self.calibrator.predict(self.predict_raw(X))
         return np.column_stack([1.0 - p, p])
 
+    def predict_matrix(self, matrix: np.ndarray, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
+        """Raw and calibrated P(y=1) of rows already prepared as one float matrix.
+
+        The score job builds the matrix once (``explain.to_matrix(model.prepare(X))``) for both
+        the scores and their SHAP values; ``n_threads`` bounds LightGBM's threads.
+        """
+        raw = np.asarray(self.booster.predict(matrix, num_threads=n_threads), dtype=np.float64)
+        return raw, np.asarray(self.calibrator.predict(raw), dtype=np.float64)
+
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """Calibrated ``probability`` and ``is_pql`` (probability >= threshold), indexed like X."""
         p = self.predict_proba(X)[:, 1]
