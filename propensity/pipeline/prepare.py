@@ -8,8 +8,9 @@ which features exist.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,9 +61,14 @@ def labelled_features(
     return frame, result.unseen_events
 
 
-def prepare(cfg: Config, engine: Engine | None = None) -> Prepared:
+def prepare(
+    cfg: Config, engine: Engine | None = None, baselines: Sequence[Any] | None = None
+) -> Prepared:
     """Load the data named in `cfg` (unless an engine holding it is given), build label times,
-    split, learn the spec on the training slice and featurise every row."""
+    split, learn the spec on the training slice and featurise every row.
+
+    ``baselines`` (default: built from ``cfg.baselines``) are checked against the learned spec.
+    """
     engine = engine or open_engine(cfg)
     labels = engine.label_times(cfg.label)
     # too little data is said as such here, not later as a rule or a split that cannot fit
@@ -78,7 +84,7 @@ def prepare(cfg: Config, engine: Engine | None = None) -> Prepared:
     learn[split.train] = True
     spec, result = engine.learn_spec(labels, features, learn)
     # every rule problem at once, before the model
-    check_rules(cfg, spec, lambda: engine.support(train_rows), features)
+    check_rules(cfg, spec, lambda: engine.support(train_rows), features, baselines)
     frame = result.frame
     frame["label"] = labels.frame["label"].to_numpy(dtype=int)
     unseen = result.unseen_events
@@ -115,6 +121,7 @@ def check_rules(
     spec: FeatureSpec,
     support: Mapping[str, int] | Callable[[], Mapping[str, int]],
     features: FeaturesConfig,
+    baselines: Sequence[Any] | None = None,
 ) -> None:
     """Check every rules baseline against the spec's columns; one error naming every problem.
 
@@ -128,4 +135,6 @@ def check_rules(
             counted.append(support() if callable(support) else support)
         return why_missing(name, spec, counted[0], features)
 
-    check_baselines(baselines_from_config(cfg.baselines), spec_frame(spec), explain=explain)
+    if baselines is None:
+        baselines = baselines_from_config(cfg.baselines)
+    check_baselines(list(baselines), spec_frame(spec), explain=explain)

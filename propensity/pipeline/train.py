@@ -76,7 +76,7 @@ def train(
     store = connect(cfg.mlflow, project_dir)
     baselines = baselines_from_config(cfg.baselines)  # ...an unknown template (exit 2)...
     progress(f"loading data, building label times and features ({cfg.engine})")
-    prepared = prepare(cfg)
+    prepared = prepare(cfg, baselines=baselines)
     spec = prepared.spec
     # ...and a rule that does not parse or names a feature the spec lacks (exit 2).
     for baseline in baselines:
@@ -92,13 +92,14 @@ def train(
         json.loads(spec.to_json()),
         spec.hash,
         report_rows=prepared.main_rows,
+        split=prepared.split,
     )
     model = result.model
     frame, split = prepared.frame, prepared.split
     train_main = frame.iloc[split.train[prepared.main_rows[split.train]]]
     attach_references(model, train_main, _scoring_like_rows(cfg, prepared), list(spec.columns))
     discovery = discover_for_training(cfg, prepared)  # baselines.suggested: true
-    comparison = _compare(cfg, prepared, result, discovery)
+    comparison = _compare(cfg, prepared, result, discovery, baselines)
     progress("logging the run and registering the model")
     with start_run(cfg, "train", project_dir=project_dir) as run:
         out_dir = Path(cfg.output_dir) / f"train-{run.run_id}"
@@ -157,9 +158,13 @@ def _scoring_like_rows(cfg: Config, prepared: Prepared) -> pd.DataFrame:
 
 
 def _compare(
-    cfg: Config, prepared: Prepared, result: TrainingResult, discovery: Discovery | None
+    cfg: Config,
+    prepared: Prepared,
+    result: TrainingResult,
+    discovery: Discovery | None,
+    baselines: list[Any],
 ) -> Any:
-    baselines = baselines_from_config(cfg.baselines)
+    baselines = list(baselines)  # the job's baselines, fitted on the test rows above
     if discovery is not None:
         baselines.append(discovery.suggestion.baseline())
     test = prepared.test_rows().reset_index(drop=True)
