@@ -20,16 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from propensity.config import DataConfig, FeaturesConfig, LabelConfig, SparkConfig
-from propensity.features import compute_features, learn_spec
-from propensity.io import load_data
-from propensity.labels import build_label_times
-from propensity.simulate import simulate
-from propensity.spark import (
+from propensity.engines._spark import (
     LOCAL_TEST_CONF,
     compute_features_spark,
     register_tables,
     spark_session,
 )
+from propensity.features import compute_features, learn_spec
+from propensity.io import load_data
+from propensity.labels import build_label_times
+from propensity.simulate import simulate
 
 
 def main() -> None:

@@ -44,7 +44,6 @@ from propensity.io import load_data
 from propensity.labels import scoring_population
 from propensity.model import PQLModel
 from propensity.pipeline.demo import oracle_on_test
-from propensity.pipeline.modelspec import model_spec
 from propensity.pipeline.score import score_job
 from propensity.simulate import simulate
 
@@ -149,7 +148,7 @@ def _later_cohort(cfg: Any, folder: Path, model_dir: Path) -> dict[str, float]:
     }
     later = cfg.model_copy(update={"data": cfg.data.model_copy(update=paths)})
     model = PQLModel.load(model_dir)
-    spec = model_spec(model)
+    spec = model.spec
     data = load_data(later.data)
     paid = pd.read_parquet(b / "conversions.parquet").groupby("user_id")["converted_at"].min()
     y_all, raw_all, cal_all = [], [], []

@@ -26,12 +26,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from sklearn.base import clone
 
 from propensity.errors import DataContractError, InsufficientDataError
 from propensity.evaluate import bootstrap_flag_metrics, flag_metrics, gains_curve
-from propensity.plots import plot_gains
 
 __all__ = [
     "Comparison",
@@ -39,7 +37,6 @@ __all__ = [
     "compare",
     "gains_chart_data",
     "paired_bootstrap_difference",
-    "plot_comparison",
     "rule_points",
     "top_k_flags",
 ]
@@ -168,11 +165,6 @@ def chart_points(points: pd.DataFrame) -> list[tuple[str, float, float]]:
         )
         if not np.isnan(c)
     ]
-
-
-def plot_comparison(comparison: Comparison, y: Any, model_scores: Any) -> Figure:
-    """Gains and lift of the model with every baseline (and the model's threshold) as a point."""
-    return plot_gains(y, model_scores, chart_points(comparison.rule_points))
 
 
 def compare(

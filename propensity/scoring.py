@@ -9,7 +9,6 @@ the holdout is chosen by a salted SHA-256 of the user id, never by Python's ``ha
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -22,7 +21,7 @@ import pandas as pd
 from propensity.config import ScoringConfig
 from propensity.errors import DataContractError, ModelError
 from propensity.explain import describe_name, reason_codes, reason_columns, shap_values, to_matrix
-from propensity.features import FeatureInfo, FeatureSpec
+from propensity.features import FeatureInfo
 from propensity.model import PQLModel
 
 __all__ = ["SCORE_COLUMNS", "ScoreResult", "holdout_mask", "score_frame"]
@@ -76,8 +75,7 @@ def score_frame(
     _check_keys(features, accounts)
     X = model.prepare(features)
     matrix = to_matrix(X)
-    raw = np.asarray(model.booster.predict(matrix, num_threads=n_threads), dtype=np.float64)
-    score = np.asarray(model.calibrator.predict(raw), dtype=np.float64)
+    _, score = model.predict_matrix(matrix, n_threads)
     is_pql = score >= model.threshold
     user_id = features["user_id"].astype(str).to_numpy()
 
@@ -173,8 +171,8 @@ def _explain_rows(
 def _describer(model: PQLModel) -> Callable[[str], FeatureInfo]:
     """``FeatureSpec.describe`` of the model's spec, or the name parser when it cannot load."""
     try:
-        spec = FeatureSpec.from_json(json.dumps(model.feature_spec))
-    except (ModelError, KeyError, TypeError, ValueError):
+        spec = model.spec
+    except ModelError:
         return describe_name
     known = set(spec.columns)
     return lambda name: spec.describe(name) if name in known else describe_name(name)

@@ -23,7 +23,7 @@ SPARK_MARKS = [
 def spark():
     """One local[2] session (getOrCreate: the same JVM as any other Spark test module)."""
     pytest.importorskip("pyspark")
-    from propensity.spark import LOCAL_TEST_CONF, spark_session
+    from propensity.engines._spark import LOCAL_TEST_CONF, spark_session
 
     session = spark_session(SparkConfig(master="local[2]", conf=LOCAL_TEST_CONF))
     yield session

@@ -14,12 +14,12 @@ from propensity.compare import (
     compare,
     gains_chart_data,
     paired_bootstrap_difference,
-    plot_comparison,
     rule_points,
     top_k_flags,
 )
 from propensity.errors import DataContractError
 from propensity.evaluate import bootstrap_flag_metrics, gains_curve
+from propensity.figures import plot_comparison
 
 
 @pytest.fixture

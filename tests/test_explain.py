@@ -12,10 +12,8 @@ from matplotlib.figure import Figure
 
 from propensity.explain import (
     TreeShapModel,
-    beeswarm_figure,
     describe_name,
     fit_reference,
-    importance_bar_figure,
     mean_abs_shap,
     reason_codes,
     sentence,
@@ -23,6 +21,7 @@ from propensity.explain import (
     to_matrix,
     top_percent,
 )
+from propensity.figures import beeswarm_figure, importance_bar_figure
 
 
 def _frame(n: int = 1500, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

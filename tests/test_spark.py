@@ -1,4 +1,4 @@
-"""Tests for propensity.spark: Spark labels, features and scores equal the DuckDB/local ones."""
+"""Tests for propensity.engines._spark: labels, features and scores equal the DuckDB/local ones."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ pyspark = pytest.importorskip("pyspark")
 
 from pyspark.sql import functions as F  # noqa: E402
 
-from propensity.spark import (  # noqa: E402
+from propensity.engines._spark import (  # noqa: E402
     LOCAL_TEST_CONF,
     build_label_times_spark,
     compute_features_spark,
@@ -41,7 +41,7 @@ from propensity.spark import (  # noqa: E402
     scoring_population_spark,
     spark_session,
 )
-from propensity.spark.scoring import score_spark  # noqa: E402
+from propensity.engines._spark.scoring import score_spark  # noqa: E402
 from propensity.tracking import start_run  # noqa: E402
 
 pytestmark = [
@@ -265,7 +265,7 @@ def test_spark_scores_equal_local(spark, world, tmp_path, monkeypatch):
 
 def test_write_scores_partitions_by_as_of(spark, tmp_path):
     """Check that scores land in one parquet partition per as_of and rewrites replace only it."""
-    from propensity.spark.scoring import write_scores
+    from propensity.engines._spark.scoring import write_scores
 
     def frame(as_of: str, n: int):
         pdf = pd.DataFrame({"user_id": [f"u{i}" for i in range(n)], "score": [0.5] * n})

@@ -1,4 +1,4 @@
-"""Tests for propensity.pipeline.spark_jobs: Spark training data and scores equal DuckDB's."""
+"""Tests for propensity.engines.spark: the jobs handed the Spark engine equal DuckDB's."""
 
 from __future__ import annotations
 
@@ -22,12 +22,8 @@ pytest.importorskip("pyspark")
 
 from spark_fixtures import SPARK_MARKS, spark  # noqa: E402, F401  (a fixture)
 
-from propensity.pipeline.spark_jobs import (  # noqa: E402
-    load_spark,
-    prepare_spark,
-    score_spark_job,
-    scoring_like_rows_spark,
-)
+from propensity.engines.spark import open_spark  # noqa: E402
+from propensity.pipeline.train import _scoring_like_rows  # noqa: E402
 from propensity.tracking import start_run  # noqa: E402
 
 pytestmark = SPARK_MARKS
@@ -85,7 +81,7 @@ def world(spark, tmp_path_factory):  # noqa: F811 - the imported fixture
         loaded.con.execute(f"COPY {name} TO '{root / 'canon' / name}.parquet' (FORMAT parquet)")
     cfg = _config(root)
     duck = prepare(cfg)
-    sparked = prepare_spark(cfg, load_spark(cfg, spark))
+    sparked = prepare(cfg, open_spark(cfg, spark))
     return {"root": root, "cfg": cfg, "duck": duck, "spark": sparked}
 
 
@@ -107,10 +103,10 @@ def test_prepare_spark_equals_duckdb(world):
             assert a[col].equals(b[col]), col
         else:
             np.testing.assert_allclose(a[col], b[col], rtol=0, atol=1e-9, err_msg=col)
-    rows = {t.name: t.rows_kept for t in got.data.report.tables}
-    assert rows == {t.name: t.rows_kept for t in duck.data.report.tables}
-    assert got.data.report.last_event == duck.data.report.last_event
-    assert got.data.report.event_types == duck.data.report.event_types
+    rows = {t.name: t.rows_kept for t in got.engine.summary.tables}
+    assert rows == {t.name: t.rows_kept for t in duck.engine.summary.tables}
+    assert got.engine.summary.last_event == duck.engine.summary.last_event
+    assert got.engine.summary.event_types == duck.engine.summary.event_types
 
 
 def _fit(world, prepared):
@@ -146,15 +142,15 @@ def test_scoring_like_rows_spark_equal_duckdb(world):
     from propensity.labels import scoring_population
 
     duck = world["duck"]
-    got = scoring_like_rows_spark(world["cfg"], world["spark"])
+    got = _scoring_like_rows(world["cfg"], world["spark"])
     as_of = pd.Timestamp(duck.test_rows()["cutoff_at"].max()).to_pydatetime()
-    population = scoring_population(duck.data.con, world["cfg"].label, as_of)
-    want = compute_features(duck.data.con, population, duck.spec).frame
+    population = scoring_population(duck.engine.con, world["cfg"].label, as_of)
+    want = compute_features(duck.engine.con, population, duck.spec).frame
     assert len(got) == len(want) > 20
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=0, atol=1e-9)
 
 
-def test_score_spark_job_equals_duckdb_score_job(world, duck_model, tmp_path, monkeypatch):
+def test_spark_score_job_equals_duckdb_score_job(world, duck_model, tmp_path, monkeypatch):
     """Check the partitioned parquet's scores against the DuckDB score job's, user by user."""
     db = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", db)
@@ -166,7 +162,8 @@ def test_score_spark_job_equals_duckdb_score_job(world, duck_model, tmp_path, mo
 
     want = score_job(cfg, AS_OF, tmp_path / "duck.parquet", model_uri=uri).scores
     out = tmp_path / "spark_scores"
-    summary = score_spark_job(cfg, AS_OF, out, model_uri=uri, data=world["spark"].data)
+    cfg = cfg.model_copy(update={"engine": "spark"})
+    summary = score_job(cfg, AS_OF, out, model_uri=uri, engine=world["spark"].engine).summary
     parts = [p.name for p in out.iterdir() if p.is_dir()]
     assert parts == ["as_of=2025-04-01 00%3A00%3A00"]
     got = pd.read_parquet(out / parts[0]).sort_values(["score", "user_id"], ascending=[False, True])
@@ -180,12 +177,12 @@ def test_score_spark_job_equals_duckdb_score_job(world, duck_model, tmp_path, mo
     assert summary["as_of"] == "2025-04-01T00:00:00"
 
 
-def test_load_spark_refuses_raw_exports(world):
+def test_open_spark_refuses_raw_exports(world):
     """Check that a preset, a column mapping or CSV is refused with the fix named."""
     cfg = _config(world["root"], {"events": "x.csv", "users": "u.csv", "preset": "segment",
                                   "format": "csv"})  # fmt: skip
     with pytest.raises(ConfigError, match="preset must be 'canonical'.*Got preset 'segment'"):
-        load_spark(cfg)
+        open_spark(cfg)
     cfg = _config(world["root"], {"events": "x.parquet"})
     with pytest.raises(ConfigError, match="data.users must name the users table"):
-        load_spark(cfg)
+        open_spark(cfg)

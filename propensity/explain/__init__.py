@@ -5,7 +5,7 @@ map of the raw score, so positive contributions raise it too.
 """
 
 from propensity.explain._treeshap import TreeShapModel
-from propensity.explain.importance import beeswarm_figure, importance_bar_figure, mean_abs_shap
+from propensity.explain.importance import mean_abs_shap
 from propensity.explain.reasons import (
     CONTEXT_FEATURES,
     describe_name,
@@ -21,10 +21,8 @@ __all__ = [
     "CONTEXT_FEATURES",
     "Method",
     "TreeShapModel",
-    "beeswarm_figure",
     "describe_name",
     "fit_reference",
-    "importance_bar_figure",
     "mean_abs_shap",
     "reason_codes",
     "reason_columns",

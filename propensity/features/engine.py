@@ -71,7 +71,7 @@ class SqlRunner(Protocol):
     """What :func:`learn_spec` needs from an engine: a few queries over ``events``/``users``.
 
     DuckDB connections are wrapped automatically; the Spark engine passes its own
-    (:func:`propensity.spark.learn_spec_spark`), so one definition learns the spec on both.
+    (:func:`propensity.engines._spark.learn_spec_spark`), so one definition learns the spec on both.
     """
 
     dialect: Dialect

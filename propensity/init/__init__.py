@@ -21,7 +21,7 @@ from propensity.errors import PropensityWarning
 from propensity.init.columns import ColumnMapping, detect_mapping, parse_column_options
 from propensity.init.profile import Profile, profile_data
 from propensity.init.starter import Starter, refuse_existing, starter_config, write_new
-from propensity.io import LoadReport, connect, load_data
+from propensity.io import DataSummary, connect, load_data
 
 __all__ = [
     "ColumnMapping",
@@ -42,7 +42,7 @@ class InitResult:
     mapping: ColumnMapping
     profile: Profile
     starter: Starter
-    report: LoadReport
+    report: DataSummary
 
 
 def data_config(

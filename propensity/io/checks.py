@@ -12,8 +12,7 @@ import duckdb
 
 from propensity.config import DataConfig
 from propensity.errors import shorten
-from propensity.io.clean import Cleaning, examples
-from propensity.io.report import Drop
+from propensity.io.clean import Cleaning, Drop, examples
 
 __all__ = ["empty_column", "validate"]
 

@@ -17,11 +17,10 @@ from propensity.config import DataConfig
 from propensity.errors import redact, shorten
 from propensity.io.bots import bot_rule, find_bots
 from propensity.io.dedup import Dedup
-from propensity.io.report import Drop
 from propensity.io.sources import sql_string
 from propensity.io.timestamps import local_sql
 
-__all__ = ["Cleaning", "clean", "drop_where", "examples", "has_table"]
+__all__ = ["Cleaning", "Drop", "clean", "drop_where", "examples", "has_table"]
 
 _EXAMPLES = 3
 _TIMES = {
@@ -31,6 +30,16 @@ _TIMES = {
     "lost_users": "lost_at",
 }
 BOT_REASON = "bot or scripted account (data.bots)"
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Rows removed by one cleaning rule, with a few examples (never email addresses)."""
+
+    table: str
+    reason: str
+    rows: int
+    examples: tuple[str, ...]
 
 
 @dataclass

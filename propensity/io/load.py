@@ -24,10 +24,10 @@ from propensity.config import DataConfig
 from propensity.contract import TABLES, TableContract, source_candidates
 from propensity.errors import DataContractError, OutputError, redact, shorten
 from propensity.io.checks import empty_column, validate
-from propensity.io.clean import Cleaning, clean, examples
+from propensity.io.clean import Cleaning, Drop, clean, examples
 from propensity.io.dedup import Dedup, choose_dedup, dedup_select
-from propensity.io.report import Drop, LoadReport, summarise
 from propensity.io.sources import Source, describe, ident, open_source, read_failure, sql_string
+from propensity.io.summary import DataSummary, summarise
 from propensity.io.timestamps import timestamp_sql
 from propensity.io.workspace import remove, work_folder
 
@@ -43,7 +43,7 @@ class LoadedData:
     """A DuckDB connection holding canonical `events`, `users`, `conversions`, and the report."""
 
     con: duckdb.DuckDBPyConnection
-    report: LoadReport
+    report: DataSummary
 
 
 def connect(threads: int = 2, memory_limit: str = "3GB") -> duckdb.DuckDBPyConnection:

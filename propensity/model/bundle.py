@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from propensity.errors import ModelError
+from propensity.features import FeatureSpec
 from propensity.model.calibrate import Calibrator
 
 __all__ = ["FORMAT_VERSION", "KEY_COLUMNS", "PQLModel", "align_features"]
@@ -54,6 +56,34 @@ class PQLModel:
     feature_spec: dict[str, Any]
     feature_spec_hash: str
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def spec(self) -> FeatureSpec:
+        """The :class:`FeatureSpec` the model was trained with, checked against this code.
+
+        A ModelError (exit 3) when it cannot be read, when its hash differs from the recorded one
+        (this code would compute other features than the model was trained on, or the bundle was
+        edited: scoring would be silently wrong), or when its columns are not the model's.
+        """
+        try:
+            spec = FeatureSpec.from_json(json.dumps(self.feature_spec))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ModelError(
+                f"The model's feature spec cannot be read by this version of propensity ({exc}). "
+                f"Retrain the model, or score with the propensity version that trained it."
+            ) from None
+        if spec.hash != self.feature_spec_hash:
+            raise ModelError(
+                f"The model's recorded feature-spec hash {self.feature_spec_hash} does not match "
+                f"the spec this code computes ({spec.hash}). Retrain the model, or score with the "
+                f"propensity version that trained it."
+            )
+        if list(spec.columns) != list(self.feature_columns):
+            raise ModelError(
+                "The model's feature columns differ from its feature spec's columns. The bundle "
+                "was edited or is corrupt; retrain the model."
+            )
+        return spec
 
     # -- input checks ------------------------------------------------------------------------
 
@@ -95,6 +125,15 @@ class PQLModel:
         """Calibrated probabilities, shape (n, 2): columns P(y=0), P(y=1)."""
         p = self.calibrator.predict(self.predict_raw(X))
         return np.column_stack([1.0 - p, p])
+
+    def predict_matrix(self, matrix: np.ndarray, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
+        """Raw and calibrated P(y=1) of rows already prepared as one float matrix.
+
+        The score job builds the matrix once (``explain.to_matrix(model.prepare(X))``) for both
+        the scores and their SHAP values; ``n_threads`` bounds LightGBM's threads.
+        """
+        raw = np.asarray(self.booster.predict(matrix, num_threads=n_threads), dtype=np.float64)
+        return raw, np.asarray(self.calibrator.predict(raw), dtype=np.float64)
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """Calibrated ``probability`` and ``is_pql`` (probability >= threshold), indexed like X."""

@@ -84,6 +84,7 @@ def fit_model(
     feature_spec: dict[str, Any],
     feature_spec_hash: str,
     report_rows: np.ndarray | None = None,
+    split: Split | None = None,
 ) -> TrainingResult:
     """Train, calibrate and threshold a PQL model on a labelled feature table.
 
@@ -94,11 +95,14 @@ def fit_model(
     number, the threshold and ``test_frame`` use. With several cutoffs per user, pass the main
     cutoff's rows: one row per user keeps PQLs per week a count of people. Trees, early stopping
     and calibration still use every row, since scoring meets users at every trial age.
+
+    ``split`` is the out-of-time split of ``frame`` already made (``prepare`` made it to learn
+    the spec on the training slice); without it the split is made here, the same way.
     """
     feature_columns = list(feature_columns)
     _check_frame(frame, feature_columns)
     levels = _levels(frame, categorical)
-    split = split_out_of_time(frame, cfg.split)
+    split = split if split is not None else split_out_of_time(frame, cfg.split)
     y = frame["label"].to_numpy(dtype=float)
     _check_counts(split, y, cfg.model)
 

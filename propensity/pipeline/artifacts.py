@@ -10,24 +10,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on servers; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from propensity.compare import plot_comparison  # noqa: E402
-from propensity.config import Config  # noqa: E402
-from propensity.io import atomic_path, write_table  # noqa: E402
-from propensity.model.train import TrainingResult  # noqa: E402
-from propensity.pipeline.prepare import Prepared  # noqa: E402
-from propensity.plots import (  # noqa: E402
+from propensity.config import Config
+from propensity.figures import (
+    figure_png,
+    plot_comparison,
     plot_feature_importance,
     plot_precision_recall,
     plot_reliability,
     plot_roc,
     plot_score_distribution,
 )
+from propensity.io import atomic_path, write_table
+from propensity.model.train import TrainingResult
+from propensity.pipeline.prepare import Prepared
 
 __all__ = ["write_json", "write_training_artifacts"]
 
@@ -39,10 +34,9 @@ def write_json(data: Any, target: Path) -> Path:
     return target
 
 
-def _figure(fig: Figure, target: Path) -> Path:
+def _figure(fig: Any, target: Path) -> Path:
     with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
+        tmp.write_bytes(figure_png(fig, dpi=110))
     return target
 
 
@@ -58,7 +52,7 @@ def write_training_artifacts(
         write_json(result.metrics, out_dir / "metrics.json"),
         write_json(
             {
-                "data": prepared.data.report.as_dict(),
+                "data": prepared.engine.summary.as_dict(),
                 "labels": {
                     "excluded": prepared.labels.excluded,
                     "settings": prepared.labels.settings,

@@ -10,10 +10,10 @@ import pandas as pd
 from propensity.baselines import baselines_from_config
 from propensity.compare import compare
 from propensity.config import Config
-from propensity.io import load_data, write_table
-from propensity.labels import LabelTimes, build_label_times
+from propensity.engines import open_engine
+from propensity.io import write_table
+from propensity.labels import LabelTimes
 from propensity.model.split import split_out_of_time
-from propensity.pipeline.modelspec import model_spec
 from propensity.pipeline.prepare import labelled_features
 
 __all__ = ["CompareOutcome", "compare_job"]
@@ -35,14 +35,14 @@ def compare_job(cfg: Config, model_uri: str | None = None) -> CompareOutcome:
     uri = model_uri or f"models:/{cfg.mlflow.registered_model}@champion"
     loaded = load_model(uri, cfg.mlflow)
     model = loaded.pqlmodel
-    spec = model_spec(model)
-    data = load_data(cfg.data)
-    labels = build_label_times(data.con, cfg.label)
+    spec = model.spec
+    engine = open_engine(cfg)
+    labels = engine.label_times(cfg.label)
     split = split_out_of_time(labels.frame, cfg.split)
     test = LabelTimes(
         labels.frame.iloc[split.test].reset_index(drop=True), labels.excluded, labels.settings
     )
-    frame, _ = labelled_features(data, test, spec)
+    frame, _ = labelled_features(engine, test, spec)
     scores = model.predict_proba(frame[list(spec.columns)])[:, 1]
     weeks = split.weeks("test")
     result = compare(

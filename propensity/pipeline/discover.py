@@ -28,6 +28,7 @@ from propensity.discover import (
     rank_behaviours,
     suggest_rule,
 )
+from propensity.engines.duckdb import DuckDBEngine
 from propensity.errors import ConfigError, ModelError
 from propensity.evaluate import bootstrap_flag_metrics, flag_metrics
 from propensity.features import FeatureSpec, compute_features, learn_spec
@@ -205,7 +206,7 @@ def discover_for_training(cfg: Config, prepared: Prepared) -> Discovery | None:
     """With ``baselines.suggested: true``, the discovery ``train`` adds to its comparison."""
     if not cfg.baselines.suggested:
         return None
-    if not isinstance(prepared.data, LoadedData):
+    if not isinstance(prepared.engine, DuckDBEngine):
         raise ConfigError(
             "baselines.suggested needs engine duckdb: discovery runs its SQL on DuckDB. Got "
             "engine spark; train with --engine duckdb or set baselines.suggested: false."
@@ -214,7 +215,7 @@ def discover_for_training(cfg: Config, prepared: Prepared) -> Discovery | None:
     rows = split.train[prepared.main_rows[split.train]]
     train = prepared.frame.iloc[rows].reset_index(drop=True)
     weeks = split.weeks("train")
-    return learn_discovery(cfg, prepared.data, prepared.spec, train, weeks, match=False)
+    return learn_discovery(cfg, prepared.engine.data, prepared.spec, train, weeks, match=False)
 
 
 def write_discovery(
@@ -344,7 +345,6 @@ def _model_scores(
     ``test`` holds discovery's test features (``test_spec``'s); reused when the model's spec is
     the same one.
     """
-    from propensity.pipeline.modelspec import model_spec
     from propensity.tracking import load_model
 
     uri = model_uri or f"models:/{cfg.mlflow.registered_model}@champion"
@@ -354,7 +354,7 @@ def _model_scores(
         if model_uri is not None:
             raise
         return None, None, float("nan"), f"no model to compare with ({exc})"
-    spec = model_spec(model)
+    spec = model.spec
     if spec.hash != test_spec.hash:
         test = _features(data, labels, split.test[main[split.test]], spec)
     scores = model.predict_proba(test[list(spec.columns)])[:, 1]

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import pandas as pd
 
 from propensity.config import Config
+from propensity.engines.duckdb import open_duckdb
 from propensity.features import FeatureSpec, learn_spec
 from propensity.features.glossary import meaning
 from propensity.features.named import named_events
-from propensity.io import load_data
-from propensity.labels import LabelTimes, build_label_times
+from propensity.labels import LabelTimes
 from propensity.model.split import split_out_of_time
-from propensity.pipeline.prepare import named_events_present, support_on
+from propensity.pipeline.prepare import named_events_present
 
 __all__ = ["FeatureList", "feature_list", "learned_spec"]
 
@@ -34,15 +34,15 @@ class FeatureList:
 
 def learned_spec(cfg: Config) -> FeatureSpec:
     """The spec ``train`` would learn from ``cfg``'s data (no feature is computed)."""
-    data = load_data(cfg.data)
-    labels = build_label_times(data.con, cfg.label)
+    engine = open_duckdb(cfg)  # the spec alone: learn_spec's queries, no feature computed
+    labels = engine.label_times(cfg.label)
     split = split_out_of_time(labels.frame, cfg.split)
     rows = LabelTimes(
         labels.frame.iloc[split.train].reset_index(drop=True), labels.excluded, labels.settings
     )
-    named = support_on(data, rows, named_events(cfg.features))
+    named = engine.support(rows, named_events(cfg.features))
     features = named_events_present(cfg.features, named)
-    return learn_spec(data.con, rows, features)
+    return learn_spec(engine.con, rows, features)
 
 
 def feature_list(cfg: Config, model: str | None = None) -> FeatureList:
@@ -50,11 +50,10 @@ def feature_list(cfg: Config, model: str | None = None) -> FeatureList:
     if model is None:
         spec, source = learned_spec(cfg), f"learned from {cfg.data.events}"
     else:
-        from propensity.pipeline.modelspec import model_spec
         from propensity.tracking import load_model
 
         uri = f"models:/{cfg.mlflow.registered_model}@champion" if model == "champion" else model
-        spec, source = model_spec(load_model(uri, cfg.mlflow).pqlmodel), uri
+        spec, source = load_model(uri, cfg.mlflow).pqlmodel.spec, uri
     table = pd.DataFrame(
         [(f.name, f.family, meaning(f)) for f in spec.features],
         columns=["feature", "family", "meaning"],

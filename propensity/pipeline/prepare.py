@@ -8,30 +8,21 @@ which features exist.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from propensity.baselines import baselines_from_config, check_baselines
 from propensity.config import Config, FeaturesConfig, LabelConfig
+from propensity.engines import Engine, open_engine
 from propensity.errors import PropensityWarning
-from propensity.features import FeatureSpec, compute_features, learn_spec_and_features
-from propensity.features.named import (
-    drop_missing_named,
-    event_support,
-    named_events,
-    spec_frame,
-    why_missing,
-)
-from propensity.io import LoadedData, load_data
-from propensity.labels import LabelTimes, build_label_times, check_trainable
+from propensity.features import FeatureSpec
+from propensity.features.named import drop_missing_named, named_events, spec_frame, why_missing
+from propensity.labels import LabelTimes
 from propensity.model.split import Split, split_out_of_time
-
-if TYPE_CHECKING:
-    from propensity.pipeline.spark_jobs import SparkData
 
 __all__ = [
     "Prepared",
@@ -40,7 +31,6 @@ __all__ = [
     "main_cutoff_rows",
     "named_events_present",
     "prepare",
-    "support_on",
 ]
 
 
@@ -48,7 +38,7 @@ __all__ = [
 class Prepared:
     """Everything up to the feature table, ready for the model."""
 
-    data: LoadedData | SparkData  # SparkData (no DuckDB connection) with engine: spark
+    engine: Engine  # the engine holding the tables (its summary: what was read and dropped)
     labels: LabelTimes
     split: Split
     spec: FeatureSpec
@@ -62,38 +52,44 @@ class Prepared:
 
 
 def labelled_features(
-    data: LoadedData, labels: LabelTimes, spec: FeatureSpec
+    engine: Engine, labels: LabelTimes, spec: FeatureSpec
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """The feature table for `labels` with the label carried alongside, and unseen events."""
-    result = compute_features(data.con, labels, spec)
+    result = engine.features(labels, spec)
     frame = result.frame
     frame["label"] = labels.frame["label"].to_numpy(dtype=int)
     return frame, result.unseen_events
 
 
-def prepare(cfg: Config, data: LoadedData | None = None) -> Prepared:
-    """Load the data named in `cfg` (unless given), build label times, split, featurise."""
-    data = data or load_data(cfg.data)
-    labels = build_label_times(data.con, cfg.label)
+def prepare(
+    cfg: Config, engine: Engine | None = None, baselines: Sequence[Any] | None = None
+) -> Prepared:
+    """Load the data named in `cfg` (unless an engine holding it is given), build label times,
+    split, learn the spec on the training slice and featurise every row.
+
+    ``baselines`` (default: built from ``cfg.baselines``) are checked against the learned spec.
+    """
+    engine = engine or open_engine(cfg)
+    labels = engine.label_times(cfg.label)
     # too little data is said as such here, not later as a rule or a split that cannot fit
-    check_trainable(data.con, labels, cfg.label, cfg.model.min_positives, cfg.model.min_negatives)
+    engine.check_trainable(labels, cfg.label, cfg.model.min_positives, cfg.model.min_negatives)
     split = split_out_of_time(labels.frame, cfg.split)
     train_rows = LabelTimes(
         labels.frame.iloc[split.train].reset_index(drop=True), labels.excluded, labels.settings
     )
     # only the named events are counted now; the whole vocabulary only if a rule needs a reason
-    named = support_on(data, train_rows, named_events(cfg.features))
+    named = engine.support(train_rows, named_events(cfg.features))
     features = named_events_present(cfg.features, named)
     learn = np.zeros(len(labels.frame), dtype=bool)
     learn[split.train] = True
-    # The spec is learn_spec's on the training rows; one event scan serves it and the features.
-    spec, result = learn_spec_and_features(data.con, labels, features, learn)
+    spec, result = engine.learn_spec(labels, features, learn)
     # every rule problem at once, before the model
-    check_rules(cfg, spec, lambda: support_on(data, train_rows), features)
+    check_rules(cfg, spec, lambda: engine.support(train_rows), features, baselines)
     frame = result.frame
     frame["label"] = labels.frame["label"].to_numpy(dtype=int)
     unseen = result.unseen_events
-    return Prepared(data, labels, split, spec, frame, unseen, main_cutoff_rows(labels, cfg.label))
+    main = main_cutoff_rows(labels, cfg.label)
+    return Prepared(engine, labels, split, spec, frame, unseen, main)
 
 
 def main_cutoff_rows(labels: LabelTimes, cfg: LabelConfig) -> np.ndarray:
@@ -125,6 +121,7 @@ def check_rules(
     spec: FeatureSpec,
     support: Mapping[str, int] | Callable[[], Mapping[str, int]],
     features: FeaturesConfig,
+    baselines: Sequence[Any] | None = None,
 ) -> None:
     """Check every rules baseline against the spec's columns; one error naming every problem.
 
@@ -138,16 +135,6 @@ def check_rules(
             counted.append(support() if callable(support) else support)
         return why_missing(name, spec, counted[0], features)
 
-    check_baselines(baselines_from_config(cfg.baselines), spec_frame(spec), explain=explain)
-
-
-def support_on(
-    data: LoadedData, rows: LabelTimes, events: Iterable[str] | None = None
-) -> dict[str, int]:
-    """Users per event type (all, or ``events``) before the cutoffs of ``rows``."""
-    name = "_propensity_support_rows"
-    data.con.register(name, rows.frame[["user_id", "signup_at", "cutoff_at"]])
-    try:
-        return event_support(lambda sql: data.con.execute(sql).fetchall(), name, events)
-    finally:
-        data.con.unregister(name)
+    if baselines is None:
+        baselines = baselines_from_config(cfg.baselines)
+    check_baselines(list(baselines), spec_frame(spec), explain=explain)

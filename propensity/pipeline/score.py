@@ -19,24 +19,23 @@ import pandas as pd
 
 from propensity.config import Config
 from propensity.drift import psi_table, vocabulary_drift
-from propensity.errors import DataContractError, DriftError
-from propensity.features import compute_features
-from propensity.io import atomic_paths, load_data, read_previous_scores, write_table
+from propensity.engines import Engine, open_engine, scores_in_place
+from propensity.errors import DataContractError, DriftError, PropensityError
+from propensity.io import atomic_paths, read_previous_scores, write_table
 from propensity.io.atomic import write_frame
-from propensity.labels import scoring_population
-from propensity.pipeline.modelspec import model_spec
+from propensity.io.outputs import check_output_dir, check_output_file
 from propensity.scoring import score_frame
 
-__all__ = ["ScoreOutcome", "resolve_as_of", "score_job"]
+__all__ = ["ScoreOutcome", "check_score_options", "resolve_as_of", "score_job"]
 
 
 @dataclass(frozen=True, eq=False)
 class ScoreOutcome:
     """Where the outputs went and what the job saw."""
 
-    scores: pd.DataFrame
+    scores: pd.DataFrame | None  # None when the engine wrote the scores where the data is
     summary: dict[str, Any]
-    drift: pd.DataFrame
+    drift: pd.DataFrame | None
     paths: dict[str, Path]
     as_of: datetime
     model: str
@@ -76,6 +75,35 @@ def _paths(out: Path, fmt: str) -> dict[str, Path]:
     }
 
 
+def check_score_options(
+    cfg: Config, out: Path, previous: Path | None, fail_on_drift: bool, csv: bool
+) -> None:
+    """Refuse, before any work, an ``--out`` or option the configured engine cannot honour.
+
+    An engine that scores in place writes a folder of parquet parts and makes none of the
+    single-machine outputs; the others write one file, never over an input.
+    """
+    if not scores_in_place(cfg):
+        inputs = (cfg.data.events, cfg.data.users, cfg.data.conversions, cfg.data.lost_users)
+        check_output_file(out, "--out", inputs)
+        return
+    check_output_dir(out, "--out")
+    unsupported = [
+        name
+        for name, given in (
+            ("--previous", previous is not None),
+            ("--fail-on-drift", fail_on_drift),
+            ("a .csv --out", csv),
+        )
+        if given
+    ]
+    if unsupported:
+        raise PropensityError(
+            f"{', '.join(unsupported)} is not supported with engine {cfg.engine} yet; use "
+            f"engine duckdb for it. See 'propensity COMMAND --help'."
+        )
+
+
 def score_job(
     cfg: Config,
     as_of: str | datetime,
@@ -85,8 +113,13 @@ def score_job(
     fail_on_drift: bool = False,
     fmt: Literal["parquet", "csv"] | None = None,
     progress: Callable[[str], None] = lambda message: None,
+    *,
+    engine: Engine | None = None,
 ) -> ScoreOutcome:
-    """Score every user in trial and not converted at ``as_of`` with the registered model."""
+    """Score every user in trial and not converted at ``as_of`` with the registered model.
+
+    The model is loaded once, before the data (a missing model exits 3 before any work).
+    """
     from propensity.tracking import load_model
 
     began = time.perf_counter()
@@ -96,24 +129,30 @@ def score_job(
     progress(f"loading the model {uri}")
     loaded = load_model(uri, cfg.mlflow)
     model = loaded.pqlmodel
-    spec = model_spec(model)
+    spec = model.spec
     fmt = fmt or cfg.scoring.output_format
 
     progress("reading and checking the data")
-    data = load_data(cfg.data)
-    latest = data.report.data_end or data.report.last_event
+    engine = engine or open_engine(cfg)
+    latest = engine.latest()
     when = resolve_as_of(as_of, latest)
-    population = scoring_population(data.con, cfg.label, when)
+    population = engine.population(cfg.label, when)
     if len(population) == 0:
         raise DataContractError(
             [
                 f"No user is in trial and unconverted at {when:%Y-%m-%d %H:%M} UTC, so there is "
-                f"nobody to score. Check --as-of against the data range ({data.report.first_event}"
-                f" to {latest}) and label.trial_length."
+                f"nobody to score. Check --as-of against the data range "
+                f"({engine.summary.first_event} to {latest}) and label.trial_length."
             ]
         )
+    if scores_in_place(cfg):
+        progress(f"scoring {len(population):,} users in trial where the data is")
+        place = engine.score_in_place  # type: ignore[attr-defined]
+        summary = place(population, loaded, uri, spec, cfg, when, out)
+        summary["seconds"] = round(time.perf_counter() - began, 2)
+        return ScoreOutcome(None, summary, None, {"scores": Path(out)}, when, uri)
     progress(f"computing {len(spec.columns)} features for {len(population):,} users in trial")
-    features = compute_features(data.con, population, spec)
+    features = engine.features(population, spec)
     progress("scoring, explaining the top scores and checking drift")
     accounts = population.frame["account_id"].reset_index(drop=True)
     result = score_frame(
@@ -128,7 +167,7 @@ def score_job(
         previous=previous_scores,
     )
     drift = _drift(
-        data,
+        engine,
         model.metadata.get("drift_reference"),
         features,
         result.scores,
@@ -167,7 +206,7 @@ def score_job(
 
 
 def _drift(
-    data: Any,
+    engine: Engine,
     reference: dict | None,
     features: Any,
     scores: pd.DataFrame,
@@ -180,21 +219,6 @@ def _drift(
         frame = features.frame
         aligned = scores.set_index("user_id").loc[frame["user_id"].astype(str), "score"]
         tables.append(psi_table(reference, frame, aligned.to_numpy(), limit=limit))
-    known = _known_events(data, features.frame, spec.events)
+    known = engine.known_events(features.frame, spec.events)
     tables.append(pd.DataFrame([vocabulary_drift(features.unseen_events, known)]))
     return pd.concat(tables, ignore_index=True)
-
-
-def _known_events(data: Any, frame: pd.DataFrame, vocabulary: tuple[str, ...]) -> int:
-    """Scoring events before each user's cutoff whose type the model knows."""
-    rows = frame[["user_id", "cutoff_at"]]
-    data.con.register("_score_rows", rows)
-    try:
-        [(n,)] = data.con.execute(
-            "SELECT count(*) FROM events e JOIN _score_rows r ON e.user_id = r.user_id "
-            "WHERE e.timestamp < r.cutoff_at AND e.event IN (SELECT unnest(?))",
-            [list(vocabulary)],
-        ).fetchall()
-    finally:
-        data.con.unregister("_score_rows")
-    return int(n)

@@ -19,8 +19,6 @@ import pandas as pd
 from propensity.baselines import baselines_from_config
 from propensity.compare import compare
 from propensity.config import Config
-from propensity.features import compute_features
-from propensity.labels import scoring_population
 from propensity.model.train import TrainingResult, fit_model
 from propensity.pipeline.artifacts import write_training_artifacts
 from propensity.pipeline.discover import Discovery, discover_for_training, write_discovery
@@ -78,12 +76,7 @@ def train(
     store = connect(cfg.mlflow, project_dir)
     baselines = baselines_from_config(cfg.baselines)  # ...an unknown template (exit 2)...
     progress(f"loading data, building label times and features ({cfg.engine})")
-    if cfg.engine == "spark":
-        from propensity.pipeline.spark_jobs import prepare_spark
-
-        prepared = prepare_spark(cfg)
-    else:
-        prepared = prepare(cfg)
+    prepared = prepare(cfg, baselines=baselines)
     spec = prepared.spec
     # ...and a rule that does not parse or names a feature the spec lacks (exit 2).
     for baseline in baselines:
@@ -99,13 +92,14 @@ def train(
         json.loads(spec.to_json()),
         spec.hash,
         report_rows=prepared.main_rows,
+        split=prepared.split,
     )
     model = result.model
     frame, split = prepared.frame, prepared.split
     train_main = frame.iloc[split.train[prepared.main_rows[split.train]]]
     attach_references(model, train_main, _scoring_like_rows(cfg, prepared), list(spec.columns))
     discovery = discover_for_training(cfg, prepared)  # baselines.suggested: true
-    comparison = _compare(cfg, prepared, result, discovery)
+    comparison = _compare(cfg, prepared, result, discovery, baselines)
     progress("logging the run and registering the model")
     with start_run(cfg, "train", project_dir=project_dir) as run:
         out_dir = Path(cfg.output_dir) / f"train-{run.run_id}"
@@ -127,7 +121,7 @@ def train(
             ("conversions", cfg.data.conversions),
         ):
             if path is not None:
-                table = next(t for t in prepared.data.report.tables if t.name == name)
+                table = next(t for t in prepared.engine.summary.tables if t.name == name)
                 run.log_data_fingerprint(name, [path], rows=table.rows_kept)
         run.log_metrics(_tracked_metrics(result, comparison))
         for path in files:
@@ -158,19 +152,19 @@ def _scoring_like_rows(cfg: Config, prepared: Prepared) -> pd.DataFrame:
     Drift is judged against this, not against training rows: a score job meets users at every
     trial age, so comparing it with rows cut at fixed ages would flag age, not drift.
     """
-    if cfg.engine == "spark":
-        from propensity.pipeline.spark_jobs import scoring_like_rows_spark
-
-        return scoring_like_rows_spark(cfg, prepared)
     as_of = pd.Timestamp(prepared.test_rows()["cutoff_at"].max()).to_pydatetime()
-    population = scoring_population(prepared.data.con, cfg.label, as_of)
-    return compute_features(prepared.data.con, population, prepared.spec).frame
+    population = prepared.engine.population(cfg.label, as_of)
+    return prepared.engine.features(population, prepared.spec).frame
 
 
 def _compare(
-    cfg: Config, prepared: Prepared, result: TrainingResult, discovery: Discovery | None
+    cfg: Config,
+    prepared: Prepared,
+    result: TrainingResult,
+    discovery: Discovery | None,
+    baselines: list[Any],
 ) -> Any:
-    baselines = baselines_from_config(cfg.baselines)
+    baselines = list(baselines)  # the job's baselines, fitted on the test rows above
     if discovery is not None:
         baselines.append(discovery.suggestion.baseline())
     test = prepared.test_rows().reset_index(drop=True)

@@ -11,7 +11,7 @@ from propensity.report.build import (
     explain_figures,
     load_run,
 )
-from propensity.report.dependence import feature_grid, partial_dependence, plot_partial_dependence
+from propensity.report.dependence import feature_grid, partial_dependence
 from propensity.report.sections import SECTIONS
 
 __all__ = [
@@ -24,5 +24,4 @@ __all__ = [
     "feature_grid",
     "load_run",
     "partial_dependence",
-    "plot_partial_dependence",
 ]

@@ -23,12 +23,18 @@ import numpy as np
 import pandas as pd
 
 from propensity.errors import ModelError, PropensityError
-from propensity.explain import beeswarm_figure, importance_bar_figure, mean_abs_shap, shap_values
+from propensity.explain import mean_abs_shap, shap_values
 from propensity.features import FeatureSpec
+from propensity.figures import (
+    beeswarm_figure,
+    figure_png,
+    importance_bar_figure,
+    plot_partial_dependence,
+)
 from propensity.model.bundle import PQLModel
-from propensity.report.dependence import partial_dependence, plot_partial_dependence
+from propensity.report.dependence import partial_dependence
 from propensity.report.discover import discover_section, load_discovery
-from propensity.report.html import figure_png, render_page
+from propensity.report.html import render_page
 from propensity.report.sections import (
     data_section,
     drift_section,

@@ -8,16 +8,13 @@ values that actually occur; missing values are left out of the grid.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-__all__ = ["feature_grid", "partial_dependence", "plot_partial_dependence"]
+__all__ = ["feature_grid", "partial_dependence"]
 
 Predict = Callable[[pd.DataFrame], np.ndarray]
 
@@ -72,23 +69,3 @@ def partial_dependence(
         stacked[feature] = column.astype(np.float64)
     p = np.asarray(predict(stacked), dtype=np.float64).reshape(len(grid), len(rows))
     return pd.DataFrame({"value": grid, "mean_probability": p.mean(axis=1)})
-
-
-def plot_partial_dependence(curves: Mapping[str, pd.DataFrame], ncols: int = 3) -> Figure:
-    """One small panel per feature: mean calibrated probability against the feature's value."""
-    names = list(curves)
-    ncols = max(1, min(ncols, len(names)))
-    nrows = max(1, math.ceil(len(names) / ncols))
-    fig = Figure(figsize=(4.0 * ncols, 3.0 * nrows), layout="constrained")
-    FigureCanvasAgg(fig)
-    for i, name in enumerate(names):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        curve = curves[name]
-        if pd.api.types.is_numeric_dtype(curve["value"]):
-            ax.plot(curve["value"], curve["mean_probability"], marker="o", markersize=3)
-        else:
-            ax.bar([str(v) for v in curve["value"]], curve["mean_probability"])
-            ax.tick_params(axis="x", labelrotation=30)
-        ax.set_title(name, fontsize=9)
-        ax.set_ylabel("mean probability", fontsize=8)
-    return fig

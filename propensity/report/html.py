@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import math
 import numbers
 import re
@@ -20,12 +19,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 __all__ = [
     "Section",
-    "figure_png",
     "fmt_number",
     "image",
     "paragraph",
@@ -103,15 +99,6 @@ def fmt_number(value: Any, digits: int = 3) -> str:
             return f"{int(value):,}"
         return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:,.{digits - 1}f}"
     return str(value)
-
-
-def figure_png(fig: Figure, dpi: int = 100) -> bytes:
-    """The figure as PNG bytes (Agg canvas: no display, no pyplot state)."""
-    if not isinstance(fig.canvas, FigureCanvasAgg):
-        FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return buffer.getvalue()
 
 
 def image(png: bytes, alt: str, caption: str | None = None, width: int | None = None) -> str:

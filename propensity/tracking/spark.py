@@ -1,7 +1,7 @@
 """The registered pyfunc as a Spark UDF (``mlflow.pyfunc.spark_udf``), bound by column name.
 
 ``spark_udf`` returns a UDF whose positional arguments are matched to the model's inputs by
-position: a wrong column order scores silently wrong. So :func:`score_columns` always passes one
+position: a wrong column order scores silently wrong. So the Spark scorer always passes one
 struct whose field names are the signature's input names, and mlflow matches them by name.
 ``env_manager="local"`` runs the model with the workers' installed packages (propensity,
 lightgbm, mlflow); ``virtualenv``/``conda`` would rebuild an environment from the internet.
@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from propensity.config import MlflowConfig
 from propensity.errors import ModelError
 from propensity.tracking._mlflow import MlflowException, mlflow, quiet
 from propensity.tracking.store import resolve_tracking_uri
-
-if TYPE_CHECKING:
-    from pyspark.sql import Column, SparkSession
 
 __all__ = ["RESULT_TYPE", "PyfuncUdf", "pyfunc_udf"]
 
@@ -27,20 +24,18 @@ RESULT_TYPE = "probability double, is_pql boolean"
 
 
 class PyfuncUdf:
-    """A loaded ``spark_udf`` and the input columns of the model's signature, in order."""
+    """A loaded ``spark_udf`` and the input columns of the model's signature, in order.
+
+    Apply ``udf`` to one struct of the ``inputs`` columns (named, so mlflow matches by name);
+    :mod:`propensity.engines._spark.scoring` does, so pyspark stays out of tracking.
+    """
 
     def __init__(self, udf: Any, inputs: list[str], model_uri: str) -> None:
         self.udf, self.inputs, self.model_uri = udf, inputs, model_uri
 
-    def score_columns(self) -> Column:
-        """The UDF applied to a struct of the input columns: a struct ``probability, is_pql``."""
-        from pyspark.sql import functions as F
-
-        return self.udf(F.struct(*(F.col(f"`{c}`") for c in self.inputs)))
-
 
 def pyfunc_udf(
-    spark: SparkSession,
+    spark: Any,
     model_uri: str,
     cfg: MlflowConfig | None = None,
     project_dir: Path | str | None = None,
@@ -50,7 +45,7 @@ def pyfunc_udf(
     The tracking store is resolved like :func:`propensity.tracking.load_model`.
 
     >>> scorer = pyfunc_udf(spark, "models:/propensity-pql@champion")  # doctest: +SKIP
-    >>> df.select("user_id", scorer.score_columns().alias("s"))  # doctest: +SKIP
+    >>> df.select("user_id", scorer.udf(F.struct(*scorer.inputs)).alias("s"))  # doctest: +SKIP
     """
     if model_uri.startswith(("models:/", "runs:/")):
         uri = resolve_tracking_uri(cfg or MlflowConfig(), project_dir)

@@ -9,16 +9,16 @@ needs it only when a function runs. See docs/spark.md for cluster runs.
 >>> ff = compute_features_spark(spark, lt, spec)  # same FeatureFrame as DuckDB  # doctest: +SKIP
 """
 
-from propensity.spark.features import (
+from propensity.engines._spark.features import (
     SparkFeatures,
     compute_features_spark,
     feature_table,
     label_rows,
     learn_spec_spark,
 )
-from propensity.spark.labels import build_label_times_spark, scoring_population_spark
-from propensity.spark.session import DEFAULT_CONF, LOCAL_TEST_CONF, spark_session
-from propensity.spark.tables import register_tables
+from propensity.engines._spark.labels import build_label_times_spark, scoring_population_spark
+from propensity.engines._spark.session import DEFAULT_CONF, LOCAL_TEST_CONF, spark_session
+from propensity.engines._spark.tables import register_tables
 
 __all__ = [
     "DEFAULT_CONF",

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from propensity.plots import (
+from propensity.figures import (
     plot_feature_importance,
     plot_gains,
     plot_precision_recall,

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 
-if TYPE_CHECKING:
-    from propensity.io.clean import Cleaning
+from propensity.io.clean import Cleaning, Drop
 
-__all__ = ["Drop", "LoadReport", "TableSummary", "summarise"]
-
-
-@dataclass(frozen=True)
-class Drop:
-    """Rows removed by one cleaning rule, with a few examples (never email addresses)."""
-
-    table: str
-    reason: str
-    rows: int
-    examples: tuple[str, ...]
+__all__ = ["DataSummary", "TableSummary", "summarise"]
 
 
 @dataclass(frozen=True)
@@ -33,8 +22,8 @@ class TableSummary:
 
 
 @dataclass(frozen=True)
-class LoadReport:
-    """Everything `propensity validate` prints."""
+class DataSummary:
+    """What was read, what was dropped and why, the shape of the data (`validate` prints it)."""
 
     tables: tuple[TableSummary, ...]
     drops: tuple[Drop, ...]
@@ -84,7 +73,7 @@ def summarise(
     rows_read: dict[str, int],
     run: Cleaning,
     end: datetime | None = None,
-) -> LoadReport:
+) -> DataSummary:
     """Build the report from the canonical tables left in `con` and what cleaning did."""
     drops, notes = run.drops, list(run.notes)
     tables = []
@@ -104,7 +93,7 @@ def summarise(
     types = con.execute(
         "SELECT event, count(*) AS n FROM events GROUP BY event ORDER BY n DESC, event"
     ).fetchall()
-    return LoadReport(
+    return DataSummary(
         tables=tuple(tables),
         drops=tuple(drops),
         notes=tuple(notes),

@@ -8,12 +8,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from propensity.io.report import LoadReport
+from propensity.io.summary import DataSummary
 
 __all__ = ["data_summary", "drift_table", "feature_table", "frame_table", "metrics_table"]
 
 
-def data_summary(report: LoadReport, console: Console, top_events: int = 20) -> None:
+def data_summary(report: DataSummary, console: Console, top_events: int = 20) -> None:
     """Print what was read, what was dropped and why, and the shape of the data."""
     tables = Table(title="Input tables", title_justify="left")
     for col in ("table", "source", "rows read", "rows kept"):
@@ -192,8 +192,15 @@ def _ci(row: Mapping[str, Any], key: str, signed: bool = False) -> str:
 
 
 def print_scoring(outcome: Any, console: Console, top: int = 10) -> None:
-    """Print the top PQLs with their reasons and the job's summary line."""
+    """Print the top PQLs with their reasons and the job's summary line.
+
+    An engine that scored in place (the scores are in its output folder) has only the summary.
+    """
+    summary = "summary " + " ".join(f"{k}={v}" for k, v in outcome.summary.items())
     scores = outcome.scores
+    if scores is None:
+        console.print(summary)
+        return
     pqls = scores[scores["is_pql"]].head(top)
     table = Table(
         title=f"Top {len(pqls)} PQLs at {outcome.as_of:%Y-%m-%d %H:%M} UTC", title_justify="left"
@@ -213,7 +220,7 @@ def print_scoring(outcome: Any, console: Console, top: int = 10) -> None:
     drift_table(outcome.drift, console, source=outcome.paths.get("drift"))
     for name, path in outcome.paths.items():
         console.print(f"{name}: {path}")
-    console.print("summary " + " ".join(f"{k}={v}" for k, v in outcome.summary.items()))
+    console.print(summary)
 
 
 def feature_table(found: Any, console: Console) -> None:

@@ -43,7 +43,7 @@ def build_label_times_spark(
     spark: SparkSession, cfg: LabelConfig, data_end: datetime | None = None
 ) -> LabelTimes:
     """:func:`propensity.labels.build_label_times` on the Spark views ``events``, ``users``,
-    ``conversions`` (see :func:`propensity.spark.register_tables`)."""
+    ``conversions`` (see :func:`propensity.engines._spark.register_tables`)."""
     if data_end is None:
         data_end = spark.sql(_DATA_END).collect()[0][0]
         if data_end is None:

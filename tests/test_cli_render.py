@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from propensity.render import drift_table
+from propensity.cli.render import drift_table
 
 
 def _text(render) -> str:  # type: ignore[no-untyped-def]

@@ -1,7 +1,9 @@
-"""Evaluation plots. Each function returns a matplotlib Figure; saving it is the caller's job.
+"""Every figure of the project: the one module that imports matplotlib.
 
-Figures are built on the Agg canvas without pyplot, so nothing depends on a display or on
-pyplot's global state, and figures are freed when dropped.
+Each function returns a matplotlib Figure; :func:`figure_png` turns one into PNG bytes, and
+writing them is the caller's job. Figures are built on the Agg canvas without pyplot, so nothing
+depends on a display or on pyplot's global state (no ``matplotlib.use``), and figures are freed
+when dropped.
 
 >>> fig = plot_score_distribution([0, 1, 0, 1], [0.1, 0.8, 0.3, 0.6])
 >>> fig.savefig(path)  # doctest: +SKIP
@@ -9,19 +11,28 @@ pyplot's global state, and figures are freed when dropped.
 
 from __future__ import annotations
 
+import io
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from propensity.compare import Comparison, chart_points
 from propensity.evaluate import gains_curve, ranking_metrics, reliability_curve
 
 __all__ = [
+    "beeswarm_figure",
+    "figure_png",
+    "importance_bar_figure",
+    "plot_comparison",
     "plot_feature_importance",
     "plot_gains",
+    "plot_partial_dependence",
     "plot_precision_recall",
     "plot_reliability",
     "plot_roc",
@@ -159,3 +170,83 @@ def plot_feature_importance(model: Any, top: int = 20, importance_type: str = "g
     ax.barh(names[order], values[order])
     ax.set(xlabel=f"importance ({importance_type})", title=f"Top {len(order)} features")
     return fig
+
+
+def plot_comparison(comparison: Comparison, y: Any, model_scores: Any) -> Figure:
+    """Gains and lift of the model with every baseline (and the model's threshold) as a point."""
+    return plot_gains(y, model_scores, chart_points(comparison.rule_points))
+
+
+def importance_bar_figure(table: pd.DataFrame, top: int = 20) -> Figure:
+    """Horizontal bars of mean |SHAP| for the ``top`` features of :func:`mean_abs_shap`."""
+    shown = table.head(top).iloc[::-1]
+    fig = Figure(figsize=(7, 0.3 * len(shown) + 1.2))
+    ax = fig.add_subplot()
+    ax.barh(shown["feature"], shown["mean_abs_shap"], color="#1f77b4")
+    ax.set_xlabel("mean |SHAP| (log-odds)")
+    ax.set_title("Global feature importance")
+    fig.tight_layout()
+    return fig
+
+
+def beeswarm_figure(
+    contributions: np.ndarray,
+    X: pd.DataFrame,
+    top: int = 20,
+    max_points: int = 2000,
+    seed: int = 0,
+) -> Figure:
+    """SHAP value per row for the ``top`` features, coloured by the feature's value rank.
+
+    At most ``max_points`` rows (a seeded sample) keep the figure light.
+    """
+    columns = list(X.columns)
+    phi = np.asarray(contributions, dtype=np.float64)[:, : len(columns)]
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(phi))
+    if len(rows) > max_points:
+        rows = np.sort(rng.choice(rows, size=max_points, replace=False))
+    order = np.argsort(-np.abs(phi).mean(axis=0), kind="stable")[:top][::-1]
+    fig = Figure(figsize=(7, 0.35 * len(order) + 1.2))
+    ax = fig.add_subplot()
+    for y, j in enumerate(order):
+        values = X.iloc[rows, j]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.cat.codes.astype(float).where(values.notna())
+        colour = pd.Series(np.asarray(values, dtype=float)).rank(pct=True).fillna(0.5)
+        jitter = rng.uniform(-0.3, 0.3, size=len(rows))
+        ax.scatter(phi[rows, j], y + jitter, c=colour, cmap="coolwarm", s=4, vmin=0, vmax=1)
+    ax.set_yticks(range(len(order)), [columns[j] for j in order])
+    ax.axvline(0.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("SHAP value (log-odds); colour: feature value, low blue to high red")
+    fig.tight_layout()
+    return fig
+
+
+def plot_partial_dependence(curves: Mapping[str, pd.DataFrame], ncols: int = 3) -> Figure:
+    """One small panel per feature: mean calibrated probability against the feature's value."""
+    names = list(curves)
+    ncols = max(1, min(ncols, len(names)))
+    nrows = max(1, math.ceil(len(names) / ncols))
+    fig = Figure(figsize=(4.0 * ncols, 3.0 * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        curve = curves[name]
+        if pd.api.types.is_numeric_dtype(curve["value"]):
+            ax.plot(curve["value"], curve["mean_probability"], marker="o", markersize=3)
+        else:
+            ax.bar([str(v) for v in curve["value"]], curve["mean_probability"])
+            ax.tick_params(axis="x", labelrotation=30)
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel("mean probability", fontsize=8)
+    return fig
+
+
+def figure_png(fig: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (Agg canvas: no display, no pyplot state)."""
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()

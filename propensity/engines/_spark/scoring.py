@@ -26,7 +26,7 @@ from propensity.config import MlflowConfig, ScoringConfig
 from propensity.explain import reason_columns
 from propensity.model import PQLModel
 from propensity.scoring import holdout_mask, score_frame
-from propensity.tracking import load_model
+from propensity.tracking import LoadedModel, load_model
 from propensity.tracking.spark import pyfunc_udf
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ def score_spark(
     *,
     mlflow_cfg: MlflowConfig | None = None,
     project_dir: Path | str | None = None,
+    loaded: LoadedModel | None = None,
 ) -> DataFrame:
     """Score ``features`` (``user_id``, ``account_id``, ``cutoff_at`` + the model's columns).
 
@@ -63,10 +64,11 @@ def score_spark(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    loaded = load_model(model_uri, mlflow_cfg, project_dir)
+    # the caller's load when given: the driver loads a model once per job
+    loaded = loaded or load_model(model_uri, mlflow_cfg, project_dir)
     model = loaded.pqlmodel
     scorer = pyfunc_udf(spark, model_uri, mlflow_cfg, project_dir)
-    s = scorer.score_columns()
+    s = scorer.udf(F.struct(*(F.col(f"`{c}`") for c in scorer.inputs)))
     scored = features.select(
         *_KEYS,
         *(F.col(f"`{c}`") for c in model.feature_columns),

@@ -93,7 +93,7 @@ def feature_table(spark: SparkSession, rows: DataFrame, spec: FeatureSpec) -> Sp
     ``.frame`` has ``rid`` then the spec's columns in order (numbers as DOUBLE, categoricals
     as STRING). Use it inside the ``with`` block (write it, or score it); views and cached
     steps are dropped on exit. The views ``events`` and ``users`` must exist (see
-    :func:`propensity.spark.register_tables`).
+    :func:`propensity.engines._spark.register_tables`).
 
     >>> with feature_table(spark, label_rows(spark, lt), spec) as feats:  # doctest: +SKIP
     ...     feats.frame.write.parquet("features/")

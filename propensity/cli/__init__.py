@@ -1,8 +1,9 @@
-"""The command-line interface: the only module that knows typer.
+"""The command-line interface: the only package that knows typer and rich.
 
-Each command parses its options, loads the config, makes one pipeline call and prints the result.
-A `PropensityError` becomes one clear message on stderr and its exit code (2 bad input, 3 model,
-4 drift, 5 tracking store); anything else is a bug and keeps its traceback.
+Each command parses its options, loads the config, makes one pipeline call and prints the result
+(terminal rendering lives beside it: ``render.py``, ``discover.py``). A `PropensityError` becomes
+one clear message on stderr and its exit code (2 bad input, 3 model, 4 drift, 5 tracking store);
+anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -145,8 +146,8 @@ def validate(
     Without --config the column mapping is detected as `init` detects it (--preset and
     --column win), and printed.
     """
+    from propensity.cli.render import data_summary, mapping_lines
     from propensity.io import export_canonical, load_data
-    from propensity.render import data_summary, mapping_lines
 
     with _user_errors():
         data, mapping = _data_config(config, events, users, conversions, preset, column)
@@ -182,8 +183,8 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,
 ) -> None:
     """Write a starter config from the data itself: mapping, trial windows, events, rules."""
+    from propensity.cli.render import print_init
     from propensity.init import init_config, parse_column_options
-    from propensity.render import print_init
 
     with _user_errors():
         columns = parse_column_options(column or [])
@@ -290,7 +291,7 @@ def train(config: ConfigOption, engine: EngineOption = None) -> None:
 
         with _steps() as progress:
             outcome = run_training(cfg, progress=progress)
-    from propensity.render import print_training
+    from propensity.cli.render import print_training
 
     print_training(outcome, out)
 
@@ -303,8 +304,8 @@ def compare(
     ] = None,
 ) -> None:
     """Judge the model and every rules baseline on the same out-of-time test slice."""
+    from propensity.cli.render import comparison_table
     from propensity.pipeline.compare import compare_job
-    from propensity.render import comparison_table
 
     with _user_errors():
         cfg = _load(config)
@@ -325,7 +326,7 @@ def discover(
     ] = None,
 ) -> None:
     """Rank the behaviours that separate converters and suggest a readable PQL rule."""
-    from propensity.discover.console import print_discovery
+    from propensity.cli.discover import print_discovery
     from propensity.pipeline.discover import discover_job
 
     with _user_errors():
@@ -351,55 +352,19 @@ def score(
     engine: EngineOption = None,
 ) -> None:
     """Score users in trial at --as-of: probability, PQL flag, reason codes. Atomic outputs."""
-    from propensity.render import print_scoring
+    from propensity.cli.render import print_scoring
 
     fmt = "csv" if out_path.suffix == ".csv" else None
     with _user_errors():
         cfg = _load(config, engine)
-        inputs = (cfg.data.events, cfg.data.users, cfg.data.conversions, cfg.data.lost_users)
-        if cfg.engine != "spark":
-            _check_file(out_path, "--out", inputs)
-        else:
-            _check_dir(out_path, "--out")  # Spark writes a folder of parquet parts
-            summary = _score_on_spark(cfg, as_of, out_path, model, previous, fail_on_drift, fmt)
-            out.print("summary " + " ".join(f"{k}={v}" for k, v in summary.items()))
-            return
-        from propensity.pipeline.score import score_job
+        from propensity.pipeline.score import check_score_options, score_job
 
+        check_score_options(cfg, out_path, previous, fail_on_drift, fmt == "csv")
         with _steps(log=False) as progress:
             outcome = score_job(
                 cfg, as_of, out_path, model, previous, fail_on_drift, fmt, progress=progress
             )
     print_scoring(outcome, out, top)
-
-
-def _score_on_spark(
-    cfg: Config,
-    as_of: str,
-    out_path: Path,
-    model: str | None,
-    previous: Path | None,
-    fail_on_drift: bool,
-    fmt: str | None,
-) -> dict:
-    """The Spark score job: partitioned parquet by as_of; no previous-run or drift options yet."""
-    from propensity.pipeline.spark_jobs import score_spark_job
-
-    unsupported = [
-        name
-        for name, given in (
-            ("--previous", previous is not None),
-            ("--fail-on-drift", fail_on_drift),
-            ("a .csv --out", fmt == "csv"),
-        )
-        if given
-    ]
-    if unsupported:
-        raise _usage(
-            f"{', '.join(unsupported)} is not supported with engine spark yet; "
-            f"use engine duckdb for it"
-        )
-    return score_spark_job(cfg, as_of, out_path, model)
 
 
 @app.command()
@@ -434,8 +399,8 @@ def features(
     ] = None,
 ) -> None:
     """List every feature column of the project with a one-line meaning."""
+    from propensity.cli.render import feature_table
     from propensity.pipeline.features import feature_list
-    from propensity.render import feature_table
 
     with _user_errors():
         found = feature_list(_load(config), model)
@@ -452,8 +417,8 @@ def demo(
     config: ConfigOption = Path("configs/demo.yaml"),
 ) -> None:
     """Simulate a product, then train, compare with rules and score: the whole job end to end."""
+    from propensity.cli.render import print_demo
     from propensity.pipeline.demo import demo as run_demo
-    from propensity.render import print_demo
 
     with _user_errors():
         _check_dir(out_dir, "--out")
@@ -519,12 +484,6 @@ def _check_dir(path: Path, what: str) -> None:
     from propensity.io.outputs import check_output_dir
 
     check_output_dir(path, what)
-
-
-def _check_file(path: Path, what: str, inputs: tuple[str | None, ...]) -> None:
-    from propensity.io.outputs import check_output_file
-
-    check_output_file(path, what, inputs)
 
 
 def _usage(message: str) -> PropensityError:

@@ -1,0 +1,40 @@
+"""Engines that hold the canonical tables and run the engine-neutral steps on them.
+
+:class:`Engine` (``base.py``) is the contract every job is written against; ``duckdb.py`` is the
+embedded default and ``spark.py`` the same contract on a cluster (pyspark only under here).
+:func:`open_engine` picks the one ``cfg.engine`` names, so no job ever branches on an engine.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from propensity.engines.base import Engine
+
+if TYPE_CHECKING:
+    from propensity.config import Config
+
+__all__ = ["Engine", "open_engine", "scores_in_place"]
+
+
+def open_engine(cfg: Config) -> Engine:
+    """Load the tables named in ``cfg.data`` on the engine ``cfg.engine`` names.
+
+    >>> engine = open_engine(cfg)  # doctest: +SKIP
+    """
+    if cfg.engine == "spark":  # the registry: the only place an engine is chosen by name
+        from propensity.engines.spark import open_spark
+
+        return open_spark(cfg)
+    from propensity.engines.duckdb import open_duckdb
+
+    return open_duckdb(cfg)
+
+
+def scores_in_place(cfg: Config) -> bool:
+    """Whether ``cfg.engine`` scores and writes where the data is (a folder of parquet parts).
+
+    Such an engine makes none of the single-machine outputs (previous-run changes, drift,
+    account roll-up, csv): see docs/spark.md, "Known limits".
+    """
+    return cfg.engine == "spark"

@@ -1,0 +1,71 @@
+"""The engine contract: what a job asks of the engine that holds the canonical tables.
+
+Every job (prepare, score, compare) is written once against :class:`Engine`; DuckDB
+(:mod:`propensity.engines.duckdb`) and Spark (:mod:`propensity.engines.spark`) each run the same
+engine-neutral definitions (label times, the feature plan) on their own tables, and the parity
+tests hold the two together. A job never asks which engine it was handed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from propensity.config import FeaturesConfig, LabelConfig
+from propensity.features import FeatureFrame, FeatureSpec
+from propensity.io.summary import DataSummary
+from propensity.labels import LabelTimes
+
+__all__ = ["Engine"]
+
+
+class Engine(Protocol):
+    """The canonical ``events``, ``users``, ``conversions`` tables, loaded, and the steps on them.
+
+    >>> engine = open_engine(cfg)  # doctest: +SKIP
+    >>> labels = engine.label_times(cfg.label)  # doctest: +SKIP
+    >>> spec, ff = engine.learn_spec(labels, cfg.features, learn)  # doctest: +SKIP
+    """
+
+    name: str
+    summary: DataSummary  # what was read, dropped and why
+
+    def latest(self) -> datetime | None:
+        """The end of the data: ``data.end`` when set, else the newest event."""
+        ...
+
+    def label_times(self, cfg: LabelConfig) -> LabelTimes:
+        """One row per (user, cutoff) and its label (``labels.build_label_times``)."""
+        ...
+
+    def check_trainable(
+        self, labels: LabelTimes, cfg: LabelConfig, min_positives: int, min_negatives: int
+    ) -> None:
+        """Refuse label times no honest model can learn from (too few payers, no activity)."""
+        ...
+
+    def population(self, cfg: LabelConfig, as_of: datetime) -> LabelTimes:
+        """The users in trial and unconverted at ``as_of``, to score."""
+        ...
+
+    def support(self, rows: LabelTimes, events: Iterable[str] | None = None) -> dict[str, int]:
+        """Users per event type (all, or ``events``) before the cutoffs of ``rows``."""
+        ...
+
+    def learn_spec(
+        self, labels: LabelTimes, cfg: FeaturesConfig, learn: np.ndarray
+    ) -> tuple[FeatureSpec, FeatureFrame]:
+        """The spec learned on the rows ``learn`` marks, and the features of every row."""
+        ...
+
+    def features(self, rows: LabelTimes, spec: FeatureSpec) -> FeatureFrame:
+        """The feature table of ``rows`` under ``spec`` (keys first, spec order)."""
+        ...
+
+    def known_events(self, rows: pd.DataFrame, vocabulary: Iterable[str]) -> int:
+        """Events before each row's cutoff (``user_id``, ``cutoff_at``) whose type is known."""
+        ...

@@ -1,0 +1,92 @@
+"""The embedded default engine: the canonical tables in one DuckDB connection (``io.load_data``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from propensity.config import Config, FeaturesConfig, LabelConfig
+from propensity.features import (
+    FeatureFrame,
+    FeatureSpec,
+    compute_features,
+    learn_spec_and_features,
+)
+from propensity.features.named import event_support
+from propensity.io import LoadedData, load_data
+from propensity.io.summary import DataSummary
+from propensity.labels import (
+    LabelTimes,
+    build_label_times,
+    check_trainable,
+    scoring_population,
+)
+
+__all__ = ["DuckDBEngine", "open_duckdb"]
+
+
+class DuckDBEngine:
+    """:class:`propensity.engines.base.Engine` on a :class:`propensity.io.LoadedData`."""
+
+    name = "duckdb"
+
+    def __init__(self, data: LoadedData) -> None:
+        self.data = data
+        self.summary: DataSummary = data.report
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The connection holding ``events``, ``users``, ``conversions`` (for DuckDB-only work)."""
+        return self.data.con
+
+    def latest(self) -> datetime | None:
+        return self.summary.data_end or self.summary.last_event
+
+    def label_times(self, cfg: LabelConfig) -> LabelTimes:
+        return build_label_times(self.con, cfg)
+
+    def check_trainable(
+        self, labels: LabelTimes, cfg: LabelConfig, min_positives: int, min_negatives: int
+    ) -> None:
+        check_trainable(self.con, labels, cfg, min_positives, min_negatives)
+
+    def population(self, cfg: LabelConfig, as_of: datetime) -> LabelTimes:
+        return scoring_population(self.con, cfg, as_of)
+
+    def support(self, rows: LabelTimes, events: Iterable[str] | None = None) -> dict[str, int]:
+        name = "_propensity_support_rows"
+        self.con.register(name, rows.frame[["user_id", "signup_at", "cutoff_at"]])
+        try:
+            return event_support(lambda sql: self.con.execute(sql).fetchall(), name, events)
+        finally:
+            self.con.unregister(name)
+
+    def learn_spec(
+        self, labels: LabelTimes, cfg: FeaturesConfig, learn: np.ndarray
+    ) -> tuple[FeatureSpec, FeatureFrame]:
+        # one event scan serves the spec and the features
+        return learn_spec_and_features(self.con, labels, cfg, learn)
+
+    def features(self, rows: LabelTimes, spec: FeatureSpec) -> FeatureFrame:
+        return compute_features(self.con, rows, spec)
+
+    def known_events(self, rows: pd.DataFrame, vocabulary: Iterable[str]) -> int:
+        self.con.register("_score_rows", rows[["user_id", "cutoff_at"]])
+        try:
+            [(n,)] = self.con.execute(
+                "SELECT count(*) FROM events e JOIN _score_rows r ON e.user_id = r.user_id "
+                "WHERE e.timestamp < r.cutoff_at AND e.event IN (SELECT unnest(?))",
+                [list(vocabulary)],
+            ).fetchall()
+        finally:
+            self.con.unregister("_score_rows")
+        return int(n)
+
+
+def open_duckdb(cfg: Config, data: LoadedData | None = None) -> DuckDBEngine:
+    """Read, clean and check the tables named in ``cfg.data`` into DuckDB (unless given)."""
+    return DuckDBEngine(data or load_data(cfg.data))

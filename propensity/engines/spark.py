@@ -1,0 +1,221 @@
+"""The Spark engine (``engine: spark``): the canonical tables as Spark views, same definitions.
+
+Label times, the feature spec and the features run on Spark (:mod:`propensity.engines._spark`);
+the split and the model stay on the driver. Spark reads the canonical tables of
+``propensity/contract.py`` as they are (parquet by default): raw exports are mapped, cleaned and
+validated first, by the DuckDB reader (``propensity validate`` writes nothing; write the
+canonical tables with :func:`propensity.io.load_data` and ``COPY``) or by an upstream lakehouse
+job. So a config with a preset or a column mapping is refused here rather than read wrongly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from propensity.config import Config, FeaturesConfig, LabelConfig, Preset
+from propensity.engines._spark import (
+    build_label_times_spark,
+    compute_features_spark,
+    feature_table,
+    label_rows,
+    learn_spec_spark,
+    register_tables,
+    scoring_population_spark,
+    spark_session,
+)
+from propensity.engines._spark.scoring import score_spark, write_scores
+from propensity.errors import ConfigError
+from propensity.features import FeatureFrame, FeatureSpec
+from propensity.features.named import event_support
+from propensity.io.summary import DataSummary, TableSummary
+from propensity.labels import LabelTimes
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["SparkEngine", "open_spark"]
+
+
+class SparkEngine:
+    """:class:`propensity.engines.base.Engine` on a Spark session holding the views ``events``,
+    ``users``, ``conversions``. There is no DuckDB connection: the work runs on Spark."""
+
+    name = "spark"
+
+    def __init__(
+        self, spark: SparkSession, summary: DataSummary, data_end: datetime | None = None
+    ) -> None:
+        self.spark, self.summary, self.data_end = spark, summary, data_end
+
+    def latest(self) -> datetime | None:
+        return self.summary.data_end or self.summary.last_event
+
+    def label_times(self, cfg: LabelConfig) -> LabelTimes:
+        return build_label_times_spark(self.spark, cfg, self.data_end)
+
+    def check_trainable(
+        self, labels: LabelTimes, cfg: LabelConfig, min_positives: int, min_negatives: int
+    ) -> None:
+        """Not checked on Spark yet (the DuckDB check counts activity with DuckDB SQL)."""
+
+    def population(self, cfg: LabelConfig, as_of: datetime) -> LabelTimes:
+        return scoring_population_spark(self.spark, cfg, as_of)
+
+    def support(self, rows: LabelTimes, events: Iterable[str] | None = None) -> dict[str, int]:
+        view = "_propensity_support_rows"
+        label_rows(self.spark, rows).createOrReplaceTempView(view)
+        try:
+            fetch = lambda sql: [tuple(r) for r in self.spark.sql(sql).collect()]  # noqa: E731
+            return event_support(fetch, view, events)
+        finally:
+            self.spark.catalog.dropTempView(view)
+
+    def learn_spec(
+        self, labels: LabelTimes, cfg: FeaturesConfig, learn: np.ndarray
+    ) -> tuple[FeatureSpec, FeatureFrame]:
+        rows = LabelTimes(
+            labels.frame[learn].reset_index(drop=True), labels.excluded, labels.settings
+        )
+        spec = learn_spec_spark(self.spark, rows, cfg)
+        return spec, compute_features_spark(self.spark, labels, spec)
+
+    def features(self, rows: LabelTimes, spec: FeatureSpec) -> FeatureFrame:
+        return compute_features_spark(self.spark, rows, spec)
+
+    def score_in_place(
+        self,
+        population: LabelTimes,
+        loaded: Any,
+        uri: str,
+        spec: FeatureSpec,
+        cfg: Config,
+        when: datetime,
+        out: Path | str,
+    ) -> dict[str, Any]:
+        """Score ``population`` in Spark with the ``loaded`` model; parquet by ``as_of``.
+
+        The features stay in Spark, probabilities come from the registered model through
+        ``spark_udf``, reason codes from the same code as on one machine, and ``out`` (any path
+        Spark writes) gets the partition ``as_of=...`` replaced. Returns the summary (counts).
+        """
+        spark = self.spark
+        try:
+            with feature_table(spark, label_rows(spark, population), spec) as feats:
+                scores = score_spark(
+                    spark, feats.keyed(), uri, cfg.scoring, when, loaded=loaded,
+                    mlflow_cfg=cfg.mlflow,
+                )  # fmt: skip
+                write_scores(scores, str(out))
+                unseen = feats.unseen()
+        finally:
+            spark.catalog.clearCache()  # score_spark persists the scored rows for its two passes
+        return {**_written_summary(spark, str(out), when), "as_of": when.isoformat(),
+                "unseen_event_types": len(unseen), "output": str(out)}  # fmt: skip
+
+    def known_events(self, rows: pd.DataFrame, vocabulary: Iterable[str]) -> int:
+        view = "_score_rows"
+        self.spark.createDataFrame(rows[["user_id", "cutoff_at"]]).createOrReplaceTempView(view)
+        names = ", ".join("'" + v.replace("'", "''") + "'" for v in vocabulary) or "NULL"
+        try:
+            [(n,)] = self.spark.sql(
+                f"SELECT count(*) FROM events e JOIN {view} r ON e.user_id = r.user_id "
+                f"WHERE e.timestamp < r.cutoff_at AND e.event IN ({names})"
+            ).collect()
+        finally:
+            self.spark.catalog.dropTempView(view)
+        return int(n)
+
+
+def open_spark(cfg: Config, spark: SparkSession | None = None) -> SparkEngine:
+    """Register the canonical tables named in ``cfg.data`` on Spark and summarise them.
+
+    Rows are read as they are (canonical form), so ``rows_read == rows_kept`` and no drops.
+    """
+
+    data = cfg.data
+    problems = []
+    if data.preset != Preset.canonical or data.columns:
+        problems.append(
+            f"data.preset must be 'canonical' without data.columns for engine: spark (Spark reads "
+            f"canonical tables as they are). Got preset {data.preset.value!r} and "
+            f"{len(data.columns)} column mappings; write canonical parquet with the DuckDB reader "
+            f"(engine: duckdb) first and point data.* at it."
+        )
+    if data.format not in ("auto", "parquet"):
+        problems.append(
+            f"data.format must be 'parquet' (or 'auto') for engine: spark. Got {data.format!r}; "
+            f"convert the tables to canonical parquet first."
+        )
+    if data.lost_users is not None or cfg.label.lost_event is not None:
+        problems.append(
+            "data.lost_users and label.lost_event are not supported with engine: spark yet. "
+            "Remove them, or train with engine: duckdb."
+        )
+    if data.users is None:
+        problems.append(
+            "data.users must name the users table for engine: spark (signup times come from it). "
+            "Got none; write the canonical users table and set data.users."
+        )
+    if problems:
+        raise ConfigError(" ".join(problems))
+    spark = spark or spark_session(cfg.spark)
+    register_tables(spark, data.events, data.users, data.conversions)
+    summary = _report(spark, data.events, data.users, data.conversions)
+    return SparkEngine(spark, summary, data.end)
+
+
+# ---- helpers -------------------------------------------------------------------------------
+def _report(spark: SparkSession, events: str, users: str, conversions: str | None) -> DataSummary:
+    """The data summary (:func:`propensity.io.summary.summarise`) on the Spark views, no drops."""
+    row = spark.sql(
+        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM users), "
+        "(SELECT count(*) FROM conversions), (SELECT count(DISTINCT user_id) FROM events), "
+        "(SELECT count(DISTINCT user_id) FROM conversions), "
+        "(SELECT CAST(min(timestamp) AS TIMESTAMP_NTZ) FROM events), "
+        "(SELECT CAST(max(timestamp) AS TIMESTAMP_NTZ) FROM events)"
+    ).collect()[0]
+    n_events, n_users, n_conv, with_events, converted, first, last = row
+    types = spark.sql(
+        "SELECT event, count(*) AS n FROM events GROUP BY event ORDER BY n DESC, event"
+    ).collect()
+    counts = {"events": n_events, "users": n_users, "conversions": n_conv}
+    sources = {"events": events, "users": users, "conversions": conversions}
+    return DataSummary(
+        tables=tuple(
+            TableSummary(name, sources[name], int(counts[name]), int(counts[name]))
+            for name in ("events", "users", "conversions")
+        ),
+        drops=(),
+        notes=("engine: spark read the canonical tables as they are (no cleaning step)",),
+        users=int(n_users),
+        users_with_events=int(with_events),
+        converted_users=int(converted),
+        first_event=first,
+        last_event=last,
+        event_types=tuple((str(r[0]), int(r[1])) for r in types),
+    )
+
+
+def _written_summary(spark: SparkSession, out: str, when: datetime) -> dict[str, int]:
+    """Counts read back from the partition just written: what downstream readers will see."""
+    from pyspark.sql import functions as F
+
+    part = spark.read.parquet(out).where(F.col("as_of") == F.lit(pd.Timestamp(when)))
+    explained = (
+        F.col("reason_1_feature").isNotNull() if "reason_1_feature" in part.columns else None
+    )
+    aggs = [
+        F.count(F.lit(1)).alias("users_scored"),
+        F.sum(F.col("is_pql").cast("int")).alias("pqls"),
+        F.sum(F.col("holdout").cast("int")).alias("holdout"),
+    ]
+    if explained is not None:
+        aggs.append(F.sum(explained.cast("int")).alias("with_reasons"))
+    row = part.agg(*aggs).collect()[0].asDict()
+    return {k: int(v or 0) for k, v in row.items()}
