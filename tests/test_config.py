@@ -91,13 +91,23 @@ def test_config_is_frozen():
 
 
 def _keys(model, prefix=""):
+    import types
+    from typing import Annotated, Union, get_args, get_origin
+
     from pydantic import BaseModel
 
-    for name, field in model.model_fields.items():
-        ann = field.annotation
+    def sections(ann):
         if isinstance(ann, type) and issubclass(ann, BaseModel):
-            yield from _keys(ann, f"{prefix}{name}.")
-        else:
+            return [ann]
+        if get_origin(ann) in (Union, types.UnionType, Annotated):  # not lists of sections
+            return [m for arg in get_args(ann) for m in sections(arg)]
+        return []
+
+    for name, field in model.model_fields.items():
+        inner = sections(field.annotation)
+        for section in inner:  # optional sections and tagged unions are documented key by key
+            yield from _keys(section, f"{prefix}{name}.")
+        if not inner:
             yield f"{prefix}{name}"
 
 
@@ -115,3 +125,60 @@ def test_shipped_configs_load():
     root = Path(__file__).parent.parent / "configs"
     for path in root.glob("*.yaml"):
         assert load_config(path).project
+
+
+TASK = {"entity": "account", "anchors": {"kind": "calendar", "start": "2025-02-03"}}
+
+
+def test_without_task_the_label_section_is_the_task():
+    """Check that a config without 'task' has none, and every other section is unchanged."""
+    plain = config_from_dict(BASE)
+    tasked = config_from_dict({**BASE, "task": TASK})
+    assert plain.task is None
+    assert plain.model_dump(exclude={"task"}) == tasked.model_dump(exclude={"task"})
+
+
+def test_task_defaults_follow_the_target():
+    """Check a calendar account task's defaults: weekly on Monday, 28d lookback, not paid."""
+    task = config_from_dict({**BASE, "task": TASK}).task
+    assert (task.anchors.every, task.anchors.weekday) == ("week", "monday")
+    assert task.lookback == timedelta(days=28) and task.status == "not_paid"
+    assert task.horizon is None and task.first_seen == "signup"
+    expand = {**TASK, "target": {"kind": "expansion_payment", "event": "seat_added"}}
+    assert config_from_dict({**BASE, "task": expand}).task.status == "paying"
+
+
+@pytest.mark.parametrize(
+    ("task", "match"),
+    [
+        ({"entity": "team"}, r"bad value for 'task\.entity'"),
+        ({"entity": "account"}, r"an account task needs calendar anchors"),
+        ({"anchors": {"kind": "weekly"}}, r"does not match any of the expected tags"),
+        ({"anchors": {"kind": "calendar", "weekdya": "monday"}}, r"Did you mean 'weekday'"),
+        ({"anchors": {"kind": "calendar", "every": "month"}}, r"task\.anchors\.calendar\.every"),
+        (
+            {"anchors": {"kind": "calendar", "start": "2025-03-01", "end": "2025-01-01"}},
+            r"start <= end",
+        ),
+        ({"anchors": {"kind": "calendar", "start": "soon"}}, r"must be ISO-8601"),
+        ({"target": {"kind": "event"}}, r"needs the event's name"),
+        ({"target": {"event": "x"}}, r"takes no 'event'"),
+        ({"horizon": "7d"}, r"task\.horizon applies to calendar anchors"),
+        ({"eligibility": {"lookback": "7d"}}, r"eligibility\.lookback applies to calendar"),
+        ({"anchors": {"kind": "calendar"}, "horizon": "0d"}, r"longer than zero"),
+        (
+            {"anchors": {"kind": "calendar"}, "eligibility": {"status": "paying"}},
+            r"set eligibility\.status to 'not_paid'",
+        ),
+        (
+            {"anchors": {"kind": "calendar"}, "target": {"kind": "expansion_payment"}},
+            r"needs entity 'account'",
+        ),
+        ({"first_seen": "first_event"}, r"drop task\.first_seen"),
+        ({"entty": "user"}, r"unknown key 'task\.entty'\. Did you mean 'entity'\?"),
+    ],
+)
+def test_bad_task_sections_are_refused(task, match):
+    """Check that each bad task section is refused with a message naming the key and the fix."""
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict({**BASE, "task": task})

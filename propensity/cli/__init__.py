@@ -31,6 +31,13 @@ class Format(StrEnum):
     jsonl = "jsonl"
 
 
+class SimTask(StrEnum):
+    trial = "trial"
+    freemium = "freemium"
+    account = "account"
+    expansion = "expansion"
+
+
 app = typer.Typer(
     name="propensity",
     help="Find Product Qualified Leads (PQLs) from product event logs.",
@@ -204,7 +211,9 @@ def init(
 @app.command()
 def simulate(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the tables into.")],
-    users: Annotated[int, typer.Option(min=1, help="Number of trial users.")] = 20_000,
+    users: Annotated[
+        int, typer.Option(min=1, help="Trial users; users (freemium) or accounts with --task.")
+    ] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 7,
     start: Annotated[str, typer.Option(help="First signup date (YYYY-MM-DD).")] = "2025-01-01",
     days: Annotated[int, typer.Option(min=1, help="Days of signups and activity.")] = 180,
@@ -217,7 +226,10 @@ def simulate(
     observation_window: Annotated[
         str, typer.Option(help="Trial age at which the truth is computed (e.g. 7d, 14d).")
     ] = "7d",
-    horizon: Annotated[str, typer.Option(help="Label horizon after the cutoff.")] = "30d",
+    horizon: Annotated[
+        str | None,
+        typer.Option(help="Label horizon after the cutoff (default 30d; 28d for tasks)."),
+    ] = None,
     day_only: Annotated[
         bool, typer.Option("--day-only", help="Every timestamp at midnight (date-only export).")
     ] = False,
@@ -227,23 +239,49 @@ def simulate(
     base_rate: Annotated[
         float | None, typer.Option(help="Target conversion rate within the horizon, e.g. 0.02.")
     ] = None,
+    task: Annotated[
+        SimTask, typer.Option(help="World: trial clock, freemium users, accounts, expansion.")
+    ] = SimTask.trial,
+    lookback: Annotated[
+        str, typer.Option(help="Tasks: active within this before an anchor to be eligible.")
+    ] = "28d",
+    signup: Annotated[
+        bool, typer.Option(help="Tasks: write signup dates (--no-signup: first seen only).")
+    ] = True,
 ) -> None:
-    """Simulate a product-led SaaS trial population with known conversion probabilities."""
+    """Simulate a product-led SaaS population with known conversion probabilities.
+
+    --task freemium|account|expansion writes a calendar world (weekly Monday anchors) with the
+    true probability of each entity and anchor; the default is the trial-clock world.
+    """
     from datetime import date
 
     from propensity.config import parse_duration
     from propensity.simulate import simulate as run_simulation
+    from propensity.simulate.tasks import simulate_task
 
     with _user_errors():
         try:
             first = date.fromisoformat(start)
         except ValueError:
             raise _usage(f"--start must be a date like 2025-01-01, got {start!r}") from None
+        default_horizon = "30d" if task == SimTask.trial else "28d"
         try:
-            window, after = parse_duration(observation_window), parse_duration(horizon)
+            window, after = (
+                parse_duration(observation_window),
+                parse_duration(horizon or default_horizon),
+            )
+            back = parse_duration(lookback)
         except ValueError as exc:
-            raise _usage(f"--observation-window and --horizon: {exc}") from None
+            raise _usage(f"--observation-window, --horizon and --lookback: {exc}") from None
         _check_dir(out_dir, "--out")
+        if task != SimTask.trial:
+            summary = simulate_task(
+                out_dir, task.value, entities=users, seed=seed, start=first, days=days,
+                format=fmt.value, preset=preset, horizon=after, lookback=back, signup=signup,
+            )  # fmt: skip
+            _print_simulation(summary, "entity-anchors")
+            return
         summary = run_simulation(
             out_dir,
             users=users,
@@ -260,13 +298,20 @@ def simulate(
             tail_events=tail_events,
             base_rate=base_rate,
         )
+    _print_simulation(summary, "users")
+
+
+def _print_simulation(summary: Any, rows: str) -> None:
     o = summary.oracle
     out.print(
         f"wrote {summary.users:,} users and {summary.events:,} events to {summary.out} in "
         f"{summary.seconds:.1f} s ({summary.events / max(summary.seconds, 1e-9):,.0f} events/s)"
     )
+    if o.roc_auc is None or o.base_rate is None:  # every row censored, or one class only
+        out.print(f"oracle: not measurable on {o.n_eligible:,} eligible {rows} (add --days)")
+        return
     out.print(
-        f"oracle on {o.n_eligible:,} eligible users (base rate {o.base_rate:.2%}): "
+        f"oracle on {o.n_eligible:,} eligible {rows} (base rate {o.base_rate:.2%}): "
         f"ROC AUC {o.roc_auc:.4f}, average precision {o.average_precision:.4f}"
     )
 

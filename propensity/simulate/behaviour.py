@@ -23,6 +23,9 @@ __all__ = [
     "bot_events",
     "concat",
     "derived_events",
+    "draw_codes",
+    "event_values",
+    "mix_logits",
     "post_conversion_events",
     "session_events",
     "tail_weights",
@@ -132,12 +135,12 @@ def session_events(
     csum = np.cumsum(gap)
     ts = s_start[e_session] + csum - np.repeat(csum[np.cumsum(n_events) - n_events], n_events)
 
-    codes = _draw_codes(rng, _mix_logits(pop), e_user)
+    codes = draw_codes(rng, mix_logits(pop), e_user)
     opener = pos == 0
     codes[opener] = np.where(rng.random(opener.sum()) < 0.7, code("login"), code("page_view"))
     if tail_events:
         _tail(rng, codes, opener, tail_events)
-    return Events(e_user, codes, ts, _values(rng, codes))
+    return Events(e_user, codes, ts, event_values(rng, codes))
 
 
 def tail_weights(n: int) -> np.ndarray:
@@ -207,10 +210,10 @@ def bot_events(rng: np.random.Generator, pop: Population, bot: int) -> Events:
     codes = rng.choice(
         [code("page_view"), code("message_sent"), code("export_done")], n, p=[0.7, 0.25, 0.05]
     )
-    return Events(np.full(n, bot), codes, ts, _values(rng, codes))
+    return Events(np.full(n, bot), codes, ts, event_values(rng, codes))
 
 
-def _mix_logits(pop: Population) -> np.ndarray:
+def mix_logits(pop: Population) -> np.ndarray:
     base = np.array([_MIX[e][0] for e in TRIAL_EVENTS])
     slope = np.array([_MIX[e][1] for e in TRIAL_EVENTS])
     logits = base + slope * pop.intent[:, None]
@@ -222,7 +225,7 @@ def _mix_logits(pop: Population) -> np.ndarray:
     return logits
 
 
-def _draw_codes(rng: np.random.Generator, logits: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def draw_codes(rng: np.random.Generator, logits: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """One categorical draw per entry of ``rows`` from that user's row of ``logits``."""
     weights = np.exp(logits - logits.max(axis=1, keepdims=True))
     cum = np.cumsum(weights, axis=1)
@@ -235,7 +238,7 @@ def _draw_codes(rng: np.random.Generator, logits: np.ndarray, rows: np.ndarray) 
     return picks
 
 
-def _values(rng: np.random.Generator, codes: np.ndarray) -> np.ndarray:
+def event_values(rng: np.random.Generator, codes: np.ndarray) -> np.ndarray:
     """Property values: document size in bytes, exported rows, or an integration's index."""
     value = np.full(len(codes), -1, dtype=np.int64)
     for name, draw in (

@@ -17,7 +17,9 @@ __all__ = [
     "INTERNAL_DOMAIN",
     "POST_CONVERSION_EVENTS",
     "ROLES",
+    "SEAT_ROLES",
     "TAIL_EVENTS",
+    "TEAM_EVENTS",
     "TRIAL_EVENTS",
     "code",
     "domain_class",
@@ -56,10 +58,14 @@ _TAIL_ACTIONS = (
 _TAIL_NAMES = tuple(f"{o}_{a}" for o in _TAIL_OBJECTS for a in _TAIL_ACTIONS)
 # Most popular first; a fixed stride (coprime with 336) mixes objects and actions in that order.
 TAIL_EVENTS: tuple[str, ...] = tuple(_TAIL_NAMES[(r * 97) % len(_TAIL_NAMES)] for r in range(336))
-ALL_EVENTS: tuple[str, ...] = EVENTS + TAIL_EVENTS
+# Events only the task worlds (accounts, expansion) log; their codes follow the long tail, so no
+# trial world's codes move.
+TEAM_EVENTS: tuple[str, ...] = ("billing_viewed",)
+ALL_EVENTS: tuple[str, ...] = EVENTS + TAIL_EVENTS + TEAM_EVENTS
 _CODES = {name: i for i, name in enumerate(ALL_EVENTS)}
 
 ROLES: tuple[str, ...] = ("engineer", "manager", "designer", "student", "founder")
+SEAT_ROLES: tuple[str, ...] = ("admin", "member", "viewer")  # a member's rights in its account
 CHANNELS: tuple[str, ...] = ("organic", "paid_search", "referral", "partner")
 DOMAIN_CLASSES: tuple[str, ...] = ("free_mail", "corporate", "enterprise", "education", "internal")
 
