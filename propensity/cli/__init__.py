@@ -12,6 +12,7 @@ import contextlib
 import sys
 import warnings
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -266,14 +267,14 @@ def simulate(
         except ValueError:
             raise _usage(f"--start must be a date like 2025-01-01, got {start!r}") from None
         default_horizon = "30d" if task == SimTask.trial else "28d"
-        try:
-            window, after = (
-                parse_duration(observation_window),
-                parse_duration(horizon or default_horizon),
+        window, after, back = (
+            _duration(option, value, parse_duration)
+            for option, value in (
+                ("--observation-window", observation_window),
+                ("--horizon", horizon or default_horizon),
+                ("--lookback", lookback),
             )
-            back = parse_duration(lookback)
-        except ValueError as exc:
-            raise _usage(f"--observation-window, --horizon and --lookback: {exc}") from None
+        )
         _check_dir(out_dir, "--out")
         if task != SimTask.trial:
             summary = simulate_task(
@@ -532,7 +533,15 @@ def _check_dir(path: Path, what: str) -> None:
 
 
 def _usage(message: str) -> PropensityError:
-    return PropensityError(f"{message}. See 'propensity COMMAND --help'.")
+    return PropensityError(f"{message.rstrip('.')}. See 'propensity COMMAND --help'.")
+
+
+def _duration(option: str, value: str, parse: Callable[[str], timedelta]) -> timedelta:
+    """``value`` parsed, or a usage error naming the option that held it."""
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise _usage(f"{option}: {exc}") from None
 
 
 def _load(config: Path, engine: Engine | None = None) -> Config:
