@@ -14,6 +14,11 @@ truncated to whole seconds so epoch arithmetic is exact on every engine):
 - ``data_end`` (optional, one row): ``data_end`` TIMESTAMP, the configured end of the observed
   data (``data.end``), which label times right-censor against.
 
+Tables that cross module boundaries as pandas frames are named contracts too
+(:class:`FrameContract`): ``LABEL_TIMES`` (one row per user and cutoff), ``FEATURES`` (the keys,
+then the spec's columns) and ``SCORES`` (the score table's leading columns). Each is checked
+where it enters a step, every problem at once, the error carrying the failing rows.
+
 A preset names, for each canonical column, the source columns an export uses for it (the first
 one found wins). Presets cover the events table; users and conversions use canonical names
 unless the config maps them.
@@ -21,21 +26,29 @@ unless the config maps them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+import pandas as pd
+
 from propensity.config import Preset
+from propensity.errors import DataContractError
 
 __all__ = [
     "CONVERSIONS",
     "EVENTS",
     "EVENT_ID_COLUMNS",
+    "FEATURES",
+    "LABEL_TIMES",
     "LOST_USERS",
     "PRESETS",
+    "SCORES",
     "TABLES",
     "USERS",
     "Column",
+    "FrameContract",
     "TableContract",
     "source_candidates",
 ]
@@ -158,3 +171,88 @@ def source_candidates(
     if table == "events":
         return PRESETS[preset].get(column, (column,))
     return (column,)
+
+
+@dataclass(frozen=True)
+class FrameContract:
+    """A table passed between steps as a pandas frame: its name, its key columns (first, in
+    order), the other non-feature columns it may carry, and the function that makes one."""
+
+    name: str
+    keys: tuple[str, ...]
+    made_by: str
+    carried: tuple[str, ...] = ()
+
+    @property
+    def non_features(self) -> tuple[str, ...]:
+        """Every column that is not a feature: the keys, then the carried columns."""
+        return self.keys + tuple(c for c in self.carried if c not in self.keys)
+
+    def validate(
+        self,
+        frame: pd.DataFrame,
+        *,
+        keys: Sequence[str] | None = None,
+        one_row_per: str | None = None,
+        no_email: Sequence[str] = (),
+    ) -> None:
+        """Check ``frame`` lazily: one :class:`DataContractError` naming every problem, its
+        ``failure_cases`` the failing rows.
+
+        ``keys`` narrows the required keys (a step may need only some); ``one_row_per`` names a
+        column whose values must be unique; ``no_email`` names id columns that are written to
+        outputs, so must never hold an email address.
+
+        >>> LABEL_TIMES.validate(frame, one_row_per="user_id")  # doctest: +SKIP
+        """
+        required = list(self.keys if keys is None else keys)
+        missing = [c for c in required if c not in frame.columns]
+        if missing:
+            raise DataContractError(
+                [
+                    f"The {self.name} must have columns {required}. Got {list(frame.columns)} "
+                    f"(missing {missing}); build them with {self.made_by}."
+                ]
+            )
+        problems, failing = [], pd.Series(False, index=frame.index)
+        if one_row_per is not None:
+            ids = frame[one_row_per].astype(str)
+            dup = ids.duplicated(keep=False)
+            if dup.any():
+                problems.append(
+                    f"The {self.name} must have one row per {one_row_per.removesuffix('_id')} to "
+                    f"score. Got {one_row_per} {ids[dup].iloc[0]!r} more than once; build "
+                    f"scoring label times with a single cutoff per user."
+                )
+                failing |= dup
+        for column in no_email:
+            email = frame[column].astype(str).str.contains("@", regex=False)
+            if email.any():
+                problems.append(
+                    f"{column} must not be an email address (it is written to every output). "
+                    f"Got ids containing '@'; map them to a non-email id before scoring."
+                )
+                failing |= email
+        if problems:
+            raise DataContractError(problems, failure_cases=frame[failing])
+
+
+LABEL_TIMES = FrameContract(
+    "label times",
+    ("user_id", "account_id", "signup_at", "cutoff_at", "cutoff_age_days"),
+    "build_label_times or scoring_population",
+    carried=("label",),
+)
+# the label times' keys a feature plan reads
+PLAN_KEYS = LABEL_TIMES.keys[:4]
+FEATURES = FrameContract(
+    "feature table",
+    ("user_id", "cutoff_at"),
+    "compute_features()",
+    carried=("label", "account_id", "signup_at"),
+)
+SCORES = FrameContract(
+    "score table",
+    ("user_id", "account_id", "cutoff_at", "score", "percentile", "is_pql", "threshold"),
+    "score_frame()",
+)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "ConfigError",
@@ -73,8 +74,10 @@ class DataContractError(PropensityError):
     Every problem is collected before raising, so a user fixes them all in one go.
     """
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    def __init__(self, problems: Sequence[str], failure_cases: Any = None) -> None:
         self.problems = list(problems)
+        # the failing rows (a pandas frame), when the problem is with rows of a table
+        self.failure_cases = failure_cases
         if len(self.problems) == 1:
             message = self.problems[0]
         else:

@@ -34,8 +34,6 @@ from propensity.errors import DataContractError, InsufficientDataError
 
 __all__ = ["LabelTimes", "build_label_times", "check_trainable", "scoring_population"]
 
-KEYS = ("user_id", "account_id", "signup_at", "cutoff_at", "cutoff_age_days")
-
 
 @dataclass(frozen=True, eq=False)
 class LabelTimes:

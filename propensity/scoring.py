@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from propensity.config import ScoringConfig
+from propensity.contract import FEATURES, SCORES
 from propensity.errors import DataContractError, ModelError
 from propensity.explain import describe_name, reason_codes, reason_columns, shap_values, to_matrix
 from propensity.features import FeatureInfo
@@ -27,7 +28,7 @@ from propensity.model import PQLModel
 __all__ = ["SCORE_COLUMNS", "ScoreResult", "holdout_mask", "score_frame"]
 
 # Columns of the score table around the reason columns, in order.
-_HEAD = ["user_id", "account_id", "cutoff_at", "score", "percentile", "is_pql", "threshold"]
+_HEAD = list(SCORES.keys)
 _TAIL = ["holdout", "new_pql", "dropped_pql", "model_name", "model_version", "run_id"]
 _TAIL += ["as_of", "scored_at"]
 SCORE_COLUMNS = (_HEAD, _TAIL)
@@ -183,26 +184,15 @@ def _reason_dtypes(k: int) -> dict[str, str]:
 
 
 def _check_keys(features: pd.DataFrame, accounts: pd.Series | None) -> None:
-    problems = []
-    for key in ("user_id", "cutoff_at"):
-        if key not in features.columns:
-            problems.append(
-                f"The feature table must have a '{key}' column. Got columns "
-                f"{list(features.columns)[:5]}...; compute features with compute_features()."
-            )
-    if not problems:
-        ids = features["user_id"].astype(str)
-        if ids.duplicated().any():
-            dup = ids[ids.duplicated()].iloc[0]
-            problems.append(
-                f"The feature table must have one row per user to score. Got user {dup!r} more "
-                f"than once; build scoring label times with a single cutoff per user."
-            )
-        if ids.str.contains("@", regex=False).any():
-            problems.append(
-                "user_id must not be an email address (it is written to every output). Got ids "
-                "containing '@'; map users to a non-email id before scoring."
-            )
+    """The feature table to score (one row per user, no email ids) and its accounts, checked
+    lazily: one error naming every problem, carrying the failing rows."""
+    problems: list[str] = []
+    failing = features.iloc[0:0]
+    try:
+        FEATURES.validate(features, one_row_per="user_id", no_email=("user_id",))
+    except DataContractError as exc:
+        problems += exc.problems
+        failing = exc.failure_cases if exc.failure_cases is not None else failing
     if accounts is not None and accounts.astype(str).str.contains("@", regex=False).any():
         problems.append(
             "account_id must not contain an email address. Got ids containing '@'; map "
@@ -214,7 +204,7 @@ def _check_keys(features: pd.DataFrame, accounts: pd.Series | None) -> None:
             "pass label_times['account_id'] with the same index as the features."
         )
     if problems:
-        raise DataContractError(problems)
+        raise DataContractError(problems, failure_cases=failing)
 
 
 def _accounts(accounts: pd.Series | None, features: pd.DataFrame) -> np.ndarray:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from propensity.config import FeaturesConfig
+from propensity.contract import LABEL_TIMES, PLAN_KEYS
 from propensity.errors import ConfigError, DataContractError
 from propensity.features.spec import FAMILIES, FeatureSpec
 from propensity.features.sql import (
@@ -41,7 +42,6 @@ __all__ = [
     "learn_spec_and_features",
 ]
 
-_ROW_KEYS = ("user_id", "account_id", "signup_at", "cutoff_at")
 _PROPERTY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL",
             "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "BOOLEAN")  # fmt: skip
@@ -215,21 +215,14 @@ def assemble_features(
 # ---- helpers -------------------------------------------------------------------------------
 def require_row_keys(frame: pd.DataFrame) -> None:
     """Raise a contract error unless label rows carry the keys every engine's plan needs."""
-    missing = [c for c in _ROW_KEYS if c not in frame.columns]
-    if missing:
-        raise DataContractError(
-            [
-                f"Label times must have columns {list(_ROW_KEYS)}. Got {list(frame.columns)} "
-                f"(missing {missing}); build them with build_label_times or scoring_population."
-            ]
-        )
+    LABEL_TIMES.validate(frame, keys=PLAN_KEYS)
 
 
 def row_table(frame: pd.DataFrame, learn: np.ndarray | None = None) -> pd.DataFrame:
     """The label rows as every engine registers them: the keys, ``rid`` (the position),
     ``uid`` (an integer per user, for counting distinct users cheaply), ``learn`` (1 for the
     rows a spec is learned on) and ``label`` when the rows have one."""
-    rows = frame[list(_ROW_KEYS)].reset_index(drop=True)
+    rows = frame[list(PLAN_KEYS)].reset_index(drop=True)
     n = len(rows)
     learn_flag = np.ones(n, dtype="int64") if learn is None else np.asarray(learn, dtype="int64")
     if learn_flag.shape != (n,):

@@ -31,15 +31,14 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from propensity.contract import FEATURES
 from propensity.errors import ModelError
 from propensity.features import FeatureSpec
 from propensity.model.calibrate import Calibrator
 
-__all__ = ["FORMAT_VERSION", "KEY_COLUMNS", "PQLModel", "align_features"]
+__all__ = ["FORMAT_VERSION", "PQLModel", "align_features"]
 
 FORMAT_VERSION = 1
-# Columns a feature frame may carry besides features; they are ignored when scoring.
-KEY_COLUMNS = ("user_id", "cutoff_at", "label", "account_id", "signup_at")
 _FILES = ("booster.txt", "calibrator.json", "bundle.json")
 _CHECKED = ("booster.txt", "calibrator.json")  # their SHA-256 is recorded in bundle.json
 
@@ -89,7 +88,8 @@ class PQLModel:
 
     def check_columns(self, X: pd.DataFrame) -> None:
         """Raise :class:`ModelError` naming every missing or unexpected feature column."""
-        present = [c for c in X.columns if c not in KEY_COLUMNS]
+        # the feature table's keys and carried columns are not features: ignored when scoring
+        present = [c for c in X.columns if c not in FEATURES.non_features]
         missing = [c for c in self.feature_columns if c not in X.columns]
         expected = set(self.feature_columns)
         extra = [c for c in present if c not in expected]

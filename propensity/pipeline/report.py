@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from propensity.config import Config
+from propensity.contract import FEATURES
 from propensity.errors import DataContractError
 from propensity.io import write_table
-from propensity.model.bundle import KEY_COLUMNS
 from propensity.report import REPORT_PLOTS, build_report
 from propensity.tracking import (
     PromotionDecision,
@@ -171,7 +171,8 @@ def _read_scores(path: Path) -> pd.DataFrame:
 
 def _feature_sample(test_rows: pd.DataFrame, seed: int) -> pd.DataFrame:
     # keys identify people and the report does not need them; the label stays for reading
-    rows = test_rows.drop(columns=[c for c in KEY_COLUMNS if c in test_rows and c != "label"])
+    keys = FEATURES.non_features
+    rows = test_rows.drop(columns=[c for c in keys if c in test_rows and c != "label"])
     if len(rows) > _SAMPLE_ROWS:
         keep = np.random.default_rng(seed).choice(len(rows), size=_SAMPLE_ROWS, replace=False)
         rows = rows.iloc[np.sort(keep)]

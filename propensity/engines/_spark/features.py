@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from propensity.config import FeaturesConfig
+from propensity.contract import PLAN_KEYS
 from propensity.errors import DataContractError
 from propensity.features import FeatureFrame, FeatureSpec, learn_spec
 from propensity.features.engine import assemble_features, require_row_keys, row_table
@@ -37,7 +38,6 @@ __all__ = [
     "learn_spec_spark",
 ]
 
-_ROW_KEYS = ("user_id", "account_id", "signup_at", "cutoff_at")
 _PERSISTED = ("rows", "ev")  # steps read more than once: computed once per call
 _calls = itertools.count()
 
@@ -169,7 +169,7 @@ class SparkFeatures:
 
     def keyed(self) -> DataFrame:
         """``user_id, account_id, cutoff_at`` then the feature columns: what scoring reads."""
-        keys = self.spark.table(self.rows_name).select("rid", *_ROW_KEYS[:2], "cutoff_at")
+        keys = self.spark.table(self.rows_name).select("rid", *PLAN_KEYS[:2], "cutoff_at")
         return keys.join(self.frame, "rid").drop("rid")
 
     def unseen(self) -> dict[str, int]:

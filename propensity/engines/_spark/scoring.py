@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from propensity.config import MlflowConfig, ScoringConfig
+from propensity.contract import SCORES
 from propensity.explain import reason_columns
 from propensity.model import PQLModel
 from propensity.scoring import holdout_mask, score_frame
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["score_spark", "write_scores"]
 
-_KEYS = ("user_id", "account_id", "cutoff_at")
+_KEYS = SCORES.keys[:3]  # user_id, account_id, cutoff_at
 _models: dict[str, PQLModel] = {}  # per worker process: one load per model, not per partition
 
 
