@@ -32,7 +32,15 @@ import pandas as pd
 from propensity.config import LabelConfig
 from propensity.errors import DataContractError, InsufficientDataError
 
-__all__ = ["LabelTimes", "build_label_times", "check_trainable", "scoring_population"]
+__all__ = [
+    "LabelTimes",
+    "build_label_times",
+    "check_trainable",
+    "has_table",
+    "require_tables",
+    "scoring_population",
+    "whole_seconds",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,8 +75,8 @@ def build_label_times(
     exactly at the cutoff counts (label 1); one exactly at ``cutoff + horizon`` does not. A user
     lost exactly at the cutoff is excluded.
     """
-    _require_tables(con, ("events", "users", "conversions"))
-    if data_end is None and _has_table(con, "data_end"):
+    require_tables(con, ("events", "users", "conversions"))
+    if data_end is None and has_table(con, "data_end"):
         data_end = con.execute("SELECT max(data_end) FROM data_end").fetchone()[0]
     if data_end is None:
         data_end = con.execute(
@@ -83,8 +91,8 @@ def build_label_times(
                 ]
             )
     ages = sorted({cfg.observation_window, *cfg.extra_cutoffs})
-    horizon_s = _seconds(cfg.horizon)
-    ages_sql = ", ".join(f"({_seconds(a)})" for a in ages)
+    horizon_s = whole_seconds(cfg.horizon)
+    ages_sql = ", ".join(f"({whole_seconds(a)})" for a in ages)
     lost_sql, lost_params = _lost_sql(con, cfg)
     con.execute(
         f"""
@@ -141,8 +149,8 @@ def build_label_times(
     frame["label"] = frame["label"].astype("int64")
     settings = {
         "kind": "training",
-        "observation_window_s": _seconds(cfg.observation_window),
-        "extra_cutoffs_s": [_seconds(a) for a in cfg.extra_cutoffs],
+        "observation_window_s": whole_seconds(cfg.observation_window),
+        "extra_cutoffs_s": [whole_seconds(a) for a in cfg.extra_cutoffs],
         "horizon_s": horizon_s,
         "data_end": end.isoformat(),
     }
@@ -163,9 +171,9 @@ _NO_LOSS = "SELECT NULL::VARCHAR AS user_id, NULL::TIMESTAMP AS lost_at WHERE fa
 def _lost_sql(con: duckdb.DuckDBPyConnection, cfg: LabelConfig) -> tuple[str, list[Any]]:
     """Each lost user's first loss: from the ``lost_users`` table and ``cfg.lost_event``."""
     parts, params = [], []
-    if _has_table(con, "lost_users"):
+    if has_table(con, "lost_users"):
         parts.append("SELECT user_id, lost_at FROM lost_users")
-    if cfg.lost_event is not None and _has_table(con, "events"):
+    if cfg.lost_event is not None and has_table(con, "events"):
         parts.append("SELECT user_id, timestamp AS lost_at FROM events WHERE event = ?")
         params.append(cfg.lost_event)
     if not parts:
@@ -188,14 +196,14 @@ def scoring_population(
     ``include_expired=True`` users whose trial already ended without converting are scored too,
     on their behaviour up to the trial end. There is no ``label`` column.
     """
-    _require_tables(con, ("users",))
-    has_conv = _has_table(con, "conversions")
+    require_tables(con, ("users",))
+    has_conv = has_table(con, "conversions")
     conv_sql = (
         "SELECT user_id, MIN(converted_at) AS conv_at FROM conversions GROUP BY user_id"
         if has_conv
         else "SELECT NULL::VARCHAR AS user_id, NULL::TIMESTAMP AS conv_at WHERE false"
     )
-    trial_s = _seconds(cfg.trial_length)
+    trial_s = whole_seconds(cfg.trial_length)
     asof = pd.Timestamp(as_of).to_pydatetime()
     lost_sql, lost_params = _lost_sql(con, cfg)
     params: dict[str, Any] = {"asof": asof, "expired": include_expired}
@@ -310,13 +318,13 @@ def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _seconds(delta: timedelta) -> int:
-    # Timestamps are whole seconds, so durations are too (sub-second parts would be ambiguous).
+def whole_seconds(delta: timedelta) -> int:
+    """``delta`` in whole seconds: timestamps are whole seconds, so durations are too."""
     return int(round(delta.total_seconds()))
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    # A probe query sees tables, views and registered frames alike.
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether ``con`` has a table, view or registered frame ``name`` (a probe query)."""
     try:
         con.execute(f"SELECT 1 FROM {name} LIMIT 0")
     except duckdb.CatalogException:
@@ -324,12 +332,15 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return True
 
 
-def _require_tables(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
-    missing = [n for n in names if not _has_table(con, n)]
+def require_tables(
+    con: duckdb.DuckDBPyConnection, names: tuple[str, ...], what: str = "label times"
+) -> None:
+    """One contract error naming every table of ``names`` that ``con`` lacks, to build ``what``."""
+    missing = [n for n in names if not has_table(con, n)]
     if missing:
         raise DataContractError(
             [
-                f"Table '{n}' must exist in the DuckDB connection to build label times. "
+                f"Table '{n}' must exist in the DuckDB connection to build {what}. "
                 f"Got no such table or view; load it with the reader first."
                 for n in missing
             ]

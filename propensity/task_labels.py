@@ -36,7 +36,13 @@ import pandas as pd
 
 from propensity.config import CalendarAnchors, LabelConfig, TaskConfig
 from propensity.errors import DataContractError
-from propensity.labels import LabelTimes, build_label_times
+from propensity.labels import (
+    LabelTimes,
+    build_label_times,
+    has_table,
+    require_tables,
+    whole_seconds,
+)
 
 __all__ = ["WEEKDAYS", "calendar_anchors", "task_label_times", "task_population"]
 
@@ -54,9 +60,9 @@ def task_label_times(
     """Label times of ``task``: today's for trial anchors (or none), else calendar anchors."""
     if task is None or not isinstance(task.anchors, CalendarAnchors):
         return build_label_times(con, label, data_end)
-    _require(con, ("events", "users"))
+    require_tables(con, ("events", "users"), "task label times")
     end = _data_end(con, data_end)
-    horizon = _seconds(task.horizon or label.horizon)
+    horizon = whole_seconds(task.horizon or label.horizon)
     _entities(con, task, label)
     try:
         start = task.anchors.start or con.execute("SELECT min(timestamp) FROM events").fetchone()[0]
@@ -65,7 +71,7 @@ def task_label_times(
                 ["Table 'events' must hold at least one event to place calendar anchors."]
             )
         anchors = calendar_anchors(task.anchors, pd.Timestamp(start).to_pydatetime(), end)
-        _active_pairs(con, anchors, _seconds(task.lookback))
+        _active_pairs(con, anchors, whole_seconds(task.lookback))
         frame, counts = _label(con, task, horizon, end)
     finally:
         for name in ("_tk_members", "_tk_entity", "_tk_days", "_tk_anchors", "_tk_pairs"):
@@ -74,7 +80,7 @@ def task_label_times(
         "kind": "training",
         "task": task.model_dump(mode="json"),
         "horizon_s": horizon,
-        "lookback_s": _seconds(task.lookback),
+        "lookback_s": whole_seconds(task.lookback),
         "anchors": len(anchors),
         "data_end": end.isoformat(),
     }
@@ -88,7 +94,7 @@ def task_population(
 
     The same eligibility as training rows, minus censoring (nothing is labelled).
     """
-    _require(con, ("events", "users"))
+    require_tables(con, ("events", "users"), "task label times")
     asof = pd.Timestamp(as_of).to_pydatetime()
     _entities(con, task, label)
     try:
@@ -96,7 +102,7 @@ def task_population(
             "CREATE OR REPLACE TEMP TABLE _tk_pairs AS SELECT DISTINCT m.entity_id, "
             "$asof::TIMESTAMP AS anchor_at FROM events e JOIN _tk_members m USING (user_id) "
             "WHERE m.entity_id IS NOT NULL AND e.timestamp < $asof "
-            f"AND e.timestamp >= $asof - to_seconds({_seconds(task.lookback)})",
+            f"AND e.timestamp >= $asof - to_seconds({whole_seconds(task.lookback)})",
             {"asof": asof},
         )
         frame, counts = _label(con, task, None, None)
@@ -144,7 +150,7 @@ def _entities(con: duckdb.DuckDBPyConnection, task: TaskConfig, label: LabelConf
         target_sql = "p.paid_at"
     elif target.kind == "event":
         target_sql = "ev.first_at"
-    elif _has(con, "payments"):
+    elif has_table(con, "payments"):
         target_sql = "x.expanded_at"
     elif target.event is not None:
         target_sql = "ev.after_paid_at"
@@ -183,12 +189,12 @@ def _entities(con: duckdb.DuckDBPyConnection, task: TaskConfig, label: LabelConf
 def _first_payment_sql(con: duckdb.DuckDBPyConnection, accounts: bool) -> str:
     """Per entity: the earliest conversion of a member (or an account's payment)."""
     parts = []
-    if _has(con, "conversions"):
+    if has_table(con, "conversions"):
         parts.append(
             "SELECT m.entity_id, c.converted_at AS t FROM conversions c "
             "JOIN _tk_members m USING (user_id)"
         )
-    if accounts and _has(con, "payments"):
+    if accounts and has_table(con, "payments"):
         parts.append("SELECT account_id AS entity_id, paid_at AS t FROM payments")
     if not parts:
         return "SELECT NULL::VARCHAR AS entity_id, NULL::TIMESTAMP AS paid_at WHERE false"
@@ -198,7 +204,7 @@ def _first_payment_sql(con: duckdb.DuckDBPyConnection, accounts: bool) -> str:
 
 def _expansion_sql(con: duckdb.DuckDBPyConnection) -> str:
     """Per account entity: the first payment with more seats than its first payment."""
-    if not _has(con, "payments"):
+    if not has_table(con, "payments"):
         return "SELECT NULL::VARCHAR AS entity_id, NULL::TIMESTAMP AS expanded_at WHERE false"
     return """
         WITH pay AS (
@@ -235,7 +241,7 @@ _NO_LOSS = "SELECT NULL::VARCHAR AS entity_id, NULL::TIMESTAMP AS lost_at WHERE 
 
 def _lost_sql(con: duckdb.DuckDBPyConnection, label: LabelConfig) -> str:
     parts = []
-    if _has(con, "lost_users"):
+    if has_table(con, "lost_users"):
         parts.append("SELECT user_id AS entity_id, lost_at FROM lost_users")
     if label.lost_event is not None:
         name = label.lost_event.replace("'", "''")
@@ -363,10 +369,14 @@ def _shape(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, task: TaskConfig
 def _data_end(con: duckdb.DuckDBPyConnection, data_end: datetime | None) -> datetime:
     """As in :func:`build_label_times`: given, else the ``data_end`` table, else the latest
     event or conversion."""
-    if data_end is None and _has(con, "data_end"):
+    if data_end is None and has_table(con, "data_end"):
         data_end = con.execute("SELECT max(data_end) FROM data_end").fetchone()[0]
     if data_end is None:
-        conv = "(SELECT max(converted_at) FROM conversions)" if _has(con, "conversions") else "NULL"
+        conv = (
+            "(SELECT max(converted_at) FROM conversions)"
+            if has_table(con, "conversions")
+            else "NULL"
+        )
         data_end = con.execute(
             f"SELECT GREATEST((SELECT max(timestamp) FROM events), {conv})"
         ).fetchone()[0]
@@ -375,27 +385,3 @@ def _data_end(con: duckdb.DuckDBPyConnection, data_end: datetime | None) -> date
             ["Table 'events' must hold at least one timestamp to place anchors. Got none."]
         )
     return pd.Timestamp(data_end).to_pydatetime()
-
-
-def _seconds(delta: timedelta) -> int:
-    return int(round(delta.total_seconds()))
-
-
-def _has(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    try:
-        con.execute(f"SELECT 1 FROM {name} LIMIT 0")
-    except duckdb.CatalogException:
-        return False
-    return True
-
-
-def _require(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
-    missing = [n for n in names if not _has(con, n)]
-    if missing:
-        raise DataContractError(
-            [
-                f"Table '{n}' must exist in the DuckDB connection to build task label times. "
-                f"Got no such table or view; load it with the reader first."
-                for n in missing
-            ]
-        )
