@@ -13,8 +13,6 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from propensity.scoring import holdout_mask
-
 __all__ = ["CURRENT_COLUMNS", "REASON_LIMIT", "SYNCED", "current_table", "reason_texts"]
 
 REASON_LIMIT = 255
@@ -80,6 +78,9 @@ def current_table(
     ``scores`` has ``entity_id``, ``account_id``, ``percentile`` and reason text columns; an
     entity not scored today keeps its last score, percentile and reasons from ``previous``.
     """
+    # imported here: the scoring module brings the model stack, which the sinks do not need
+    from propensity.scoring import holdout_mask
+
     when = pd.Timestamp(as_of)
     today = scores.assign(entity_id=scores["entity_id"].astype(str)).set_index("entity_id")
     texts = reason_texts(today)
