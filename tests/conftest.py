@@ -38,3 +38,40 @@ def postgres_dsn() -> str:
     if dsn is None:
         pytest.skip(why)
     return dsn
+
+
+@pytest.fixture(scope="session")
+def trained_world(tmp_path_factory):
+    """A small simulated product (3000 users, 150 days), its config and a trained champion in a
+    private MLflow store: shared by the slow backtest and outcomes tests."""
+    from pathlib import Path
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from propensity.cli import app
+
+    tmp = tmp_path_factory.mktemp("world")
+    runner = CliRunner()
+    made = runner.invoke(
+        app,
+        ["simulate", "--out", str(tmp / "data"), "--users", "3000", "--seed", "5", "--days", "150"],
+    )
+    assert made.exit_code == 0, made.output
+    cfg = yaml.safe_load((Path(__file__).parent.parent / "configs" / "demo.yaml").read_text())
+    cfg["data"].update(
+        events=str(tmp / "data" / "events"),
+        users=str(tmp / "data" / "users.parquet"),
+        conversions=str(tmp / "data" / "conversions.parquet"),
+    )
+    cfg["output_dir"] = str(tmp / "outputs")
+    cfg["threshold"] = {"policy": "top_fraction", "top_fraction": 0.1, "bootstrap": 20}
+    cfg["baselines"]["bootstrap"] = 20
+    cfg["model"].update(min_positives=20, min_negatives=20)
+    cfg["mlflow"]["tracking_uri"] = f"sqlite:///{tmp / 'mlflow.db'}"
+    cfg["crm"] = {"sink": {"path": str(tmp / "crm.duckdb")}}
+    config = tmp / "project.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    trained = runner.invoke(app, ["train", "--config", str(config)])
+    assert trained.exit_code == 0, trained.output
+    return tmp, config

@@ -396,21 +396,52 @@ def score(
     ] = False,
     top: Annotated[int, typer.Option(min=0, help="PQLs to print.")] = 10,
     engine: EngineOption = None,
+    to: Annotated[
+        str | None, typer.Option(help="Backtest: score every date from --as-of to this one.")
+    ] = None,
+    every: Annotated[str, typer.Option(help="Backtest step (e.g. 1d, 12h).")] = "1d",
+    crm: Annotated[
+        bool, typer.Option(help="Also update the CRM tables in the configured sink.")
+    ] = False,
 ) -> None:
-    """Score users in trial at --as-of: probability, PQL flag, reason codes. Atomic outputs."""
+    """Score users in trial at --as-of: probability, PQL flag, reason codes. Atomic outputs.
+
+    With --to, score every --every from --as-of to --to in one process (data read once) into
+    one file with an as_of column; with --crm each date also updates the CRM tables in order.
+    """
     from propensity.cli.render import print_scoring
 
     fmt = "csv" if out_path.suffix == ".csv" else None
+    if to is not None:
+        _backtest(config, as_of, to, every, out_path, model, crm)
+        return
     with _user_errors():
         cfg = _load(config, engine)
         from propensity.pipeline.score import check_score_options, score_job
 
-        check_score_options(cfg, out_path, previous, fail_on_drift, fmt == "csv")
+        check_score_options(cfg, out_path, previous, fail_on_drift, fmt == "csv", crm)
         with _steps(log=False) as progress:
             outcome = score_job(
-                cfg, as_of, out_path, model, previous, fail_on_drift, fmt, progress=progress
+                cfg, as_of, out_path, model, previous, fail_on_drift, fmt, progress, crm
             )
     print_scoring(outcome, out, top)
+
+
+def _backtest(
+    config: Path, start: str, end: str, every: str, out_path: Path, model: str | None, crm: bool
+) -> None:
+    from propensity.config import parse_duration
+    from propensity.pipeline.backtest import backtest_job
+    from propensity.pipeline.score import check_score_options
+
+    with _user_errors():
+        cfg = _load(config)
+        check_score_options(cfg, out_path, None, False, out_path.suffix == ".csv", crm)
+        step = _duration("--every", every, parse_duration)
+        with _steps(log=False) as progress:
+            done = backtest_job(cfg, start, end, step, out_path, model, crm, progress=progress)
+    out.print(done.per_date.to_string(index=False, max_rows=20))
+    out.print(f"scores: {done.path}  ({len(done.per_date)} dates in {done.seconds} s)")
 
 
 @app.command()

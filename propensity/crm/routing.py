@@ -26,7 +26,7 @@ def _matches(frame: pd.DataFrame, cond: RouteCondition) -> np.ndarray:
     ok = np.ones(len(frame), dtype=bool)
     if cond.in_ is not None:
         ok &= values.astype(str).isin([str(v) for v in cond.in_]).to_numpy()
-    number = pd.to_numeric(values, errors="coerce")
+    number = pd.to_numeric(values, errors="coerce").astype("float64")
     if cond.min is not None:
         ok &= (number >= cond.min).to_numpy(dtype=bool)
     if cond.max is not None:

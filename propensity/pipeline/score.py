@@ -76,7 +76,7 @@ def _paths(out: Path, fmt: str) -> dict[str, Path]:
 
 
 def check_score_options(
-    cfg: Config, out: Path, previous: Path | None, fail_on_drift: bool, csv: bool
+    cfg: Config, out: Path, previous: Path | None, fail_on_drift: bool, csv: bool, crm: bool = False
 ) -> None:
     """Refuse, before any work, an ``--out`` or option the configured engine cannot honour.
 
@@ -94,6 +94,7 @@ def check_score_options(
             ("--previous", previous is not None),
             ("--fail-on-drift", fail_on_drift),
             ("a .csv --out", csv),
+            ("--crm", crm),
         )
         if given
     ]
@@ -113,12 +114,14 @@ def score_job(
     fail_on_drift: bool = False,
     fmt: Literal["parquet", "csv"] | None = None,
     progress: Callable[[str], None] = lambda message: None,
+    crm: bool = False,
     *,
     engine: Engine | None = None,
 ) -> ScoreOutcome:
     """Score every user in trial and not converted at ``as_of`` with the registered model.
 
     The model is loaded once, before the data (a missing model exits 3 before any work).
+    ``crm``: also advance the CRM tables in ``cfg.crm.sink`` (after the files are written).
     """
     from propensity.tracking import load_model
 
@@ -201,6 +204,20 @@ def score_job(
         "unseen_event_types": len(features.unseen_events),
         "seconds": round(time.perf_counter() - began, 2),
     }
+    if crm:
+        from propensity.pipeline.crm import crm_sync, read_crm_inputs
+
+        progress("updating the CRM tables")
+        tables = crm_sync(
+            cfg,
+            read_crm_inputs(engine, cfg),
+            result.scores,
+            when,
+            model.threshold,
+            str(loaded.version),
+        )
+        summary["crm_pqls"] = int(tables.current["is_pql"].sum())
+        summary["crm_history_rows"] = len(tables.history)
     written = {k: v for k, v in paths.items() if v.exists() or k == "scores"}
     return ScoreOutcome(result.scores, summary, drift, written, when, uri)
 

@@ -1,0 +1,97 @@
+"""The CRM step of a score run: lifecycle, routing and both tables into the configured sink.
+
+``crm_sync(cfg, con, scores, as_of, threshold, version)`` reads the sink's current table,
+advances it with the run's scores (conversions and segments read from the run's DuckDB
+connection) and writes the new current table and the run's history rows in one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from propensity.config import Config
+from propensity.crm import crm_fields, segments
+from propensity.crm.run import CrmTables, crm_step
+from propensity.errors import PropensityError
+from propensity.io import write_table
+from propensity.io.sinks import Sink, open_sink
+
+__all__ = ["CrmInputs", "crm_sync", "read_crm_inputs", "write_upsert_file"]
+
+
+class CrmInputs:
+    """What the CRM step reads from the data once: conversions and segments."""
+
+    def __init__(self, converted: pd.DataFrame, segments: pd.DataFrame):
+        self.converted = converted
+        self.segments = segments
+
+
+def read_crm_inputs(engine: Any, cfg: Config) -> CrmInputs:
+    """First conversion per user and the users' segment columns (no email, only its class),
+    from an engine whose tables are in a DuckDB connection (``engine.con``)."""
+    con = getattr(engine, "con", None)
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        raise PropensityError(
+            f"The CRM tables are built on engine duckdb; got engine {cfg.engine}. Set "
+            f"engine: duckdb for 'score --crm' and 'outcomes'."
+        )
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    tables |= {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+    if "conversions" in tables:
+        converted = con.execute(
+            "SELECT user_id AS entity_id, MIN(converted_at) AS converted_at FROM conversions "
+            "GROUP BY user_id"
+        ).df()
+    else:
+        converted = pd.DataFrame(
+            {"entity_id": pd.Series(dtype=object), "converted_at": pd.Series(dtype="M8[ns]")}
+        )
+    users = con.execute("SELECT * EXCLUDE (signup_at) FROM users").df()
+    seg = segments(users, cfg.features.enterprise_domains, cfg.features.free_mail_domains)
+    return CrmInputs(converted, seg)
+
+
+def crm_sync(
+    cfg: Config,
+    inputs: CrmInputs,
+    scores: pd.DataFrame,
+    as_of: datetime,
+    threshold: float,
+    model_version: str,
+    sink: Sink | None = None,
+) -> CrmTables:
+    """Advance the sink's current table with ``scores`` and write both tables (one transaction).
+
+    ``sink`` None opens (and closes) the configured one.
+    """
+    own = sink is None
+    target = open_sink(cfg.crm.sink) if sink is None else sink
+    try:
+        tables = crm_step(
+            target.read_current(),
+            scores,
+            as_of,
+            inputs.converted,
+            inputs.segments,
+            cfg.crm,
+            cfg.scoring,
+            threshold,
+            model_version,
+        )
+        target.write(tables.current, tables.history, as_of, model_version)
+    finally:
+        if own:
+            target.close()
+    return tables
+
+
+def write_upsert_file(current: pd.DataFrame, preset: str, path: Path) -> Path:
+    """The current table with the preset's field names, as a CSV a bulk upsert takes."""
+    write_table(crm_fields(current, preset), path, "csv")
+    return path
