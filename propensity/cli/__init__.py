@@ -445,6 +445,24 @@ def _backtest(
 
 
 @app.command()
+def outcomes(
+    config: ConfigOption,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the outcome tables.")],
+    model: Annotated[str | None, typer.Option(help="Model whose promise to check.")] = None,
+) -> None:
+    """Realized precision, recall, PQL-to-paid per segment and route, and the holdout lift."""
+    from propensity.cli.render import print_outcomes
+    from propensity.pipeline.outcomes import outcomes_job
+
+    with _user_errors():
+        cfg = _load(config)
+        _check_dir(out_dir, "--out")
+        with _steps(log=False) as progress:
+            done = outcomes_job(cfg, out_dir, model, progress=progress)
+    print_outcomes(done, out)
+
+
+@app.command()
 def report(
     run_id: Annotated[str, typer.Option("--run-id", help="MLflow run id of a training run.")],
     config: Annotated[
@@ -457,13 +475,18 @@ def report(
     scores: Annotated[
         Path | None, typer.Option(help="A scores file written by score: its PQLs are listed.")
     ] = None,
+    outcomes: Annotated[
+        Path | None, typer.Option(help="A folder written by 'propensity outcomes'.")
+    ] = None,
 ) -> None:
     """Rebuild a training run's HTML report from MLflow and log it back to the run."""
     from propensity.pipeline.report import report_job
 
     with _user_errors():
         cfg = None if config is None else _load(config)
-        path = report_job(run_id, cfg, drift=drift, scores=scores, progress=_progress)
+        path = report_job(
+            run_id, cfg, drift=drift, scores=scores, outcomes=outcomes, progress=_progress
+        )
     out.print(f"report: {path}")
 
 

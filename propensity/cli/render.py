@@ -323,3 +323,29 @@ def print_demo(outcome: Any, console: Console) -> None:
     print_scoring(outcome.scoring, console)
     console.print(f"model report (opens offline): {outcome.report}")
     console.print("open the MLflow UI with: make mlflow-ui   (then http://127.0.0.1:5000)")
+
+
+def print_outcomes(done: Any, console: Console) -> None:
+    """The holdout lift with its interval, realized vs promised precision, alerts, and paths."""
+    lift = done.outcomes.lift
+    runs = done.outcomes.runs
+    pqls = int(runs["pqls"].sum())
+    hits = float((runs["precision"] * runs["pqls"]).sum())
+    realized = hits / pqls if pqls else float("nan")
+    console.print(
+        f"holdout lift: {lift['lift']:+.1%} (95% interval {lift['lift_low']:+.1%} to "
+        f"{lift['lift_high']:+.1%}); contacted {lift['rate_contacted']:.1%} of "
+        f"{lift['contacted']}, held out {lift['rate_held_out']:.1%} of {lift['held_out']}"
+    )
+    promised = done.promised_precision
+    promise = "" if promised is None else f"; training promised {promised:.1%}"
+    console.print(
+        f"realized precision {realized:.1%} over {len(runs)} runs ({pqls:,} PQL-days); the "
+        f"scores expected {runs['expected_precision'].mean():.1%}{promise}"
+    )
+    for alert in done.outcomes.alerts:
+        console.print(f"[bold red]alert:[/] {alert}", highlight=False)
+    for name, path in done.paths.items():
+        console.print(f"{name}: {path}")
+    if done.run_id:
+        console.print(f"run id: {done.run_id}")

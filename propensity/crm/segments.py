@@ -38,4 +38,10 @@ def segments(
         out["domain_class"] = domain_class(out.pop("email_domain"), enterprise, free_mail)
     else:
         out["domain_class"] = "unknown"
+    if "company_size" in out:
+        size = pd.to_numeric(out["company_size"], errors="coerce").astype("float64")
+        bands = np.select(
+            [size < 50, size < 200, size >= 200], ["1-49", "50-199", "200+"], "unknown"
+        )
+        out["size_band"] = bands
     return out.drop_duplicates("entity_id").reset_index(drop=True)

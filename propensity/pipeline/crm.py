@@ -21,7 +21,7 @@ from propensity.errors import PropensityError
 from propensity.io import write_table
 from propensity.io.sinks import Sink, open_sink
 
-__all__ = ["CrmInputs", "crm_sync", "read_crm_inputs", "write_upsert_file"]
+__all__ = ["CrmInputs", "crm_sync", "engine_con", "read_crm_inputs", "write_upsert_file"]
 
 
 class CrmInputs:
@@ -32,15 +32,20 @@ class CrmInputs:
         self.segments = segments
 
 
-def read_crm_inputs(engine: Any, cfg: Config) -> CrmInputs:
-    """First conversion per user and the users' segment columns (no email, only its class),
-    from an engine whose tables are in a DuckDB connection (``engine.con``)."""
+def engine_con(engine: Any, cfg: Config) -> duckdb.DuckDBPyConnection:
+    """The DuckDB connection holding the engine's canonical tables (the CRM steps read it)."""
     con = getattr(engine, "con", None)
     if not isinstance(con, duckdb.DuckDBPyConnection):
         raise PropensityError(
             f"The CRM tables are built on engine duckdb; got engine {cfg.engine}. Set "
             f"engine: duckdb for 'score --crm' and 'outcomes'."
         )
+    return con
+
+
+def read_crm_inputs(engine: Any, cfg: Config) -> CrmInputs:
+    """First conversion per user and the users' segment columns (no email, only its class)."""
+    con = engine_con(engine, cfg)
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     tables |= {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
     if "conversions" in tables:

@@ -18,6 +18,7 @@ from propensity.config import Config
 from propensity.contract import FEATURES
 from propensity.errors import DataContractError
 from propensity.io import write_table
+from propensity.pipeline.outcomes import read_outcomes
 from propensity.report import REPORT_PLOTS, build_report
 from propensity.tracking import (
     PromotionDecision,
@@ -103,6 +104,7 @@ def report_job(
     *,
     drift: pd.DataFrame | Path | str | None = None,
     scores: pd.DataFrame | Path | str | None = None,
+    outcomes: Path | str | None = None,
     out_dir: Path | None = None,
     project_dir: Path | None = None,
     log: bool = True,
@@ -142,6 +144,7 @@ def report_job(
         run_id=run_id,
         seed=cfg.seed,
         scores=scores,
+        outcomes=None if outcomes is None else read_outcomes(Path(outcomes)),
     )
     if log:
         files: dict[Path | str, str | None] = {report: None}

@@ -35,6 +35,7 @@ from propensity.model.bundle import PQLModel
 from propensity.report.dependence import partial_dependence
 from propensity.report.discover import discover_section, load_discovery
 from propensity.report.html import render_page
+from propensity.report.outcomes import outcomes_section
 from propensity.report.sections import (
     data_section,
     drift_section,
@@ -159,6 +160,7 @@ def build_report(
     title: str = "PQL model report",
     seed: int = 0,
     scores: pd.DataFrame | None = None,
+    outcomes: tuple[pd.DataFrame, pd.DataFrame, Mapping[str, Any]] | None = None,
 ) -> Path:
     """Write ``run_dir/report.html`` (and the SHAP/dependence PNGs under ``plots/``).
 
@@ -166,7 +168,8 @@ def build_report(
     ``promotion``: ``decision``, ``reason``, ``metric``, ``new_value``, ``champion_value``,
     ``champion_version``, ``version`` (as the run's ``promotion.*`` tags and metrics hold them);
     ``drift``: a ``propensity.drift.psi_table`` of the newest scored cohort; ``scores``: the
-    score table of the newest score run (its PQLs and their reasons are listed).
+    score table of the newest score run (its PQLs and their reasons are listed); ``outcomes``:
+    ``(runs, segments, lift)`` as ``propensity outcomes`` wrote them.
     """
     run = load_run(run_dir)
     importance, figures = None, {}
@@ -190,6 +193,7 @@ def build_report(
         drivers_section(importance, figures, run.plots, run.spec),
         promotion_section(promotion),
         drift_section(drift, drift_limit),
+        outcomes_section(*(outcomes or (None, None, None))),
     ]
     rid = run_id or run.run_dir.name.removeprefix("train-")
     test = run.metrics.get("split", {}).get("test", {})
