@@ -46,7 +46,10 @@ def apply_contact_effect(
     if not 0 <= effect <= 1:
         raise ValueError(f"effect must be a probability in [0, 1]. Got {effect!r} instead.")
     rng = np.random.default_rng(seed)
-    first = conversions.groupby(conversions["user_id"].astype(str))["converted_at"].min()
+    # the simulator writes UTC-aware times; compare and add in naive UTC, write back as given
+    zone = getattr(conversions["converted_at"].dtype, "tz", None)
+    naive = pd.to_datetime(conversions["converted_at"], utc=True).dt.tz_convert(None)
+    first = naive.groupby(conversions["user_id"].astype(str)).min()
     c = contacts.assign(entity_id=contacts["entity_id"].astype(str))
     c = c.sort_values("entity_id", kind="stable").reset_index(drop=True)
     start = pd.to_datetime(c["contacted_at"])
@@ -57,7 +60,9 @@ def apply_contact_effect(
     # after the contact (never at its instant) and at most the horizon later
     when = (start + pd.to_timedelta(np.maximum(offset, 1.0).round(), unit="s")).dt.floor("s")
     added = ~would & draw & ~(paid <= start).to_numpy(dtype=bool)
-    new = pd.DataFrame({"user_id": c.loc[added, "entity_id"], "converted_at": when[added]})
+    at = when[added] if zone is None else when[added].dt.tz_localize("UTC").dt.tz_convert(zone)
+    new = pd.DataFrame({"user_id": c.loc[added, "entity_id"], "converted_at": at})
+    new = new.astype({"converted_at": conversions["converted_at"].dtype})
     out = pd.concat([conversions, new], ignore_index=True)
     out = out.sort_values(["converted_at", "user_id"], kind="stable").reset_index(drop=True)
     true_lift = float(effect * (1 - would.mean())) if len(c) else float("nan")
