@@ -71,8 +71,12 @@ class _Tree:
 
 def supports(booster) -> bool:
     """Whether this exact numpy TreeSHAP can explain ``booster`` (else use ``pred_contrib``)."""
-    dump = booster.dump_model()
-    if dump.get("num_tree_per_iteration", 1) != 1 or dump.get("linear", False):
+    # the header and first tree of the text model: far cheaper than dump_model on big boosters
+    text = booster.model_to_string(num_iteration=1)
+    header = text.split("\nTree=", 1)[0]
+    if "average_output" in header or "\nis_linear=1" in text:
+        return False
+    if "num_tree_per_iteration=1\n" not in header:
         return False
     params = getattr(booster, "params", {}) or {}
     return str(params.get("boosting", "gbdt")) in {"gbdt", "goss"}
