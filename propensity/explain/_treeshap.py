@@ -363,9 +363,12 @@ def _node_map(leaf: _Leaf) -> np.ndarray | None:
     m, d = leaf.depth, len(leaf.features)
     if m == d:
         return None
-    node_bits = (np.arange(1 << m)[:, None] >> np.arange(m)) & 1  # bit k: path node k
-    follows = ((1 - node_bits) @ leaf.membership) == 0  # (2**m, d)
-    return (follows.astype(np.int64) @ (1 << np.arange(d, dtype=np.int64))).astype(np.intp)
+    codes = np.arange(1 << m, dtype=np.int64)  # bit k: path node k followed
+    masks = leaf.membership.T @ (1 << np.arange(m, dtype=np.int64))  # path nodes of feature j
+    out = np.zeros(1 << m, dtype=np.intp)
+    for j, mask in enumerate(masks):
+        out |= ((codes & mask) == mask).astype(np.intp) << j
+    return out
 
 
 def _all_patterns(z: np.ndarray, value: np.ndarray) -> np.ndarray:
