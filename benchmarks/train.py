@@ -5,7 +5,8 @@ For every size it prints wall time and peak memory of
 
 - ``fit_model``: split, encode, LightGBM with early stopping, calibration, threshold, bootstrap;
 - the baseline, measured in the same run: bare ``lightgbm.train`` on the train slice with the
-  same parameters and as many trees as fit_model grew (no validation, no extras),
+  same parameters and as many trees as fit_model's model keeps (no validation, no early
+  stopping, no extras): what training costs if one knew the best round in advance,
 
 and the ratios fit_model / baseline, plus the memory the fit adds (peak RSS minus RSS once the
 table is built and the libraries imported) over the size of the feature table.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -140,17 +142,23 @@ def main() -> None:
             json.dumps(run_one(args.child, args.rows[0], args.features, args.threads, args.trees))
         )
         return
+    from propensity.config import ModelConfig
+    from propensity.model.train import patience
+
+    print(f"load average at start: {os.getloadavg()}")
     print(f"{'rows':>9} {'what':<10} {'seconds':>8} {'peak MB':>8} {'+fit MB':>8}  notes")
     for rows in args.rows:
         fit = _child("fit_model", rows, args.features, args.threads)
-        # fit_model grows early_stopping_rounds (100) trees past the best before it stops
-        grown = fit["best_iteration"] + 100
-        base = _child("baseline", rows, args.features, args.threads, grown)
+        # the baseline grows exactly the trees the model keeps; fit_model grows a patience
+        # past the best (propensity.model.train.patience) and does everything else besides
+        best = fit["best_iteration"]
+        grown = best + patience(best, ModelConfig().early_stopping_rounds)
+        base = _child("baseline", rows, args.features, args.threads, best)
         for r in (fit, base):
             notes = (
-                f"best_iteration={r['best_iteration']} test_auc={r['test_auc']}"
+                f"best_iteration={best} (~{grown} trees grown) test_auc={r['test_auc']}"
                 if r["kind"] == "fit_model"
-                else f"bare lightgbm.train, {grown} trees"
+                else f"bare lightgbm.train, {best} trees, same matrix and parameters"
             )
             print(f"{rows:>9} {r['kind']:<10} {r['seconds']:>8.1f} {r['peak_mb']:>8.0f} "
                   f"{r['peak_mb'] - r['before_fit_mb']:>8.0f}  {notes}")  # fmt: skip
@@ -158,7 +166,7 @@ def main() -> None:
             f"{rows:>9} ratio      time x{fit['seconds'] / base['seconds']:.2f}  "
             f"peak memory x{fit['peak_mb'] / base['peak_mb']:.2f} vs baseline; memory the fit "
             f"adds = x{(fit['peak_mb'] - fit['before_fit_mb']) / fit['frame_mb']:.2f} the "
-            f"{fit['frame_mb']:.0f} MB feature table"
+            f"{fit['frame_mb']:.0f} MB feature table; load average {os.getloadavg()[0]:.2f}"
         )
 
 

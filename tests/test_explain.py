@@ -119,6 +119,22 @@ def test_fast_is_the_default_and_handles_empty_input(fitted):
         shap_values(booster, X.iloc[:5], "approx")  # type: ignore[arg-type]
 
 
+def test_prepared_trees_are_kept_per_booster_and_used_by_shap_values(fitted, monkeypatch):
+    """Check that prepared() keeps one model per booster and shap_values' fast path uses it."""
+    import propensity.explain._treeshap as treeshap
+    import propensity.explain.values as values
+
+    X, booster = fitted
+    assert treeshap.prepared(booster) is treeshap.prepared(booster)
+    assert treeshap.is_prepared(booster)
+    monkeypatch.setattr(values, "FAST_MIN_ROWS", 10)
+    built = []
+    monkeypatch.setattr(treeshap, "TreeShapModel", lambda b: built.append(b))  # must not run
+    fast = shap_values(booster, X.iloc[:60])
+    assert not built
+    assert np.abs(fast - booster.predict(to_matrix(X.iloc[:60]), pred_contrib=True)).max() < 1e-12
+
+
 @pytest.mark.parametrize(
     ("name", "value", "pct", "text"),
     [

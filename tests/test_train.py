@@ -158,3 +158,38 @@ def test_report_rows_limit_every_reported_number():
     assert list(result.test_frame["user_id"]) == list(expected["user_id"])
     auc = ranking_metrics(expected["label"], result.test_frame["p"])["roc_auc"]
     assert result.metrics["test_calibrated"]["roc_auc"] == pytest.approx(auc)
+
+
+def _stopped_at(losses: list[float], ceiling: int) -> tuple[int, int]:
+    """(iteration the callback stopped at, best iteration it reported) for these losses."""
+    import lightgbm as lgb
+
+    from propensity.model.train import _early_stopping
+
+    callback = _early_stopping(ceiling)
+    for i, loss in enumerate(losses):
+        env = lgb.callback.CallbackEnv(None, {}, i, 0, len(losses), [("valid", "l", loss, False)])
+        try:
+            callback(env)
+        except lgb.callback.EarlyStopException as stop:
+            return i, stop.best_iteration
+    raise AssertionError("the callback never stopped")
+
+
+@pytest.mark.parametrize(
+    ("best_round", "ceiling", "waited"), [(10, 200, 20), (300, 200, 60), (1000, 100, 100)]
+)
+def test_early_stopping_waits_a_fifth_of_the_best_round(best_round, ceiling, waited):
+    """Check that training stops max(20, best/5) rounds (at most the ceiling) past the best."""
+    from propensity.model.train import patience
+
+    losses = [1.0 / (i + 1) for i in range(best_round)] + [1.0] * 2000
+    stopped, best = _stopped_at(losses, ceiling)
+    assert best == best_round - 1  # 0-based, as LightGBM reports it
+    assert stopped - best == waited == patience(best_round, ceiling)
+
+
+def test_early_stopping_reports_the_best_round_when_it_never_stops():
+    """Check that a run still improving at its last round reports that round as the best."""
+    losses = [1.0 / (i + 1) for i in range(50)]
+    assert _stopped_at(losses, 100) == (49, 49)

@@ -8,10 +8,13 @@ et al. (O(leaves * depth^2) per tree and row). This module computes the same num
   follows all of them. The leaf adds to feature ``i`` in ``P``
   ``v * (o_i - z_i) * sum_{S in P - i} w(|S|, |P|) * prod_{j in S} o_j * prod_{j not in S} z_j``
   (the closed form TreeSHAP evaluates), with ``w`` the Shapley weights.
-- That term depends on a row only through which path nodes it follows, and a leaf sees few
-  distinct patterns. Codes are built top-down (one shift-add per node), each (leaf, pattern) is
-  solved once with polynomial arithmetic, and rows gather the answer: a few vector operations
-  per leaf instead of a recursion per row.
+- That term depends on a row only through which path nodes it follows. Codes are built top-down
+  (one shift-add per node) and rows gather the answer: a few vector operations per leaf instead
+  of a recursion per row.
+- Everything that does not depend on the rows is prepared once per booster (:func:`prepared`
+  caches it): for a leaf with a short path, a map from node pattern to feature pattern and the
+  leaf's contributions for all ``2**d`` feature patterns, so scoring a leaf is two gathers and
+  an add. Longer paths solve the distinct patterns of each call.
 
 Only plain ``gbdt`` binary/regression boosters without linear trees are supported;
 :func:`supports` says whether a booster qualifies so callers can fall back to ``pred_contrib``.
@@ -19,16 +22,19 @@ Only plain ``gbdt`` binary/regression boosters without linear trees are supporte
 
 from __future__ import annotations
 
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from math import factorial
+from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["TreeShapModel", "supports"]
+__all__ = ["TreeShapModel", "is_prepared", "prepared", "supports"]
 
 _ZERO = 1e-35  # LightGBM's kZeroThreshold: |x| <= this counts as zero for zero-as-missing
-_CACHE_BITS = 8  # paths with up to this many distinct features keep a full 2**d table
+_CACHE_BITS = 10  # paths with up to this many distinct features keep a full 2**d table
+_MAP_BITS = 13  # ... and with up to this many nodes, a 2**depth node-to-feature pattern map
+_BATCH_CELLS = 2_000_000  # bounds the arrays built per batch of tables
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class _Node:
     missing: str  # "None", "Zero" or "NaN"
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Leaf:
     value: float
     features: np.ndarray  # distinct path features, in first-seen order
@@ -49,6 +55,9 @@ class _Leaf:
     depth: int  # number of path nodes; a row's pattern is one bit per path node
     # membership[k, j] is True when path node k splits on path feature j
     membership: np.ndarray
+    # prepared for short paths: node pattern -> feature pattern, and (2**d, d) contributions
+    node_map: np.ndarray | None = None
+    table: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -62,11 +71,41 @@ class _Tree:
 
 def supports(booster) -> bool:
     """Whether this exact numpy TreeSHAP can explain ``booster`` (else use ``pred_contrib``)."""
-    dump = booster.dump_model()
-    if dump.get("num_tree_per_iteration", 1) != 1 or dump.get("linear", False):
+    # the header and first tree of the text model: far cheaper than dump_model on big boosters
+    text = booster.model_to_string(num_iteration=1)
+    header = text.split("\nTree=", 1)[0]
+    if "average_output" in header or "\nis_linear=1" in text:
+        return False
+    if "num_tree_per_iteration=1\n" not in header:
         return False
     params = getattr(booster, "params", {}) or {}
     return str(params.get("boosting", "gbdt")) in {"gbdt", "goss"}
+
+
+_PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def prepared(booster) -> TreeShapModel:
+    """The booster's :class:`TreeShapModel`, built on first use and kept while the booster lives.
+
+    The key also holds the tree count and best iteration, so a booster trained further (or
+    given another best iteration) is prepared again.
+    """
+    key = (booster.num_trees(), getattr(booster, "best_iteration", 0))
+    hit = _PREPARED.get(booster)
+    if hit is None or hit[0] != key:
+        hit = (key, TreeShapModel(booster))
+        _PREPARED[booster] = hit
+    return hit[1]
+
+
+def is_prepared(booster) -> bool:
+    """Whether :func:`prepared` holds this booster's trees already (no preparation cost)."""
+    hit = _PREPARED.get(booster)
+    return hit is not None and hit[0] == (
+        booster.num_trees(),
+        getattr(booster, "best_iteration", 0),
+    )
 
 
 class TreeShapModel:
@@ -81,9 +120,28 @@ class TreeShapModel:
         self.trees = tuple(_parse_tree(t["tree_structure"]) for t in dump["tree_info"])
         if any((leaf.z <= 0).any() for tree in self.trees for leaf in tree.leaves):
             raise ValueError("a tree has an empty child (zero cover); use pred_contrib instead")
-        max_d = max((len(leaf.features) for t in self.trees for leaf in t.leaves), default=0)
-        self._weights = _shapley_weights(max_d + 1)
-        self._cache: dict[int, np.ndarray] = {}  # id(leaf) -> (d, 2**d) table, short paths only
+        self._prepare_tables()
+
+    def _prepare_tables(self) -> None:
+        """Full pattern tables and node maps for short paths, built in batches of equal d."""
+        short = [
+            leaf
+            for tree in self.trees
+            for leaf in tree.leaves
+            if len(leaf.features) <= _CACHE_BITS and leaf.depth <= _MAP_BITS
+        ]
+        by_d: dict[int, list[_Leaf]] = {}
+        for leaf in short:
+            by_d.setdefault(len(leaf.features), []).append(leaf)
+            leaf.node_map = _node_map(leaf)
+        for d, leaves in by_d.items():
+            per_batch = max(1, _BATCH_CELLS // ((1 << d) * 4 * max(d, 1)))
+            for s in range(0, len(leaves), per_batch):
+                batch = leaves[s : s + per_batch]
+                z = np.stack([leaf.z for leaf in batch])
+                values = _all_patterns(z, np.array([leaf.value for leaf in batch]))
+                for leaf, table in zip(batch, values, strict=True):
+                    leaf.table = table  # (2**d, d): row = feature pattern
 
     def shap_values(
         self, X: np.ndarray, n_threads: int = 2, chunk: int | None = None
@@ -123,24 +181,29 @@ class TreeShapModel:
             if not tree.nodes:
                 continue
             left = [_decide(node, cols) for node in tree.nodes]
-            # Depth-first over nodes; a row's code at depth m holds one bit per path node saying
-            # whether it follows the path there, so each tree costs a few operations per node.
-            stack = [(0, np.zeros(n, dtype=np.int64))]
+            # Depth-first over nodes; bit k of a row's code says whether it follows path node k
+            # (the root is bit 0), so each tree costs a few operations per node. A path whose
+            # features are distinct then has node pattern = feature pattern.
+            stack = [(0, 0, np.zeros(n, dtype=np.int64))]
             while stack:
-                node, code = stack.pop()
-                follows_left = left[node]
-                code2 = code << 1
+                node, depth, code = stack.pop()
+                goes_left = left[node].astype(np.int64) << depth
                 for child, bits in (
-                    (tree.right[node], code2 + ~follows_left),
-                    (tree.left[node], code2 + follows_left),
+                    (tree.right[node], code + ((1 << depth) - goes_left)),
+                    (tree.left[node], code + goes_left),
                 ):
                     if child >= 0:
-                        stack.append((child, bits))
+                        stack.append((child, depth + 1, bits))
                     else:
                         self._add_leaf(phi, tree.leaves[~child], bits)
         return phi
 
     def _add_leaf(self, phi: np.ndarray, leaf: _Leaf, code: np.ndarray) -> None:
+        if leaf.table is not None:
+            pattern = code if leaf.node_map is None else np.take(leaf.node_map, code)
+            # a leaf's features are distinct, so the fancy-index add is exact
+            phi[leaf.features] += np.take(leaf.table, pattern, axis=0).T
+            return
         n = len(code)
         if (1 << leaf.depth) <= max(n // 4, 256):
             # few possible patterns: index a dense table directly by the row's code
@@ -157,46 +220,26 @@ class TreeShapModel:
     def _leaf_table(self, leaf: _Leaf, patterns: np.ndarray) -> np.ndarray:
         """Contributions ``(d, patterns)`` of one leaf to its path features per node pattern."""
         m = leaf.depth
-        # bit (m - 1 - k) of a pattern is path node k (the root is the most significant bit)
-        node_bits = (patterns[:, None] >> np.arange(m - 1, -1, -1)) & 1  # (p, m)
+        node_bits = (patterns[:, None] >> np.arange(m)) & 1  # (p, m): bit k is path node k
         misses = (1 - node_bits) @ leaf.membership  # (p, d): path nodes of j not followed
         follows = misses == 0
         # Many node patterns share one feature pattern o (e.g. a row that misses the first of
         # two splits on the same feature); solve each distinct o once.
         d = follows.shape[1]
         o_code = follows.astype(np.int64) @ (1 << np.arange(d, dtype=np.int64))
-        if d <= _CACHE_BITS:
-            # every feature pattern of a short path, solved once and kept for later chunks
-            table = self._cache.get(id(leaf))
-            if table is None:
-                table = self._feature_table(leaf, _bit_rows(np.arange(1 << d), d))
-                self._cache[id(leaf)] = table  # a racing thread computes the same array
-            return table[:, o_code]
         o_unique, o_index = np.unique(o_code, return_inverse=True)
         return self._feature_table(leaf, _bit_rows(o_unique, d))[:, o_index]
 
     def _feature_table(self, leaf: _Leaf, o: np.ndarray) -> np.ndarray:
-        """Contributions ``(d, p)`` of one leaf for each feature pattern row of ``o`` (p, d)."""
-        p, d = o.shape
+        """Contributions ``(d, p)`` of one leaf for each feature pattern row of ``o`` (p, d).
+
+        Same integral as :func:`_all_patterns`, evaluated for the given patterns only.
+        """
+        t, w = _gauss(o.shape[1])
         z = leaf.z[None, :]
-        # poly(t) = prod_j (z_j + o_j t): coefficient k sums over subsets S of size k
-        poly = np.zeros((p, d + 1))
-        poly[:, 0] = 1.0
-        for j in range(d):
-            shifted = np.zeros_like(poly)
-            shifted[:, 1:] = poly[:, :-1] * o[:, j : j + 1]
-            poly = poly * z[:, j : j + 1] + shifted
-        # Divide out (z_i + o_i t) for every i at once: synthetic division from the top when
-        # o_i = 1 (stable because z <= 1), plain division by z_i when o_i = 0.
-        quot = np.empty((p, d, d))
-        carry = np.zeros((p, d))
-        for k in range(d, 0, -1):
-            carry = poly[:, k : k + 1] - z * carry
-            quot[:, :, k - 1] = carry
-        plain = poly[:, None, :d] / z[:, :, None]
-        quot = np.where(o[:, :, None] > 0, quot, plain)
-        sums = quot @ self._weights[d, :d]  # (p, d)
-        return (leaf.value * (o - z) * sums).T
+        factors = o[:, :, None] * t + z[:, :, None] * (1 - t)  # (p, d, q), positive
+        whole = factors.prod(axis=1, keepdims=True)
+        return (leaf.value * (o - z) * ((whole / factors) @ w)).T
 
 
 class _Columns:
@@ -314,15 +357,49 @@ def _make_leaf(value: float, path: list[tuple[int, float]]) -> _Leaf:
     )
 
 
+def _node_map(leaf: _Leaf) -> np.ndarray | None:
+    """Feature pattern (bit j: all path nodes on feature j followed) per node pattern code;
+    None when the path's features are distinct (then the two patterns are the same)."""
+    m, d = leaf.depth, len(leaf.features)
+    if m == d:
+        return None
+    codes = np.arange(1 << m, dtype=np.int64)  # bit k: path node k followed
+    masks = leaf.membership.T @ (1 << np.arange(m, dtype=np.int64))  # path nodes of feature j
+    out = np.zeros(1 << m, dtype=np.intp)
+    for j, mask in enumerate(masks):
+        out |= ((codes & mask) == mask).astype(np.intp) << j
+    return out
+
+
+def _all_patterns(z: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Contributions ``(b, 2**d, d)`` of ``b`` leaves for every feature pattern (bit j = o_j).
+
+    The Shapley-weighted subset sum equals ``integral_0^1 prod_{j != i} (o_j t + z_j (1 - t))
+    dt`` (the weights are Beta integrals): a polynomial of degree d - 1, which Gauss-Legendre
+    quadrature with ceil(d / 2) nodes integrates exactly. The products over all patterns are
+    built by doubling, then one batched matrix product divides out each feature and integrates.
+    """
+    b, d = z.shape
+    t, w = _gauss(d)
+    off = z[..., None] * (1 - t)  # (b, d, q): o_j = 0; positive inside (0, 1) as z > 0
+    on = off + t  # o_j = 1
+    whole = np.ones((b, 1, len(t)))
+    for j in range(d):  # patterns with bit j set follow the first 2**j
+        whole = np.concatenate([whole * off[:, j : j + 1], whole * on[:, j : j + 1]], axis=1)
+    divide = np.concatenate([w / off, w / on], axis=1).transpose(0, 2, 1)  # (b, q, 2d)
+    summed = whole @ divide  # (b, 2**d, 2d): columns (bit, feature)
+    bits = _bit_rows(np.arange(1 << d), d).astype(bool)  # (2**d, d)
+    picked = np.where(bits, summed[:, :, d:], summed[:, :, :d])
+    return value[:, None, None] * (bits - z[:, None, :]) * picked
+
+
+@lru_cache(maxsize=64)
+def _gauss(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [0, 1], exact up to degree d - 1 (and d)."""
+    x, w = np.polynomial.legendre.leggauss(max(1, (d + 1) // 2))
+    return (x + 1) / 2, w / 2
+
+
 def _bit_rows(codes: np.ndarray, d: int) -> np.ndarray:
     """Rows of 0/1 floats: bit j of each code in column j."""
     return ((codes[:, None] >> np.arange(d)) & 1).astype(np.float64)
-
-
-def _shapley_weights(size: int) -> np.ndarray:
-    """``w[d, k] = k! (d - k - 1)! / d!``: the Shapley weight of a subset of size k among d."""
-    w = np.zeros((size + 1, size + 1))
-    for d in range(1, size + 1):
-        for k in range(d):
-            w[d, k] = factorial(k) * factorial(d - k - 1) / factorial(d)
-    return w

@@ -8,8 +8,11 @@ SHAP value.
 - ``"native"``: LightGBM's ``predict(..., pred_contrib=True)`` (recursive TreeSHAP in C++).
 - ``"tree_explainer"``: ``shap.TreeExplainer``; this is the only place shap is imported.
 - ``"fast"``: :mod:`propensity.explain._treeshap`, the same numbers vectorised over rows in
-  numpy (see ``benchmarks/score.py`` for the speed-up); it uses ``"native"`` for fewer than
-  ``FAST_MIN_ROWS`` rows and for boosters it does not support (linear trees, multiclass, rf).
+  numpy (``benchmarks/treeshap.py`` prints the speed-up). Its trees are prepared once per
+  booster and kept; a call that would have to prepare them first goes to ``"native"`` below
+  ``FAST_MIN_ROWS_COLD`` rows, a call on a prepared booster below ``FAST_MIN_ROWS``, so it is
+  never the slower of the two. Unsupported boosters (linear trees, multiclass, rf) use
+  ``"native"``.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from propensity.explain._treeshap import TreeShapModel, supports
+from propensity.explain._treeshap import TreeShapModel, is_prepared, prepared, supports
 
 __all__ = ["Method", "shap_values", "to_matrix"]
 
 Method = Literal["fast", "native", "tree_explainer"]
-FAST_MIN_ROWS = 2000  # "fast" uses pred_contrib below this many rows (unless given an explainer)
+# Crossovers measured by benchmarks/treeshap.py (300 trees x 31 leaves, 2 busy cores): a
+# prepared booster is faster than pred_contrib from ~200 rows, an unprepared one (preparing
+# costs about as much as pred_contrib on ~500 rows) from ~600; both thresholds keep a margin.
+FAST_MIN_ROWS = 300
+FAST_MIN_ROWS_COLD = 1000
 
 
 def to_matrix(X: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -71,13 +78,14 @@ def shap_values(
         return _tree_explainer(booster, matrix)
     if method == "fast":
         if explainer is None:
-            # Below a few thousand rows the fixed per-leaf cost of the numpy path outweighs
-            # its per-row saving (benchmarks/score.py), so the C++ recursion is faster there.
-            if len(matrix) < FAST_MIN_ROWS or not supports(booster):
+            # Below a few hundred rows the fixed per-leaf cost of the numpy path outweighs its
+            # per-row saving, so the C++ recursion is faster there (more so before preparing).
+            floor = FAST_MIN_ROWS if is_prepared(booster) else FAST_MIN_ROWS_COLD
+            if len(matrix) < floor or not supports(booster):
                 return shap_values(booster, matrix, "native", n_threads)
-            explainer = TreeShapModel(booster)
+            explainer = prepared(booster)
         # One thread: on the shared 2-core benchmark machine a second thread lost more to GIL
-        # contention than it gained (benchmarks/score.py prints both).
+        # contention than it gained.
         return explainer.shap_values(matrix, n_threads=1)
     raise ValueError(
         f"The 'method' parameter of shap_values must be 'fast', 'native' or 'tree_explainer'. "

@@ -84,25 +84,44 @@ def find_bots(
         )"""
     join = "LEFT JOIN regular r ON r.user_id = u.user_id" if regular else ""
     cols = "r.k, r.cv" if regular else "NULL AS k, NULL AS cv"
+    # A user's events in one hour, and their active hours in a day, are at most the day's
+    # events: only users whose busiest day exceeds one of the hourly limits can break an hourly
+    # rule, so the (user, hour) aggregation runs on those few only; the rest get NULLs there,
+    # which no rule flags.
+    hour_floor = min(int(cfg.max_events_per_hour), int(cfg.max_active_hours_per_day))
+    hourly = ""
+    hour_cols = "NULL AS peak, NULL AS peak_day, NULL AS hours, NULL AS hours_day"
+    if not day_only:
+        hourly = f"""
+        , candidates AS (
+            SELECT user_id FROM per_day WHERE day_n > {hour_floor}
+        ), hourly AS (
+            SELECT e.user_id, date_trunc('hour', e.timestamp) AS h, count(*) AS n
+            FROM {table} e SEMI JOIN candidates c ON e.user_id = c.user_id GROUP BY ALL
+        ), hours_daily AS (
+            SELECT user_id, date_trunc('day', h) AS d, count(*) AS active_hours, max(n) AS peak
+            FROM hourly GROUP BY ALL
+        ), per_hour AS (
+            SELECT user_id, max(peak) AS peak, arg_max(d, peak) AS peak_day,
+                   max(active_hours) AS hours, arg_max(d, active_hours) AS hours_day
+            FROM hours_daily GROUP BY user_id
+        )"""
+        hour_cols = "h.peak, h.peak_day, h.hours, h.hours_day"
+    hour_join = "LEFT JOIN per_hour h ON h.user_id = u.user_id" if hourly else ""
     rows = con.execute(
         f"""
-        WITH hourly AS (
-            SELECT user_id, date_trunc('hour', timestamp) AS h, count(*) AS n
+        WITH daily AS (
+            SELECT user_id, date_trunc('day', timestamp) AS d, count(*) AS n
             FROM {table} GROUP BY ALL
-        ), daily AS (
-            SELECT user_id, date_trunc('day', h) AS d, count(*) AS active_hours,
-                   sum(n) AS n, max(n) AS peak
-            FROM hourly GROUP BY ALL
-        ), per_user AS (
-            SELECT user_id, max(peak) AS peak, arg_max(d, peak) AS peak_day,
-                   max(n) AS day_n, arg_max(d, n) AS n_day,
-                   max(active_hours) AS hours, arg_max(d, active_hours) AS hours_day
+        ), per_day AS (
+            SELECT user_id, max(n) AS day_n, arg_max(d, n) AS n_day
             FROM daily GROUP BY user_id
         ), typical AS (
-            SELECT quantile_cont(day_n, 0.99) AS p99 FROM per_user
-        ){regular}
+            SELECT quantile_cont(day_n, 0.99) AS p99 FROM per_day
+        ){hourly}{regular}
         SELECT user_id, CASE {" ".join(whys)} END AS why FROM (
-            SELECT u.*, t.p99, {cols} FROM per_user u CROSS JOIN typical t {join}
+            SELECT u.*, {hour_cols}, t.p99, {cols}
+            FROM per_day u CROSS JOIN typical t {hour_join} {join}
         ) WHERE {" OR ".join(checks)}
         ORDER BY user_id
         """
