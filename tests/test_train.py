@@ -80,7 +80,11 @@ def test_result_contents(truth_fit):
     assert tf["user_id"].tolist() == frame["user_id"].iloc[result.split.test].tolist()
     m = result.metrics
     assert set(m["test_raw"]) == {"roc_auc", "average_precision", "log_loss", "brier", "ece"}
-    assert m["calibration"]["method"] == "sigmoid"  # fewer than 500 calibration positives
+    # raw LightGBM on log loss is calibrated already: auto keeps a map only if it beats it
+    assert m["calibration"]["method"] in ("identity", "sigmoid", "isotonic")
+    assert m["calibration"]["rows"] == result.split.train.size + result.split.calibration.size
+    assert "isotonic" in m["calibration"]["held_out_log_loss"]  # >= 500 positives to fit on
+    assert m["test_slice"] == {"rows": len(tf), "positives": int(tf["label"].sum())}
     assert m["threshold"]["per_week"] == pytest.approx(30, abs=1)
     assert result.model.threshold == m["threshold"]["threshold"]
     assert result.model.booster.num_trees() == result.best_iteration
@@ -158,3 +162,50 @@ def test_report_rows_limit_every_reported_number():
     assert list(result.test_frame["user_id"]) == list(expected["user_id"])
     auc = ranking_metrics(expected["label"], result.test_frame["p"])["roc_auc"]
     assert result.metrics["test_calibrated"]["roc_auc"] == pytest.approx(auc)
+
+
+def test_headline_is_what_score_writes(truth_fit):
+    """Check that the test slice's calibrated scores are exactly what score_frame writes."""
+    from propensity.config import ScoringConfig
+    from propensity.scoring import score_frame
+
+    frame, _, result = truth_fit
+    rows = frame.iloc[result.split.test][["user_id", "cutoff_at", *FEATURES]]
+    written = score_frame(
+        result.model, rows, None, ScoringConfig(reason_codes=0), {}, "2024-06-01", "2024-06-01"
+    ).scores.set_index("user_id")["score"]
+    p = result.test_frame.set_index("user_id")["p"]
+    assert np.array_equal(written.loc[p.index].to_numpy(), p.to_numpy())
+    auc = ranking_metrics(result.test_frame["label"], written.loc[p.index])["roc_auc"]
+    assert result.metrics["test_calibrated"]["roc_auc"] == auc
+
+
+def test_an_inverting_calibration_never_becomes_the_headline():
+    """Check that a model whose scores rank backwards on later data is reported backwards.
+
+    The features' meaning flips after the train slice, so the calibration data says "higher
+    raw score, lower outcome": the old Platt fit took slope -6 and printed ROC AUC 0.65 for a
+    raw 0.35.
+    """
+    frame, _ = _truth(6_000, seed=8)
+    late = frame["cutoff_at"] >= frame["cutoff_at"].quantile(0.6)
+    for column in ("x0", "x1", "x2"):
+        frame.loc[late, column] = -frame.loc[late, column]
+    result = _fit(frame, _cfg(min_positives=20))
+    m = result.metrics
+    assert m["test_calibrated"]["roc_auc"] < 0.5
+    assert m["test_calibrated"]["roc_auc"] == pytest.approx(m["test_raw"]["roc_auc"], abs=1e-9)
+
+
+def test_minimum_positives_count_one_row_per_user():
+    """Check that extra cutoffs of the same users do not pass the minimum-positives check."""
+    frame, _ = _truth(2_000, seed=9)
+    main = np.zeros(len(frame), dtype=bool)
+    main[::4] = True  # every fourth row is a user's main cutoff, the rest are extra cutoffs
+    cfg = _cfg(min_positives=100)
+    split = split_out_of_time(frame, cfg.split)
+    all_rows = int(frame["label"].iloc[split.train].sum())
+    per_user = int(frame["label"].iloc[split.train[main[split.train]]].sum())
+    assert per_user < 100 <= all_rows
+    with pytest.raises(InsufficientDataError, match=f"the train slice has {per_user} positives"):
+        fit_model(frame, FEATURES, ["segment"], cfg, {"v": 1}, "hash1", report_rows=main)

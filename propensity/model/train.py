@@ -35,7 +35,7 @@ from propensity.evaluate import ranking_metrics, reliability_curve
 from propensity.model.bundle import PQLModel, align_features
 from propensity.model.calibrate import fit_calibrator
 from propensity.model.split import SLICES, Split, split_out_of_time
-from propensity.model.threshold import choose_threshold, threshold_report
+from propensity.model.threshold import ThresholdPolicy, threshold_report
 
 __all__ = ["MIN_EVAL_PER_CLASS", "TrainingResult", "base_params", "fit_model", "scalar_metrics"]
 
@@ -104,7 +104,10 @@ def fit_model(
     levels = _levels(frame, categorical)
     split = split if split is not None else split_out_of_time(frame, cfg.split)
     y = frame["label"].to_numpy(dtype=float)
-    _check_counts(split, y, cfg.model)
+    counted = (
+        np.ones(len(frame), dtype=bool) if report_rows is None else np.asarray(report_rows, bool)
+    )
+    _check_counts(split, y, counted, cfg.model)
 
     # encode slice by slice: one copy of the table in total, not a full copy and then slices
     parts = {
@@ -116,31 +119,53 @@ def fit_model(
     }
     booster, params, best_iteration, trials = _train(parts, cfg)
 
-    p_raw = {
-        name: booster.predict(parts[name][0]) for name in ("validation", "calibration", "test")
-    }
-    y_cal, y_test = parts["calibration"][1], parts["test"][1]
-    calibrator = fit_calibrator(p_raw["calibration"], y_cal, cfg.calibration)
-    test_positions = split.test
-    if report_rows is not None:
-        keep = np.asarray(report_rows, dtype=bool)[split.test]
-        test_positions, y_test, p_raw["test"] = split.test[keep], y_test[keep], p_raw["test"][keep]
-    p_test = calibrator.predict(p_raw["test"])
+    # The calibrator learns from scores the model did not train on: cross-fitted out-of-fold
+    # scores of the train slice plus the calibration slice, every trial age (score meets them
+    # all). Auto keeps a map only when it beats the raw scores on held-out folds.
+    users = frame["user_id"].to_numpy()[split.train]
+    oof = _out_of_fold(params, parts["train"], users, best_iteration, cfg.seed)
+    p_fit = np.r_[oof, booster.predict(parts["calibration"][0])]
+    y_fit = np.r_[parts["train"][1], parts["calibration"][1]]
+    calibrator = fit_calibrator(p_fit, y_fit, cfg.calibration, seed=cfg.seed)
+    train_start, train_end = split.ranges["train"]
+    model = PQLModel(
+        booster=booster,
+        calibrator=calibrator,
+        threshold=0.5,  # replaced below, once chosen on what the model writes
+        feature_columns=feature_columns,
+        categorical=levels,
+        feature_spec=feature_spec,
+        feature_spec_hash=feature_spec_hash,
+    )
+    # Every reported number is computed on what `score` writes: the model's own predict path.
+    test_positions = split.test[counted[split.test]]
+    test_rows = frame.iloc[test_positions]
+    y_test = y[test_positions]
+    p_raw_test = model.predict_raw(test_rows[feature_columns])
+    p_test = model.predict_proba(test_rows[feature_columns])[:, 1]
     weeks = split.weeks("test")
-    choice = choose_threshold(y_test, p_test, weeks, cfg.threshold)
+    policy = ThresholdPolicy(cfg=cfg.threshold, weeks=weeks).fit(p_test, y_test)
+    choice = policy.choice_
+    model.threshold = policy.threshold_
     bins = cfg.calibration.ece_bins
+    p_valid = booster.predict(parts["validation"][0])
     metrics: dict[str, Any] = {
         "split": split.summary(frame),
+        "test_slice": {"rows": int(y_test.size), "positives": int(y_test.sum())},
         "validation": {
-            "average_precision": float(
-                average_precision_score(parts["validation"][1], p_raw["validation"])
-            )
+            "average_precision": float(average_precision_score(parts["validation"][1], p_valid))
         },
-        "test_raw": ranking_metrics(y_test, p_raw["test"], bins),
+        "test_raw": ranking_metrics(y_test, p_raw_test, bins),
         "test_calibrated": ranking_metrics(y_test, p_test, bins),
-        "reliability_raw": reliability_curve(y_test, p_raw["test"], bins).to_dict("list"),
+        "reliability_raw": reliability_curve(y_test, p_raw_test, bins).to_dict("list"),
         "reliability_calibrated": reliability_curve(y_test, p_test, bins).to_dict("list"),
-        "calibration": {"method": calibrator.method, "positives": int(y_cal.sum())},
+        "calibration": {
+            "method": calibrator.method_,
+            "note": calibrator.note_,
+            "rows": int(y_fit.size),
+            "positives": int(y_fit.sum()),
+            "held_out_log_loss": dict(calibrator.cv_log_loss_),
+        },
         "threshold": {
             **choice.to_dict(),
             **threshold_report(
@@ -148,30 +173,21 @@ def fit_model(
             ),
         },
     }
-    train_start, train_end = split.ranges["train"]
-    model = PQLModel(
-        booster=booster,
-        calibrator=calibrator,
-        threshold=choice.threshold,
-        feature_columns=feature_columns,
-        categorical=levels,
-        feature_spec=feature_spec,
-        feature_spec_hash=feature_spec_hash,
-        metadata={
+    model.metadata.update(
+        {
             "training_window": [train_start.isoformat(), train_end.isoformat()],
             "best_iteration": best_iteration,
             "params": params,
             "metrics": scalar_metrics(metrics),
             "threshold_policy": choice.to_dict(),
-        },
+        }
     )
-    test_rows = frame.iloc[test_positions]
     test_frame = pd.DataFrame(
         {
             "user_id": test_rows["user_id"].to_numpy(),
             "cutoff_at": test_rows["cutoff_at"].to_numpy(),
             "label": test_rows["label"].to_numpy(dtype=int),
-            "p_raw": p_raw["test"],
+            "p_raw": p_raw_test,
             "p": p_test,
         }
     )
@@ -181,6 +197,8 @@ def fit_model(
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """The numeric leaves of a metrics dict as ``section.name`` -> float (for tracking)."""
     out: dict[str, float] = {}
+    for key, value in metrics.get("test_slice", {}).items():
+        out[f"test_slice.{key}"] = float(value)
     for section in ("validation", "test_raw", "test_calibrated"):
         for key, value in metrics[section].items():
             out[f"{section}.{key}"] = float(value)
@@ -231,10 +249,14 @@ def _levels(
     return out
 
 
-def _check_counts(split: Split, y: np.ndarray, model: ModelConfig) -> None:
-    """Refuse to train or evaluate on too few examples, naming every short slice at once."""
+def _check_counts(split: Split, y: np.ndarray, counted: np.ndarray, model: ModelConfig) -> None:
+    """Refuse to train or evaluate on too few examples, naming every short slice at once.
+
+    Counts only the ``counted`` rows (one per user at the main cutoff): the rows every reported
+    number uses, so extra cutoffs of the same users never make a slice look bigger than it is.
+    """
     problems = []
-    train = y[split.train]
+    train = y[split.train[counted[split.train]]]
     pos, neg = int(train.sum()), int(train.size - train.sum())
     if pos < model.min_positives:
         problems.append(
@@ -247,7 +269,8 @@ def _check_counts(split: Split, y: np.ndarray, model: ModelConfig) -> None:
             f"(lower model.min_negatives, raise split.train, or load more data)"
         )
     for name in SLICES[1:]:
-        part = y[split.positions(name)]
+        positions = split.positions(name)
+        part = y[positions[counted[positions]]]
         pos, neg = int(part.sum()), int(part.size - part.sum())
         if min(pos, neg) < MIN_EVAL_PER_CLASS:
             problems.append(
@@ -259,6 +282,33 @@ def _check_counts(split: Split, y: np.ndarray, model: ModelConfig) -> None:
         raise InsufficientDataError(
             "Not enough data to train honestly: " + "; ".join(problems) + "."
         )
+
+
+def _out_of_fold(
+    params: dict[str, Any],
+    train: tuple[pd.DataFrame, np.ndarray],
+    users: np.ndarray,
+    rounds: int,
+    seed: int,
+    folds: int = 5,
+) -> np.ndarray:
+    """Cross-fitted raw scores of the train slice: each user scored by a model fit without them.
+
+    Users (all their cutoffs) are dealt to folds by a seeded shuffle; each fold's model has the
+    chosen parameters and the final model's number of trees.
+    """
+    X, y = train
+    unique, inverse = np.unique(users, return_inverse=True)
+    fold_of = np.random.default_rng(seed).permutation(unique.size) % folds
+    fold = fold_of[inverse]
+    out = np.empty(y.size, dtype=float)
+    for k in range(folds):
+        held = fold == k
+        if not held.any():
+            continue
+        data = lgb.Dataset(X[~held], y[~held], free_raw_data=True)
+        out[held] = lgb.train(params, data, num_boost_round=rounds).predict(X[held])
+    return out
 
 
 # -- training --------------------------------------------------------------------------------
