@@ -31,7 +31,7 @@ from sklearn.metrics import average_precision_score
 
 from propensity.config import Config, ModelConfig
 from propensity.errors import DataContractError, InsufficientDataError
-from propensity.evaluate import ranking_metrics, reliability_curve
+from propensity.evaluate import bootstrap_roc_auc, ranking_metrics, reliability_curve
 from propensity.model.bundle import PQLModel, align_features
 from propensity.model.calibrate import fit_calibrator
 from propensity.model.split import SLICES, Split, split_out_of_time
@@ -157,6 +157,9 @@ def fit_model(
         },
         "test_raw": ranking_metrics(y_test, p_raw_test, bins),
         "test_calibrated": ranking_metrics(y_test, p_test, bins),
+        "test_calibrated_ci": {
+            "roc_auc": list(bootstrap_roc_auc(y_test, p_test, cfg.threshold.bootstrap, cfg.seed))
+        },
         "reliability_raw": reliability_curve(y_test, p_raw_test, bins).to_dict("list"),
         "reliability_calibrated": reliability_curve(y_test, p_test, bins).to_dict("list"),
         "calibration": {
@@ -199,6 +202,9 @@ def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in metrics.get("test_slice", {}).items():
         out[f"test_slice.{key}"] = float(value)
+    for key, (low, high) in metrics.get("test_calibrated_ci", {}).items():
+        out[f"test_calibrated.{key}_ci_low"] = float(low)
+        out[f"test_calibrated.{key}_ci_high"] = float(high)
     for section in ("validation", "test_raw", "test_calibrated"):
         for key, value in metrics[section].items():
             out[f"{section}.{key}"] = float(value)
