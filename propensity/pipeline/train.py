@@ -176,7 +176,7 @@ def _compare(
     test = prepared.test_rows().reset_index(drop=True)
     return compare(
         test,
-        result.test_frame["p"].to_numpy(),
+        result.model,
         result.model.threshold,
         baselines,
         result.split.weeks("test"),
