@@ -6,9 +6,9 @@ transitions, diversity, account, fit, properties). What a column means comes fro
 (:func:`describe_name`). "Top X% of trials" comes from reference quantiles of each feature on
 the training rows (:func:`fit_reference`), stored in the model's metadata by the pipeline.
 
-Reasons are things the user did or is. How far into the trial the score was taken
-and tenure (:data:`CONTEXT_FEATURES`) help the model read the rest but are never a reason a rep
-can act on, so they are never given as one. A categorical value never seen in training (missing to the
+Reasons are things the user did or is. How far into the trial the score was taken and tenure
+(:data:`CONTEXT_FEATURES`) help the model read the rest but are never a reason a rep can act on,
+so they are never given as one. A categorical value never seen in training (missing to the
 model) reads as "other", and no reason ever prints ``nan``.
 """
 
