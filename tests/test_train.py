@@ -116,6 +116,30 @@ def test_search_is_seeded_and_keeps_the_best():
     assert a.params["num_leaves"] == best["num_leaves"]
 
 
+def test_search_runs_only_when_no_setting_is_given():
+    """Check that a config without LightGBM settings searches (seeded), and one with them not."""
+    from propensity.config import AUTO_SEARCH_TRIALS
+
+    bare = config_from_dict({"data": {"events": "e.parquet", "users": "u.parquet"}})
+    assert bare.model.search_trials() == AUTO_SEARCH_TRIALS
+    assert _cfg(num_leaves=7).model.search_trials() == 0
+    assert _cfg(num_leaves=7, search={"trials": 3}).model.search_trials() == 3
+    frame, _ = _truth(3_000, seed=10)
+    cfg = config_from_dict(
+        {
+            "data": {"events": "e.parquet", "users": "u.parquet"},
+            "seed": 3,
+            "model": {"min_positives": 20, "n_jobs": 1, "learning_rate": 0.2},
+            "threshold": {"policy": "top_fraction", "top_fraction": 0.1, "bootstrap": 20},
+        }
+    )
+    a, b = _fit(frame, cfg), _fit(frame, cfg)
+    assert len(a.search) == 1 + AUTO_SEARCH_TRIALS
+    assert a.search == b.search
+    assert a.model.booster.model_to_string() == b.model.booster.model_to_string()
+    assert len({t["num_leaves"] for t in a.search}) > 3  # it explored
+
+
 def test_too_few_positives_names_counts_and_config_key():
     """Check that a small train slice raises InsufficientDataError with found/needed counts."""
     frame, _ = _truth(600, seed=5)
