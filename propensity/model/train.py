@@ -1,11 +1,13 @@
-"""Fit the PQL model: LightGBM on the train slice, early stopping on validation, calibration on
-its own slice, threshold and honest metrics on the untouched test slice.
+"""Fit the PQL model: LightGBM on the train slice, early stopping (and, when the config sets no
+LightGBM setting, a seeded search) on validation, a calibrator on out-of-sample scores (cross-
+fitted out-of-fold scores of the train slice plus the calibration slice), threshold and honest
+metrics on the untouched test slice, computed through the model's own predict path.
 
 Class imbalance is left alone on purpose: no ``scale_pos_weight``, no ``is_unbalance``. Gradient
 boosting on log loss ranks rare positives well without reweighting, and reweighting would push
 the raw scores far from probabilities, leaving the calibration slice (the smallest one) to undo a
 large distortion. Unweighted raw scores are already close to calibrated, so the calibrator only
-has to make a small correction.
+has to make a small correction, and is kept only when it beats the raw scores on held-out folds.
 
 The threshold is chosen on the test slice (the period whose weekly volume the policy speaks of)
 and reported on it too, so for the ``capacity`` and ``precision`` policies the reported precision
