@@ -36,6 +36,7 @@ __all__ = [
     "chart_points",
     "compare",
     "gains_chart_data",
+    "model_scores",
     "paired_bootstrap_difference",
     "rule_points",
     "top_k_flags",
@@ -167,9 +168,22 @@ def chart_points(points: pd.DataFrame) -> list[tuple[str, float, float]]:
     ]
 
 
+def model_scores(model: Any, test: pd.DataFrame) -> np.ndarray:
+    """P(y=1) of ``model`` on ``test``: an estimator's ``predict_proba``, or given scores.
+
+    A model that names its ``feature_columns`` (a :class:`~propensity.model.PQLModel`) reads
+    only those, so the frame may carry keys, the label and other rules' columns.
+    """
+    if hasattr(model, "predict_proba"):
+        columns = getattr(model, "feature_columns", None)
+        X = test[list(columns)] if columns is not None else test
+        return np.asarray(model.predict_proba(X), dtype=float)[:, 1]
+    return np.asarray(model, dtype=float).ravel()
+
+
 def compare(
     test: pd.DataFrame,
-    model_scores: Any,
+    model: Any,
     model_threshold: float,
     baselines: Sequence[Any],
     weeks: float,
@@ -179,14 +193,16 @@ def compare(
 ) -> Comparison:
     """Judge the model at its threshold and every baseline on ``test``, and each at equal volume.
 
-    ``test`` holds the feature columns the baselines read and the ``label`` column;
-    ``model_scores`` are the model's probabilities for the same rows, in the same order;
+    ``test`` holds the feature columns the model and the baselines read and the ``label``
+    column; ``model`` is an estimator with ``predict_proba`` (the model, scored here on the
+    same rows as every rule, so ``train`` and ``compare`` report the same numbers), or its
+    probabilities for the rows of ``test`` in order;
     ``weeks`` is the length of the test period (for PQLs per week). Baselines are estimators
     with ``predict(X)`` returning the flag; unfitted ones are cloned and fitted on ``test``
     (fitting a rule only checks its feature names).
     """
     y = _labels(test, label)
-    scores = np.asarray(model_scores, dtype=float).ravel()
+    scores = model_scores(model, test)
     if scores.size != y.size or np.isnan(scores).any():
         raise DataContractError(
             [

@@ -496,8 +496,21 @@ class SplitConfig(_Section):
 
 
 class SearchConfig(_Section):
-    trials: int = Field(default=0, ge=0)
-    time_budget_s: float = Field(default=120.0, gt=0)
+    # None: search (AUTO_SEARCH_TRIALS) only when the config sets no LightGBM setting
+    trials: int | None = Field(default=None, ge=0)
+    # a safety net only: a search cut short by time depends on machine speed
+    time_budget_s: float = Field(default=300.0, gt=0)
+
+
+AUTO_SEARCH_TRIALS = 16
+# The LightGBM settings the search picks; setting any of them in the config turns it off.
+TUNED_SETTINGS = (
+    "num_leaves",
+    "min_child_samples",
+    "feature_fraction",
+    "bagging_fraction",
+    "reg_lambda",
+)
 
 
 class ModelConfig(_Section):
@@ -515,6 +528,12 @@ class ModelConfig(_Section):
     min_negatives: int = Field(default=50, ge=1)
     search: SearchConfig = SearchConfig()
     n_jobs: int = 2
+
+    def search_trials(self) -> int:
+        """Trials of the hyperparameter search: as set, else only when no setting is given."""
+        if self.search.trials is not None:
+            return self.search.trials
+        return 0 if self.model_fields_set & set(TUNED_SETTINGS) else AUTO_SEARCH_TRIALS
 
 
 class CalibrationConfig(_Section):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,12 +21,12 @@ import pandas as pd
 
 from propensity.config import ScoringConfig
 from propensity.contract import FEATURES, SCORES
-from propensity.errors import DataContractError, ModelError
+from propensity.errors import DataContractError, ModelError, PropensityWarning
 from propensity.explain import describe_name, reason_codes, reason_columns, shap_values, to_matrix
 from propensity.features import FeatureInfo
 from propensity.model import PQLModel
 
-__all__ = ["SCORE_COLUMNS", "ScoreResult", "holdout_mask", "score_frame"]
+__all__ = ["SCORE_COLUMNS", "ScoreResult", "holdout_mask", "score_frame", "weak_model"]
 
 # Columns of the score table around the reason columns, in order.
 _HEAD = list(SCORES.keys)
@@ -74,6 +75,14 @@ def score_frame(
     """
     start = time.perf_counter()
     _check_keys(features, accounts)
+    weak = weak_model(model)
+    if weak:
+        warnings.warn(
+            f"WEAK MODEL: this model is no better than chance or a rule on its test slice "
+            f"({weak}). Do not act on its PQLs; retrain on more data or use the rule.",
+            PropensityWarning,
+            stacklevel=2,
+        )
     X = model.prepare(features)
     matrix = to_matrix(X)
     _, score = model.predict_matrix(matrix, n_threads)
@@ -129,6 +138,25 @@ def score_frame(
         "seconds": round(time.perf_counter() - start, 3),
     }
     return ScoreResult(scores=table, accounts=rollup, dropped=dropped, summary=summary)
+
+
+def weak_model(model: PQLModel) -> str:
+    """Why ``model`` is too weak to act on (one line), from its training metadata; else empty.
+
+    Training records the reason it refused to promote; a model trained before that rule is
+    judged from its stored intervals (ROC AUC including 0.5, lift including 1).
+    """
+    meta = model.metadata
+    if meta.get("weakness"):
+        return str(meta["weakness"])
+    metrics = meta.get("metrics", {})
+    auc_low = metrics.get("test_calibrated.roc_auc_ci_low", math.inf)
+    lift_low = metrics.get("threshold.lift_ci_low", math.inf)
+    if auc_low <= 0.5:
+        return f"the 95% interval of ROC AUC starts at {auc_low:.3f}, i.e. includes chance (0.5)"
+    if lift_low <= 1.0:
+        return f"the 95% interval of the lift starts at {lift_low:.2f}x, i.e. includes 1"
+    return ""
 
 
 def holdout_mask(user_ids: Any, fraction: float, salt: str) -> np.ndarray:

@@ -6,11 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 from propensity.config import CalibrationConfig
 from propensity.errors import ModelError
 from propensity.evaluate import expected_calibration_error
-from propensity.model.calibrate import Calibrator, fit_calibrator, resolve_method
+from propensity.model.calibrate import Calibrator, fit_calibrator
 
 
 def _miscalibrated(n: int, seed: int):
@@ -43,11 +44,67 @@ def test_sigmoid_recovers_the_known_map():
 
 
 def test_isotonic_pools_adjacent_violators():
-    """Check the isotonic fit by hand: [0, 1, 0, 1] pools the middle pair to 0.5 each."""
+    """Check the isotonic fit by hand: [0, 1, 0, 1] pools the middle pair to 0.5 each.
+
+    The end steps of one row each (0 of 1, 1 of 1) read (k + 1/2) / (n + 1): 0.25 and 0.75.
+    """
     cal = Calibrator(method="isotonic").fit([0.1, 0.2, 0.3, 0.4], [0, 1, 0, 1])
     got = cal.predict([0.0, 0.1, 0.25, 0.35, 0.4, 0.9])
     # within the 1e-6 tie-breaking slope that keeps the raw ranking
-    assert got.tolist() == pytest.approx([0.0, 0.0, 0.5, 0.75, 1.0, 1.0], abs=1e-6)
+    assert got.tolist() == pytest.approx([0.25, 0.25, 0.5, 0.625, 0.75, 0.75], abs=1e-6)
+
+
+def test_isotonic_never_writes_exactly_one():
+    """Check that a top step of all positives reads below 1 (and a bottom one above 0)."""
+    rng = np.random.default_rng(0)
+    p_raw = np.sort(rng.uniform(0, 1, 2000))
+    y = (p_raw > 0.9).astype(int)  # every row above 0.9 paid: a step at exactly 1
+    cal = Calibrator(method="isotonic").fit(p_raw, y)
+    p = cal.predict(np.linspace(0, 1, 101))
+    assert p.max() < 1.0 and p.min() > 0.0
+    assert p.max() == pytest.approx(199.5 / 200, abs=1e-5)  # 199 of 199 paid
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic", "auto"])
+def test_a_calibrator_never_inverts_the_ranking(method):
+    """Check that a score anti-correlated with the outcome gets identity, not a flipped map.
+
+    This is the 600-user export of issue 13: a sigmoid slope of -34 turned ROC AUC 0.05 into a
+    printed 0.95.
+    """
+    rng = np.random.default_rng(1)
+    p_raw = rng.uniform(0.01, 0.99, 3000)
+    y = (rng.random(3000) < 1 - p_raw).astype(int)
+    cal = Calibrator(method=method, isotonic_min_positives=10).fit(p_raw, y)
+    assert cal.method_ == "identity"
+    grid = np.linspace(0.01, 0.99, 99)
+    assert np.all(np.diff(cal.predict(grid)) > 0)
+
+
+def test_auto_keeps_raw_scores_that_are_already_calibrated():
+    """Check that auto keeps identity when no map beats the raw scores on held-out folds."""
+    rng = np.random.default_rng(2)
+    p_raw = rng.uniform(0.0, 0.5, 3000)
+    y = (rng.random(3000) < p_raw).astype(int)
+    cal = Calibrator(method="auto", random_state=3).fit(p_raw, y)
+    assert cal.method_ == "identity", cal.cv_log_loss_
+    assert set(cal.cv_log_loss_) == {"identity", "sigmoid", "isotonic"}
+
+
+def test_auto_fixes_a_miscalibrated_score():
+    """Check that auto learns a map (method_) for a distorted score, and is seeded."""
+    score, y = _miscalibrated(5_000, seed=4)
+    a = Calibrator(method="auto", random_state=1).fit(score, y)
+    b = clone(a).fit(score, y)
+    assert a.method_ in ("sigmoid", "isotonic")
+    assert a.cv_log_loss_[a.method_] < a.cv_log_loss_["identity"]
+    assert a.to_dict() == b.to_dict()
+    assert a.get_params() == {
+        "cv": 5,
+        "isotonic_min_positives": 500,
+        "method": "auto",
+        "random_state": 1,
+    }
 
 
 @pytest.mark.parametrize("method", ["isotonic", "sigmoid", "identity"])
@@ -60,13 +117,14 @@ def test_round_trip_through_json_is_exact(method):
     assert np.array_equal(back.predict(grid), cal.predict(grid))
 
 
-def test_auto_picks_isotonic_only_with_enough_positives():
-    """Check that auto means isotonic at >= isotonic_min_positives positives, else sigmoid."""
-    cfg = CalibrationConfig(method="auto", isotonic_min_positives=3)
-    assert resolve_method(cfg, 3) == "isotonic"
-    assert resolve_method(cfg, 2) == "sigmoid"
-    assert resolve_method(CalibrationConfig(method="sigmoid"), 10_000) == "sigmoid"
-    assert fit_calibrator([0.1, 0.2, 0.8, 0.9], [0, 1, 0, 1], cfg).method == "sigmoid"
+def test_auto_tries_isotonic_only_with_enough_positives():
+    """Check that auto judges isotonic only at >= isotonic_min_positives positives."""
+    score, y = _miscalibrated(3_000, seed=5)
+    many = CalibrationConfig(method="auto", isotonic_min_positives=int(y.sum()))
+    few = CalibrationConfig(method="auto", isotonic_min_positives=int(y.sum()) + 1)
+    assert "isotonic" in fit_calibrator(score, y, many).cv_log_loss_
+    assert "isotonic" not in fit_calibrator(score, y, few).cv_log_loss_
+    assert fit_calibrator(score, y, CalibrationConfig(method="sigmoid")).method_ == "sigmoid"
 
 
 @pytest.mark.parametrize(

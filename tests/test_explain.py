@@ -220,7 +220,7 @@ def test_reason_codes_pick_top_positive_contributions():
         {
             "n_teammate_invited_all": [4.0, 0.0],
             "domain_class": pd.Categorical(["corporate", "free_mail"]),
-            "tenure_days": [3.0, 9.0],
+            "n_doc_shared_all": [3.0, 9.0],
         },
         index=[10, 11],
     )
@@ -240,7 +240,7 @@ def test_reason_codes_pick_top_positive_contributions():
         "Signed up with a corporate email domain",
     )
     other = out.loc[11]
-    assert other.reason_1_feature == "tenure_days" and other.reason_1_value == "9"
+    assert other.reason_1_feature == "n_doc_shared_all" and other.reason_1_value == "9"
     assert other.reason_2_feature is None and np.isnan(other.reason_2_shap)
 
 
@@ -291,3 +291,12 @@ def test_trial_age_is_never_a_reason_and_nothing_prints_nan():
     assert out.iloc[1].reason_2_feature is None  # trial age is not promoted into an empty slot
     texts = " ".join(str(t) for t in out.filter(like="_text").stack())
     assert "nan" not in texts.lower()
+
+
+def test_tenure_is_never_a_reason():
+    """Check that tenure_days (trial age by another name) never fills a reason slot."""
+    X = pd.DataFrame({"tenure_days": [6.5, 1.5], "n_doc_shared_all": [2.0, 0.0]})
+    out = reason_codes(X, np.array([[2.0, 0.5], [3.0, -0.1]]), 2)
+    assert out["reason_1_feature"].tolist() == ["n_doc_shared_all", None]
+    texts = " ".join(str(t) for t in out.filter(like="_text").stack())
+    assert "days before scoring" not in texts and "into the trial" not in texts

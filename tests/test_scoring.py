@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from propensity.config import ScoringConfig
-from propensity.errors import DataContractError
+from propensity.errors import DataContractError, PropensityWarning
 from propensity.explain import fit_reference
 from propensity.model import Calibrator, PQLModel
 from propensity.scoring import holdout_mask, score_frame
@@ -200,3 +200,18 @@ def test_email_user_ids_are_refused(model):
     dup.loc[1, "user_id"] = "u0000"
     with pytest.raises(DataContractError, match="one row per user"):
         _score(model, dup)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "match"),
+    [
+        ({"weakness": "the rule r beats the model at its own volume"}, "rule r beats"),
+        ({"metrics": {"test_calibrated.roc_auc_ci_low": 0.47}}, "includes chance"),
+        ({"metrics": {"threshold.lift_ci_low": 0.9}}, "includes 1"),
+    ],
+)
+def test_score_warns_loudly_on_a_weak_model(model, metadata, match):
+    """Check that scoring with a model too weak to act on raises a WEAK MODEL warning."""
+    weak = PQLModel(**{**model.__dict__, "metadata": {**model.metadata, **metadata}})
+    with pytest.warns(PropensityWarning, match=f"WEAK MODEL.*{match}"):
+        _score(weak, _features(n=50, seed=3))

@@ -26,13 +26,13 @@ from propensity.config import MlflowConfig, config_from_dict
 from propensity.errors import ModelError, TrackingError
 from propensity.model.bundle import PQLModel
 from propensity.model.calibrate import Calibrator
+from propensity.pipeline.promotion import metric_value, publish
 from propensity.tracking import (
     data_fingerprint,
     flatten_params,
     git_commit,
     load_model,
     local_store_uri,
-    metric_value,
     model_signature,
     pyfunc_input,
     resolve_tracking_uri,
@@ -214,7 +214,7 @@ def test_flatten_params_formats_and_redacts():
     assert flat["data.exclude.user_ids"] == "<2 ids>"
     assert flat["data.exclude.email_domains"] == '["ourco.com"]'
     assert flat["mlflow.registered_model"] == NAME
-    assert flat["model.search.trials"] == "0"
+    assert flat["model.search.time_budget_s"] == "300.0"
     nested = {"owner": "ana@example.com", "rules": [{"a": 1}, {"a": timedelta(hours=36)}]}
     assert flatten_params(nested) == {
         "owner": "<redacted>",
@@ -348,13 +348,13 @@ def test_champion_promotion(store, tmp_path, data, capfd):
     assert ap["worse"] < ap["good"] < ap["better"]  # the premise of the test
 
     with start_run(cfg, "first", project_dir=tmp_path) as run:
-        first = run.publish(data["good"], X, y)
+        first = publish(run, data["good"], X, y)
     assert (first.promoted, first.version, first.champion_version) == (True, "1", None)
     assert first.new_value == pytest.approx(ap["good"], abs=1e-12)
     assert first.champion_value is None
 
     with start_run(cfg, "worse", project_dir=tmp_path) as run:
-        second = run.publish(data["worse"], X, y)
+        second = publish(run, data["worse"], X, y)
     assert (second.promoted, second.version, second.champion_version) == (False, "2", "1")
     assert second.new_value == pytest.approx(ap["worse"], abs=1e-12)
     assert second.champion_value == pytest.approx(ap["good"], abs=1e-12)
@@ -365,7 +365,7 @@ def test_champion_promotion(store, tmp_path, data, capfd):
     assert run.client.get_model_version_by_alias(NAME, "champion").version == 1
 
     with start_run(cfg, "better", project_dir=tmp_path) as run:
-        third = run.publish(data["better"], X, y)
+        third = publish(run, data["better"], X, y)
     assert (third.promoted, third.version, third.champion_version) == (True, "3", "1")
     assert third.champion_value == pytest.approx(ap["good"], abs=1e-12)
     assert run.client.get_model_version_by_alias(NAME, "champion").version == 3
@@ -380,9 +380,9 @@ def test_champion_is_scored_on_its_own_columns(store, tmp_path, data):
     narrow = _model(X_train, y_train, rounds=30, drop=("hours_since_last_event",))
     X, y = data["X_test"], data["y_test"]
     with start_run(_cfg(), "narrow", project_dir=tmp_path) as run:
-        run.publish(narrow, X.drop(columns="hours_since_last_event"), y)
+        publish(run, narrow, X.drop(columns="hours_since_last_event"), y)
     with start_run(_cfg(), "wide", project_dir=tmp_path) as run:
-        decision = run.publish(data["better"], X, y)
+        decision = publish(run, data["better"], X, y)
     p_narrow = narrow.predict_proba(X.drop(columns="hours_since_last_event"))[:, 1]
     expected = average_precision_score(y, p_narrow)
     assert decision.champion_version == "1"
@@ -395,7 +395,7 @@ def test_champion_loads_in_fresh_process(store, tmp_path, data):
     """Check that models:/<name>@champion scores identically in a fresh Python process."""
     X = data["X_test"]
     with start_run(_cfg(), "train", project_dir=tmp_path) as run:
-        decision = run.publish(data["better"], X, data["y_test"])
+        decision = publish(run, data["better"], X, data["y_test"])
     assert decision.promoted
     X.to_parquet(tmp_path / "X.parquet")
     script = textwrap.dedent(
@@ -427,7 +427,7 @@ def test_load_by_version_and_run(store, tmp_path, data, monkeypatch):
     """Check that models:/<name>/<version> and runs:/<id>/model load the same model."""
     X = data["X_test"]
     with start_run(_cfg(), "train", project_dir=tmp_path) as run:
-        run.publish(data["good"], X, data["y_test"])
+        publish(run, data["good"], X, data["y_test"])
     expected = data["good"].predict_proba(X)
     # the store is named by the config alone, and mlflow's globals point somewhere else
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/other.db")
@@ -542,3 +542,19 @@ def test_run_without_a_logged_config_names_the_fix(store, tmp_path):
     old = client.create_run(experiment)
     with pytest.raises(ModelError, match="has no logged config .* Pass --config"):
         run_config(old.info.run_id)
+
+
+def test_a_weak_model_is_never_promoted(store, tmp_path, data):
+    """Check that a weak model is registered but not champion, even with no champion yet."""
+    X, y = data["X_test"], data["y_test"]
+    weak = "ROC AUC 0.530 [95% 0.470, 0.590] on 300 test users, 40 paid: includes chance"
+    with start_run(_cfg(), "weak", project_dir=tmp_path) as run:
+        decision = publish(run, data["better"], X, y, weak)
+    assert (decision.promoted, decision.version, decision.weakness) == (False, "1", weak)
+    assert decision.reason == f"not promoted: {weak}"
+    tags = run.client.get_run(run.run_id).data.tags
+    assert tags["promotion.decision"] == "kept_champion"
+    assert tags["promotion.weakness"] == weak
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        run.client.get_model_version_by_alias(NAME, "champion")
+    assert load_model(f"models:/{NAME}/1").pqlmodel.metadata["weakness"] == weak

@@ -80,7 +80,11 @@ def test_result_contents(truth_fit):
     assert tf["user_id"].tolist() == frame["user_id"].iloc[result.split.test].tolist()
     m = result.metrics
     assert set(m["test_raw"]) == {"roc_auc", "average_precision", "log_loss", "brier", "ece"}
-    assert m["calibration"]["method"] == "sigmoid"  # fewer than 500 calibration positives
+    # raw LightGBM on log loss is calibrated already: auto keeps a map only if it beats it
+    assert m["calibration"]["method"] in ("identity", "sigmoid", "isotonic")
+    assert m["calibration"]["rows"] == result.split.train.size + result.split.calibration.size
+    assert "isotonic" in m["calibration"]["held_out_log_loss"]  # >= 500 positives to fit on
+    assert m["test_slice"] == {"rows": len(tf), "positives": int(tf["label"].sum())}
     assert m["threshold"]["per_week"] == pytest.approx(30, abs=1)
     assert result.model.threshold == m["threshold"]["threshold"]
     assert result.model.booster.num_trees() == result.best_iteration
@@ -110,6 +114,30 @@ def test_search_is_seeded_and_keeps_the_best():
     best = max(a.search, key=lambda t: t["average_precision"])
     assert a.metrics["validation"]["average_precision"] == pytest.approx(best["average_precision"])
     assert a.params["num_leaves"] == best["num_leaves"]
+
+
+def test_search_runs_only_when_no_setting_is_given():
+    """Check that a config without LightGBM settings searches (seeded), and one with them not."""
+    from propensity.config import AUTO_SEARCH_TRIALS
+
+    bare = config_from_dict({"data": {"events": "e.parquet", "users": "u.parquet"}})
+    assert bare.model.search_trials() == AUTO_SEARCH_TRIALS
+    assert _cfg(num_leaves=7).model.search_trials() == 0
+    assert _cfg(num_leaves=7, search={"trials": 3}).model.search_trials() == 3
+    frame, _ = _truth(3_000, seed=10)
+    cfg = config_from_dict(
+        {
+            "data": {"events": "e.parquet", "users": "u.parquet"},
+            "seed": 3,
+            "model": {"min_positives": 20, "n_jobs": 1, "learning_rate": 0.2},
+            "threshold": {"policy": "top_fraction", "top_fraction": 0.1, "bootstrap": 20},
+        }
+    )
+    a, b = _fit(frame, cfg), _fit(frame, cfg)
+    assert len(a.search) == 1 + AUTO_SEARCH_TRIALS
+    assert a.search == b.search
+    assert a.model.booster.model_to_string() == b.model.booster.model_to_string()
+    assert len({t["num_leaves"] for t in a.search}) > 3  # it explored
 
 
 def test_too_few_positives_names_counts_and_config_key():
@@ -193,3 +221,50 @@ def test_early_stopping_reports_the_best_round_when_it_never_stops():
     """Check that a run still improving at its last round reports that round as the best."""
     losses = [1.0 / (i + 1) for i in range(50)]
     assert _stopped_at(losses, 100) == (49, 49)
+
+
+def test_headline_is_what_score_writes(truth_fit):
+    """Check that the test slice's calibrated scores are exactly what score_frame writes."""
+    from propensity.config import ScoringConfig
+    from propensity.scoring import score_frame
+
+    frame, _, result = truth_fit
+    rows = frame.iloc[result.split.test][["user_id", "cutoff_at", *FEATURES]]
+    written = score_frame(
+        result.model, rows, None, ScoringConfig(reason_codes=0), {}, "2024-06-01", "2024-06-01"
+    ).scores.set_index("user_id")["score"]
+    p = result.test_frame.set_index("user_id")["p"]
+    assert np.array_equal(written.loc[p.index].to_numpy(), p.to_numpy())
+    auc = ranking_metrics(result.test_frame["label"], written.loc[p.index])["roc_auc"]
+    assert result.metrics["test_calibrated"]["roc_auc"] == auc
+
+
+def test_an_inverting_calibration_never_becomes_the_headline():
+    """Check that a model whose scores rank backwards on later data is reported backwards.
+
+    The features' meaning flips after the train slice, so the calibration data says "higher
+    raw score, lower outcome": the old Platt fit took slope -6 and printed ROC AUC 0.65 for a
+    raw 0.35.
+    """
+    frame, _ = _truth(6_000, seed=8)
+    late = frame["cutoff_at"] >= frame["cutoff_at"].quantile(0.6)
+    for column in ("x0", "x1", "x2"):
+        frame.loc[late, column] = -frame.loc[late, column]
+    result = _fit(frame, _cfg(min_positives=20))
+    m = result.metrics
+    assert m["test_calibrated"]["roc_auc"] < 0.5
+    assert m["test_calibrated"]["roc_auc"] == pytest.approx(m["test_raw"]["roc_auc"], abs=1e-9)
+
+
+def test_minimum_positives_count_one_row_per_user():
+    """Check that extra cutoffs of the same users do not pass the minimum-positives check."""
+    frame, _ = _truth(2_000, seed=9)
+    main = np.zeros(len(frame), dtype=bool)
+    main[::4] = True  # every fourth row is a user's main cutoff, the rest are extra cutoffs
+    cfg = _cfg(min_positives=100)
+    split = split_out_of_time(frame, cfg.split)
+    all_rows = int(frame["label"].iloc[split.train].sum())
+    per_user = int(frame["label"].iloc[split.train[main[split.train]]].sum())
+    assert per_user < 100 <= all_rows
+    with pytest.raises(InsufficientDataError, match=f"the train slice has {per_user} positives"):
+        fit_model(frame, FEATURES, ["segment"], cfg, {"v": 1}, "hash1", report_rows=main)

@@ -137,7 +137,7 @@ def print_training(outcome: Any, console: Console) -> None:
     console.print(split)
     h = outcome.headline
     metrics_table(
-        "Test slice",
+        f"Test slice ({h['test_rows']:,} users, {h['test_positives']:,} paid)",
         {
             "ROC AUC": {"value": h["roc_auc"]},
             "average precision": {"value": h["average_precision"]},
@@ -163,6 +163,8 @@ def print_training(outcome: Any, console: Console) -> None:
         f"model version {d.version}: {'promoted to champion' if d.promoted else 'not promoted'} "
         f"({d.metric} {d.new_value:.4f} vs champion {champion})"
     )
+    if getattr(d, "weakness", ""):
+        console.print(f"[bold red]weak model, not promoted:[/] {d.weakness}")
     if outcome.tracking_note:
         console.print(f"note: {outcome.tracking_note}")
     console.print(f"run id: {outcome.run_id}")

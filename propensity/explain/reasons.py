@@ -6,9 +6,9 @@ transitions, diversity, account, fit, properties). What a column means comes fro
 (:func:`describe_name`). "Top X% of trials" comes from reference quantiles of each feature on
 the training rows (:func:`fit_reference`), stored in the model's metadata by the pipeline.
 
-Reasons are things the user did or is. How far into the trial the score was taken
-(:data:`CONTEXT_FEATURES`) helps the model read the rest but is never a reason a rep can act
-on, so it is never given as one. A categorical value never seen in training (missing to the
+Reasons are things the user did or is. How far into the trial the score was taken and tenure
+(:data:`CONTEXT_FEATURES`) help the model read the rest but are never a reason a rep can act on,
+so they are never given as one. A categorical value never seen in training (missing to the
 model) reads as "other", and no reason ever prints ``nan``.
 """
 
@@ -35,8 +35,10 @@ __all__ = [
 ]
 
 REFERENCE_VERSION = 1
-# Model inputs that are context for the other features, not reasons: the trial age at scoring.
-CONTEXT_FEATURES = frozenset({"cutoff_age_days"})
+# Model inputs that are context for the other features, not reasons: the trial age at scoring,
+# and tenure (days from the first event to scoring), which is the trial age but for the delay
+# before a user's first event; neither is something a rep can act on.
+CONTEXT_FEATURES = frozenset({"cutoff_age_days", "tenure_days"})
 _QUANTILES = np.linspace(0.0, 1.0, 101)
 _REDACTED = "[redacted]"
 _DOMAIN_CLASS = {

@@ -26,11 +26,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from propensity.config import ThresholdConfig
 from propensity.evaluate import bootstrap_flag_metrics, flag_metrics, gains_curve
 
-__all__ = ["ThresholdChoice", "choose_threshold", "threshold_report"]
+__all__ = ["ThresholdChoice", "ThresholdPolicy", "choose_threshold", "threshold_report"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,44 @@ class ThresholdChoice:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class ThresholdPolicy(BaseEstimator):
+    """The threshold policy as an estimator: ``fit(p, y)`` learns ``threshold_``.
+
+    Parameters
+    ----------
+    cfg : ThresholdConfig
+        The policy and its parameter.
+    weeks : float
+        Length of the period ``p`` covers (capacity is per week).
+
+    Attributes
+    ----------
+    threshold_ : float
+        Flag rows with ``p >= threshold_``.
+    choice_ : ThresholdChoice
+        The threshold with whether the goal was reachable and why.
+
+    >>> from propensity.config import ThresholdConfig
+    >>> cfg = ThresholdConfig(policy="top_fraction", top_fraction=0.5)
+    >>> ThresholdPolicy(cfg=cfg, weeks=1.0).fit([0.9, 0.7, 0.4, 0.1], [1, 0, 1, 0]).threshold_
+    0.7
+    """
+
+    def __init__(self, *, cfg: ThresholdConfig, weeks: float = 1.0) -> None:
+        self.cfg = cfg
+        self.weeks = weeks
+
+    def fit(self, p: Any, y: Any) -> ThresholdPolicy:
+        """Choose the threshold on calibrated probabilities ``p`` with outcomes ``y``."""
+        self.choice_ = choose_threshold(y, p, self.weeks, self.cfg)
+        self.threshold_ = self.choice_.threshold
+        return self
+
+    def predict(self, p: Any) -> np.ndarray:
+        """The PQL flag: ``p >= threshold_``."""
+        return np.asarray(p, dtype=float).ravel() >= self.threshold_
 
 
 def _candidates(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

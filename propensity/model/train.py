@@ -1,11 +1,13 @@
-"""Fit the PQL model: LightGBM on the train slice, early stopping on validation, calibration on
-its own slice, threshold and honest metrics on the untouched test slice.
+"""Fit the PQL model: LightGBM on the train slice, early stopping (and, when the config sets no
+LightGBM setting, a seeded search) on validation, a calibrator on out-of-sample scores (cross-
+fitted out-of-fold scores of the train slice plus the calibration slice), threshold and honest
+metrics on the untouched test slice, computed through the model's own predict path.
 
 Class imbalance is left alone on purpose: no ``scale_pos_weight``, no ``is_unbalance``. Gradient
 boosting on log loss ranks rare positives well without reweighting, and reweighting would push
 the raw scores far from probabilities, leaving the calibration slice (the smallest one) to undo a
 large distortion. Unweighted raw scores are already close to calibrated, so the calibrator only
-has to make a small correction.
+has to make a small correction, and is kept only when it beats the raw scores on held-out folds.
 
 The threshold is chosen on the test slice (the period whose weekly volume the policy speaks of)
 and reported on it too, so for the ``capacity`` and ``precision`` policies the reported precision
@@ -19,23 +21,23 @@ With a search time budget that cuts trials short, the result depends on machine 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
+import optuna
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from propensity.config import Config, ModelConfig
 from propensity.errors import DataContractError, InsufficientDataError
-from propensity.evaluate import ranking_metrics, reliability_curve
+from propensity.evaluate import bootstrap_roc_auc, ranking_metrics, reliability_curve
 from propensity.model.bundle import PQLModel, align_features
 from propensity.model.calibrate import fit_calibrator
 from propensity.model.split import SLICES, Split, split_out_of_time
-from propensity.model.threshold import choose_threshold, threshold_report
+from propensity.model.threshold import ThresholdPolicy, threshold_report
 
 __all__ = ["MIN_EVAL_PER_CLASS", "TrainingResult", "base_params", "fit_model", "scalar_metrics"]
 
@@ -104,7 +106,10 @@ def fit_model(
     levels = _levels(frame, categorical)
     split = split if split is not None else split_out_of_time(frame, cfg.split)
     y = frame["label"].to_numpy(dtype=float)
-    _check_counts(split, y, cfg.model)
+    counted = (
+        np.ones(len(frame), dtype=bool) if report_rows is None else np.asarray(report_rows, bool)
+    )
+    _check_counts(split, y, counted, cfg.model)
 
     # encode slice by slice: one copy of the table in total, not a full copy and then slices
     parts = {
@@ -116,31 +121,56 @@ def fit_model(
     }
     booster, params, best_iteration, trials = _train(parts, cfg)
 
-    p_raw = {
-        name: booster.predict(parts[name][0]) for name in ("validation", "calibration", "test")
-    }
-    y_cal, y_test = parts["calibration"][1], parts["test"][1]
-    calibrator = fit_calibrator(p_raw["calibration"], y_cal, cfg.calibration)
-    test_positions = split.test
-    if report_rows is not None:
-        keep = np.asarray(report_rows, dtype=bool)[split.test]
-        test_positions, y_test, p_raw["test"] = split.test[keep], y_test[keep], p_raw["test"][keep]
-    p_test = calibrator.predict(p_raw["test"])
+    # The calibrator learns from scores the model did not train on: cross-fitted out-of-fold
+    # scores of the train slice plus the calibration slice, every trial age (score meets them
+    # all). Auto keeps a map only when it beats the raw scores on held-out folds.
+    users = frame["user_id"].to_numpy()[split.train]
+    oof = _out_of_fold(params, parts["train"], users, best_iteration, cfg.seed)
+    p_fit = np.r_[oof, booster.predict(parts["calibration"][0])]
+    y_fit = np.r_[parts["train"][1], parts["calibration"][1]]
+    calibrator = fit_calibrator(p_fit, y_fit, cfg.calibration, seed=cfg.seed)
+    train_start, train_end = split.ranges["train"]
+    model = PQLModel(
+        booster=booster,
+        calibrator=calibrator,
+        threshold=0.5,  # replaced below, once chosen on what the model writes
+        feature_columns=feature_columns,
+        categorical=levels,
+        feature_spec=feature_spec,
+        feature_spec_hash=feature_spec_hash,
+    )
+    # Every reported number is computed on what `score` writes: the model's own predict path.
+    test_positions = split.test[counted[split.test]]
+    test_rows = frame.iloc[test_positions]
+    y_test = y[test_positions]
+    p_raw_test = model.predict_raw(test_rows[feature_columns])
+    p_test = model.predict_proba(test_rows[feature_columns])[:, 1]
     weeks = split.weeks("test")
-    choice = choose_threshold(y_test, p_test, weeks, cfg.threshold)
+    policy = ThresholdPolicy(cfg=cfg.threshold, weeks=weeks).fit(p_test, y_test)
+    choice = policy.choice_
+    model.threshold = policy.threshold_
     bins = cfg.calibration.ece_bins
+    p_valid = booster.predict(parts["validation"][0])
     metrics: dict[str, Any] = {
         "split": split.summary(frame),
+        "test_slice": {"rows": int(y_test.size), "positives": int(y_test.sum())},
         "validation": {
-            "average_precision": float(
-                average_precision_score(parts["validation"][1], p_raw["validation"])
-            )
+            "average_precision": float(average_precision_score(parts["validation"][1], p_valid))
         },
-        "test_raw": ranking_metrics(y_test, p_raw["test"], bins),
+        "test_raw": ranking_metrics(y_test, p_raw_test, bins),
         "test_calibrated": ranking_metrics(y_test, p_test, bins),
-        "reliability_raw": reliability_curve(y_test, p_raw["test"], bins).to_dict("list"),
+        "test_calibrated_ci": {
+            "roc_auc": list(bootstrap_roc_auc(y_test, p_test, cfg.threshold.bootstrap, cfg.seed))
+        },
+        "reliability_raw": reliability_curve(y_test, p_raw_test, bins).to_dict("list"),
         "reliability_calibrated": reliability_curve(y_test, p_test, bins).to_dict("list"),
-        "calibration": {"method": calibrator.method, "positives": int(y_cal.sum())},
+        "calibration": {
+            "method": calibrator.method_,
+            "note": calibrator.note_,
+            "rows": int(y_fit.size),
+            "positives": int(y_fit.sum()),
+            "held_out_log_loss": dict(calibrator.cv_log_loss_),
+        },
         "threshold": {
             **choice.to_dict(),
             **threshold_report(
@@ -148,30 +178,21 @@ def fit_model(
             ),
         },
     }
-    train_start, train_end = split.ranges["train"]
-    model = PQLModel(
-        booster=booster,
-        calibrator=calibrator,
-        threshold=choice.threshold,
-        feature_columns=feature_columns,
-        categorical=levels,
-        feature_spec=feature_spec,
-        feature_spec_hash=feature_spec_hash,
-        metadata={
+    model.metadata.update(
+        {
             "training_window": [train_start.isoformat(), train_end.isoformat()],
             "best_iteration": best_iteration,
             "params": params,
             "metrics": scalar_metrics(metrics),
             "threshold_policy": choice.to_dict(),
-        },
+        }
     )
-    test_rows = frame.iloc[test_positions]
     test_frame = pd.DataFrame(
         {
             "user_id": test_rows["user_id"].to_numpy(),
             "cutoff_at": test_rows["cutoff_at"].to_numpy(),
             "label": test_rows["label"].to_numpy(dtype=int),
-            "p_raw": p_raw["test"],
+            "p_raw": p_raw_test,
             "p": p_test,
         }
     )
@@ -181,6 +202,11 @@ def fit_model(
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """The numeric leaves of a metrics dict as ``section.name`` -> float (for tracking)."""
     out: dict[str, float] = {}
+    for key, value in metrics.get("test_slice", {}).items():
+        out[f"test_slice.{key}"] = float(value)
+    for key, (low, high) in metrics.get("test_calibrated_ci", {}).items():
+        out[f"test_calibrated.{key}_ci_low"] = float(low)
+        out[f"test_calibrated.{key}_ci_high"] = float(high)
     for section in ("validation", "test_raw", "test_calibrated"):
         for key, value in metrics[section].items():
             out[f"{section}.{key}"] = float(value)
@@ -231,10 +257,14 @@ def _levels(
     return out
 
 
-def _check_counts(split: Split, y: np.ndarray, model: ModelConfig) -> None:
-    """Refuse to train or evaluate on too few examples, naming every short slice at once."""
+def _check_counts(split: Split, y: np.ndarray, counted: np.ndarray, model: ModelConfig) -> None:
+    """Refuse to train or evaluate on too few examples, naming every short slice at once.
+
+    Counts only the ``counted`` rows (one per user at the main cutoff): the rows every reported
+    number uses, so extra cutoffs of the same users never make a slice look bigger than it is.
+    """
     problems = []
-    train = y[split.train]
+    train = y[split.train[counted[split.train]]]
     pos, neg = int(train.sum()), int(train.size - train.sum())
     if pos < model.min_positives:
         problems.append(
@@ -247,7 +277,8 @@ def _check_counts(split: Split, y: np.ndarray, model: ModelConfig) -> None:
             f"(lower model.min_negatives, raise split.train, or load more data)"
         )
     for name in SLICES[1:]:
-        part = y[split.positions(name)]
+        positions = split.positions(name)
+        part = y[positions[counted[positions]]]
         pos, neg = int(part.sum()), int(part.size - part.sum())
         if min(pos, neg) < MIN_EVAL_PER_CLASS:
             problems.append(
@@ -259,6 +290,33 @@ def _check_counts(split: Split, y: np.ndarray, model: ModelConfig) -> None:
         raise InsufficientDataError(
             "Not enough data to train honestly: " + "; ".join(problems) + "."
         )
+
+
+def _out_of_fold(
+    params: dict[str, Any],
+    train: tuple[pd.DataFrame, np.ndarray],
+    users: np.ndarray,
+    rounds: int,
+    seed: int,
+    folds: int = 5,
+) -> np.ndarray:
+    """Cross-fitted raw scores of the train slice: each user scored by a model fit without them.
+
+    Users (all their cutoffs) are dealt to folds by a seeded shuffle; each fold's model has the
+    chosen parameters and the final model's number of trees.
+    """
+    X, y = train
+    unique, inverse = np.unique(users, return_inverse=True)
+    fold_of = np.random.default_rng(seed).permutation(unique.size) % folds
+    fold = fold_of[inverse]
+    out = np.empty(y.size, dtype=float)
+    for k in range(folds):
+        held = fold == k
+        if not held.any():
+            continue
+        data = lgb.Dataset(X[~held], y[~held], free_raw_data=True)
+        out[held] = lgb.train(params, data, num_boost_round=rounds).predict(X[held])
+    return out
 
 
 # -- training --------------------------------------------------------------------------------
@@ -329,23 +387,27 @@ def _fit_one(
 def _train(
     parts: dict[str, tuple[pd.DataFrame, np.ndarray]], cfg: Config
 ) -> tuple[lgb.Booster, dict[str, Any], int, list[dict[str, Any]]]:
-    """The config's model, or the best of a seeded random search scored on validation AP."""
+    """The config's model, or the best of a seeded out-of-time search on validation AP.
+
+    Trial 0 is the config's settings; then optuna's TPE sampler, seeded, proposes
+    ``search_trials()`` more, each fit on the train slice and judged on the later validation
+    slice. A fixed trial count keeps the search repeatable; the time budget is a safety net.
+    """
     params = base_params(cfg.model, cfg.seed)
     booster, best, ap = _fit_one(params, parts, cfg)
     trials = [{"trial": 0, "average_precision": ap, "best_iteration": best, **_searched(params)}]
-    search = cfg.model.search
-    rng = np.random.default_rng(cfg.seed)
-    started = time.perf_counter()
     chosen = (booster, params, best, ap)
-    for trial in range(1, search.trials + 1):
-        # the budget can cut a search short; the trials record says how many ran
-        if time.perf_counter() - started > search.time_budget_s:
-            break
-        candidate = {**params, **_sample(rng)}
+    n_trials = cfg.model.search_trials()
+    if not n_trials:
+        return booster, params, best, trials
+
+    def objective(trial: optuna.Trial) -> float:
+        nonlocal chosen
+        candidate = {**params, **_suggest(trial)}
         booster, best, ap = _fit_one(candidate, parts, cfg)
         trials.append(
             {
-                "trial": trial,
+                "trial": len(trials),
                 "average_precision": ap,
                 "best_iteration": best,
                 **_searched(candidate),
@@ -353,6 +415,12 @@ def _train(
         )
         if ap > chosen[3]:
             chosen = (booster, candidate, best, ap)
+        return ap
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=min(6, n_trials))
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(objective, n_trials=n_trials, timeout=cfg.model.search.time_budget_s)
     return chosen[0], chosen[1], chosen[2], trials
 
 
@@ -363,14 +431,14 @@ def _searched(params: dict[str, Any]) -> dict[str, Any]:
     return {k: params[k] for k in _SEARCHED}
 
 
-def _sample(rng: np.random.Generator) -> dict[str, Any]:
-    """One random point of a small search space around LightGBM's useful ranges."""
-    bagging = float(rng.uniform(0.5, 1.0))
+def _suggest(trial: optuna.Trial) -> dict[str, Any]:
+    """One point of a search space around LightGBM's useful ranges, small trees included."""
+    bagging = trial.suggest_float("bagging_fraction", 0.5, 1.0)
     return {
-        "num_leaves": int(rng.integers(7, 128)),
-        "min_data_in_leaf": int(np.exp(rng.uniform(np.log(10), np.log(300)))),
-        "feature_fraction": float(rng.uniform(0.4, 1.0)),
+        "num_leaves": trial.suggest_int("num_leaves", 3, 63, log=True),
+        "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 10, 300, log=True),
+        "feature_fraction": trial.suggest_float("feature_fraction", 0.3, 1.0),
         "bagging_fraction": bagging,
-        "bagging_freq": 1,
-        "lambda_l2": float(np.exp(rng.uniform(np.log(1e-3), np.log(30.0)))),
+        "bagging_freq": 1 if bagging < 1 else 0,
+        "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 30.0, log=True),
     }

@@ -14,7 +14,7 @@ from propensity.engines import open_engine
 from propensity.io import write_table
 from propensity.labels import LabelTimes
 from propensity.model.split import split_out_of_time
-from propensity.pipeline.prepare import labelled_features
+from propensity.pipeline.prepare import labelled_features, main_cutoff_rows
 
 __all__ = ["CompareOutcome", "compare_job"]
 
@@ -39,15 +39,16 @@ def compare_job(cfg: Config, model_uri: str | None = None) -> CompareOutcome:
     engine = open_engine(cfg)
     labels = engine.label_times(cfg.label)
     split = split_out_of_time(labels.frame, cfg.split)
+    # the rows train reports on: the test slice at the main cutoff, one row per user
+    rows = split.test[main_cutoff_rows(labels, cfg.label)[split.test]]
     test = LabelTimes(
-        labels.frame.iloc[split.test].reset_index(drop=True), labels.excluded, labels.settings
+        labels.frame.iloc[rows].reset_index(drop=True), labels.excluded, labels.settings
     )
     frame, _ = labelled_features(engine, test, spec)
-    scores = model.predict_proba(frame[list(spec.columns)])[:, 1]
     weeks = split.weeks("test")
     result = compare(
         frame,
-        scores,
+        model,
         model.threshold,
         baselines_from_config(cfg.baselines),
         weeks,

@@ -78,8 +78,16 @@ def demo(
     training = train(cfg, progress=progress)
     oracle = oracle_on_test(training.test_frame, data_dir / "truth.parquet")
     progress("scoring the users still in trial at the end of the data")
+    # a model too weak to promote is still shown scoring (score warns loudly about it)
+    uri = None
+    if not training.decision.promoted:
+        uri = f"models:/{cfg.mlflow.registered_model}/{training.model_version}"
     scoring = score_job(
-        cfg, as_of="latest", out=Path(cfg.output_dir) / "scores.parquet", progress=progress
+        cfg,
+        as_of="latest",
+        out=Path(cfg.output_dir) / "scores.parquet",
+        progress=progress,
+        model_uri=uri,
     )
     progress("rebuilding the model report with the newest cohort's PQLs and drift")
     report = report_job(

@@ -23,6 +23,7 @@ from propensity.model.train import TrainingResult, fit_model
 from propensity.pipeline.artifacts import write_training_artifacts
 from propensity.pipeline.discover import Discovery, discover_for_training, write_discovery
 from propensity.pipeline.prepare import Prepared, prepare
+from propensity.pipeline.promotion import publish, weakness
 from propensity.pipeline.references import attach_references
 from propensity.pipeline.report import report_training_run
 from propensity.tracking import PromotionDecision, connect, start_run
@@ -52,6 +53,8 @@ class TrainOutcome:
 def _headline(result: TrainingResult) -> dict[str, float]:
     m = result.metrics
     return {
+        "test_rows": m["test_slice"]["rows"],
+        "test_positives": m["test_slice"]["positives"],
         "roc_auc": m["test_calibrated"]["roc_auc"],
         "average_precision": m["test_calibrated"]["average_precision"],
         "log_loss_raw": m["test_raw"]["log_loss"],
@@ -127,7 +130,10 @@ def train(
         for path in files:
             run.log_file(path, _artifact_dir(path, out_dir))
         test_rows = prepared.test_rows()
-        decision = run.publish(model, test_rows[list(spec.columns)], test_rows["label"])
+        weak = weakness(result.metrics, comparison.table)
+        if weak:
+            progress(f"not promoting this model: {weak}")
+        decision = publish(run, model, test_rows[list(spec.columns)], test_rows["label"], weak)
         report = report_training_run(run, out_dir, cfg, test_rows, decision)
         # connect() points MLFLOW_TRACKING_URI at the fallback, so only the first one knows why
         note = run.note or store.note
@@ -170,7 +176,7 @@ def _compare(
     test = prepared.test_rows().reset_index(drop=True)
     return compare(
         test,
-        result.test_frame["p"].to_numpy(),
+        result.model,
         result.model.threshold,
         baselines,
         result.split.weeks("test"),

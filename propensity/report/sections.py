@@ -445,6 +445,11 @@ def summary_section(
             f" The best rule, {best['name']}, flags {_one(best['per_week'])} a week at "
             f"{rule}; at that volume the model is at {same} ({_gain(best)})."
         )
+    if used:
+        line += (
+            f" Measured on {fmt_number(used['rows'])} test users, "
+            f"{fmt_number(used['positives'])} of whom paid."
+        )
     body = [paragraph(line, "headline")]
     body += [paragraph(w, "alert") for w in weaknesses(metrics, comparison, used)]
     return Section("summary", SECTIONS["summary"], "".join(body))

@@ -6,7 +6,8 @@ This package is the only place in propensity that imports mlflow. Pipeline use::
         run.log_params(cfg)
         run.log_data_fingerprint("events", [cfg.data.events], rows=n, time_range=(lo, hi))
         run.log_metrics({"test.average_precision": ap})
-        decision = run.publish(model, X_test, y_test)  # log, register, maybe promote
+        version = run.publish(model)  # log and register
+        run.record_promotion(decision)  # the pipeline decides; this sets the alias
 
     loaded = load_model("models:/propensity-pql@champion", cfg.mlflow)
 """
@@ -25,9 +26,8 @@ from propensity.tracking.registry import (
     CHAMPION,
     LoadedModel,
     PromotionDecision,
+    champion,
     load_model,
-    metric_value,
-    promote,
     register_model,
     set_champion,
 )
@@ -54,6 +54,7 @@ __all__ = [
     "LoggedModel",
     "PQLPyfunc",
     "PromotionDecision",
+    "champion",
     "Store",
     "TrackedRun",
     "config_yaml",
@@ -64,9 +65,7 @@ __all__ = [
     "git_commit",
     "load_model",
     "local_store_uri",
-    "metric_value",
     "model_signature",
-    "promote",
     "pyfunc_input",
     "redact",
     "register_model",

@@ -1,26 +1,21 @@
-"""The model registry: register a logged model, promote a champion, load a model to score.
+"""The model registry: register a logged model, point the champion alias, load a model to score.
 
-A new version becomes ``@champion`` only when it beats the current champion on the configured
-metric over the SAME test rows (the champion is re-scored on the new run's test frame), or when
-there is no champion yet. Ties keep the champion.
+Whether a version deserves ``@champion`` is decided in the pipeline
+(:mod:`propensity.pipeline.promotion`); this module only reads the current champion and sets the
+alias.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from propensity.config import MlflowConfig
 from propensity.errors import ModelError, TrackingError
-from propensity.evaluate import ranking_metrics
 from propensity.model.bundle import PQLModel
 from propensity.tracking._mlflow import MlflowClient, MlflowException, mlflow, quiet
 from propensity.tracking.pyfunc import ARTIFACT_KEY, LoggedModel
@@ -30,9 +25,8 @@ __all__ = [
     "CHAMPION",
     "LoadedModel",
     "PromotionDecision",
+    "champion",
     "load_model",
-    "metric_value",
-    "promote",
     "register_model",
     "set_champion",
 ]
@@ -46,7 +40,11 @@ _FORMS = "models:/<name>@<alias>, models:/<name>/<version>, runs:/<run_id>/<path
 
 @dataclass(frozen=True)
 class PromotionDecision:
-    """Whether ``version`` became champion, and the two numbers that decided it."""
+    """Whether ``version`` became champion, and the numbers that decided it (made by the pipeline).
+
+    ``weakness`` is the one-line reason a model was not good enough to promote at all (its
+    interval does not exclude chance, or a rule beats it), empty when it was.
+    """
 
     promoted: bool
     metric: str
@@ -55,6 +53,7 @@ class PromotionDecision:
     champion_version: str | None
     version: str
     reason: str
+    weakness: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,12 +64,6 @@ class LoadedModel:
     name: str | None
     version: str | None
     run_id: str | None
-
-
-def metric_value(metric: str, y: Any, p: Any) -> float:
-    """``average_precision``, ``roc_auc`` or ``neg_log_loss`` (minus log loss: higher is better)."""
-    values = ranking_metrics(y, p)
-    return -values["log_loss"] if metric == "neg_log_loss" else float(values[metric])
 
 
 def register_model(
@@ -113,46 +106,10 @@ def register_model(
     return str(version)
 
 
-def promote(
-    client: MlflowClient,
-    name: str,
-    version: str,
-    model: PQLModel,
-    X_test: pd.DataFrame,
-    y_test: Any,
-    metric: str,
-) -> PromotionDecision:
-    """Give ``version`` the champion alias if it beats the champion on the same test rows."""
-    y = np.asarray(y_test)
-    new_value = metric_value(metric, y, model.predict_proba(X_test)[:, 1])
+def champion(client: MlflowClient, name: str) -> LoadedModel | None:
+    """The current ``@champion`` of ``name`` loaded to score, or None when there is none."""
     current = _champion_version(client, name)
-
-    def decide(promoted: bool, reason: str, value: float | None = None) -> PromotionDecision:
-        if promoted:
-            set_champion(client, name, version)
-        return PromotionDecision(promoted, metric, new_value, value, current, version, reason)
-
-    if current is None:
-        return decide(True, "no champion yet")
-    champion = _load_version(client, name, current).pqlmodel
-    try:
-        # The new spec may add features; the champion reads its own columns of the same rows.
-        columns = [c for c in champion.feature_columns if c in X_test.columns]
-        champion_p = champion.predict_proba(
-            X_test[columns] if len(columns) == len(champion.feature_columns) else X_test
-        )[:, 1]
-    except ModelError as exc:
-        return decide(
-            False,
-            f"champion v{current} cannot score this test frame ({exc}); promote by hand with "
-            f"set_champion if the new feature spec is intended",
-        )
-    champion_value = metric_value(metric, y, champion_p)
-    if math.isnan(new_value):
-        return decide(False, f"{metric} is undefined on this test window", champion_value)
-    if math.isnan(champion_value) or new_value > champion_value:
-        return decide(True, f"{metric} {new_value:.4f} beats champion's", champion_value)
-    return decide(False, f"{metric} {new_value:.4f} does not beat champion's", champion_value)
+    return None if current is None else _load_version(client, name, current)
 
 
 def set_champion(client: MlflowClient, name: str, version: str) -> None:

@@ -34,7 +34,13 @@ from propensity.model.bundle import PQLModel
 from propensity.tracking._mlflow import mlflow, quiet
 from propensity.tracking.fingerprint import data_fingerprint, git_commit
 from propensity.tracking.pyfunc import LoggedModel, log_pql_model
-from propensity.tracking.registry import PromotionDecision, promote, register_model
+from propensity.tracking.registry import (
+    LoadedModel,
+    PromotionDecision,
+    champion,
+    register_model,
+    set_champion,
+)
 from propensity.tracking.store import Store, connect, redact_uri
 
 __all__ = [
@@ -211,14 +217,22 @@ class TrackedRun:
         self.set_tags({"model.registered": f"{model}/{version}"})
         return version
 
-    def promote(
-        self, version: str, model: PQLModel, X_test: pd.DataFrame, y_test: Any
-    ) -> PromotionDecision:
-        """Champion-or-not for ``version`` on these test rows; logs both numbers and the call."""
-        metric = self.cfg.mlflow.promotion_metric
+    def champion(self) -> LoadedModel | None:
+        """The registered model's current champion, loaded to score (None: no champion)."""
+        with self._write("read the champion"):
+            return champion(self.client, self.cfg.mlflow.registered_model)
+
+    def publish(self, model: PQLModel) -> str:
+        """Log ``model`` to the run and register it; returns the new version."""
+        return self.register_model(self.log_model(model))
+
+    def record_promotion(self, decision: PromotionDecision) -> None:
+        """Point ``@champion`` at the version if the pipeline promoted it; log the decision."""
         name = self.cfg.mlflow.registered_model
+        metric, version = decision.metric, decision.version
         with self._write("promote the model"):
-            decision = promote(self.client, name, version, model, X_test, y_test, metric)
+            if decision.promoted:
+                set_champion(self.client, name, version)
             self.client.set_model_version_tag(
                 name, version, "promotion", "champion" if decision.promoted else "not promoted"
             )
@@ -230,15 +244,11 @@ class TrackedRun:
             {
                 "promotion.decision": "promoted" if decision.promoted else "kept_champion",
                 "promotion.reason": decision.reason,
+                "promotion.weakness": decision.weakness or "none",
                 "promotion.champion_version": decision.champion_version or "none",
                 "promotion.version": version,
             }
         )
-        return decision
-
-    def publish(self, model: PQLModel, X_test: pd.DataFrame, y_test: Any) -> PromotionDecision:
-        """Log, register and (if it wins) promote ``model`` in one call."""
-        return self.promote(self.register_model(self.log_model(model)), model, X_test, y_test)
 
     # -- provenance ----------------------------------------------------------------------------
 
