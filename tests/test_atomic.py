@@ -9,7 +9,9 @@ import time
 import pandas as pd
 import pytest
 
+from propensity.errors import OutputError
 from propensity.io import atomic_path, write_table
+from propensity.io.atomic import run_folder
 
 
 def test_write_table_round_trip(tmp_path):
@@ -69,3 +71,46 @@ def test_outputs_get_the_mode_of_any_new_file(tmp_path):
     finally:
         os.umask(old)
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_run_folder_appears_whole_or_not_at_all(tmp_path):
+    """Check that a run folder is renamed into place on success and removed on failure."""
+    target = tmp_path / "outputs" / "train-abc"
+    with run_folder(target) as tmp:
+        assert tmp.parent == target.parent and tmp.name.startswith(".train-abc.")
+        (tmp / "model").mkdir()
+        (tmp / "model" / "booster.txt").write_text("trees")
+        assert not target.exists()
+    assert (target / "model" / "booster.txt").read_text() == "trees"
+    failed = tmp_path / "outputs" / "train-def"
+    with pytest.raises(RuntimeError), run_folder(failed) as tmp:
+        (tmp / "metrics.json").write_text("{}")
+        raise RuntimeError("the fit failed")
+    assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["train-abc"]
+
+
+def test_run_folder_never_replaces_an_existing_output(tmp_path):
+    """Check that a run folder whose name exists is an OutputError naming it, nothing touched."""
+    target = tmp_path / "train-abc"
+    target.mkdir()
+    (target / "keep").write_text("old")
+    with pytest.raises(OutputError, match="train-abc"), run_folder(target):
+        pass
+    assert (target / "keep").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["train-abc"]
+
+
+def test_run_folder_sweeps_folders_of_killed_writers_only(tmp_path):
+    """Check that the next run removes a dead writer's hidden folder and keeps a live one's."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    from propensity.io.workspace import owner_token
+
+    stale = tmp_path / f".train-old.{int(dead.stdout)}-1.x1y2.partial"
+    live = tmp_path / f".train-now.{owner_token()}.z9.partial"
+    for folder in (stale, live):
+        folder.mkdir()
+        (folder / "metrics.json").write_text("{}")
+    with run_folder(tmp_path / "train-new"):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "train-new"]

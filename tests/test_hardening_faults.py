@@ -215,6 +215,10 @@ def test_training_killed_leaves_no_version_without_artifacts(project, tmp_path, 
     assert done.returncode == 0, done.stderr[-2000:]
     said = " ".join(done.stdout.split())
     assert "is unreachable" in said and "Logged to the local store" in said
+    outputs = tmp_path / "outputs"
+    assert not list(outputs.glob(".train-*"))  # the killed runs' folders were swept
+    runs = list(outputs.glob("train-*"))
+    assert len(runs) == 1 and (runs[0] / "report.html").is_file()  # only the finished run
     versions = _versions(store, name)
     assert len(versions) == len(versions_before) + 1
     assert load_model(f"models:/{name}/{versions[-1]}", store).pqlmodel.feature_columns

@@ -18,6 +18,7 @@ import errno
 import glob
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -29,7 +30,7 @@ import pandas as pd
 from propensity.errors import OutputError
 from propensity.io.workspace import alive, owner_token
 
-__all__ = ["atomic_path", "atomic_paths", "output_error", "write_table"]
+__all__ = ["atomic_path", "atomic_paths", "output_error", "run_folder", "write_table"]
 
 _TOKEN = re.compile(r"^\d+-\d+$")
 _ORPHAN_AGE_S = 3600.0  # temp files of versions that wrote no owner token
@@ -85,6 +86,49 @@ def atomic_paths(targets: Sequence[str | Path]) -> Iterator[list[Path]]:
         for tmp in tmps:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def run_folder(target: str | Path) -> Iterator[Path]:
+    """Yield a hidden folder beside `target`, renamed to `target` only when the block succeeds.
+
+    A job's output folder (``train-<run id>``) is whole or absent: a failure removes it, and a
+    folder whose owner was killed is removed by the next run writing beside it. Paths written
+    inside the block live under the yielded folder; map them to ``target`` afterwards.
+
+    >>> with run_folder("outputs/demo/train-abc") as tmp:  # doctest: +SKIP
+    ...     (tmp / "metrics.json").write_text("{}")
+    """
+    target = Path(target)
+    try:
+        if target.exists() or target.is_symlink():
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_stale_folders(target.parent)
+        tmp = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.{owner_token()}.", suffix=".partial",
+                             dir=target.parent)
+        )  # fmt: skip
+        os.chmod(tmp, 0o777 & ~_umask())
+    except OSError as exc:
+        raise output_error(exc, target) from None
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise output_error(exc, target) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _sweep_stale_folders(parent: Path) -> None:
+    """Remove hidden run folders in `parent` whose writer was killed (never a live one's)."""
+    for path in parent.glob(".*.partial"):
+        token = path.name[: -len(".partial")].rsplit(".", 2)
+        if len(token) == 3 and _TOKEN.match(token[1]) and not alive(token[1]):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def write_table(

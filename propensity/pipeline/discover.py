@@ -33,6 +33,7 @@ from propensity.errors import ConfigError, ModelError
 from propensity.evaluate import bootstrap_flag_metrics, flag_metrics
 from propensity.features import FeatureSpec, compute_features, learn_spec
 from propensity.io import LoadedData, load_data, write_table
+from propensity.io.atomic import run_folder
 from propensity.labels import LabelTimes, build_label_times
 from propensity.model.split import Split, split_out_of_time
 from propensity.pipeline.artifacts import write_json
@@ -177,15 +178,17 @@ def discover_job(
     distance = distance_to_model(table, weeks, has_model=scores is not None)
     with start_run(cfg, "discover", project_dir=project_dir) as run:
         out_dir = Path(cfg.output_dir) / f"discover-{run.run_id}"
-        files = write_discovery(out_dir / "discover", discovery, table, matched, weeks=weeks)
-        report = _page(out_dir, discovery, table, run.run_id)
-        log_discovery(
-            run,
-            [*files, report],
-            discovery.behaviours.table,
-            _metrics(table, discovery),
-            rule=discovery.suggestion.expr,
-        )
+        with run_folder(out_dir) as tmp:  # whole or absent: a failed run leaves no folder
+            files = write_discovery(tmp / "discover", discovery, table, matched, weeks=weeks)
+            page = _page(tmp, discovery, table, run.run_id)
+            log_discovery(
+                run,
+                [*files, page],
+                discovery.behaviours.table,
+                _metrics(table, discovery),
+                rule=discovery.suggestion.expr,
+            )
+        report = out_dir / page.relative_to(tmp)
         note = note or run.note
     return DiscoverOutcome(
         discovery,

@@ -19,6 +19,7 @@ import pandas as pd
 from propensity.baselines import baselines_from_config
 from propensity.compare import compare
 from propensity.config import Config
+from propensity.io.atomic import run_folder
 from propensity.model.train import TrainingResult, fit_model
 from propensity.pipeline.artifacts import write_training_artifacts
 from propensity.pipeline.discover import Discovery, discover_for_training, write_discovery
@@ -105,38 +106,43 @@ def train(
     comparison = _compare(cfg, prepared, result, discovery, baselines)
     progress("logging the run and registering the model")
     with start_run(cfg, "train", project_dir=project_dir) as run:
-        out_dir = Path(cfg.output_dir) / f"train-{run.run_id}"
-        files = write_training_artifacts(out_dir, cfg, prepared, result, comparison)
-        if discovery is not None:
-            weeks = result.split.weeks("test")
-            files += write_discovery(out_dir / "discover", discovery, comparison.table, weeks=weeks)
-        run.log_params(cfg)
-        run.log_params(
-            {
-                "model.best_iteration": result.best_iteration,
-                "features.count": len(spec.columns),
-                "features.spec_hash": spec.hash,
-            }
-        )
-        for name, path in (
-            ("events", cfg.data.events),
-            ("users", cfg.data.users),
-            ("conversions", cfg.data.conversions),
-        ):
-            if path is not None:
-                table = next(t for t in prepared.engine.summary.tables if t.name == name)
-                run.log_data_fingerprint(name, [path], rows=table.rows_kept)
-        run.log_metrics(_tracked_metrics(result, comparison))
-        for path in files:
-            run.log_file(path, _artifact_dir(path, out_dir))
-        test_rows = prepared.test_rows()
-        weak = weakness(result.metrics, comparison.table)
-        if weak:
-            progress(f"not promoting this model: {weak}")
-        decision = publish(run, model, test_rows[list(spec.columns)], test_rows["label"], weak)
-        report = report_training_run(run, out_dir, cfg, test_rows, decision)
-        # connect() points MLFLOW_TRACKING_URI at the fallback, so only the first one knows why
-        note = run.note or store.note
+        final = Path(cfg.output_dir) / f"train-{run.run_id}"
+        with run_folder(final) as out_dir:  # whole or absent: a failed run leaves no folder
+            files = write_training_artifacts(out_dir, cfg, prepared, result, comparison)
+            if discovery is not None:
+                weeks = result.split.weeks("test")
+                files += write_discovery(
+                    out_dir / "discover", discovery, comparison.table, weeks=weeks
+                )
+            run.log_params(cfg)
+            run.log_params(
+                {
+                    "model.best_iteration": result.best_iteration,
+                    "features.count": len(spec.columns),
+                    "features.spec_hash": spec.hash,
+                }
+            )
+            for name, path in (
+                ("events", cfg.data.events),
+                ("users", cfg.data.users),
+                ("conversions", cfg.data.conversions),
+            ):
+                if path is not None:
+                    table = next(t for t in prepared.engine.summary.tables if t.name == name)
+                    run.log_data_fingerprint(name, [path], rows=table.rows_kept)
+            run.log_metrics(_tracked_metrics(result, comparison))
+            for path in files:
+                run.log_file(path, _artifact_dir(path, out_dir))
+            test_rows = prepared.test_rows()
+            weak = weakness(result.metrics, comparison.table)
+            if weak:
+                progress(f"not promoting this model: {weak}")
+            decision = publish(run, model, test_rows[list(spec.columns)], test_rows["label"], weak)
+            report = report_training_run(run, out_dir, cfg, test_rows, decision)
+            # connect() points MLFLOW_TRACKING_URI at the fallback, so only the first one knows why
+            note = run.note or store.note
+        report = final / report.relative_to(out_dir)
+        out_dir = final
     return TrainOutcome(
         run_id=run.run_id,
         model_version=decision.version,
