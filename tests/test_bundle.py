@@ -8,17 +8,19 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from spec_fixtures import model_spec, spec_fields, with_spec_columns
 
 from propensity.errors import ModelError
 from propensity.model.bundle import PQLModel
 from propensity.model.calibrate import Calibrator
 
 LEVELS = ["free_mail", "corporate", "enterprise"]
+SPEC = model_spec(("doc_shared",), families=("counts", "timing", "fit"))
 
 
 def _frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "user_id": [f"u{i}" for i in range(n)],
             "cutoff_at": pd.Timestamp("2024-01-01"),
@@ -27,12 +29,13 @@ def _frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
             "domain_class": pd.Categorical(rng.choice(LEVELS, n), categories=LEVELS),
         }
     )
+    return with_spec_columns(frame, SPEC)
 
 
 @pytest.fixture(scope="module")
 def model() -> PQLModel:
     frame = _frame()
-    cols = ["n_doc_shared_7d", "hours_to_first_doc_shared", "domain_class"]
+    cols = list(SPEC.columns)
     y = (frame["n_doc_shared_7d"] + (frame["domain_class"] == "enterprise") * 2 > 3).astype(int)
     params = {
         "objective": "binary",
@@ -49,10 +52,8 @@ def model() -> PQLModel:
         booster=booster,
         calibrator=calibrator,
         threshold=0.5,
-        feature_columns=cols,
         categorical={"domain_class": LEVELS},
-        feature_spec={"version": 1},
-        feature_spec_hash="abc123",
+        **spec_fields(SPEC),
         metadata={"metrics": {"auc": np.float64(0.9)}, "when": pd.Timestamp("2024-02-01")},
     )
 
@@ -70,7 +71,7 @@ def test_save_load_round_trip_predicts_identically(model, tmp_path):
     assert np.max(np.abs(back.predict_proba(frame) - model.predict_proba(frame))) < 1e-12
     assert back.feature_columns == model.feature_columns
     assert back.categorical == model.categorical
-    assert back.feature_spec_hash == "abc123" and back.threshold == 0.5
+    assert back.feature_spec_hash == SPEC.hash and back.threshold == 0.5
     assert back.metadata == {"metrics": {"auc": 0.9}, "when": "2024-02-01 00:00:00"}
 
 
@@ -94,7 +95,7 @@ def test_predict_gives_probability_and_flag(model):
 
 def test_prepare_reorders_casts_and_drops_unseen_levels(model):
     """Check that prepare orders columns, makes ints float, and maps unknown levels to missing."""
-    frame = _frame(n=3)[["domain_class", "hours_to_first_doc_shared", "n_doc_shared_7d"]]
+    frame = _frame(n=3)[list(SPEC.columns)[::-1]]
     frame["n_doc_shared_7d"] = [1, 2, 3]
     frame["domain_class"] = ["corporate", "education", None]  # plain strings, one unseen level
     prepared = model.prepare(frame)
@@ -128,3 +129,32 @@ def test_load_errors(tmp_path, model):
     (path / "bundle.json").write_text(json.dumps({**meta, "format_version": 99}))
     with pytest.raises(ModelError, match="format version 99"):
         PQLModel.load(path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (
+            lambda m: m.update(feature_spec_hash="0" * 16),
+            r"recorded feature-spec hash 0{16} does not match .* from '.*bundle.json'",
+        ),
+        (
+            lambda m: m["feature_spec"]["spec"].update(session_gap_s=1),
+            r"Feature spec hash must match its content .* in '.*bundle.json'; .*re-train",
+        ),
+        (
+            lambda m: m.update(feature_spec={"version": 1}),
+            r"must be the JSON written by FeatureSpec.to_json\(\)\. Got something else in "
+            r"'.*bundle.json'",
+        ),
+    ],
+)
+def test_load_checks_the_spec_hash(tmp_path, model, edit, match):
+    """Check that load refuses a bundle whose spec does not match its hash, naming the file."""
+    path = model.save(tmp_path / "m")
+    meta = json.loads((path / "bundle.json").read_text())
+    edit(meta)
+    (path / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=match) as caught:
+        PQLModel.load(path)
+    assert caught.value.exit_code == 3

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from spec_fixtures import model_spec, spec_fields
 from test_hardening_project import PROPENSITY, run_unprivileged
 from typer.testing import CliRunner
 
@@ -312,13 +313,14 @@ def test_previous_scores_that_are_garbage(tmp_path, kind, name, message):
 # -- corrupted model folders -------------------------------------------------------------------
 
 LEVELS = ["free_mail", "corporate"]
+SPEC = model_spec((), key_events=(), families=("counts", "fit"), window_days=())
 
 
 def _frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     return pd.DataFrame(
         {
-            "n_events_7d": rng.poisson(3, n).astype(float),
+            "n_events_all": rng.poisson(3, n).astype(float),
             "domain_class": pd.Categorical(rng.choice(LEVELS, n), categories=LEVELS),
         }
     )
@@ -327,7 +329,7 @@ def _frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     frame = _frame()
-    y = (frame["n_events_7d"] > 3).astype(int)
+    y = (frame["n_events_all"] > 3).astype(int)
     params = {"objective": "binary", "verbose": -1, "seed": 0, "num_threads": 1}
     booster = lgb.train(params, lgb.Dataset(frame, y), num_boost_round=5)
     calibrator = Calibrator(method="isotonic").fit(booster.predict(frame), y)
@@ -335,10 +337,8 @@ def bundle(tmp_path_factory) -> Path:
         booster=booster,
         calibrator=calibrator,
         threshold=0.5,
-        feature_columns=list(frame.columns),
         categorical={"domain_class": LEVELS},
-        feature_spec={"version": 1},
-        feature_spec_hash="abc123",
+        **spec_fields(SPEC),
     )
     return model.save(tmp_path_factory.mktemp("bundle") / "model")
 
@@ -391,7 +391,7 @@ CORRUPTIONS = [
     ("bundle.json", lambda p: _edit_json(p, "feature_columns", "x"), "keep", "'feature_columns'"),
     (
         "bundle.json",
-        lambda p: _edit_json(p, "feature_columns", ["n_events_7d", "domain_class", "x"]),
+        lambda p: _edit_json(p, "feature_columns", ["n_events_all", "domain_class", "x"]),
         "keep",
         "booster.txt expects 2 features where bundle.json lists 3",
     ),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from spec_fixtures import model_spec, spec_fields, with_spec_columns
 
 from propensity.config import ScoringConfig
 from propensity.errors import DataContractError, PropensityWarning
@@ -16,11 +19,12 @@ from propensity.scoring import holdout_mask, score_frame
 INFO = {"name": "propensity-pql", "version": "3", "run_id": "abc123"}
 AS_OF = pd.Timestamp("2026-01-15")
 SCORED_AT = pd.Timestamp("2026-01-15 06:00:00")
+SPEC = model_spec(families=("counts", "timing", "fit"))
 
 
 def _features(n: int = 400, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "user_id": [f"u{i:04d}" for i in range(n)],
             "cutoff_at": pd.Timestamp("2026-01-14"),
@@ -34,13 +38,13 @@ def _features(n: int = 400, seed: int = 0) -> pd.DataFrame:
             ),
         }
     )
+    return with_spec_columns(frame, SPEC)
 
 
 @pytest.fixture(scope="module")
 def model() -> PQLModel:
     frame = _features(seed=1)
-    cols = ["n_teammate_invited_all", "n_doc_shared_7d", "hours_to_first_doc_shared"]
-    cols.append("domain_class")
+    cols = list(SPEC.columns)
     X = frame[cols]
     logit = -2 + X["n_teammate_invited_all"] + 1.5 * (X["domain_class"] == "corporate")
     y = (np.random.default_rng(2).uniform(size=len(X)) < 1 / (1 + np.exp(-logit))).astype(int)
@@ -52,10 +56,8 @@ def model() -> PQLModel:
         booster=booster,
         calibrator=calibrator,
         threshold=0.5,
-        feature_columns=cols,
         categorical={"domain_class": ["free_mail", "corporate"]},
-        feature_spec={},
-        feature_spec_hash="test",
+        **spec_fields(SPEC),
         metadata={"reason_reference": fit_reference(X, cols)},
     )
 
@@ -212,6 +214,6 @@ def test_email_user_ids_are_refused(model):
 )
 def test_score_warns_loudly_on_a_weak_model(model, metadata, match):
     """Check that scoring with a model too weak to act on raises a WEAK MODEL warning."""
-    weak = PQLModel(**{**model.__dict__, "metadata": {**model.metadata, **metadata}})
+    weak = dataclasses.replace(model, metadata={**model.metadata, **metadata})
     with pytest.warns(PropensityWarning, match=f"WEAK MODEL.*{match}"):
         _score(weak, _features(n=50, seed=3))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from propensity.config import (
 )
 from propensity.errors import ConfigError, DataContractError
 from propensity.explain import reason_columns
-from propensity.features import compute_features, learn_spec
+from propensity.features import FeatureSpec, compute_features, learn_spec
 from propensity.io import load_data
 from propensity.labels import build_label_times, scoring_population
 from propensity.model.bundle import PQLModel
@@ -195,8 +196,8 @@ def test_features_equal_duckdb(spark, world):
         assert r["hours_since_last_doc_shared"] == pytest.approx(1 / 3600, abs=1e-12)
 
 
-def _model(frame: pd.DataFrame, y: np.ndarray) -> PQLModel:
-    cols = ["n_events_7d", "sessions", "hours_since_last_event", "domain_class"]
+def _model(frame: pd.DataFrame, y: np.ndarray, spec: FeatureSpec) -> PQLModel:
+    cols = list(spec.columns)
     X = frame[cols]
     params = {"objective": "binary", "num_leaves": 4, "learning_rate": 0.1,
               "min_data_in_leaf": 20, "num_threads": 1, "seed": 0, "deterministic": True,
@@ -208,9 +209,9 @@ def _model(frame: pd.DataFrame, y: np.ndarray) -> PQLModel:
         calibrator=calibrator,
         threshold=float(np.quantile(calibrator.predict(booster.predict(X)), 0.9)),
         feature_columns=cols,
-        categorical={"domain_class": list(frame["domain_class"].cat.categories)},
-        feature_spec={"columns": cols},
-        feature_spec_hash="spark-test",
+        categorical={c: list(levels) for c, levels in spec.categorical.items()},
+        feature_spec=json.loads(spec.to_json()),
+        feature_spec_hash=spec.hash,
     )
 
 
@@ -219,7 +220,7 @@ def test_spark_scores_equal_local(spark, world, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     train = world["duck"].frame
-    model = _model(train, world["lt"].frame["label"].to_numpy())
+    model = _model(train, world["lt"].frame["label"].to_numpy(), world["spec"])
     cfg = config_from_dict({"data": {"events": "e"}, "mlflow": {"registered_model": "sparkm"}})
     with start_run(cfg, "train", project_dir=tmp_path) as run:
         version = run.register_model(run.log_model(model))

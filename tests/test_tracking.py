@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score
+from spec_fixtures import model_spec, spec_fields, with_spec_columns
 
 from propensity.config import MlflowConfig, config_from_dict
 from propensity.errors import ModelError, TrackingError
@@ -41,6 +42,9 @@ from propensity.tracking import (
 
 NAME = "pql-test"
 LEVELS = ["corporate", "education", "free_mail"]
+WIDE = model_spec(("doc_shared",), key_events=(), families=("counts", "recency", "fit"))
+NARROW = model_spec(("doc_shared",), key_events=(), families=("counts", "fit"))
+RECENCY = [c for c in WIDE.columns if c not in NARROW.columns]  # hours_since_last_event, ...
 
 
 # -- fixtures: a tiny booster on ~500 synthetic rows ---------------------------------------------
@@ -61,13 +65,13 @@ def _frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
             "domain_class": pd.Categorical(domain, categories=LEVELS),
         }
     )
-    return X, y
+    return with_spec_columns(X, WIDE), y
 
 
 def _model(
-    X: pd.DataFrame, y: np.ndarray, *, rounds: int, shuffle: bool = False, drop: tuple = ()
+    X: pd.DataFrame, y: np.ndarray, *, rounds: int, shuffle: bool = False, spec=WIDE
 ) -> PQLModel:
-    features = X.drop(columns=["user_id", *drop])
+    features = X[list(spec.columns)]
     target = np.random.default_rng(7).permutation(y) if shuffle else y
     params = {
         "objective": "binary",
@@ -85,10 +89,8 @@ def _model(
         booster=booster,
         calibrator=calibrator,
         threshold=0.5,
-        feature_columns=list(features.columns),
         categorical={"domain_class": LEVELS},
-        feature_spec={"columns": list(features.columns)},
-        feature_spec_hash="0123abcd",
+        **spec_fields(spec),
         metadata={"note": "test"},
     )
 
@@ -309,10 +311,10 @@ def test_signature_and_pyfunc_input(data):
     model = data["good"]
     schema = model_signature(model).inputs.to_dict()
     assert schema == [
-        {"type": "double", "name": "n_doc_shared_7d", "required": True},
-        {"type": "double", "name": "hours_since_last_event", "required": True},
-        {"type": "string", "name": "domain_class", "required": True},
+        {"type": "string" if c == "domain_class" else "double", "name": c, "required": True}
+        for c in WIDE.columns
     ]
+    assert schema[1] == {"type": "double", "name": "n_doc_shared_7d", "required": True}
     X = pd.DataFrame(
         {
             "n_doc_shared_7d": [1, 2],
@@ -320,8 +322,8 @@ def test_signature_and_pyfunc_input(data):
             "domain_class": pd.Categorical(["corporate", None], categories=LEVELS),
         }
     )
-    out = pyfunc_input(X, model)
-    assert out.dtypes.astype(str).tolist() == ["float64", "float64", "object"]
+    out = pyfunc_input(with_spec_columns(X, WIDE), model)
+    assert out.dtypes.astype(str).tolist() == ["float64"] * (len(WIDE.columns) - 1) + ["object"]
     assert out["domain_class"].tolist() == ["corporate", None]
 
 
@@ -377,13 +379,13 @@ def test_champion_promotion(store, tmp_path, data, capfd):
 def test_champion_is_scored_on_its_own_columns(store, tmp_path, data):
     """Check that a champion with fewer features is re-scored on its columns of the same rows."""
     X_train, y_train = _frame(500, seed=0)
-    narrow = _model(X_train, y_train, rounds=30, drop=("hours_since_last_event",))
+    narrow = _model(X_train, y_train, rounds=30, spec=NARROW)
     X, y = data["X_test"], data["y_test"]
     with start_run(_cfg(), "narrow", project_dir=tmp_path) as run:
-        publish(run, narrow, X.drop(columns="hours_since_last_event"), y)
+        publish(run, narrow, X.drop(columns=RECENCY), y)
     with start_run(_cfg(), "wide", project_dir=tmp_path) as run:
         decision = publish(run, data["better"], X, y)
-    p_narrow = narrow.predict_proba(X.drop(columns="hours_since_last_event"))[:, 1]
+    p_narrow = narrow.predict_proba(X.drop(columns=RECENCY))[:, 1]
     expected = average_precision_score(y, p_narrow)
     assert decision.champion_version == "1"
     assert decision.champion_value == pytest.approx(expected, abs=1e-12)

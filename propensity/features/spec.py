@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
 
-from propensity.errors import ModelError
+from propensity.errors import ModelError, shorten
 
 __all__ = ["DOMAIN_CLASSES", "FAMILIES", "FeatureInfo", "FeatureSpec", "slugify", "window_label"]
 
@@ -229,20 +229,24 @@ class FeatureSpec:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> FeatureSpec:
-        """Read a spec written by :meth:`to_json`; checks version, columns and hash."""
+    def from_json(cls, text: str, source: str = "the spec") -> FeatureSpec:
+        """Read a spec written by :meth:`to_json`; checks version, columns and hash.
+
+        ``source`` names where the text came from (a file) in the error messages.
+        """
         try:
             doc = json.loads(text)
             raw = doc["spec"]
         except (ValueError, KeyError, TypeError):
             raise ModelError(
-                "A feature spec must be the JSON written by FeatureSpec.to_json(). Got something "
-                "else; re-train to write a fresh spec."
+                f"A feature spec must be the JSON written by FeatureSpec.to_json(). Got something "
+                f"else in {source}; re-train to write a fresh spec."
             ) from None
-        if raw.get("version") != SPEC_VERSION:
+        if not isinstance(raw, dict) or raw.get("version") != SPEC_VERSION:
+            got = raw.get("version") if isinstance(raw, dict) else raw
             raise ModelError(
-                f"Feature spec version must be {SPEC_VERSION}. Got {raw.get('version')!r}; "
-                f"re-train the model with this version of propensity."
+                f"Feature spec version must be {SPEC_VERSION}. Got {shorten(repr(got), 40)} in "
+                f"{source}; re-train the model with this version of propensity."
             )
         spec = cls(
             families=tuple(raw["families"]),
@@ -264,8 +268,8 @@ class FeatureSpec:
         )
         if "hash" in doc and doc["hash"] != spec.hash:
             raise ModelError(
-                f"Feature spec hash must match its content ({spec.hash}). Got {doc['hash']!r}; "
-                f"the file was edited or corrupted, re-train to write a fresh spec."
+                f"Feature spec hash must match its content ({spec.hash}). Got {doc['hash']!r} in "
+                f"{source}; the file was edited or corrupted, re-train to write a fresh spec."
             )
         return spec
 

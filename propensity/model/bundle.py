@@ -63,26 +63,9 @@ class PQLModel:
         A ModelError (exit 3) when it cannot be read, when its hash differs from the recorded one
         (this code would compute other features than the model was trained on, or the bundle was
         edited: scoring would be silently wrong), or when its columns are not the model's.
+        :meth:`load` checks it before handing the model out.
         """
-        try:
-            spec = FeatureSpec.from_json(json.dumps(self.feature_spec))
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ModelError(
-                f"The model's feature spec cannot be read by this version of propensity ({exc}). "
-                f"Retrain the model, or score with the propensity version that trained it."
-            ) from None
-        if spec.hash != self.feature_spec_hash:
-            raise ModelError(
-                f"The model's recorded feature-spec hash {self.feature_spec_hash} does not match "
-                f"the spec this code computes ({spec.hash}). Retrain the model, or score with the "
-                f"propensity version that trained it."
-            )
-        if list(spec.columns) != list(self.feature_columns):
-            raise ModelError(
-                "The model's feature columns differ from its feature spec's columns. The bundle "
-                "was edited or is corrupt; retrain the model."
-            )
-        return spec
+        return _read_spec(self.feature_spec, self.feature_spec_hash, self.feature_columns)
 
     # -- input checks ------------------------------------------------------------------------
 
@@ -219,7 +202,43 @@ class PQLModel:
                 f"{len(fields['feature_columns'])}",
             )
         calibrator = _load_calibrator(path)
-        return cls(booster=booster, calibrator=calibrator, **fields)
+        model = cls(booster=booster, calibrator=calibrator, **fields)
+        # the spec is checked here, once: a model whose spec does not match never scores
+        where = repr(str(path / "bundle.json"))
+        model.__dict__["spec"] = _read_spec(
+            fields["feature_spec"], fields["feature_spec_hash"], fields["feature_columns"], where
+        )
+        return model
+
+
+def _read_spec(
+    feature_spec: dict[str, Any],
+    recorded_hash: str,
+    feature_columns: list[str],
+    where: str = "the model",
+) -> FeatureSpec:
+    """The spec a bundle records, read by this code and checked against its recorded hash and
+    the model's columns; ``where`` names the file in every message."""
+    try:
+        spec = FeatureSpec.from_json(json.dumps(feature_spec), source=where)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ModelError(
+            f"The model's feature spec in {where} cannot be read by this version of propensity "
+            f"({_short(exc)}). Retrain the model, or score with the propensity version that "
+            f"trained it."
+        ) from None
+    if spec.hash != recorded_hash:
+        raise ModelError(
+            f"The model's recorded feature-spec hash {recorded_hash[:40]} does not match "
+            f"the spec this code computes ({spec.hash}) from {where}. Retrain the model, or "
+            f"score with the propensity version that trained it."
+        )
+    if list(spec.columns) != list(feature_columns):
+        raise ModelError(
+            f"The model's feature columns differ from its feature spec's columns in {where}. The "
+            f"bundle was edited or is corrupt; retrain the model."
+        )
+    return spec
 
 
 def _short(value: Any, limit: int = 120) -> str:
@@ -272,8 +291,14 @@ def _probe_booster(path: Path) -> None:
         text = (path / "booster.txt").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise _corrupt(path, "booster.txt", f"cannot be read ({_short(exc)})") from None
+    # errors="replace": LightGBM's fatal messages may echo bytes read past a cut text
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE], input=text, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", _PROBE],
+        input=text,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=600,
     )
     if done.returncode != 0:
         lines = (done.stderr or "").strip().splitlines()

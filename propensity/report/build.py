@@ -90,15 +90,17 @@ def load_run(run_dir: Path | str) -> RunFiles:
     plots = {p.name: p.read_bytes() for p in sorted((run_dir / "plots").glob("*.png"))}
     model_dir = run_dir / "model"
     scores = run_dir / "test_scores.parquet"
+    model = PQLModel.load(model_dir) if model_dir.is_dir() else None
+    spec = _spec(run_dir / "feature_spec.json") or (model.spec if model is not None else None)
     return RunFiles(
         run_dir=run_dir,
         metrics=json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")),
         summary=json.loads((run_dir / "data_summary.json").read_text(encoding="utf-8")),
         comparison=pd.read_csv(run_dir / "comparison.csv"),
         plots=plots,
-        model=PQLModel.load(model_dir) if model_dir.is_dir() else None,
+        model=model,
         test_scores=pd.read_parquet(scores, columns=["label"]) if scores.is_file() else None,
-        spec=_spec(run_dir / "feature_spec.json"),
+        spec=spec,
     )
 
 
@@ -107,7 +109,7 @@ def _spec(path: Path) -> FeatureSpec | None:
     if not path.is_file():
         return None
     try:
-        return FeatureSpec.from_json(path.read_text(encoding="utf-8"))
+        return FeatureSpec.from_json(path.read_text(encoding="utf-8"), source=repr(str(path)))
     except PropensityError:
         return None
 
