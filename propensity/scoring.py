@@ -12,7 +12,7 @@ import hashlib
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +21,8 @@ import pandas as pd
 
 from propensity.config import ScoringConfig
 from propensity.contract import FEATURES, SCORES
-from propensity.errors import DataContractError, ModelError, PropensityWarning
-from propensity.explain import describe_name, reason_codes, reason_columns, shap_values, to_matrix
-from propensity.features import FeatureInfo
+from propensity.errors import DataContractError, PropensityWarning
+from propensity.explain import reason_codes, reason_columns, shap_values, to_matrix
 from propensity.model import PQLModel
 
 __all__ = ["SCORE_COLUMNS", "ScoreResult", "holdout_mask", "score_frame", "weak_model"]
@@ -106,9 +105,10 @@ def score_frame(
     reasons = pd.DataFrame(index=range(len(table)), columns=reason_columns(k))
     if k and explain.any():
         rows = np.flatnonzero(explain)
+        spec = model.spec  # what each column means; unreadable: ModelError, exit 3
         phi = shap_values(model.booster, matrix[rows], shap_method, n_threads=n_threads)
         ref = reference if reference is not None else model.metadata.get("reason_reference")
-        found = reason_codes(X.iloc[rows], phi[:, :-1], k, ref, _describer(model))
+        found = reason_codes(X.iloc[rows], phi[:, :-1], k, spec, ref)
         found.index = rows
         reasons = found.reindex(range(len(table)))
     table = pd.concat([table, reasons.astype(_reason_dtypes(k))], axis=1)
@@ -195,16 +195,6 @@ def _explain_rows(
         order = np.lexsort((user_id, -score))
         top[order[:count]] = True
     return top | is_pql
-
-
-def _describer(model: PQLModel) -> Callable[[str], FeatureInfo]:
-    """``FeatureSpec.describe`` of the model's spec, or the name parser when it cannot load."""
-    try:
-        spec = model.spec
-    except ModelError:
-        return describe_name
-    known = set(spec.columns)
-    return lambda name: spec.describe(name) if name in known else describe_name(name)
 
 
 def _reason_dtypes(k: int) -> dict[str, str]:

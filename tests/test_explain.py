@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from propensity.errors import ModelError
 from propensity.explain import (
     TreeShapModel,
-    describe_name,
     fit_reference,
     mean_abs_shap,
     reason_codes,
@@ -21,7 +21,27 @@ from propensity.explain import (
     to_matrix,
     top_percent,
 )
+from propensity.features import FeatureSpec
 from propensity.figures import beeswarm_figure, importance_bar_figure
+
+_DAY = 86_400
+# A real spec naming every column the reason tests read: reasons take meaning from the spec.
+SPEC = FeatureSpec(
+    families=("counts", "recency", "activity", "timing", "order", "transitions", "diversity")
+    + ("account", "fit"),
+    events=("doc_created", "doc_shared", "invite_accepted", "login", "pricing_viewed")
+    + ("teammate_invited",),
+    windows_s=(_DAY, 3 * _DAY, 7 * _DAY),
+    session_gap_s=1800,
+    key_events=("doc_shared", "pricing_viewed"),
+    milestones=(
+        ("doc_shared", "teammate_invited", None),
+        ("doc_shared", "invite_accepted", 2 * _DAY),
+    ),
+    transitions=(("doc_created", "doc_shared"),),
+    numeric_user_columns=("company_size",),
+    categorical_user_columns=(("role", ("engineer", "manager")),),
+)
 
 
 def _frame(n: int = 1500, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -166,10 +186,10 @@ def test_prepared_trees_are_kept_per_booster_and_used_by_shap_values(fitted, mon
             "Doc shared before teammate invited",
         ),
         (
-            "within_doc_shared_then_invite_accepted_48h",
+            "within_doc_shared_then_invite_accepted_2d",
             1.0,
             None,
-            "Invite accepted within 48h of doc shared",
+            "Invite accepted within 2d of doc shared",
         ),
         ("tr_doc_created__doc_shared", 3.0, None, "Doc created followed by doc shared 3 times"),
         ("distinct_events", 9.0, None, "Used 9 different kinds of action"),
@@ -182,21 +202,15 @@ def test_prepared_trees_are_kept_per_booster_and_used_by_shap_values(fitted, mon
 )
 def test_sentence_templates(name, value, pct, text):
     """Check that each feature family's template reads as expected on a hand-made example."""
-    assert sentence(describe_name(name), value, pct) == text
+    assert sentence(SPEC.describe(name), value, pct) == text
 
 
-def test_describe_name_parses_the_conventions():
-    """Check that the name parser recovers family, event, second event and window."""
-    info = describe_name("within_doc_shared_then_invite_accepted_48h")
-    assert (info.family, info.kind, info.event, info.event_b, info.window) == (
-        "order",
-        "within",
-        "doc_shared",
-        "invite_accepted",
-        "48h",
-    )
-    assert describe_name("n_teammate_invited_7d").event == "teammate_invited"
-    assert describe_name("something_else").family == "other"
+def test_reason_codes_refuse_a_column_the_spec_does_not_know():
+    """Check that a feature the spec lacks is a ModelError (exit 3), never a guess from its name."""
+    X = pd.DataFrame({"n_doc_shared_all": [2.0], "n_unknown_event_all": [1.0]})
+    with pytest.raises(ModelError, match="'n_unknown_event_all' must be one of the spec's") as got:
+        reason_codes(X, np.array([[0.5, 0.9]]), 2, SPEC)
+    assert got.value.exit_code == 3
 
 
 def test_fit_reference_and_top_percent():
@@ -226,7 +240,7 @@ def test_reason_codes_pick_top_positive_contributions():
     )
     phi = np.array([[0.9, 0.4, -0.2], [-0.5, 0.0, 0.3]])
     ref = {"quantiles": {"n_teammate_invited_all": [0.0] * 96 + [4.0] * 5}}
-    out = reason_codes(X, phi, 2, ref)
+    out = reason_codes(X, phi, 2, SPEC, ref)
     assert list(out.index) == [10, 11]
     row = out.loc[10]
     assert (row.reason_1_feature, row.reason_1_value, row.reason_1_shap) == (
@@ -278,7 +292,7 @@ def test_trial_age_is_never_a_reason_and_nothing_prints_nan():
         }
     )
     phi = np.array([[2.0, 0.8, 0.5, 0.1], [3.0, 0.2, -0.1, -0.3]])
-    out = reason_codes(X, phi, 3)
+    out = reason_codes(X, phi, 3, SPEC)
     assert "cutoff_age_days" not in set(out.filter(like="_feature").stack())
     first = out.iloc[0]
     assert (first.reason_1_feature, first.reason_1_value, first.reason_1_text) == (
@@ -296,7 +310,7 @@ def test_trial_age_is_never_a_reason_and_nothing_prints_nan():
 def test_tenure_is_never_a_reason():
     """Check that tenure_days (trial age by another name) never fills a reason slot."""
     X = pd.DataFrame({"tenure_days": [6.5, 1.5], "n_doc_shared_all": [2.0, 0.0]})
-    out = reason_codes(X, np.array([[2.0, 0.5], [3.0, -0.1]]), 2)
+    out = reason_codes(X, np.array([[2.0, 0.5], [3.0, -0.1]]), 2, SPEC)
     assert out["reason_1_feature"].tolist() == ["n_doc_shared_all", None]
     texts = " ".join(str(t) for t in out.filter(like="_text").stack())
     assert "days before scoring" not in texts and "into the trial" not in texts

@@ -571,6 +571,7 @@ def test_pqls_are_listed_with_their_reasons():
 
 def test_drivers_read_as_words_and_trial_age_is_context():
     """Check the drivers table names features in words and says trial age is context."""
+    from propensity.features import FeatureSpec
     from propensity.report.sections import drivers_section
 
     importance = pd.DataFrame(
@@ -580,7 +581,14 @@ def test_drivers_read_as_words_and_trial_age_is_context():
             "mean_shap": [0.0, 0.1],
         }
     )
-    body = drivers_section(importance, {}, {}).body
+    spec = FeatureSpec(
+        families=("counts", "recency"),
+        events=("teammate_invited",),
+        windows_s=(),
+        session_gap_s=1800,
+        key_events=(),
+    )
+    body = drivers_section(importance, {}, {}, spec).body
     assert "Times &#x27;teammate_invited&#x27; happened since signup" in body
     assert "(context)" in body
     assert "It is the largest driver here" in body and "never given as a reason code" in body

@@ -8,7 +8,6 @@ from propensity.explain._treeshap import TreeShapModel
 from propensity.explain.importance import mean_abs_shap
 from propensity.explain.reasons import (
     CONTEXT_FEATURES,
-    describe_name,
     fit_reference,
     reason_codes,
     reason_columns,
@@ -21,7 +20,6 @@ __all__ = [
     "CONTEXT_FEATURES",
     "Method",
     "TreeShapModel",
-    "describe_name",
     "fit_reference",
     "mean_abs_shap",
     "reason_codes",

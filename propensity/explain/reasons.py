@@ -1,10 +1,10 @@
 """Reason codes: the top features pushing each user's score up, in sentences a rep can read.
 
 A sentence comes from a template per feature family (counts, recency, activity, timing, order,
-transitions, diversity, account, fit, properties). What a column means comes from
-``FeatureSpec.describe`` when the spec is known, else from the column naming conventions
-(:func:`describe_name`). "Top X% of trials" comes from reference quantiles of each feature on
-the training rows (:func:`fit_reference`), stored in the model's metadata by the pipeline.
+transitions, diversity, account, fit, properties). What a column means comes from the model's
+spec (``FeatureSpec.describe``), never from parsing its name: a column the spec does not know is
+a :class:`ModelError`. "Top X% of trials" comes from reference quantiles of each feature on the
+training rows (:func:`fit_reference`), stored in the model's metadata by the pipeline.
 
 Reasons are things the user did or is. How far into the trial the score was taken and tenure
 (:data:`CONTEXT_FEATURES`) help the model read the rest but are never a reason a rep can act on,
@@ -15,18 +15,16 @@ model) reads as "other", and no reason ever prints ``nan``.
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from propensity.features import FeatureInfo
+from propensity.features import FeatureInfo, FeatureSpec
 
 __all__ = [
     "CONTEXT_FEATURES",
-    "describe_name",
     "fit_reference",
     "reason_codes",
     "reason_columns",
@@ -78,67 +76,11 @@ def top_percent(reference: dict[str, Any] | None, feature: str, value: float) ->
     return max(1, math.ceil(100 * share))
 
 
-_COUNT = re.compile(r"^n_(?P<event>.+)_(?P<window>\d+[smhdw]|all)$")
-_PATTERNS: list[tuple[re.Pattern[str], str, str]] = [
-    (re.compile(r"^n_events_(?P<window>\d+[smhdw]|all)$"), "counts", "events"),
-    (re.compile(r"^rate_(?P<event>.+)_per_active_day$"), "counts", "rate"),
-    (re.compile(r"^hours_since_last_event$"), "recency", "hours_since_last_event"),
-    (re.compile(r"^hours_since_last_(?P<event>.+)$"), "recency", "hours_since_last"),
-    (re.compile(r"^(?P<kind>tenure_days|cutoff_age_days)$"), "recency", ""),
-    (
-        re.compile(r"^(?P<kind>active_days|sessions|events_per_session|longest_streak_days)$"),
-        "activity",
-        "",
-    ),
-    (re.compile(r"^trend_events_(?P<window>\d+[smhdw])$"), "activity", "trend"),
-    (re.compile(r"^(?P<kind>gap_mean_hours|gap_max_hours)$"), "activity", ""),
-    (re.compile(r"^hours_to_first_(?P<event>.+)$"), "timing", "hours_to_first"),
-    (re.compile(r"^order_(?P<event>.+)_before_(?P<event_b>.+)$"), "order", "before"),
-    (
-        re.compile(r"^within_(?P<event>.+)_then_(?P<event_b>.+)_(?P<window>\d+[smhdw])$"),
-        "order",
-        "within",
-    ),
-    (re.compile(r"^tr_(?P<event>.+)__(?P<event_b>.+)$"), "transitions", "transition"),
-    (re.compile(r"^(?P<kind>distinct_events|event_entropy)$"), "diversity", ""),
-    (re.compile(r"^account_active_users$"), "account", "active_users"),
-    (re.compile(r"^account_events_(?P<window>\d+[smhdw]|all)$"), "account", "events"),
-    (re.compile(r"^domain_class$"), "fit", "domain_class"),
-    (re.compile(r"^user_(?P<column>.+)$"), "fit", "user"),
-    (re.compile(r"^prop_(?P<event>.+)_(?P<agg>sum|mean|max|min)$"), "properties", "property"),
-]
-
-
-def describe_name(name: str) -> FeatureInfo:
-    """What a column means, parsed from the naming conventions (used when no spec is at hand).
-
-    Event names come back as their slugs; a property feature keeps ``event_property`` together
-    in ``event`` because the split between the two is ambiguous in the name.
-    """
-    for pattern, family, kind in _PATTERNS:
-        match = pattern.match(name)
-        if match:
-            parts = match.groupdict()
-            return FeatureInfo(
-                name=name,
-                family=family,
-                kind=parts.pop("kind", None) or kind,
-                event=parts.get("event"),
-                event_b=parts.get("event_b"),
-                window=parts.get("window"),
-                agg=parts.get("agg"),
-                column=parts.get("column"),
-            )
-    match = _COUNT.match(name)
-    if match:
-        return FeatureInfo(name, "counts", "count", match["event"], window=match["window"])
-    return FeatureInfo(name=name, family="other", kind="other")
-
-
 def sentence(info: FeatureInfo, value: Any, top_pct: int | None = None) -> str:
     """A short sentence for one reason, from the template of the feature's family.
 
-    >>> sentence(describe_name("n_teammate_invited_all"), 4.0, 5)
+    >>> info = FeatureInfo("n_teammate_invited_all", "counts", "count", "teammate_invited")
+    >>> sentence(info, 4.0, 5)
     'Teammate invited 4 times since signup (top 5% of trials)'
     """
     text = _template(info, value)
@@ -210,18 +152,20 @@ def reason_codes(
     X: pd.DataFrame,
     contributions: np.ndarray,
     k: int,
+    spec: FeatureSpec,
     reference: dict[str, Any] | None = None,
-    describe: Callable[[str], FeatureInfo] | None = None,
 ) -> pd.DataFrame:
     """Top ``k`` features by positive SHAP contribution per row, with value and sentence.
 
     ``X`` holds the feature values (columns in model order), ``contributions`` the SHAP values
-    ``(n, n_features)`` without the bias column. Returns ``reason_{i}_feature``, ``_value``
-    (the value as text), ``_shap`` and ``_text`` for i = 1..k, indexed like ``X``; a row with
-    fewer than ``k`` positive contributions has nulls in the remaining slots.
+    ``(n, n_features)`` without the bias column, ``spec`` the model's feature spec (what each
+    column means; a column it does not know is a :class:`ModelError`). Returns
+    ``reason_{i}_feature``, ``_value`` (the value as text), ``_shap`` and ``_text`` for
+    i = 1..k, indexed like ``X``; a row with fewer than ``k`` positive contributions has nulls in
+    the remaining slots.
     """
-    describe = describe or describe_name
     columns = list(X.columns)
+    infos = [spec.describe(c) for c in columns]
     n = len(X)
     phi = np.asarray(contributions, dtype=np.float64)
     if phi.shape != (n, len(columns)):
@@ -238,7 +182,6 @@ def reason_codes(
         order = np.argsort(-phi, axis=1, kind="stable")[:, :k_eff]
         top = np.take_along_axis(phi, order, axis=1)
     cache: dict[tuple[int, str], str] = {}
-    infos = [describe(c) for c in columns]
     for slot in range(k):
         feats = np.full(n, None, dtype=object)
         vals = np.full(n, None, dtype=object)

@@ -1,25 +1,28 @@
 """Feature columns as people read them: the glossary's one-line meaning of each column.
 
->>> readable("n_teammate_invited_all")
+The meaning comes from the run's feature spec, never from parsing the column's name.
+
+>>> readable("n_teammate_invited_all", spec)  # doctest: +SKIP
 "Times 'teammate_invited' happened since signup"
 """
 
 from __future__ import annotations
 
-from propensity.explain import describe_name
+from propensity.errors import ModelError
 from propensity.features import FeatureSpec
 from propensity.features.glossary import meaning
 
 __all__ = ["readable"]
 
 
-def readable(name: str, spec: FeatureSpec | None = None) -> str:
-    """The meaning of column ``name`` (from ``spec`` when given, else from its name)."""
+def readable(name: str, spec: FeatureSpec | None) -> str:
+    """The meaning of column ``name`` from ``spec``; the bare name when there is no spec or it
+    does not know the column (an older run), since a guess from the name could be wrong."""
+    if spec is None:
+        return name
     try:
-        info = spec.describe(name) if spec is not None else describe_name(name)
-    except Exception:  # a column the spec does not know (an older run): its name parsed
-        info = describe_name(name)
-    if info.family == "fit" and info.kind == "user":  # parsed from a name: type unknown
-        return f"The users table's column '{info.column}'"
+        info = spec.describe(name)
+    except ModelError:
+        return name
     text = meaning(info)
     return text[:1].upper() + text[1:] if text != name else name
