@@ -16,7 +16,8 @@ truncated to whole seconds so epoch arithmetic is exact on every engine):
 
 Tables that cross module boundaries as pandas frames are named contracts too
 (:class:`FrameContract`): ``LABEL_TIMES`` (one row per user and cutoff), ``FEATURES`` (the keys,
-then the spec's columns) and ``SCORES`` (the score table's leading columns). Each is checked
+then the spec's columns), ``TRAINING`` (the features with their 0/1 label) and ``SCORES`` (the
+score table's leading columns). Each is checked
 where it enters a step, every problem at once, the error carrying the failing rows.
 
 A preset names, for each canonical column, the source columns an export uses for it (the first
@@ -46,6 +47,7 @@ __all__ = [
     "PRESETS",
     "SCORES",
     "TABLES",
+    "TRAINING",
     "USERS",
     "Column",
     "FrameContract",
@@ -193,29 +195,46 @@ class FrameContract:
         frame: pd.DataFrame,
         *,
         keys: Sequence[str] | None = None,
+        columns: Sequence[str] = (),
+        binary: Sequence[str] = (),
         one_row_per: str | None = None,
         no_email: Sequence[str] = (),
     ) -> None:
         """Check ``frame`` lazily: one :class:`DataContractError` naming every problem, its
         ``failure_cases`` the failing rows.
 
-        ``keys`` narrows the required keys (a step may need only some); ``one_row_per`` names a
-        column whose values must be unique; ``no_email`` names id columns that are written to
-        outputs, so must never hold an email address.
+        ``keys`` narrows the required keys (a step may need only some); ``columns`` names
+        further columns the step reads (a model's features); ``binary`` names columns that must
+        hold only 0 and 1 (a label); ``one_row_per`` names a column whose values must be
+        unique; ``no_email`` names id columns that are written to outputs, so must never hold an
+        email address.
 
         >>> LABEL_TIMES.validate(frame, one_row_per="user_id")  # doctest: +SKIP
         """
-        required = list(self.keys if keys is None else keys)
-        missing = [c for c in required if c not in frame.columns]
-        if missing:
+        if not isinstance(frame, pd.DataFrame):
             raise DataContractError(
                 [
-                    f"The {self.name} must have columns {required}. Got {list(frame.columns)} "
-                    f"(missing {missing}); build them with {self.made_by}."
+                    f"The {self.name} must be a pandas DataFrame. Got {type(frame).__name__} "
+                    f"instead; pass the frame {self.made_by} returns, not a numpy array."
                 ]
             )
         problems, failing = [], pd.Series(False, index=frame.index)
-        if one_row_per is not None:
+        required = list(self.keys if keys is None else keys)
+        missing = [c for c in required if c not in frame.columns]
+        if missing:
+            problems.append(
+                f"The {self.name} must have columns {required}. Got {list(frame.columns)} "
+                f"(missing {missing}); build them with {self.made_by}."
+            )
+        problems += [f"the {self.name} lacks column {c!r}." for c in columns if c not in frame]
+        for column in (c for c in binary if c in frame.columns):
+            bad = ~frame[column].isin([0, 1])
+            if bad.any():
+                problems.append(
+                    f"column {column!r} must hold only 0 and 1 (no nulls); found other values."
+                )
+                failing |= bad
+        if one_row_per is not None and one_row_per in frame.columns:
             ids = frame[one_row_per].astype(str)
             dup = ids.duplicated(keep=False)
             if dup.any():
@@ -225,7 +244,7 @@ class FrameContract:
                     f"scoring label times with a single cutoff per user."
                 )
                 failing |= dup
-        for column in no_email:
+        for column in (c for c in no_email if c in frame.columns):
             email = frame[column].astype(str).str.contains("@", regex=False)
             if email.any():
                 problems.append(
@@ -250,6 +269,13 @@ FEATURES = FrameContract(
     ("user_id", "cutoff_at"),
     "compute_features()",
     carried=("label", "account_id", "signup_at"),
+)
+# the feature table with its labels, as training reads it
+TRAINING = FrameContract(
+    "training table",
+    ("user_id", "cutoff_at", "label"),
+    "compute_features() on labelled label times",
+    carried=("account_id", "signup_at"),
 )
 SCORES = FrameContract(
     "score table",

@@ -15,6 +15,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from propensity import config
 from propensity.baselines.grammar import Rule, RuleError
+from propensity.contract import FEATURES
+from propensity.errors import DataContractError
 
 __all__ = ["RuleBaseline"]
 
@@ -101,9 +103,11 @@ def parse_named(text: str, owner: str) -> Rule:
 
 
 def _check_frame(X: object, name: str) -> None:
-    if not isinstance(X, pd.DataFrame):
+    """The feature table's contract (a rule reads features, no keys), named for the baseline;
+    the columns a rule names are checked by the rule itself."""
+    try:
+        FEATURES.validate(X, keys=())  # type: ignore[arg-type]  (checking it is a frame)
+    except DataContractError as exc:
         raise RuleError(
-            f"Baseline {name!r} needs a pandas DataFrame of features. Got {type(X).__name__} "
-            f"instead; pass the feature frame, not a numpy array.",
-            expression=name,
-        )
+            f"Baseline {name!r} needs a pandas DataFrame of features: {exc}", expression=name
+        ) from None

@@ -32,7 +32,8 @@ import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from propensity.config import Config, ModelConfig
-from propensity.errors import DataContractError, InsufficientDataError
+from propensity.contract import TRAINING
+from propensity.errors import InsufficientDataError
 from propensity.evaluate import bootstrap_roc_auc, ranking_metrics, reliability_curve
 from propensity.model.bundle import PQLModel, align_features
 from propensity.model.calibrate import fit_calibrator
@@ -233,13 +234,9 @@ def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def _check_frame(frame: pd.DataFrame, feature_columns: list[str]) -> None:
-    needed = ["user_id", "cutoff_at", "label", *feature_columns]
-    missing = [c for c in needed if c not in frame.columns]
-    problems = [f"the training table lacks column {c!r}." for c in missing]
-    if "label" in frame.columns and not frame["label"].isin([0, 1]).all():
-        problems.append("column 'label' must hold only 0 and 1 (no nulls); found other values.")
-    if problems:
-        raise DataContractError(problems)
+    """The training table's contract: keys, every feature column and a 0/1 label, checked
+    lazily (one error naming every problem, carrying the failing rows)."""
+    TRAINING.validate(frame, columns=feature_columns, binary=("label",))
 
 
 def _levels(
