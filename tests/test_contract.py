@@ -42,3 +42,27 @@ def test_contracts_name_the_shared_key_lists():
     assert PLAN_KEYS == ("user_id", "account_id", "signup_at", "cutoff_at")
     assert FEATURES.non_features == ("user_id", "cutoff_at", "label", "account_id", "signup_at")
     assert SCORES.keys[:3] == ("user_id", "account_id", "cutoff_at")
+
+
+def test_training_contract_names_missing_features_and_bad_labels_with_their_rows():
+    """Check that TRAINING reports a missing feature and non-0/1 labels together, with rows."""
+    from propensity.contract import TRAINING
+
+    frame = pd.DataFrame(
+        {"user_id": ["a", "b", "c"], "cutoff_at": pd.Timestamp("2025-01-01"), "label": [0, 2, None]}
+    )
+    with pytest.raises(DataContractError) as caught:
+        TRAINING.validate(frame, columns=["x1"], binary=("label",))
+    assert caught.value.problems == [
+        "the training table lacks column 'x1'.",
+        "column 'label' must hold only 0 and 1 (no nulls); found other values.",
+    ]
+    assert caught.value.failure_cases["user_id"].tolist() == ["b", "c"]
+
+
+def test_validate_refuses_what_is_not_a_frame():
+    """Check that a numpy array is refused with the fix, not an AttributeError."""
+    import numpy as np
+
+    with pytest.raises(DataContractError, match="feature table must be a pandas DataFrame. Got"):
+        FEATURES.validate(np.zeros((2, 2)), keys=())  # type: ignore[arg-type]
