@@ -61,6 +61,13 @@ class LabelTimes:
     def has_label(self) -> bool:
         return "label" in self.frame.columns
 
+    @property
+    def calendar(self) -> bool:
+        """Whether the rows sit at a task's calendar anchors (read from the settings that made
+        them), not at trial ages: every row is then a main row, and rows split by anchor."""
+        task = self.settings.get("task") or {}
+        return (task.get("anchors") or {}).get("kind") == "calendar"
+
     def __len__(self) -> int:
         return len(self.frame)
 
@@ -273,19 +280,26 @@ def check_trainable(
     and cutoff (every behavioural feature would be empty: times misread, or a wrong mapping).
     """
     window = cfg.observation_window.total_seconds() / 86_400
-    main = labels.frame[(labels.frame["cutoff_age_days"] - window).abs() < 1e-9]
+    if labels.calendar:  # every (entity, anchor) row counts; an anchor is no trial age
+        main, at = labels.frame, "calendar anchors"
+    else:
+        main = labels.frame[(labels.frame["cutoff_age_days"] - window).abs() < 1e-9]
+        at = f"{_days(window)} cutoff"
     positives = int(main["label"].sum()) if len(main) else 0
     negatives = len(main) - positives
     excluded = ", ".join(f"{n:,} {r.replace('_', ' ')}" for r, n in labels.excluded.items() if n)
     if positives < min_positives or negatives < min_negatives:
+        rows = "rows" if labels.calendar else "users"
         raise InsufficientDataError(
-            f"Not enough data to train honestly: {len(main):,} users can be labelled at the "
-            f"{_days(window)} cutoff ({positives:,} converted within the horizon and "
+            f"Not enough data to train honestly: {len(main):,} {rows} can be labelled at the "
+            f"{at} ({positives:,} converted within the horizon and "
             f"{negatives:,} did not); at least {min_positives} converted (model.min_positives) "
             f"and {min_negatives} not (model.min_negatives) are needed (lower model.min_positives "
             f"or min_negatives only for a trial run, or add more history)."
             + (f" Rows excluded: {excluded}." if excluded else "")
         )
+    if labels.calendar:
+        return  # eligibility already asked for an event in the lookback before each anchor
     con.register("_lt_main", main[["user_id", "signup_at", "cutoff_at"]])
     try:
         [(active,)] = con.execute(

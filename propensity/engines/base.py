@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from propensity.config import FeaturesConfig, LabelConfig
+from propensity.config import FeaturesConfig, LabelConfig, TaskConfig
 from propensity.features import FeatureFrame, FeatureSpec
 from propensity.io.summary import DataSummary
 from propensity.labels import LabelTimes
@@ -27,7 +27,7 @@ class Engine(Protocol):
     """The canonical ``events``, ``users``, ``conversions`` tables, loaded, and the steps on them.
 
     >>> engine = open_engine(cfg)  # doctest: +SKIP
-    >>> labels = engine.label_times(cfg.label)  # doctest: +SKIP
+    >>> labels = engine.label_times(cfg.label, cfg.task)  # doctest: +SKIP
     >>> spec, ff = engine.learn_spec(labels, cfg.features, learn)  # doctest: +SKIP
     """
 
@@ -38,8 +38,9 @@ class Engine(Protocol):
         """The end of the data: ``data.end`` when set, else the newest event."""
         ...
 
-    def label_times(self, cfg: LabelConfig) -> LabelTimes:
-        """One row per (user, cutoff) and its label (``labels.build_label_times``)."""
+    def label_times(self, cfg: LabelConfig, task: TaskConfig | None = None) -> LabelTimes:
+        """One row per (entity, cutoff) and its label: at trial ages without ``task``
+        (``labels.build_label_times``), else at the task's anchors (``task_labels``)."""
         ...
 
     def check_trainable(
@@ -48,8 +49,11 @@ class Engine(Protocol):
         """Refuse label times no honest model can learn from (too few payers, no activity)."""
         ...
 
-    def population(self, cfg: LabelConfig, as_of: datetime) -> LabelTimes:
-        """The users in trial and unconverted at ``as_of``, to score."""
+    def population(
+        self, cfg: LabelConfig, as_of: datetime, task: TaskConfig | None = None
+    ) -> LabelTimes:
+        """The entities to score at ``as_of``: users in trial and unconverted, or the task's
+        eligible entities at an anchor at ``as_of``."""
         ...
 
     def support(self, rows: LabelTimes, events: Iterable[str] | None = None) -> dict[str, int]:

@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from propensity.config import Config, FeaturesConfig, LabelConfig
+from propensity.config import CalendarAnchors, Config, FeaturesConfig, LabelConfig, TaskConfig
 from propensity.features import (
     FeatureFrame,
     FeatureSpec,
@@ -25,6 +25,7 @@ from propensity.labels import (
     check_trainable,
     scoring_population,
 )
+from propensity.task_labels import task_label_times, task_population
 
 __all__ = ["DuckDBEngine", "open_duckdb"]
 
@@ -46,15 +47,21 @@ class DuckDBEngine:
     def latest(self) -> datetime | None:
         return self.summary.data_end or self.summary.last_event
 
-    def label_times(self, cfg: LabelConfig) -> LabelTimes:
-        return build_label_times(self.con, cfg)
+    def label_times(self, cfg: LabelConfig, task: TaskConfig | None = None) -> LabelTimes:
+        if task is None:
+            return build_label_times(self.con, cfg)
+        return task_label_times(self.con, cfg, task)
 
     def check_trainable(
         self, labels: LabelTimes, cfg: LabelConfig, min_positives: int, min_negatives: int
     ) -> None:
         check_trainable(self.con, labels, cfg, min_positives, min_negatives)
 
-    def population(self, cfg: LabelConfig, as_of: datetime) -> LabelTimes:
+    def population(
+        self, cfg: LabelConfig, as_of: datetime, task: TaskConfig | None = None
+    ) -> LabelTimes:
+        if task is not None and isinstance(task.anchors, CalendarAnchors):
+            return task_population(self.con, cfg, task, as_of)
         return scoring_population(self.con, cfg, as_of)
 
     def support(self, rows: LabelTimes, events: Iterable[str] | None = None) -> dict[str, int]:

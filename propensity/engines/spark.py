@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from propensity.config import Config, FeaturesConfig, LabelConfig, Preset
+from propensity.config import Config, FeaturesConfig, LabelConfig, Preset, TaskConfig
 from propensity.engines._spark import (
     build_label_times_spark,
     compute_features_spark,
@@ -56,7 +56,8 @@ class SparkEngine:
     def latest(self) -> datetime | None:
         return self.summary.data_end or self.summary.last_event
 
-    def label_times(self, cfg: LabelConfig) -> LabelTimes:
+    def label_times(self, cfg: LabelConfig, task: TaskConfig | None = None) -> LabelTimes:
+        _refuse_calendar(task)
         return build_label_times_spark(self.spark, cfg, self.data_end)
 
     def check_trainable(
@@ -64,7 +65,10 @@ class SparkEngine:
     ) -> None:
         """Not checked on Spark yet (the DuckDB check counts activity with DuckDB SQL)."""
 
-    def population(self, cfg: LabelConfig, as_of: datetime) -> LabelTimes:
+    def population(
+        self, cfg: LabelConfig, as_of: datetime, task: TaskConfig | None = None
+    ) -> LabelTimes:
+        _refuse_calendar(task)
         return scoring_population_spark(self.spark, cfg, as_of)
 
     def support(self, rows: LabelTimes, events: Iterable[str] | None = None) -> dict[str, int]:
@@ -162,6 +166,8 @@ def open_spark(cfg: Config, spark: SparkSession | None = None) -> SparkEngine:
             "data.users must name the users table for engine: spark (signup times come from it). "
             "Got none; write the canonical users table and set data.users."
         )
+    if cfg.task is not None and cfg.task.anchors.kind == "calendar":
+        problems.append(_CALENDAR)
     if problems:
         raise ConfigError(" ".join(problems))
     spark = spark or spark_session(cfg.spark)
@@ -171,6 +177,19 @@ def open_spark(cfg: Config, spark: SparkSession | None = None) -> SparkEngine:
 
 
 # ---- helpers -------------------------------------------------------------------------------
+_CALENDAR = (
+    "task.anchors kind 'calendar' (the freemium, account and expansion tasks) is not supported "
+    "with engine: spark yet. Use engine: duckdb for it, or drop the task section to predict at "
+    "trial ages."
+)
+
+
+def _refuse_calendar(task: TaskConfig | None) -> None:
+    """Calendar anchors are DuckDB-only until the Spark label times and features have parity."""
+    if task is not None and task.anchors.kind == "calendar":
+        raise ConfigError(_CALENDAR)
+
+
 def _report(spark: SparkSession, events: str, users: str, conversions: str | None) -> DataSummary:
     """The data summary (:func:`propensity.io.summary.summarise`) on the Spark views, no drops."""
     row = spark.sql(

@@ -24,8 +24,9 @@ import pandas as pd
 
 from propensity.config import SplitConfig
 from propensity.errors import DataContractError, InsufficientDataError
+from propensity.labels import LabelTimes
 
-__all__ = ["SLICES", "Split", "split_out_of_time"]
+__all__ = ["SLICES", "Split", "split_label_times", "split_out_of_time"]
 
 SLICES = ("train", "validation", "calibration", "test")
 
@@ -76,9 +77,14 @@ class Split:
         return out
 
 
-def split_out_of_time(frame: pd.DataFrame, cfg: SplitConfig) -> Split:
-    """Assign each user, by their first ``cutoff_at``, to one of four time-ordered slices."""
-    missing = [c for c in ("user_id", "cutoff_at") if c not in frame.columns]
+def split_out_of_time(frame: pd.DataFrame, cfg: SplitConfig, by: str | None = "user_id") -> Split:
+    """Assign each user (each ``by``), by their first ``cutoff_at``, to one of four
+    time-ordered slices; with ``by=None`` each row by its own ``cutoff_at``.
+
+    Rows at calendar anchors split by row: a freemium user active for months has rows in every
+    slice, and grouping them by the first anchor would train on the test period's anchors.
+    """
+    missing = [c for c in (*((by,) if by else ()), "cutoff_at") if c not in frame.columns]
     if missing:
         raise DataContractError(
             [
@@ -93,7 +99,7 @@ def split_out_of_time(frame: pd.DataFrame, cfg: SplitConfig) -> Split:
         )
     if frame.empty:
         raise InsufficientDataError("The feature table is empty; there is nothing to split.")
-    first = cutoffs.groupby(frame["user_id"].to_numpy()).transform("min")
+    first = cutoffs if by is None else cutoffs.groupby(frame[by].to_numpy()).transform("min")
     start, end = cutoffs.min(), cutoffs.max()
     if start == end:
         raise InsufficientDataError(
@@ -114,3 +120,9 @@ def split_out_of_time(frame: pd.DataFrame, cfg: SplitConfig) -> Split:
         else:
             ranges[name] = (None, None)
     return Split(**positions, boundaries=boundaries, ranges=ranges)
+
+
+def split_label_times(labels: LabelTimes, cfg: SplitConfig) -> Split:
+    """:func:`split_out_of_time` of label times: by user at trial ages, by row at calendar
+    anchors."""
+    return split_out_of_time(labels.frame, cfg, by=None if labels.calendar else "user_id")

@@ -13,7 +13,7 @@ from propensity.config import Config
 from propensity.engines import open_engine
 from propensity.io import write_table
 from propensity.labels import LabelTimes
-from propensity.model.split import split_out_of_time
+from propensity.model.split import split_label_times
 from propensity.pipeline.prepare import labelled_features, main_cutoff_rows
 
 __all__ = ["CompareOutcome", "compare_job"]
@@ -37,8 +37,8 @@ def compare_job(cfg: Config, model_uri: str | None = None) -> CompareOutcome:
     model = loaded.pqlmodel
     spec = model.spec
     engine = open_engine(cfg)
-    labels = engine.label_times(cfg.label)
-    split = split_out_of_time(labels.frame, cfg.split)
+    labels = engine.label_times(cfg.label, cfg.task)
+    split = split_label_times(labels, cfg.split)
     # the rows train reports on: the test slice at the main cutoff, one row per user
     rows = split.test[main_cutoff_rows(labels, cfg.label)[split.test]]
     test = LabelTimes(

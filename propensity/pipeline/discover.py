@@ -35,7 +35,7 @@ from propensity.features import FeatureSpec, compute_features, learn_spec
 from propensity.io import LoadedData, load_data, write_table
 from propensity.io.atomic import run_folder
 from propensity.labels import LabelTimes, build_label_times
-from propensity.model.split import Split, split_out_of_time
+from propensity.model.split import Split, split_label_times
 from propensity.pipeline.artifacts import write_json
 from propensity.pipeline.prepare import Prepared, main_cutoff_rows
 
@@ -161,7 +161,7 @@ def discover_job(
     progress("loading data, building label times and the training slice's features")
     data = load_data(cfg.data)
     labels = build_label_times(data.con, cfg.label)
-    split = split_out_of_time(labels.frame, cfg.split)
+    split = split_label_times(labels, cfg.split)
     spec = learn_spec(data.con, _rows(labels, split.train), cfg.features)
     main = main_cutoff_rows(labels, cfg.label)
     train = _features(data, labels, split.train[main[split.train]], spec)

@@ -17,7 +17,7 @@ from propensity.features import FeatureSpec, learn_spec
 from propensity.features.glossary import meaning
 from propensity.features.named import named_events
 from propensity.labels import LabelTimes
-from propensity.model.split import split_out_of_time
+from propensity.model.split import split_label_times
 from propensity.pipeline.prepare import named_events_present
 
 __all__ = ["FeatureList", "feature_list", "learned_spec"]
@@ -35,8 +35,8 @@ class FeatureList:
 def learned_spec(cfg: Config) -> FeatureSpec:
     """The spec ``train`` would learn from ``cfg``'s data (no feature is computed)."""
     engine = open_duckdb(cfg)  # the spec alone: learn_spec's queries, no feature computed
-    labels = engine.label_times(cfg.label)
-    split = split_out_of_time(labels.frame, cfg.split)
+    labels = engine.label_times(cfg.label, cfg.task)
+    split = split_label_times(labels, cfg.split)
     rows = LabelTimes(
         labels.frame.iloc[split.train].reset_index(drop=True), labels.excluded, labels.settings
     )

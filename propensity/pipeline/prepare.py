@@ -22,7 +22,7 @@ from propensity.errors import PropensityWarning
 from propensity.features import FeatureSpec
 from propensity.features.named import drop_missing_named, named_events, spec_frame, why_missing
 from propensity.labels import LabelTimes
-from propensity.model.split import Split, split_out_of_time
+from propensity.model.split import Split, split_label_times
 
 __all__ = [
     "Prepared",
@@ -44,7 +44,7 @@ class Prepared:
     spec: FeatureSpec
     frame: pd.DataFrame  # user_id, cutoff_at, features in spec order, label
     unseen_events: dict[str, int]
-    main_rows: np.ndarray  # rows at the main cutoff (signup + observation window): one per user
+    main_rows: np.ndarray  # rows at the main cutoff (signup + observation window), or all
 
     def test_rows(self) -> pd.DataFrame:
         """The test slice's main-cutoff rows: what every reported number is measured on."""
@@ -70,10 +70,10 @@ def prepare(
     ``baselines`` (default: built from ``cfg.baselines``) are checked against the learned spec.
     """
     engine = engine or open_engine(cfg)
-    labels = engine.label_times(cfg.label)
+    labels = engine.label_times(cfg.label, cfg.task)
     # too little data is said as such here, not later as a rule or a split that cannot fit
     engine.check_trainable(labels, cfg.label, cfg.model.min_positives, cfg.model.min_negatives)
-    split = split_out_of_time(labels.frame, cfg.split)
+    split = split_label_times(labels, cfg.split)
     train_rows = LabelTimes(
         labels.frame.iloc[split.train].reset_index(drop=True), labels.excluded, labels.settings
     )
@@ -93,7 +93,10 @@ def prepare(
 
 
 def main_cutoff_rows(labels: LabelTimes, cfg: LabelConfig) -> np.ndarray:
-    """Mask of the rows whose cutoff is signup + observation window (not an extra cutoff)."""
+    """Mask of the rows whose cutoff is signup + observation window (not an extra cutoff);
+    every row at calendar anchors."""
+    if labels.calendar:
+        return np.ones(len(labels.frame), dtype=bool)
     window_days = cfg.observation_window.total_seconds() / 86_400
     return np.isclose(labels.frame["cutoff_age_days"].to_numpy(dtype=float), window_days)
 

@@ -139,13 +139,16 @@ def score_job(
     engine = engine or open_engine(cfg)
     latest = engine.latest()
     when = resolve_as_of(as_of, latest)
-    population = engine.population(cfg.label, when)
+    population = engine.population(cfg.label, when, cfg.task)
     if len(population) == 0:
+        who, knob = "user is in trial and unconverted", "label.trial_length"
+        if cfg.task is not None and cfg.task.anchors.kind == "calendar":
+            who, knob = f"{cfg.task.entity} is eligible", "task.eligibility.lookback"
         raise DataContractError(
             [
-                f"No user is in trial and unconverted at {when:%Y-%m-%d %H:%M} UTC, so there is "
-                f"nobody to score. Check --as-of against the data range "
-                f"({engine.summary.first_event} to {latest}) and label.trial_length."
+                f"No {who} at {when:%Y-%m-%d %H:%M} UTC, so there is nobody to score. Check "
+                f"--as-of against the data range ({engine.summary.first_event} to {latest}) "
+                f"and {knob}."
             ]
         )
     if scores_in_place(cfg):

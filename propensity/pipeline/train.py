@@ -165,7 +165,7 @@ def _scoring_like_rows(cfg: Config, prepared: Prepared) -> pd.DataFrame:
     trial age, so comparing it with rows cut at fixed ages would flag age, not drift.
     """
     as_of = pd.Timestamp(prepared.test_rows()["cutoff_at"].max()).to_pydatetime()
-    population = prepared.engine.population(cfg.label, as_of)
+    population = prepared.engine.population(cfg.label, as_of, cfg.task)
     return prepared.engine.features(population, prepared.spec).frame
 
 
