@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from propensity.cli import app
 from propensity.config import load_config
 from propensity.io import load_data
+from propensity.pipeline.demo import oracle_on_test
 from propensity.task_labels import task_population
 
 ROOT = Path(__file__).parent.parent
@@ -86,4 +87,35 @@ def test_spark_refuses_calendar_anchors(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["train", "--config", str(config)])
     assert result.exit_code == 2, result.output
     assert "not supported with engine: spark yet" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_oracle_reads_a_task_worlds_truth(tmp_path):
+    """Check that the demo's oracle joins a task truth (entity_id, anchor_at) to the test rows."""
+    at = pd.Timestamp("2025-03-03")
+    truth = pd.DataFrame(
+        {
+            "entity_id": ["u1", "u2", "u3", "u1"],
+            "anchor_at": [at, at, at, at + pd.Timedelta(days=7)],
+            "p_true": [0.9, 0.1, 0.2, 0.5],
+            "label": [1, 0, 0, 1],
+        }
+    )
+    truth.to_parquet(tmp_path / "truth.parquet")
+    test = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2", "u3"],
+            "cutoff_at": [at] * 3,
+            "label": [1, 0, 0],
+            "p": [0.2, 0.3, 0.1],
+        }
+    )
+    got = oracle_on_test(test, tmp_path / "truth.parquet")
+    assert got["oracle_roc_auc"] == 1.0 and got["model_roc_auc"] == 0.5
+
+
+def test_demo_offers_only_the_wired_tasks():
+    """Check that demo --task account is refused by the option itself (exit 2, no traceback)."""
+    result = CliRunner().invoke(app, ["demo", "--task", "account", "--out", "unused"])
+    assert result.exit_code == 2
     assert "Traceback" not in result.output

@@ -39,6 +39,13 @@ class SimTask(StrEnum):
     expansion = "expansion"
 
 
+class DemoTask(StrEnum):
+    """The tasks ``demo`` runs end to end (account and expansion wait for the account engine)."""
+
+    trial = "trial"
+    freemium = "freemium"
+
+
 app = typer.Typer(
     name="propensity",
     help="Find Product Qualified Leads (PQLs) from product event logs.",
@@ -514,7 +521,19 @@ def demo(
     ),
     users: Annotated[int, typer.Option(min=1000, help="Simulated trial users.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Simulation seed.")] = 7,
-    config: ConfigOption = Path("configs/demo.yaml"),
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Project config (default: configs/demo.yaml, or the task's config).",
+            dir_okay=False,
+        ),
+    ] = None,
+    task: Annotated[
+        DemoTask,
+        typer.Option(help="trial: users at trial ages; freemium: active free users weekly."),
+    ] = DemoTask.trial,
 ) -> None:
     """Simulate a product, then train, compare with rules and score: the whole job end to end."""
     from propensity.cli.render import print_demo
@@ -522,8 +541,12 @@ def demo(
 
     with _user_errors():
         _check_dir(out_dir, "--out")
+        kind = None if task is DemoTask.trial else task.value
+        config = config or Path(f"configs/{'demo' if kind is None else kind}.yaml")
         with _steps() as progress:
-            outcome = run_demo(out_dir, users=users, seed=seed, config=config, progress=progress)
+            outcome = run_demo(
+                out_dir, users=users, seed=seed, config=config, progress=progress, task=kind
+            )
     print_demo(outcome, out)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -18,6 +19,7 @@ from propensity.pipeline.report import report_job
 from propensity.pipeline.score import ScoreOutcome, score_job
 from propensity.pipeline.train import TrainOutcome, train
 from propensity.simulate import SimulationSummary, simulate
+from propensity.simulate.tasks import simulate_task
 
 __all__ = ["DemoOutcome", "demo", "oracle_on_test"]
 
@@ -32,8 +34,13 @@ class DemoOutcome:
 
 
 def oracle_on_test(test_frame: pd.DataFrame, truth_path: Path) -> dict[str, float]:
-    """Model and oracle (the simulator's true probability) metrics on the same test rows."""
-    truth = pd.read_parquet(truth_path, columns=["user_id", "cutoff_at", "p_true"])
+    """Model and oracle (the simulator's true probability) metrics on the same test rows.
+
+    A task world's truth is keyed by ``entity_id`` and ``anchor_at`` (a user task's user and
+    cutoff)."""
+    truth = pd.read_parquet(truth_path)
+    truth = truth.rename(columns={"entity_id": "user_id", "anchor_at": "cutoff_at"})
+    truth = truth[["user_id", "cutoff_at", "p_true"]]
     truth["cutoff_at"] = pd.to_datetime(truth["cutoff_at"]).dt.tz_localize(None)
     rows = test_frame.assign(cutoff_at=pd.to_datetime(test_frame["cutoff_at"]))
     rows = rows.merge(truth, on=["user_id", "cutoff_at"], how="left", validate="one_to_one")
@@ -70,14 +77,22 @@ def demo(
     seed: int = 7,
     config: Path = Path("configs/demo.yaml"),
     progress: Callable[[str], None] = print,
+    task: Literal["freemium"] | None = None,
 ) -> DemoOutcome:
-    """Run the whole product on simulated data; returns every step's outcome."""
-    progress(f"simulating {users:,} trial users into {data_dir}")
-    simulation = simulate(data_dir, users=users, seed=seed)
+    """Run the whole product on simulated data; returns every step's outcome.
+
+    ``task`` simulates that task's world instead of trial users (``config`` must hold the task,
+    e.g. ``configs/freemium.yaml``)."""
+    if task is None:
+        progress(f"simulating {users:,} trial users into {data_dir}")
+        simulation = simulate(data_dir, users=users, seed=seed)
+    else:
+        progress(f"simulating a {task} world of {users:,} users into {data_dir}")
+        simulation = simulate_task(data_dir, task, entities=users, seed=seed)
     cfg = _demo_config(config, data_dir)
     training = train(cfg, progress=progress)
     oracle = oracle_on_test(training.test_frame, data_dir / "truth.parquet")
-    progress("scoring the users still in trial at the end of the data")
+    progress("scoring the users eligible at the end of the data")
     # a model too weak to promote is still shown scoring (score warns loudly about it)
     uri = None
     if not training.decision.promoted:
