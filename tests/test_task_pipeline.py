@@ -119,3 +119,17 @@ def test_demo_offers_only_the_wired_tasks():
     result = CliRunner().invoke(app, ["demo", "--task", "account", "--out", "unused"])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+def test_account_tasks_are_refused_by_the_jobs(tmp_path, monkeypatch):
+    """Check that train with an account task exits 2 in one line, before any model work."""
+    config = _config(tmp_path, task={"entity": "account", "anchors": {"kind": "calendar"}})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (tmp_path / "data").mkdir()
+    sim = CliRunner().invoke(
+        app, ["simulate", "--task", "freemium", "--users", "1000", "--out", str(tmp_path / "data")]
+    )
+    assert sim.exit_code == 0, sim.output
+    result = CliRunner().invoke(app, ["train", "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert "task.entity 'account' is not supported" in result.output

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 from propensity.engines.base import Engine
 
 if TYPE_CHECKING:
-    from propensity.config import Config
+    from propensity.config import Config, TaskConfig
 
-__all__ = ["Engine", "open_engine", "scores_in_place"]
+__all__ = ["Engine", "check_wired_task", "open_engine", "scores_in_place"]
 
 
 def open_engine(cfg: Config) -> Engine:
@@ -29,6 +29,19 @@ def open_engine(cfg: Config) -> Engine:
     from propensity.engines.duckdb import open_duckdb
 
     return open_duckdb(cfg)
+
+
+def check_wired_task(task: TaskConfig | None) -> None:
+    """Refuse a task the jobs cannot run yet: an account entity (its label times and features
+    exist, ``task_labels`` and ``engines/account.py``; train and score key on users)."""
+    if task is not None and task.entity == "account":
+        from propensity.errors import ConfigError
+
+        raise ConfigError(
+            "task.entity 'account' is not supported by train, score, compare or discover yet "
+            "(account features exist, the jobs key on users). Use entity 'user', or drop the "
+            "task section; see docs/tasks.md."
+        )
 
 
 def scores_in_place(cfg: Config) -> bool:

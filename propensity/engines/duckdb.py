@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from propensity.config import CalendarAnchors, Config, FeaturesConfig, LabelConfig, TaskConfig
+from propensity.engines import check_wired_task
 from propensity.features import (
     FeatureFrame,
     FeatureSpec,
@@ -48,6 +49,7 @@ class DuckDBEngine:
         return self.summary.data_end or self.summary.last_event
 
     def label_times(self, cfg: LabelConfig, task: TaskConfig | None = None) -> LabelTimes:
+        check_wired_task(task)
         if task is None:
             return build_label_times(self.con, cfg)
         return task_label_times(self.con, cfg, task)
@@ -60,6 +62,7 @@ class DuckDBEngine:
     def population(
         self, cfg: LabelConfig, as_of: datetime, task: TaskConfig | None = None
     ) -> LabelTimes:
+        check_wired_task(task)
         if task is not None and isinstance(task.anchors, CalendarAnchors):
             return task_population(self.con, cfg, task, as_of)
         return scoring_population(self.con, cfg, as_of)

@@ -28,16 +28,18 @@ from propensity.discover import (
     rank_behaviours,
     suggest_rule,
 )
+from propensity.engines import check_wired_task
 from propensity.engines.duckdb import DuckDBEngine
 from propensity.errors import ConfigError, ModelError
 from propensity.evaluate import bootstrap_flag_metrics, flag_metrics
 from propensity.features import FeatureSpec, compute_features, learn_spec
 from propensity.io import LoadedData, load_data, write_table
 from propensity.io.atomic import run_folder
-from propensity.labels import LabelTimes, build_label_times
+from propensity.labels import LabelTimes
 from propensity.model.split import Split, split_label_times
 from propensity.pipeline.artifacts import write_json
 from propensity.pipeline.prepare import Prepared, main_cutoff_rows
+from propensity.task_labels import task_label_times
 
 __all__ = [
     "DiscoverOutcome",
@@ -159,8 +161,9 @@ def discover_job(
     connect(cfg.mlflow, project_dir)
     baselines_from_config(cfg.baselines)
     progress("loading data, building label times and the training slice's features")
+    check_wired_task(cfg.task)
     data = load_data(cfg.data)
-    labels = build_label_times(data.con, cfg.label)
+    labels = task_label_times(data.con, cfg.label, cfg.task)  # today's without a task
     split = split_label_times(labels, cfg.split)
     spec = learn_spec(data.con, _rows(labels, split.train), cfg.features)
     main = main_cutoff_rows(labels, cfg.label)
