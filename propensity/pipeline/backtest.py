@@ -91,7 +91,7 @@ def backtest_job(
     engine = open_engine(cfg)
     latest = engine.latest()
     dates = as_of_dates(resolve_as_of(start, latest), resolve_as_of(end, latest), every)
-    pops = [engine.population(cfg.label, when) for when in dates]
+    pops = [engine.population(cfg.label, when, cfg.task) for when in dates]
     frames = [p.frame.assign(_date=i) for i, p in enumerate(pops) if len(p)]
     if not frames:
         raise DataContractError(
