@@ -105,15 +105,18 @@ def test_two_fits_are_identical():
 
 
 def test_search_is_seeded_and_keeps_the_best():
-    """Check that a 2-trial search records 3 fits and keeps the best validation AP."""
+    """Check that a 2-trial search records 3 fits and refits the best at the configured rate."""
     frame, _ = _truth(4_000, seed=4)
     cfg = _cfg(min_positives=20, min_child_samples=20, search={"trials": 2})
     a, b = _fit(frame, cfg), _fit(frame, cfg)
     assert [t["trial"] for t in a.search] == [0, 1, 2]
     assert a.search == b.search
     best = max(a.search, key=lambda t: t["average_precision"])
-    assert a.metrics["validation"]["average_precision"] == pytest.approx(best["average_precision"])
-    assert a.params["num_leaves"] == best["num_leaves"]
+    assert {k: a.params[k] for k in ("num_leaves", "min_data_in_leaf", "lambda_l2")} == {
+        k: best[k] for k in ("num_leaves", "min_data_in_leaf", "lambda_l2")
+    }
+    assert a.params["learning_rate"] == 0.1  # trials ran at 0.2; the refit at the configured rate
+    assert a.model.booster.num_trees() == a.best_iteration
 
 
 def test_search_runs_only_when_no_setting_is_given():
@@ -138,6 +141,19 @@ def test_search_runs_only_when_no_setting_is_given():
     assert a.search == b.search
     assert a.model.booster.model_to_string() == b.model.booster.model_to_string()
     assert len({t["num_leaves"] for t in a.search}) > 3  # it explored
+
+
+def test_search_samples_whole_users():
+    """Check that the search's row sample keeps every cutoff of a kept user and no other."""
+    from propensity.model.train import _user_sample
+
+    users = np.repeat(np.arange(1_000), 3)
+    X, y = pd.DataFrame({"u": users}), np.zeros(users.size)
+    Xs, ys = _user_sample((X, y), users, 1_500, seed=7)
+    counts = Xs["u"].value_counts()
+    assert (counts == 3).all() and 400 < counts.size < 600 and ys.size == Xs.shape[0]
+    assert _user_sample((X, y), users, 1_500, seed=7)[0].equals(Xs)
+    assert _user_sample((X, y), users, 5_000, seed=7)[0] is X
 
 
 def test_too_few_positives_names_counts_and_config_key():
