@@ -9,6 +9,7 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -637,4 +638,8 @@ def main() -> None:
     """
     global _OWN_TEMP_FOLDER
     _OWN_TEMP_FOLDER = True
+    # OpenMP threads that spin while they wait make LightGBM ~3x slower on a shared machine
+    # (60 rounds, 40k x 140, 2 busy cores: 17.6 s spinning vs 5.6 s passive); read only when
+    # lightgbm loads, which the commands do later. A user's own setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     app()
