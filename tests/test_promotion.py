@@ -19,8 +19,8 @@ def _metrics(auc=0.8, auc_ci=(0.75, 0.85), lift=3.0, lift_ci=(2.0, 4.0)):
     }
 
 
-def _table(rule_precision=0.2, model_precision=0.3, flagged=40):
-    return pd.DataFrame(
+def _table(rule_precision=0.2, model_precision=0.3, flagged=40, diff_ci=None):
+    table = pd.DataFrame(
         [
             {"name": "model", "n_flagged": 50, "precision": 0.3},
             {
@@ -32,6 +32,9 @@ def _table(rule_precision=0.2, model_precision=0.3, flagged=40):
             },
         ]
     )
+    if diff_ci is not None:
+        table["precision_diff_low"], table["precision_diff_high"] = diff_ci
+    return table
 
 
 @pytest.mark.parametrize(
@@ -51,6 +54,7 @@ def _table(rule_precision=0.2, model_precision=0.3, flagged=40):
             r"the rule power_users beats the model at its own volume "
             r"\(40 flagged: 40.0% of them pay vs the model's 30.0%\)",
         ),
+        (_metrics(), _table(0.4, 0.3, diff_ci=(-0.2, -0.01)), "the rule power_users beats"),
     ],
 )
 def test_weak_models_are_named_in_one_line(metrics, table, match):
@@ -60,7 +64,15 @@ def test_weak_models_are_named_in_one_line(metrics, table, match):
     assert re.search(match, reason), reason
 
 
-@pytest.mark.parametrize("table", [None, _table(0.2, 0.3), _table(0.5, 0.3, flagged=4)])
+@pytest.mark.parametrize(
+    "table",
+    [
+        None,
+        _table(0.2, 0.3),
+        _table(0.5, 0.3, flagged=4),
+        _table(0.583, 0.5, flagged=12, diff_ci=(-0.33, 0.17)),  # one payer apart: noise
+    ],
+)
 def test_a_good_model_has_no_weakness(table):
     """Check that a model clear of chance that no (big enough) rule beats has no weakness."""
     assert weakness(_metrics(), table) == ""
