@@ -1,6 +1,7 @@
 """Tests for propensity.io: readers, presets, formats, cleaning and the data contract."""
 
 import gzip
+import hashlib
 import json
 from datetime import datetime
 from pathlib import Path
@@ -147,6 +148,32 @@ def test_email_becomes_domain(tmp_path):
     assert loaded.con.execute("SELECT role FROM users WHERE user_id = 'u2'").fetchone() == (
         "student",
     )
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_user_ids_that_are_email_addresses_are_keyed_by_their_hash(tmp_path, fmt):
+    """Check that ids that are addresses are never stored: each becomes one pseudonym in every
+    table (the SHA-256 of the lowercased address, so a CRM can join), gives its domain, and is
+    said once in the summary; duplicated ones are named by pseudonym, never by address."""
+    ids = {"u1": "Ann@Acme.com", "u2": "bob@gmail.com", "u3": "u3"}
+    events = EVENTS.assign(user_id=EVENTS.user_id.map(ids))
+    users = USERS.drop(columns="email").assign(user_id=USERS.user_id.map(ids))
+    conversions = CONVERSIONS.assign(user_id=CONVERSIONS.user_id.map(ids))
+    loaded = load_data(
+        _config(tmp_path, fmt, events=events, users=users, conversions=conversions), now=NOW
+    )
+    key = "sha256:" + hashlib.sha256(b"ann@acme.com").hexdigest()
+    for table in ("events", "users", "conversions"):
+        got = {u for (u,) in loaded.con.execute(f"SELECT user_id FROM {table}").fetchall()}
+        assert not any("@" in u for u in got), table
+        assert key in got, table
+    domains = dict(loaded.con.execute("SELECT user_id, email_domain FROM users").fetchall())
+    assert domains[key] == "acme.com" and domains["u3"] is None
+    assert any("2 user ids are email addresses" in n for n in loaded.report.notes)
+    twice = pd.concat([users, users.iloc[:1]])
+    with pytest.raises(DataContractError) as err:
+        load_data(_config(tmp_path, fmt, events=events, users=twice), now=NOW)
+    assert key[:24] in str(err.value) and "@" not in str(err.value)
 
 
 @pytest.mark.parametrize(

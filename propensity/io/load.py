@@ -35,6 +35,7 @@ __all__ = ["LoadedData", "connect", "load_data"]
 
 # RE2 syntax; matches what propensity.errors.EMAIL hides in messages
 EMAIL_SQL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
+PSEUDONYM = "sha256:"  # prefix of an id that was an email address (see _key)
 _SAMPLE = 10_000  # rows sampled per extra users column to spot email addresses
 
 
@@ -112,6 +113,21 @@ def _as_text(src: str, dtype: str) -> str:
     return f"NULLIF(TRIM(CAST({col} AS VARCHAR)), '')"
 
 
+def _key(src: str, dtype: str) -> str:
+    """An id column as text, with an id that holds an email address replaced by its pseudonym.
+
+    Many raw logs key users by their email. The address must never be stored, yet the id must
+    stay the same user in every table and joinable by a CRM: ``sha256:`` and the SHA-256 of the
+    lowercased id, which a CRM can compute from its own email field. Ids without an address
+    (no '@', checked first because it is cheap) are kept as they are.
+    """
+    text = _as_text(src, dtype)
+    return (
+        f"CASE WHEN contains({text}, '@') AND regexp_matches({text}, {sql_string(EMAIL_SQL)}) "
+        f"THEN {sql_string(PSEUDONYM)} || sha256(lower({text})) ELSE {text} END"
+    )
+
+
 def _json_text(src: str, dtype: str) -> str:
     """A JSON column as text, with any email address in it masked (never stored)."""
     text = ident(src) if dtype.upper() == "VARCHAR" else f"to_json({ident(src)})"
@@ -135,6 +151,13 @@ def _domain(mapping: dict[str, str], found: dict[str, str]) -> str:
         src = mapping["email"]
         address = _as_text(src, found[src])
         parts.append(f"lower(NULLIF(regexp_extract({address}, '@([^@\\s]+)$', 1), ''))")
+    if "user_id" in mapping:  # ids that are addresses give the domain too
+        src = mapping["user_id"]
+        user = _as_text(src, found[src])
+        parts.append(
+            f"CASE WHEN regexp_matches({user}, {sql_string(EMAIL_SQL)}) THEN "
+            f"lower(NULLIF(regexp_extract({user}, '@([^@\\s]+)$', 1), '')) END"
+        )
     if not parts:
         return "CAST(NULL AS VARCHAR)"
     return parts[0] if len(parts) == 1 else f"COALESCE({', '.join(parts)})"
@@ -220,6 +243,8 @@ def _stage(
             ts_checks.append((column.name, src, reading.expr))
         elif column.kind == "json":
             select.append(f"{_json_text(src, found[src])} AS {column.name}")
+        elif column.name in ("user_id", "account_id"):
+            select.append(f"{_key(src, found[src])} AS {column.name}")
         else:
             select.append(f"{_as_text(src, found[src])} AS {column.name}")
     if table.name == "users":
@@ -264,6 +289,20 @@ def _stage(
         if n_dup:
             run.drops.append(Drop("events", run.dedup.reason, int(n_dup), ()))
     return int(rows)
+
+
+def _note_pseudonyms(con: duckdb.DuckDBPyConnection, run: Cleaning) -> None:
+    """Say how many user ids were email addresses, and how they are keyed from now on."""
+    (n,) = con.execute(
+        f"SELECT count(DISTINCT user_id) FROM stage_users "
+        f"WHERE starts_with(user_id, {sql_string(PSEUDONYM)})"
+    ).fetchone()
+    if n:
+        run.notes.append(
+            f"users: {n:,} user ids are email addresses; they are never stored: every table and "
+            f"output keys them as '{PSEUDONYM}' + the SHA-256 of the lowercased address (hash "
+            f"your CRM's email field the same way to join)"
+        )
 
 
 _DISK_FULL = ("No space left on device", "File too large", "Disk quota exceeded")
@@ -345,6 +384,7 @@ def _load(con: duckdb.DuckDBPyConnection, cfg: DataConfig, now: datetime) -> Loa
             rows_read[name] = n
     if run.problems:
         raise DataContractError(run.problems)
+    _note_pseudonyms(con, run)
 
     clean(con, cfg, run)
     validate(con, cfg, run, rows_read, now)
