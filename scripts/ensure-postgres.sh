@@ -1,9 +1,9 @@
 #!/usr/bin/env sh
 # Start a throwaway PostgreSQL server for the sink tests (tests/test_sinks.py) and print its DSN
 # as the last line of stdout. Idempotent: a server already running on the port is reused.
-# Installs Debian's `postgresql` package when initdb is missing and we may install system
-# packages (CI=true, or running as root); otherwise says how and exits 0 without a DSN, and the
-# PostgreSQL tests skip with that reason. As root the server runs as the `postgres` user
+# Installs Debian's `postgresql` package when initdb is missing and we may
+# (scripts/apt-install.sh); otherwise says how and exits 0 without a DSN, and the PostgreSQL
+# tests skip with that reason. As root the server runs as the `postgres` user
 # (PostgreSQL refuses to run as root).
 #   PROPENSITY_PG_DIR   data folder (default /tmp/propensity-pg-<uid>)
 #   PROPENSITY_PG_PORT  TCP port on 127.0.0.1 (default 55432)
@@ -22,22 +22,7 @@ find_bin() {
 }
 
 if ! BIN="$(find_bin)"; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "postgres: missing and apt-get is unavailable; install PostgreSQL to run the sink tests." >&2
-        exit 0
-    fi
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then
-        if [ "${CI:-}" = "true" ] && command -v sudo >/dev/null 2>&1; then
-            SUDO="sudo"
-        else
-            echo "postgres: missing; run 'sudo apt-get install postgresql' to run the sink tests." >&2
-            exit 0
-        fi
-    fi
-    echo "postgres: installing Debian's postgresql package" >&2
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    sh "$(dirname "$0")/apt-install.sh" postgresql "the sink tests" || exit 0
     BIN="$(find_bin)"
 fi
 
