@@ -40,12 +40,16 @@ from propensity.simulate.catalog import CHANNELS, DOMAIN_CLASSES, EVENTS, ROLES,
 from propensity.simulate.population import DAY, KIND_INTERNAL, KIND_USER, Population
 
 __all__ = [
+    "EDGE",
+    "LATE_MEAN",
+    "LATE_SHARE",
     "NEVER",
     "SHARE_ACCEPT_WINDOW",
     "TAIL_TRUTH",
     "TRUTH",
     "Signals",
     "TruthModel",
+    "WITHIN_BETA",
     "draw_conversions",
     "draw_early_conversions",
     "intercept_for_base_rate",
@@ -54,6 +58,13 @@ __all__ = [
 ]
 
 NEVER = np.iinfo(np.int64).max  # converted_at of a user who never pays
+# When a candidate pays (draw_conversions; propensity.simulate.expect reads the same numbers):
+# within the horizon at cutoff + EDGE + Beta(WITHIN_BETA) x (horizon - 2 EDGE); otherwise, with
+# probability LATE_SHARE x p_true, at cutoff + horizon + EDGE + Exponential(LATE_MEAN).
+EDGE = 60
+WITHIN_BETA = (1.1, 2.2)
+LATE_SHARE = 0.4
+LATE_MEAN = 20 * DAY
 SHARE_ACCEPT_WINDOW = 48 * 3600
 
 
@@ -265,12 +276,13 @@ def draw_conversions(
     n = len(p_true)
     u = rng.random(n)
     within = candidates & (u < p_true)
-    late = candidates & ~within & (rng.random(n) < 0.4 * p_true)
-    span = max(horizon - 120, 1)
+    late = candidates & ~within & (rng.random(n) < LATE_SHARE * p_true)
+    span = max(horizon - 2 * EDGE, 1)
     at = np.full(n, NEVER)
-    at[within] = cutoff[within] + 60 + (rng.beta(1.1, 2.2, within.sum()) * span).astype(np.int64)
-    late_delay = rng.exponential(20 * DAY, late.sum()).astype(np.int64)
-    at[late] = cutoff[late] + horizon + 60 + late_delay
+    delay = (rng.beta(*WITHIN_BETA, within.sum()) * span).astype(np.int64)
+    at[within] = cutoff[within] + EDGE + delay
+    late_delay = rng.exponential(LATE_MEAN, late.sum()).astype(np.int64)
+    at[late] = cutoff[late] + horizon + EDGE + late_delay
     return at
 
 
