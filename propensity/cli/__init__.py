@@ -257,11 +257,27 @@ def simulate(
     signup: Annotated[
         bool, typer.Option(help="Tasks: write signup dates (--no-signup: first seen only).")
     ] = True,
+    contact_effect: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            max=1,
+            help="Give the world in --out a known effect of sales contact: each PQL the CRM "
+            "history of --config contacted, that would not have paid within "
+            "crm.outcome_horizon, pays with this probability (seeded by --seed).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="With --contact-effect: the project config."),
+    ] = None,
 ) -> None:
     """Simulate a product-led SaaS population with known conversion probabilities.
 
     --task freemium|account|expansion writes a calendar world (weekly Monday anchors) with the
     true probability of each entity and anchor; the default is the trial-clock world.
+    --contact-effect E -c CONFIG (after 'score --crm') rewrites the conversions of the world in
+    --out instead, with a known contact effect (docs/crm.md).
     """
     from datetime import date
 
@@ -269,6 +285,9 @@ def simulate(
     from propensity.simulate import simulate as run_simulation
     from propensity.simulate.tasks import simulate_task
 
+    if contact_effect is not None:
+        _contact_effect(out_dir, contact_effect, config, seed)
+        return
     with _user_errors():
         try:
             first = date.fromisoformat(start)
@@ -308,6 +327,21 @@ def simulate(
             base_rate=base_rate,
         )
     _print_simulation(summary, "users")
+
+
+def _contact_effect(world: Path, effect: float, config: Path | None, seed: int) -> None:
+    from propensity.pipeline.contact import contact_effect_job
+
+    with _user_errors():
+        if config is None:
+            raise _usage("--contact-effect needs --config: the project whose CRM history to read")
+        done, paths = contact_effect_job(_load(config), world, effect, seed)
+    out.print(
+        f"contact effect {effect:g}: {done.contacted:,} contacted PQLs, {done.added:,} payments "
+        f"added; true lift {done.true_lift:.3f}"
+    )
+    for name, path in paths.items():
+        out.print(f"{name}: {path}")
 
 
 def _print_simulation(summary: Any, rows: str) -> None:
@@ -457,6 +491,14 @@ def outcomes(
     config: ConfigOption,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the outcome tables.")],
     model: Annotated[str | None, typer.Option(help="Model whose promise to check.")] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            file_okay=False,
+            help="A simulated world's folder: also set realized precision and lift against "
+            "each row's true chance of converting.",
+        ),
+    ] = None,
 ) -> None:
     """Realized precision, recall, PQL-to-paid per segment and route, and the holdout lift."""
     from propensity.cli.render import print_outcomes
@@ -466,8 +508,39 @@ def outcomes(
         cfg = _load(config)
         _check_dir(out_dir, "--out")
         with _steps(log=False) as progress:
-            done = outcomes_job(cfg, out_dir, model, progress=progress)
+            done = outcomes_job(cfg, out_dir, model, progress=progress, truth=truth)
     print_outcomes(done, out)
+
+
+crm_app = typer.Typer(help="The CRM tables of 'score --crm': files a CRM sync can take.")
+app.add_typer(crm_app, name="crm")
+
+
+class CrmPreset(StrEnum):
+    generic = "generic"
+    salesforce = "salesforce"
+    hubspot = "hubspot"
+
+
+@crm_app.command("export")
+def crm_export(
+    config: ConfigOption,
+    out_path: Annotated[Path, typer.Option("--out", help="Upsert file to write (.csv).")],
+    preset: Annotated[
+        CrmPreset | None, typer.Option(help="Field names; default: crm.preset.")
+    ] = None,
+) -> None:
+    """Write the current CRM table as a CSV for a bulk upsert keyed by an external id."""
+    from propensity.crm import external_id
+    from propensity.io.outputs import check_output_file
+    from propensity.pipeline.crm import export_current
+
+    with _user_errors():
+        cfg = _load(config)
+        chosen = preset.value if preset is not None else cfg.crm.preset
+        check_output_file(out_path, "--out")
+        fields, path = export_current(cfg, chosen, out_path)
+    out.print(f"{len(fields):,} rows keyed by {external_id(chosen)} ({chosen}): {path}")
 
 
 @app.command()

@@ -345,6 +345,13 @@ def print_outcomes(done: Any, console: Console) -> None:
         f"realized precision {realized:.1%} over {len(runs)} runs ({pqls:,} PQL-days); the "
         f"scores expected {runs['expected_precision'].mean():.1%}{promise}"
     )
+    if "truth_expected" in lift:
+        console.print(
+            f"truth: {lift['entries']:,} PQL entries realized {lift['precision']:.1%} (95% "
+            f"interval {lift['precision_low']:.1%} to {lift['precision_high']:.1%}); their true "
+            f"chance {lift['truth_expected']:.1%}; true lift of the contacted "
+            f"{lift['truth_lift']:+.1%}"
+        )
     for alert in done.outcomes.alerts:
         console.print(f"[bold red]alert:[/] {alert}", highlight=False)
     for name, path in done.paths.items():

@@ -4,6 +4,11 @@ has passed. Pure: the history, conversions and segments in, tables out.
 A PQL *entry* is a history row with ``entered``; it converted when the entity's first payment
 falls in ``(entry, entry + horizon]``. Only entries (and runs) whose horizon ended by
 ``data_end`` count, so a young PQL is never read as a miss.
+
+On a simulated world the history may carry each row's exact chance of converting
+(``truth_expected``, with the contact effect; ``truth_natural``, without it; see
+``propensity.simulate.expect``): the realized precision is then also set against that truth, and
+the holdout lift against the true lift of the measured PQLs.
 """
 
 from __future__ import annotations
@@ -112,6 +117,11 @@ def _runs(hist: pd.DataFrame) -> pd.DataFrame:
                 "precision_high": high,
                 "precision_uncontacted": quiet["converted"].mean() if len(quiet) else np.nan,
                 "expected_precision": pql["score"].mean() if len(pql) else np.nan,
+                **(
+                    {"truth_expected": pql["truth_expected"].mean() if len(pql) else np.nan}
+                    if "truth_expected" in pql
+                    else {}
+                ),
                 "recall": hits / positives if positives else np.nan,
                 "mean_score": scored["score"].mean(),
                 "conversion_rate": scored["converted"].mean(),
@@ -155,12 +165,38 @@ def _quality(entries: pd.DataFrame) -> dict[str, Any]:
     quiet = entries[~entries["contacted"]]
     hits, n = int(quiet["converted"].sum()), len(quiet)
     low, high = wilson(hits, n)
-    return {
+    out = {
         "uncontacted": n,
         "precision_uncontacted": hits / n if n else np.nan,
         "precision_uncontacted_low": low,
         "precision_uncontacted_high": high,
         "expected_uncontacted": float(quiet["score"].mean()) if n else np.nan,
+    }
+    if "truth_expected" in entries:
+        out.update(_truth(entries))
+    return out
+
+
+def _truth(entries: pd.DataFrame) -> dict[str, Any]:
+    """Realized precision of all PQL entries with its Wilson interval against the truth's
+    expectation (contact effect included), and the true lift of the measured contacted sales
+    PQLs (their chance with contact minus without)."""
+    hits, n = int(entries["converted"].sum()), len(entries)
+    low, high = wilson(hits, n)
+    quiet = entries[~entries["contacted"]]
+    reached = entries[(entries["route"] == "sales") & entries["contacted"]]
+    gain = reached["truth_expected"] - reached["truth_natural"]
+    return {
+        "entries": n,
+        "precision": hits / n if n else np.nan,
+        "precision_low": low,
+        "precision_high": high,
+        "truth_expected": float(entries["truth_expected"].mean()) if n else np.nan,
+        "truth_expected_uncontacted": float(quiet["truth_expected"].mean())
+        if len(quiet)
+        else np.nan,
+        "truth_lift": float(gain.mean()) if len(gain) else np.nan,
+        "truth_unknown": int(entries["truth_expected"].isna().sum()),
     }
 
 

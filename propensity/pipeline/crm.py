@@ -17,11 +17,18 @@ import pandas as pd
 from propensity.config import Config
 from propensity.crm import crm_fields, segments
 from propensity.crm.run import CrmTables, crm_step
-from propensity.errors import PropensityError
+from propensity.errors import DataContractError, PropensityError
 from propensity.io import write_table
 from propensity.io.sinks import Sink, open_sink
 
-__all__ = ["CrmInputs", "crm_sync", "engine_con", "read_crm_inputs", "write_upsert_file"]
+__all__ = [
+    "CrmInputs",
+    "crm_sync",
+    "engine_con",
+    "export_current",
+    "read_crm_inputs",
+    "write_upsert_file",
+]
 
 
 class CrmInputs:
@@ -100,3 +107,31 @@ def write_upsert_file(current: pd.DataFrame, preset: str, path: Path) -> Path:
     """The current table with the preset's field names, as a CSV a bulk upsert takes."""
     write_table(crm_fields(current, preset), path, "csv")
     return path
+
+
+def export_current(cfg: Config, preset: str, path: Path) -> tuple[pd.DataFrame, Path]:
+    """The sink's current table as a bulk-upsert CSV at ``path`` (atomic): one row per entity
+    keyed by the preset's external-id field, only the preset's fields (no user attributes)."""
+    sink = open_sink(cfg.crm.sink)
+    try:
+        current = sink.read_current()
+    finally:
+        sink.close()
+    if current.empty:
+        raise DataContractError(
+            [
+                "The CRM current table is empty, so there is nothing to export. Run "
+                "'propensity score --crm' first."
+            ]
+        )
+    key = current["entity_id"]
+    if key.isna().any() or key.duplicated().any():
+        raise DataContractError(
+            [
+                f"The CRM current table's entity_id must be unique and never null for an "
+                f"upsert; found {int(key.isna().sum())} null and "
+                f"{int(key.duplicated().sum())} repeated. Re-run 'propensity score --crm'."
+            ]
+        )
+    fields = crm_fields(current.sort_values("entity_id", kind="stable"), preset)
+    return fields, write_table(fields, path, "csv")

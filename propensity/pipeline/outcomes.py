@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ from propensity.errors import DataContractError
 from propensity.io import atomic_paths
 from propensity.io.atomic import write_frame
 from propensity.io.sinks import open_sink
+from propensity.pipeline.contact import ContactRecord, read_contact
 from propensity.pipeline.crm import engine_con
+from propensity.simulate.expect import expected_conversion, read_truth_world
 
 __all__ = ["OUTCOME_FILES", "OutcomesResult", "outcomes_job", "read_outcomes"]
 
@@ -46,8 +49,13 @@ def outcomes_job(
     model_uri: str | None = None,
     log: bool = True,
     progress: Callable[[str], None] = lambda message: None,
+    truth: Path | None = None,
 ) -> OutcomesResult:
-    """Measure the outcomes of every run in the sink's history whose horizon has passed."""
+    """Measure the outcomes of every run in the sink's history whose horizon has passed.
+
+    ``truth``: the folder of a simulated world; each row's exact chance of converting (with the
+    world's contact effect, if one was applied) is then measured against too.
+    """
     progress("reading the CRM history")
     sink = open_sink(cfg.crm.sink)
     try:
@@ -61,6 +69,10 @@ def outcomes_job(
                 "score --crm' (daily, or a backtest with --to) first."
             ]
         )
+    contact = None
+    if truth is not None:
+        progress("computing each row's true chance of converting")
+        history, contact = _with_truth(history, Path(truth), cfg.crm.outcome_horizon)
     progress("reading the conversions and users")
     engine = open_engine(cfg)
     con = engine_con(engine, cfg)
@@ -87,6 +99,8 @@ def outcomes_job(
                 f"shorten the horizon."
             ]
         )
+    if contact is not None:
+        found.lift["true_lift_contacted"] = contact.true_lift
     paths = _write(found, promised, Path(out_dir))
     run_id = _log(cfg, found, promised) if log else None
     return OutcomesResult(found, promised, paths, run_id)
@@ -119,6 +133,24 @@ def read_outcomes(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, A
     lift = json.loads((folder / OUTCOME_FILES["lift"]).read_text())
     runs = pd.read_csv(folder / OUTCOME_FILES["runs"])
     return runs, pd.read_csv(folder / OUTCOME_FILES["segments"]), lift
+
+
+def _with_truth(
+    history: pd.DataFrame, world: Path, horizon: timedelta
+) -> tuple[pd.DataFrame, ContactRecord | None]:
+    """``history`` with ``truth_expected`` (contact effect included) and ``truth_natural``."""
+    known = read_truth_world(world)
+    contact = read_contact(world)
+    entity, as_of = history["entity_id"].astype(str), history["as_of"]
+    natural = expected_conversion(known, entity, as_of, horizon)
+    expected = natural
+    if contact is not None:
+        first = contact.contacts.set_index(contact.contacts["entity_id"].astype(str))
+        contacted_at = entity.map(first["contacted_at"])
+        expected = expected_conversion(
+            known, entity, as_of, horizon, contacted_at, contact.effect, contact.horizon
+        )
+    return history.assign(truth_expected=expected, truth_natural=natural), contact
 
 
 def _promise(cfg: Config, model_uri: str | None) -> float | None:

@@ -17,8 +17,14 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-__all__ = ["ContactEffect", "apply_contact_effect"]
+__all__ = [
+    "ContactEffect",
+    "apply_contact_effect",
+    "conversions_file_table",
+    "natural_conversions",
+]
 
 
 @dataclass(frozen=True)
@@ -67,3 +73,26 @@ def apply_contact_effect(
     out = out.sort_values(["converted_at", "user_id"], kind="stable").reset_index(drop=True)
     true_lift = float(effect * (1 - would.mean())) if len(c) else float("nan")
     return ContactEffect(out, true_lift, len(c), int(added.sum()))
+
+
+def natural_conversions(truth: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
+    """The world's conversions file without any contact effect, rebuilt from its truth table
+    (``user_id``, naive UTC ``converted_at``): first payments before the data ``end``."""
+    paid = truth[truth["converted_at"].notna() & (truth["converted_at"] < end)]
+    at = pd.to_datetime(paid["converted_at"]).dt.tz_localize("UTC").astype("datetime64[us, UTC]")
+    return pd.DataFrame(
+        {"user_id": paid["user_id"].astype(str).to_numpy(), "converted_at": at.to_numpy()}
+    )
+
+
+def conversions_file_table(conversions: pd.DataFrame, text_times: bool) -> pa.Table:
+    """``conversions`` in the simulator's file shape: UTC timestamps, or ISO-8601 text."""
+    at = pd.to_datetime(conversions["converted_at"], utc=True)
+    times = (
+        pa.array(at.dt.strftime("%Y-%m-%dT%H:%M:%SZ"), pa.string())
+        if text_times
+        else pa.array(at.astype("datetime64[us, UTC]"), pa.timestamp("us", tz="UTC"))
+    )
+    return pa.table(
+        {"user_id": pa.array(conversions["user_id"].astype(str)), "converted_at": times}
+    )
