@@ -112,11 +112,16 @@ def test_contact_effect_is_seeded_and_known():
 @pytest.mark.slow
 def test_outcomes_recover_the_true_lift(trained_world, tmp_path):
     """Check that, on a world with a known contact effect scored daily for 90 days with a 10%
-    holdout, outcomes finds the true lift within its 95% interval, and the uncontacted PQLs'
-    realized precision matches what their scores expected within its interval."""
-    from propensity.io.sinks import open_sink
+    holdout, outcomes finds the true lift within its 95% interval, and realized precision lies
+    within its interval around the truth-based expectation (each flagged row's exact chance of
+    converting, contact effect included), all through the CLI."""
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from propensity.cli import app
     from propensity.pipeline.backtest import backtest_job
-    from propensity.pipeline.outcomes import outcomes_job
 
     tmp, config = trained_world
     raw = yaml.safe_load(config.read_text())
@@ -131,27 +136,55 @@ def test_outcomes_recover_the_true_lift(trained_world, tmp_path):
     backtest_job(
         cfg, "2025-02-01", "2025-05-01", timedelta(days=1), tmp_path / "bt.parquet", crm=True
     )
-    sink = open_sink(cfg.crm.sink)
-    history = sink.read_history()
-    sink.close()
-    first = history[history["entered"] & history["contacted"]].groupby("entity_id")["as_of"].min()
-    contacts = first.rename("contacted_at").reset_index()
-    world = pd.read_parquet(raw["data"]["conversions"])
-    effect = apply_contact_effect(world, contacts, 0.3, H, seed=11)
-    effect.conversions.to_parquet(tmp_path / "conversions.parquet", index=False)
-    raw["data"]["conversions"] = str(tmp_path / "conversions.parquet")
-    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
-    done = outcomes_job(load_config(tmp_path / "p.yaml"), tmp_path / "outcomes")
-    lift = done.outcomes.lift
-    print(
-        f"true lift {effect.true_lift:.3f}; found {lift['lift']:.3f} "
-        f"[{lift['lift_low']:.3f}, {lift['lift_high']:.3f}] from {lift['contacted']} contacted, "
-        f"{lift['held_out']} held out; uncontacted precision {lift['precision_uncontacted']:.3f} "
-        f"[{lift['precision_uncontacted_low']:.3f}, {lift['precision_uncontacted_high']:.3f}] vs "
-        f"expected {lift['expected_uncontacted']:.3f}"
+    # the effect rewrites the world's conversions: a copy, as the fixture's world is shared
+    world = tmp_path / "world"
+    world.mkdir()
+    for name in ("truth.parquet", "oracle.json", "conversions.parquet"):
+        shutil.copy(tmp / "data" / name, world / name)
+    runner = CliRunner()
+    args = ["-c", str(tmp_path / "p.yaml")]
+    made = runner.invoke(
+        app, ["simulate", "--out", str(world), *args, "--contact-effect", "0.3", "--seed", "11"]
     )
-    assert lift["held_out"] >= 15
-    assert lift["lift_low"] <= effect.true_lift <= lift["lift_high"]
-    assert lift["precision_uncontacted_low"] <= lift["expected_uncontacted"]
-    assert lift["expected_uncontacted"] <= lift["precision_uncontacted_high"]
-    assert (tmp_path / "outcomes" / "outcomes_runs.csv").is_file() and done.run_id
+    assert made.exit_code == 0, made.output
+    true_lift = json.loads((world / "contact.json").read_text())["true_lift"]
+    raw["data"]["conversions"] = str(world / "conversions.parquet")
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(raw))
+    found = runner.invoke(
+        app, ["outcomes", *args, "--out", str(tmp_path / "outcomes"), "--truth", str(world)]
+    )
+    assert found.exit_code == 0, found.output
+    lift = json.loads((tmp_path / "outcomes" / "outcomes_lift.json").read_text())
+    lift = {k.removeprefix("lift."): v for k, v in lift.items()}
+    print(
+        f"true lift {true_lift:.3f} (of the measured PQLs {lift['truth_lift']:.3f}); found "
+        f"{lift['lift']:.3f} [{lift['lift_low']:.3f}, {lift['lift_high']:.3f}] from "
+        f"{lift['contacted']} contacted, {lift['held_out']} held out; realized precision "
+        f"{lift['precision']:.3f} [{lift['precision_low']:.3f}, {lift['precision_high']:.3f}] of "
+        f"{lift['entries']} entries vs truth {lift['truth_expected']:.3f}; uncontacted "
+        f"{lift['precision_uncontacted']:.3f} [{lift['precision_uncontacted_low']:.3f}, "
+        f"{lift['precision_uncontacted_high']:.3f}] vs truth "
+        f"{lift['truth_expected_uncontacted']:.3f}, scores {lift['expected_uncontacted']:.3f}"
+    )
+    # how many entries had their truth from the realized day-7 state, or came before a contact
+    from propensity.io.sinks import open_sink
+
+    sink = open_sink(load_config(tmp_path / "p.yaml").crm.sink)
+    entries = sink.read_history().query("entered")
+    sink.close()
+    runs = pd.read_csv(tmp_path / "outcomes" / "outcomes_runs.csv", parse_dates=["as_of"])
+    truth = pd.read_parquet(world / "truth.parquet").set_index("user_id")
+    contacts = pd.read_parquet(world / "contacts.parquet").set_index("entity_id")
+    entries = entries[entries["as_of"] <= runs["as_of"].max()]  # the matured ones
+    young = entries["as_of"] < entries["entity_id"].map(truth["cutoff_at"])
+    before = entries["as_of"] < entries["entity_id"].map(contacts["contacted_at"])
+    print(
+        f"entries before day 7: {young.sum()} of {len(entries)}; before a contact: {before.sum()}"
+    )
+    assert lift["held_out"] >= 15 and lift["truth_unknown"] == 0
+    assert lift["lift_low"] <= true_lift <= lift["lift_high"]
+    assert lift["lift_low"] <= lift["truth_lift"] <= lift["lift_high"]
+    assert lift["precision_low"] <= lift["truth_expected"] <= lift["precision_high"]
+    low, high = lift["precision_uncontacted_low"], lift["precision_uncontacted_high"]
+    assert low <= lift["truth_expected_uncontacted"] <= high
+    assert "truth:" in found.output and (tmp_path / "outcomes" / "outcomes_runs.csv").is_file()
