@@ -188,3 +188,13 @@ def test_outcomes_recover_the_true_lift(trained_world, tmp_path):
     low, high = lift["precision_uncontacted_low"], lift["precision_uncontacted_high"]
     assert low <= lift["truth_expected_uncontacted"] <= high
     assert "truth:" in found.output and (tmp_path / "outcomes" / "outcomes_runs.csv").is_file()
+    # the upsert file of the real current table: one row per entity, keyed by the external id
+    upsert = tmp_path / "upsert.csv"
+    exported = runner.invoke(
+        app, ["crm", "export", *args, "--preset", "hubspot", "--out", str(upsert)]
+    )
+    assert exported.exit_code == 0, exported.output
+    key = pd.read_csv(upsert)["propensity_external_id"]
+    sink = open_sink(load_config(tmp_path / "p.yaml").crm.sink)
+    assert key.is_unique and len(key) == len(sink.read_current())
+    sink.close()

@@ -352,6 +352,11 @@ def print_outcomes(done: Any, console: Console) -> None:
             f"chance {lift['truth_expected']:.1%}; true lift of the contacted "
             f"{lift['truth_lift']:+.1%}"
         )
+        if lift["truth_unknown"]:
+            console.print(
+                f"[yellow]note:[/] {lift['truth_unknown']:,} PQL entries name entities the truth "
+                f"does not know: is --truth the world these runs scored?"
+            )
     for alert in done.outcomes.alerts:
         console.print(f"[bold red]alert:[/] {alert}", highlight=False)
     for name, path in done.paths.items():
