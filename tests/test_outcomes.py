@@ -73,6 +73,27 @@ def test_outcomes_lift_precision_and_horizon():
     assert row["days_to_pql"] == pytest.approx(3.0) and row["pql_to_paid"] == 0.5
 
 
+def test_outcomes_against_the_truth():
+    """Check that, given each row's true chance, outcomes reports realized precision of all
+    entries with its Wilson interval, the truth's mean, and the true lift of the contacted."""
+    hist = _history(10).assign(
+        truth_expected=[0.5] * 5 + [0.3] * 5, truth_natural=[0.5] * 5 + [0.1] * 5
+    )
+    conv = pd.DataFrame(
+        {"entity_id": ["u1", "u2", "u3"], "converted_at": pd.Timestamp(T0 + timedelta(days=1))}
+    )
+    seg = pd.DataFrame({"entity_id": hist["entity_id"], "signup_at": pd.Timestamp(T0)})
+    out = measure_outcomes(hist, conv, seg, H, T0 + H, segment_columns=())
+    lift = out.lift
+    assert lift["entries"] == 10 and lift["precision"] == 0.3
+    assert (lift["precision_low"], lift["precision_high"]) == pytest.approx(wilson(3, 10))
+    assert lift["truth_expected"] == pytest.approx(0.4)
+    assert lift["truth_expected_uncontacted"] == pytest.approx(0.4)  # u0 and u5, held out
+    # contacted sales entries: u1-u4 gain 0, u6-u9 gain 0.2
+    assert lift["truth_lift"] == pytest.approx(0.1) and lift["truth_unknown"] == 0
+    assert out.runs["truth_expected"].tolist() == pytest.approx([0.4])
+
+
 def test_alert_when_precision_falls_well_below_the_promise():
     """Check that a realized precision far below training's promise raises one alert."""
     hist = _history(200, holdout_every=1)
