@@ -31,10 +31,10 @@ __all__ = ["Method", "shap_values", "to_matrix"]
 
 Method = Literal["fast", "native", "tree_explainer"]
 # Crossovers measured by benchmarks/treeshap.py (300 trees x 31 leaves, 2 busy cores): a
-# prepared booster is faster than pred_contrib from a handful of rows; an unprepared one in a
-# fresh process (numba's import and start-up, then the trees) from ~300 rows.
-FAST_MIN_ROWS = 20
-FAST_MIN_ROWS_COLD = 400
+# prepared booster is faster than pred_contrib from ~15 rows; an unprepared one in a
+# fresh process (numba's import and start-up, then the trees) from ~350-400 rows.
+FAST_MIN_ROWS = 30
+FAST_MIN_ROWS_COLD = 500
 
 
 def to_matrix(X: pd.DataFrame | np.ndarray) -> np.ndarray:
