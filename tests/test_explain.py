@@ -308,6 +308,17 @@ def test_mean_abs_shap_and_figures(fitted):
     assert isinstance(beeswarm_figure(phi, X.iloc[:200], top=4, max_points=100), Figure)
 
 
+def test_fast_in_row_chunks_equals_native(fitted, monkeypatch):
+    """Check that rows split into several chunks (and two threads) give the same values."""
+    import propensity.explain._treeshap as treeshap
+
+    monkeypatch.setattr(treeshap, "_CHUNK", 128)
+    X, booster = fitted
+    M = to_matrix(X.iloc[:300])
+    fast = TreeShapModel(booster).shap_values(M, n_threads=2)
+    assert np.abs(fast - booster.predict(M, pred_contrib=True)).max() < 1e-12
+
+
 def test_fast_without_leaf_memo_equals_native(fitted):
     """Check the path for leaves without a memo (long paths: every row solved) is exact too."""
     X, booster = fitted

@@ -32,6 +32,7 @@ __all__ = ["TreeShapModel", "is_prepared", "prepared", "supports"]
 # (at 10: 80 KiB, allocated untouched; only the patterns met are written). Longer paths, rare
 # in boosted trees, solve each row's pattern anew.
 _MEMO_BITS = 10
+_CHUNK = 8192  # rows per kernel call
 
 
 def supports(booster) -> bool:
@@ -118,21 +119,21 @@ class TreeShapModel:
     def shap_values(self, X: np.ndarray, n_threads: int = 1) -> np.ndarray:
         """SHAP values on the raw (log-odds) scale, shape ``(n, n_features + 1)``, bias last.
 
-        With ``n_threads > 1`` the trees are split into that many groups, each summed into its
-        own array by a thread (the compiled loop releases the GIL), then added up.
+        Rows go through in chunks of ``_CHUNK`` (bounded scratch memory). With
+        ``n_threads > 1`` the trees are split into that many groups, each summed into its own
+        array by a thread (the compiled loop releases the GIL), then added up.
         """
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"X must have {self.n_features} columns; got shape {X.shape}")
-        columns = np.ascontiguousarray(X.T)  # feature-major: the kernel runs over rows inside
         n_threads = max(1, min(n_threads, self.n_trees))
         bounds = np.linspace(0, self.n_trees, n_threads + 1).astype(int)
-        parts = [np.zeros((self.n_features + 1, X.shape[0])) for _ in range(n_threads)]
+        out = np.empty((X.shape[0], self.n_features + 1))
         t = self._trees
 
-        def run(i: int) -> None:
+        def run(columns: np.ndarray, phi: np.ndarray, i: int) -> None:
             self._kernels.shap_values(
-                columns, parts[i], t["node_start"], t["leaf_start"], t["feature"], t["threshold"],
+                columns, phi, t["node_start"], t["leaf_start"], t["feature"], t["threshold"],
                 t["kind"], t["cat_start"], t["cat_len"], t["cat_words"], t["leaf_value"],
                 t["path_start"], t["path_node"], t["path_left"], t["path_slot"],
                 t["feat_start"], t["features"], t["z"], t["memo_start"], t["memo"],
@@ -140,17 +141,22 @@ class TreeShapModel:
                 int(bounds[i]), int(bounds[i + 1]),
             )  # fmt: skip
 
-        with self._lock:  # each leaf's memo is written by one thread at a time
-            if n_threads == 1:
-                run(0)
-            else:
-                with ThreadPoolExecutor(max_workers=n_threads) as pool:
-                    list(pool.map(run, range(n_threads)))
-        out = parts[0]
-        for part in parts[1:]:
-            out += part
-        out[-1] += self.bias
-        return np.ascontiguousarray(out.T)
+        with self._lock, ThreadPoolExecutor(max_workers=n_threads) as pool:
+            # one thread per tree group at a time: each leaf's memo has a single writer
+            for start in range(0, X.shape[0], _CHUNK):
+                block = X[start : start + _CHUNK]
+                columns = np.ascontiguousarray(block.T)  # feature-major: rows run innermost
+                parts = [np.zeros((self.n_features + 1, len(block))) for _ in range(n_threads)]
+                if n_threads == 1:
+                    run(columns, parts[0], 0)
+                else:
+                    list(pool.map(run, [columns] * n_threads, parts, range(n_threads)))
+                phi = parts[0]
+                for part in parts[1:]:
+                    phi += part
+                phi[-1] += self.bias
+                out[start : start + len(block)] = phi.T
+        return out
 
 
 def _parse_text(text: str) -> dict:
