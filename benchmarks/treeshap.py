@@ -1,4 +1,4 @@
-"""Benchmark TreeSHAP: LightGBM's ``pred_contrib`` against propensity's numpy TreeSHAP.
+"""Benchmark TreeSHAP: LightGBM's ``pred_contrib`` against propensity's compiled TreeSHAP.
 
     .venv/bin/python benchmarks/treeshap.py                        # 500, 2,000, 10,000 rows
     .venv/bin/python benchmarks/treeshap.py --rows 500 2000 --repeats 1 --booster model.txt
@@ -6,31 +6,38 @@
 The booster is the one ``benchmarks/score.py`` scores with (300 trees x 31 leaves on ~140
 synthetic trial features, trained on ``--train-users`` users; ``--booster`` loads a saved one
 instead). Rows are the top-scoring users of a fresh seeded frame. Per row count, interleaved,
-medians of ``--repeats``:
+medians of ``--repeats``, wall seconds:
 
-- ``native``: ``booster.predict(..., pred_contrib=True)`` on 2 threads;
-- ``cold``: a new ``TreeShapModel`` (parsing the trees, building the tables) and its values,
-  what a process pays on its first call;
-- ``warm``: the values from the booster's prepared model (``prepared(booster)``), what every
-  later call in the process pays;
-- ``routed``: ``shap_values(booster, X)`` in a process that has not prepared the booster (a
-  daily score job's one call): the default every caller uses, which sends the call to
-  whichever of the two is faster for that row count (``FAST_MIN_ROWS_COLD``).
+- ``native``: ``booster.predict(..., pred_contrib=True)`` on 2 threads, in this process;
+- ``prepared``: ``prepared(booster).shap_values`` (2 threads) in this process, the trees already
+  prepared but none of these rows seen (each leaf's memo starts empty);
+- ``fresh native`` / ``fresh fast``: the same two, each in a new process that imports what a
+  score job imports (``propensity.pipeline``), loads the saved booster and the rows, then times
+  its one call: for ours that includes importing numba, loading its cached compiled code,
+  reading the trees and preparing them (the way a daily score job meets it);
+- ``fresh routed``: ``shap_values(booster, X)`` in a new process, the default every caller uses,
+  which sends small calls to ``pred_contrib`` (``FAST_MIN_ROWS_COLD``).
 
 Printed: seconds, the ratio native / ours (above 1 means ours is faster), the largest absolute
-difference from native, and the load average when the row count finished.
+difference from native, and the 1-minute load average when the row count finished. The first
+run on a machine also compiles the numba code (tens of seconds, cached after): run twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import lightgbm as lgb
-import numpy as np
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI's main() sets it
+
+import lightgbm as lgb  # noqa: E402
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from score import make_features  # noqa: E402  (same synthetic features as the score bench)
@@ -52,9 +59,36 @@ def _timed(fn):
     return time.perf_counter() - started, value
 
 
+def _child(kind: str, model: str, rows: str, out: str) -> None:
+    """One fresh-process measurement: import as a score job does, load, time one call."""
+    import propensity.pipeline  # noqa: F401  (what a score job has imported before explaining)
+    from propensity.explain import shap_values
+    from propensity.explain._treeshap import TreeShapModel
+
+    booster = lgb.Booster(model_file=model)
+    X = np.load(rows)
+    call = {
+        "native": lambda: shap_values(booster, X, "native", n_threads=2),
+        "fast": lambda: TreeShapModel(booster).shap_values(X, n_threads=2),
+        "routed": lambda: shap_values(booster, X),
+    }[kind]
+    seconds, values = _timed(call)
+    np.save(out, values)
+    print(json.dumps({"seconds": seconds}))
+
+
+def _fresh(kind: str, model: Path, rows: Path, work: Path) -> tuple[float, np.ndarray]:
+    out = work / f"{kind}.npy"
+    cmd = [sys.executable, __file__, "--child", kind, str(model), str(rows), str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"], np.load(out)
+
+
 def main() -> None:
-    from propensity.explain import TreeShapModel, shap_values, to_matrix
-    from propensity.explain._treeshap import _PREPARED, prepared
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child(*sys.argv[2:6])
+        return
+    from propensity.explain import TreeShapModel, to_matrix
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="*", default=[500, 2000, 10_000])
@@ -77,29 +111,44 @@ def main() -> None:
     matrix = to_matrix(frame[names])  # the category column becomes its codes, as in training
     raw = booster.predict(matrix, raw_score=True, num_threads=2)
     top = matrix[np.sort(np.argsort(-raw, kind="stable")[: max(args.rows)])]
+    TreeShapModel(booster).shap_values(top[:2])  # compiles (first run) or loads the numba code
     print(f"load average at start: {os.getloadavg()}")
-    print(" rows   native    cold (ratio)    warm (ratio)  routed (ratio)  max|diff|  load")
-    for n in args.rows:
-        X = top[:n]
-        times: dict[str, list[float]] = {k: [] for k in ("native", "cold", "warm", "routed")}
-        diff = 0.0
-        for _ in range(args.repeats):
-            t, native = _timed(lambda X=X: booster.predict(X, pred_contrib=True, num_threads=2))
-            times["native"].append(t)
-            t, cold = _timed(lambda X=X: TreeShapModel(booster).shap_values(X, n_threads=1))
-            times["cold"].append(t)
-            prepared(booster)
-            t, warm = _timed(lambda X=X: prepared(booster).shap_values(X, n_threads=1))
-            times["warm"].append(t)
-            _PREPARED.pop(booster, None)  # a score job's single call: nothing prepared yet
-            t, routed = _timed(lambda X=X: shap_values(booster, X))
-            times["routed"].append(t)
-            diff = max(diff, *(float(np.abs(v - native).max()) for v in (cold, warm, routed)))
-        med = {k: float(np.median(v)) for k, v in times.items()}
-        cells = "".join(
-            f"  {med[k]:6.2f}s ({med['native'] / med[k]:4.1f}x)" for k in ("cold", "warm", "routed")
-        )
-        print(f"{n:>5} {med['native']:7.2f}s{cells}  {diff:.1e}  {os.getloadavg()[0]:.2f}")
+    print(
+        " rows   native  prepared (ratio) | fresh: native     fast (ratio)   routed (ratio)"
+        "  max|diff|  load"
+    )
+    kinds = ("native", "prepared", "fresh_native", "fresh_fast", "fresh_routed")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        model = work / "model.txt"
+        booster.save_model(str(model))
+        for n in args.rows:
+            X = top[:n]
+            rows = work / "rows.npy"
+            np.save(rows, X)
+            times: dict[str, list[float]] = {k: [] for k in kinds}
+            diff = 0.0
+            for _ in range(args.repeats):
+                t, native = _timed(lambda X=X: booster.predict(X, pred_contrib=True, num_threads=2))
+                times["native"].append(t)
+                ours = TreeShapModel(booster)  # trees prepared, memo empty: rows never seen
+                t, warm = _timed(lambda X=X, ours=ours: ours.shap_values(X, n_threads=2))
+                times["prepared"].append(t)
+                got = [warm]
+                for kind in ("native", "fast", "routed"):
+                    t, values = _fresh(kind, model, rows, work)
+                    times[f"fresh_{kind}"].append(t)
+                    got.append(values)
+                diff = max(diff, *(float(np.abs(v - native).max()) for v in got))
+            med = {k: float(np.median(v)) for k, v in times.items()}
+            print(
+                f"{n:>5} {med['native']:7.2f}s {med['prepared']:7.2f}s "
+                f"({med['native'] / med['prepared']:4.1f}x) |     "
+                f"{med['fresh_native']:7.2f}s {med['fresh_fast']:7.2f}s "
+                f"({med['fresh_native'] / med['fresh_fast']:4.1f}x) "
+                f"{med['fresh_routed']:7.2f}s ({med['fresh_native'] / med['fresh_routed']:4.1f}x)"
+                f"  {diff:.1e}  {os.getloadavg()[0]:.2f}"
+            )
 
 
 if __name__ == "__main__":

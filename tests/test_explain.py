@@ -116,16 +116,54 @@ def test_native_agrees_with_shaps_own_tree_shap():
     [{}, {"zero_as_missing": True}, {"use_missing": False}, {"num_leaves": 40, "max_depth": -1}],
 )
 def test_fast_equals_native(params):
-    """Check that the vectorised TreeSHAP equals pred_contrib to 1e-12 (NaN, zero, categories)."""
+    """Check that the compiled TreeSHAP equals pred_contrib to 1e-12 (NaN, zero, categories)."""
     X, y = _frame(n=1200, seed=2)
     booster = _booster(X, y, **params)
     M = to_matrix(X)
     M[::13, 5] = 7.0  # a category code the model never saw
     M[::17, 4] = -0.0
+    M[::19, 5] = -0.5  # truncates to category 0, as LightGBM's static_cast<int>
     native = booster.predict(M, pred_contrib=True)
-    fast = TreeShapModel(booster).shap_values(M, n_threads=2, chunk=250)
+    model = TreeShapModel(booster)
+    fast = model.shap_values(M, n_threads=2)
     assert fast.shape == native.shape
     assert np.abs(fast - native).max() < 1e-12
+    again = model.shap_values(M[::-1])  # answers now come from the memo
+    assert np.abs(again - native[::-1]).max() < 1e-12
+
+
+@pytest.mark.parametrize("n", [1, 500])
+def test_fast_equals_native_on_one_and_500_rows(fitted, n):
+    """Check that one row and 500 rows (the score job's sizes) match pred_contrib to 1e-12."""
+    X, booster = fitted
+    M = to_matrix(X.iloc[:n])
+    fast = TreeShapModel(booster).shap_values(M)
+    assert fast.shape == (n, X.shape[1] + 1)
+    assert np.abs(fast - booster.predict(M, pred_contrib=True)).max() < 1e-12
+
+
+def test_fast_handles_single_leaf_trees_and_missing_values():
+    """Check single-leaf trees (bias only), all-NaN rows and a constant feature are exact."""
+    rng = np.random.default_rng(3)
+    n = 600
+    X = np.column_stack(
+        [
+            np.where(rng.uniform(size=n) < 0.5, np.nan, rng.normal(size=n)),
+            rng.integers(0, 4, n).astype(float),
+            np.zeros(n),  # never split on
+        ]
+    )
+    y = (np.nan_to_num(X[:, 0]) + 0.5 * X[:, 1] + rng.normal(size=n) > 1).astype(int)
+    params = {"objective": "binary", "num_leaves": 4, "verbose": -1, "seed": 0}
+    params.update(num_threads=1, deterministic=True, min_data_in_leaf=5)
+    booster = lgb.train(params, lgb.Dataset(X, y, categorical_feature=[1]), num_boost_round=15)
+    # a tree with one leaf only shifts the bias; LightGBM adds one after training stalls
+    stalled = lgb.train({**params, "min_gain_to_split": 1e9}, lgb.Dataset(X, y), num_boost_round=3)
+    for model in (booster, stalled):
+        M = np.vstack([X[:300], np.full((2, 3), np.nan)])
+        native = model.predict(M, pred_contrib=True)
+        assert np.abs(TreeShapModel(model).shap_values(M) - native).max() < 1e-12
+    assert "num_leaves=1" in stalled.model_to_string()
 
 
 def test_fast_is_the_default_and_handles_empty_input(fitted):
@@ -270,14 +308,22 @@ def test_mean_abs_shap_and_figures(fitted):
     assert isinstance(beeswarm_figure(phi, X.iloc[:200], top=4, max_points=100), Figure)
 
 
-def test_fast_without_leaf_cache_equals_native(fitted, monkeypatch):
-    """Check the path for long leaf paths (no cached table, distinct patterns) is exact too."""
+def test_fast_in_row_chunks_equals_native(fitted, monkeypatch):
+    """Check that rows split into several chunks (and two threads) give the same values."""
     import propensity.explain._treeshap as treeshap
 
-    monkeypatch.setattr(treeshap, "_CACHE_BITS", 0)
+    monkeypatch.setattr(treeshap, "_CHUNK", 128)
+    X, booster = fitted
+    M = to_matrix(X.iloc[:300])
+    fast = TreeShapModel(booster).shap_values(M, n_threads=2)
+    assert np.abs(fast - booster.predict(M, pred_contrib=True)).max() < 1e-12
+
+
+def test_fast_without_leaf_memo_equals_native(fitted):
+    """Check the path for leaves without a memo (long paths: every row solved) is exact too."""
     X, booster = fitted
     M = to_matrix(X.iloc[:400])
-    fast = TreeShapModel(booster).shap_values(M, n_threads=1, chunk=100)
+    fast = TreeShapModel(booster, memo_bits=0).shap_values(M, n_threads=1)
     assert np.abs(fast - booster.predict(M, pred_contrib=True)).max() < 1e-12
 
 

@@ -1,4 +1,4 @@
-"""Exact path-dependent TreeSHAP for LightGBM, vectorised over rows in numpy.
+"""Exact path-dependent TreeSHAP for LightGBM, compiled with numba.
 
 LightGBM's ``pred_contrib`` walks every tree once per row with the recursive TreeSHAP of Lundberg
 et al. (O(leaves * depth^2) per tree and row). This module computes the same numbers leaf by leaf:
@@ -8,13 +8,11 @@ et al. (O(leaves * depth^2) per tree and row). This module computes the same num
   follows all of them. The leaf adds to feature ``i`` in ``P``
   ``v * (o_i - z_i) * sum_{S in P - i} w(|S|, |P|) * prod_{j in S} o_j * prod_{j not in S} z_j``
   (the closed form TreeSHAP evaluates), with ``w`` the Shapley weights.
-- That term depends on a row only through which path nodes it follows. Codes are built top-down
-  (one shift-add per node) and rows gather the answer: a few vector operations per leaf instead
-  of a recursion per row.
-- Everything that does not depend on the rows is prepared once per booster (:func:`prepared`
-  caches it): for a leaf with a short path, a map from node pattern to feature pattern and the
-  leaf's contributions for all ``2**d`` feature patterns, so scoring a leaf is two gathers and
-  an add. Longer paths solve the distinct patterns of each call.
+- That term depends on a row only through its pattern ``o``, so each leaf keeps the answers for
+  the patterns it has met (:mod:`propensity.explain._kernels`): a row costs one decision per node
+  and a few adds per leaf, and the memo grows with use.
+- The trees are read from the booster's text model (flat arrays, no JSON) and their paths are
+  prepared once per booster (:func:`prepared` caches them with the memo).
 
 Only plain ``gbdt`` binary/regression boosters without linear trees are supported;
 :func:`supports` says whether a booster qualifies so callers can fall back to ``pred_contrib``.
@@ -22,55 +20,23 @@ Only plain ``gbdt`` binary/regression boosters without linear trees are supporte
 
 from __future__ import annotations
 
+import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 __all__ = ["TreeShapModel", "is_prepared", "prepared", "supports"]
 
-_ZERO = 1e-35  # LightGBM's kZeroThreshold: |x| <= this counts as zero for zero-as-missing
-_CACHE_BITS = 10  # paths with up to this many distinct features keep a full 2**d table
-_MAP_BITS = 13  # ... and with up to this many nodes, a 2**depth node-to-feature pattern map
-_BATCH_CELLS = 2_000_000  # bounds the arrays built per batch of tables
-
-
-@dataclass(frozen=True)
-class _Node:
-    feature: int
-    categorical: bool
-    threshold: float
-    categories: np.ndarray  # categories going left (categorical splits)
-    default_left: bool
-    missing: str  # "None", "Zero" or "NaN"
-
-
-@dataclass
-class _Leaf:
-    value: float
-    features: np.ndarray  # distinct path features, in first-seen order
-    z: np.ndarray  # product of cover fractions per path feature
-    depth: int  # number of path nodes; a row's pattern is one bit per path node
-    # membership[k, j] is True when path node k splits on path feature j
-    membership: np.ndarray
-    # prepared for short paths: node pattern -> feature pattern, and (2**d, d) contributions
-    node_map: np.ndarray | None = None
-    table: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class _Tree:
-    nodes: tuple[_Node, ...]
-    left: tuple[int, ...]  # child index per node: >= 0 a node, < 0 the leaf ~index
-    right: tuple[int, ...]
-    leaves: tuple[_Leaf, ...]
-    expected: float  # sum of leaf values weighted by leaf counts, as LightGBM computes it
+# A leaf with up to this many distinct path features keeps a memo of 2**d patterns x d values
+# (at 10: 80 KiB, allocated untouched; only the patterns met are written). Longer paths, rare
+# in boosted trees, solve each row's pattern anew.
+_MEMO_BITS = 10
+_CHUNK = 8192  # rows per kernel call
 
 
 def supports(booster) -> bool:
-    """Whether this exact numpy TreeSHAP can explain ``booster`` (else use ``pred_contrib``)."""
+    """Whether this exact TreeSHAP can explain ``booster`` (else use ``pred_contrib``)."""
     # the header and first tree of the text model: far cheaper than dump_model on big boosters
     text = booster.model_to_string(num_iteration=1)
     header = text.split("\nTree=", 1)[0]
@@ -114,292 +80,156 @@ class TreeShapModel:
     >>> TreeShapModel(booster).shap_values(X)  # doctest: +SKIP  (n, n_features + 1), bias last
     """
 
-    def __init__(self, booster) -> None:
-        dump = booster.dump_model()
-        self.n_features = int(dump["max_feature_idx"]) + 1
-        self.trees = tuple(_parse_tree(t["tree_structure"]) for t in dump["tree_info"])
-        if any((leaf.z <= 0).any() for tree in self.trees for leaf in tree.leaves):
+    def __init__(self, booster, memo_bits: int = _MEMO_BITS) -> None:
+        self.memo_bits = memo_bits
+        from propensity.explain import _kernels  # numba: imported when first needed
+
+        self._kernels = _kernels
+        trees = _parse_text(booster.model_to_string())
+        self.n_features = trees.pop("n_features")
+        self.bias = trees.pop("bias")
+        node_count = trees.pop("node_count")
+        leaf_count = trees.pop("leaf_count")
+        left = trees.pop("left")
+        right = trees.pop("right")
+        paths = _kernels.leaf_paths(
+            trees["node_start"], trees["leaf_start"], left, right, trees["feature"],
+            node_count, leaf_count,
+        )  # fmt: skip
+        names = ("path_start", "path_node", "path_left", "path_slot", "feat_start", "features", "z")
+        trees.update(zip(names, paths, strict=True))
+        if (trees["z"] <= 0).any():
             raise ValueError("a tree has an empty child (zero cover); use pred_contrib instead")
-        self._prepare_tables()
+        d = np.diff(trees["feat_start"])
+        keep = d <= self.memo_bits
+        memo_size = np.where(keep, d << d, 0)
+        seen_size = np.where(keep, 1 << d, 0)
+        trees["memo_start"] = np.where(keep, np.cumsum(memo_size) - memo_size, -1)
+        trees["seen_start"] = np.where(keep, np.cumsum(seen_size) - seen_size, -1)
+        trees["memo"] = np.empty(int(memo_size.sum()), dtype=np.float64)
+        trees["seen"] = np.zeros(int(seen_size.sum()), dtype=np.bool_)
+        trees["gauss_t"], trees["gauss_w"] = _gauss_table(int(d.max(initial=0)))
+        self._trees = trees
+        self._lock = threading.Lock()  # the memo is written while computing
 
-    def _prepare_tables(self) -> None:
-        """Full pattern tables and node maps for short paths, built in batches of equal d."""
-        short = [
-            leaf
-            for tree in self.trees
-            for leaf in tree.leaves
-            if len(leaf.features) <= _CACHE_BITS and leaf.depth <= _MAP_BITS
-        ]
-        by_d: dict[int, list[_Leaf]] = {}
-        for leaf in short:
-            by_d.setdefault(len(leaf.features), []).append(leaf)
-            leaf.node_map = _node_map(leaf)
-        for d, leaves in by_d.items():
-            per_batch = max(1, _BATCH_CELLS // ((1 << d) * 4 * max(d, 1)))
-            for s in range(0, len(leaves), per_batch):
-                batch = leaves[s : s + per_batch]
-                z = np.stack([leaf.z for leaf in batch])
-                values = _all_patterns(z, np.array([leaf.value for leaf in batch]))
-                for leaf, table in zip(batch, values, strict=True):
-                    leaf.table = table  # (2**d, d): row = feature pattern
+    @property
+    def n_trees(self) -> int:
+        return len(self._trees["node_start"]) - 1
 
-    def shap_values(
-        self, X: np.ndarray, n_threads: int = 2, chunk: int | None = None
-    ) -> np.ndarray:
+    def shap_values(self, X: np.ndarray, n_threads: int = 1) -> np.ndarray:
         """SHAP values on the raw (log-odds) scale, shape ``(n, n_features + 1)``, bias last.
 
-        Rows are processed in chunks (default: an equal share per thread, at most 50,000 rows)
-        spread over ``n_threads`` threads; numpy releases the GIL inside its vector operations.
-        Large chunks matter: the per-leaf Python overhead is paid once per chunk.
+        Rows go through in chunks of ``_CHUNK`` (bounded scratch memory). With
+        ``n_threads > 1`` the trees are split into that many groups, each summed into its own
+        array by a thread (the compiled loop releases the GIL), then added up.
         """
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"X must have {self.n_features} columns; got shape {X.shape}")
-        if chunk is None:
-            chunk = max(1, min(50_000, -(-X.shape[0] // max(n_threads, 1))))
-        out = np.empty((X.shape[0], self.n_features + 1), dtype=np.float64)
-        starts = list(range(0, X.shape[0], chunk))
+        n_threads = max(1, min(n_threads, self.n_trees))
+        bounds = np.linspace(0, self.n_trees, n_threads + 1).astype(int)
+        out = np.empty((X.shape[0], self.n_features + 1))
+        t = self._trees
 
-        def run(start: int) -> None:
-            block = X[start : start + chunk]
-            out[start : start + len(block)] = self._chunk(block).T
+        def run(columns: np.ndarray, phi: np.ndarray, i: int) -> None:
+            self._kernels.shap_values(
+                columns, phi, t["node_start"], t["leaf_start"], t["feature"], t["threshold"],
+                t["kind"], t["cat_start"], t["cat_len"], t["cat_words"], t["leaf_value"],
+                t["path_start"], t["path_node"], t["path_left"], t["path_slot"],
+                t["feat_start"], t["features"], t["z"], t["memo_start"], t["memo"],
+                t["seen_start"], t["seen"], t["gauss_t"], t["gauss_w"],
+                int(bounds[i]), int(bounds[i + 1]),
+            )  # fmt: skip
 
-        if n_threads > 1 and len(starts) > 1:
-            with ThreadPoolExecutor(max_workers=n_threads) as pool:
-                list(pool.map(run, starts))
-        else:
-            for start in starts:
-                run(start)
+        with self._lock, ThreadPoolExecutor(max_workers=n_threads) as pool:
+            # one thread per tree group at a time: each leaf's memo has a single writer
+            for start in range(0, X.shape[0], _CHUNK):
+                block = X[start : start + _CHUNK]
+                columns = np.ascontiguousarray(block.T)  # feature-major: rows run innermost
+                parts = [np.zeros((self.n_features + 1, len(block))) for _ in range(n_threads)]
+                if n_threads == 1:
+                    run(columns, parts[0], 0)
+                else:
+                    list(pool.map(run, [columns] * n_threads, parts, range(n_threads)))
+                phi = parts[0]
+                for part in parts[1:]:
+                    phi += part
+                phi[-1] += self.bias
+                out[start : start + len(block)] = phi.T
         return out
 
-    def _chunk(self, X: np.ndarray) -> np.ndarray:
-        n = X.shape[0]
-        cols = _Columns(X)
-        phi = np.zeros((self.n_features + 1, n), dtype=np.float64)  # feature-major: rows contiguous
-        for tree in self.trees:
-            phi[-1] += tree.expected
-            if not tree.nodes:
-                continue
-            left = [_decide(node, cols) for node in tree.nodes]
-            # Depth-first over nodes; bit k of a row's code says whether it follows path node k
-            # (the root is bit 0), so each tree costs a few operations per node. A path whose
-            # features are distinct then has node pattern = feature pattern.
-            stack = [(0, 0, np.zeros(n, dtype=np.int64))]
-            while stack:
-                node, depth, code = stack.pop()
-                goes_left = left[node].astype(np.int64) << depth
-                for child, bits in (
-                    (tree.right[node], code + ((1 << depth) - goes_left)),
-                    (tree.left[node], code + goes_left),
-                ):
-                    if child >= 0:
-                        stack.append((child, depth + 1, bits))
-                    else:
-                        self._add_leaf(phi, tree.leaves[~child], bits)
-        return phi
 
-    def _add_leaf(self, phi: np.ndarray, leaf: _Leaf, code: np.ndarray) -> None:
-        if leaf.table is not None:
-            pattern = code if leaf.node_map is None else np.take(leaf.node_map, code)
-            # a leaf's features are distinct, so the fancy-index add is exact
-            phi[leaf.features] += np.take(leaf.table, pattern, axis=0).T
-            return
-        n = len(code)
-        if (1 << leaf.depth) <= max(n // 4, 256):
-            # few possible patterns: index a dense table directly by the row's code
-            patterns = np.flatnonzero(np.bincount(code, minlength=1 << leaf.depth))
-            table = np.zeros((len(leaf.features), 1 << leaf.depth))
-            table[:, patterns] = self._leaf_table(leaf, patterns)
-            index = code
-        else:
-            patterns, index = np.unique(code, return_inverse=True)
-            table = np.ascontiguousarray(self._leaf_table(leaf, patterns))
-        for i, feature in enumerate(leaf.features):
-            phi[feature] += np.take(table[i], index)
+def _parse_text(text: str) -> dict:
+    """Flat arrays of all trees from LightGBM's text model (``model_to_string``).
 
-    def _leaf_table(self, leaf: _Leaf, patterns: np.ndarray) -> np.ndarray:
-        """Contributions ``(d, patterns)`` of one leaf to its path features per node pattern."""
-        m = leaf.depth
-        node_bits = (patterns[:, None] >> np.arange(m)) & 1  # (p, m): bit k is path node k
-        misses = (1 - node_bits) @ leaf.membership  # (p, d): path nodes of j not followed
-        follows = misses == 0
-        # Many node patterns share one feature pattern o (e.g. a row that misses the first of
-        # two splits on the same feature); solve each distinct o once.
-        d = follows.shape[1]
-        o_code = follows.astype(np.int64) @ (1 << np.arange(d, dtype=np.int64))
-        o_unique, o_index = np.unique(o_code, return_inverse=True)
-        return self._feature_table(leaf, _bit_rows(o_unique, d))[:, o_index]
-
-    def _feature_table(self, leaf: _Leaf, o: np.ndarray) -> np.ndarray:
-        """Contributions ``(d, p)`` of one leaf for each feature pattern row of ``o`` (p, d).
-
-        Same integral as :func:`_all_patterns`, evaluated for the given patterns only.
-        """
-        t, w = _gauss(o.shape[1])
-        z = leaf.z[None, :]
-        factors = o[:, :, None] * t + z[:, :, None] * (1 - t)  # (p, d, q), positive
-        whole = factors.prod(axis=1, keepdims=True)
-        return (leaf.value * (o - z) * ((whole / factors) @ w)).T
-
-
-class _Columns:
-    """Per-feature column views of a chunk, with the NaN/zero masks LightGBM's decisions need."""
-
-    def __init__(self, X: np.ndarray) -> None:
-        self.X = np.asfortranarray(X)
-        self._cache: dict[tuple[str, int], np.ndarray] = {}
-
-    def get(self, kind: str, f: int) -> np.ndarray:
-        key = (kind, f)
-        if key not in self._cache:
-            col = self.X[:, f]
-            if kind == "raw":
-                value = col
-            elif kind == "nan":
-                value = np.isnan(col)
-            elif kind == "nan0":  # NaN read as 0.0, as LightGBM does unless missing is NaN
-                value = np.where(np.isnan(col), 0.0, col)
-            elif kind == "zero":
-                value = np.abs(self.get("nan0", f)) <= _ZERO
-            else:  # "int": the category LightGBM reads, -1 for NaN and negatives
-                value = np.where(np.isnan(col) | (col < 0), -1, np.trunc(np.nan_to_num(col)))
-                value = value.astype(np.int64)
-                value[value < 0] = -1
-            self._cache[key] = value
-        return self._cache[key]
-
-
-def _decide(node: _Node, cols: _Columns) -> np.ndarray:
-    """Boolean 'goes left' per row at one node, replicating LightGBM's Tree::Decision."""
-    f = node.feature
-    if node.categorical:
-        cats = cols.get("int", f)
-        return np.isin(cats, node.categories) & (cats >= 0)
-    if node.missing == "NaN":
-        left = cols.get("raw", f) <= node.threshold
-        return left | cols.get("nan", f) if node.default_left else left
-    value = cols.get("nan0", f)
-    left = value <= node.threshold
-    if node.missing == "Zero":
-        zero = cols.get("zero", f)
-        return left | zero if node.default_left else left & ~zero
-    return left
-
-
-def _parse_tree(root: dict) -> _Tree:
-    """Flatten one ``dump_model`` tree into nodes, child links and leaves with their paths."""
-    nodes: list[_Node] = []
-    lefts: list[int] = []
-    rights: list[int] = []
-    leaves: list[_Leaf] = []
-    if "split_feature" not in root:  # a single-leaf tree only shifts the bias
-        return _Tree((), (), (), (), expected=float(root["leaf_value"]))
-    total = float(root["internal_count"])
-    expected = 0.0
-
-    def count(node: dict) -> float:
-        return float(node["internal_count"] if "split_feature" in node else node["leaf_count"])
-
-    def walk(node: dict, path: list[tuple[int, float]]) -> int:
-        nonlocal expected
-        if "split_feature" not in node:
-            value = float(node["leaf_value"])
-            expected += value * count(node) / total
-            leaves.append(_make_leaf(value, path))
-            return ~(len(leaves) - 1)
-        index = len(nodes)
-        categorical = node["decision_type"] == "=="
-        feature = int(node["split_feature"])
-        categories = (
-            np.array([int(c) for c in str(node["threshold"]).split("||")], dtype=np.int64)
-            if categorical
-            else np.empty(0, dtype=np.int64)
-        )
-        nodes.append(
-            _Node(
-                feature=feature,
-                categorical=categorical,
-                threshold=0.0 if categorical else float(node["threshold"]),
-                categories=categories,
-                default_left=bool(node.get("default_left", False)),
-                missing=str(node.get("missing_type", "None")),
-            )
-        )
-        lefts.append(0)
-        rights.append(0)
-        parent = count(node)
-        for child, links in ((node["left_child"], lefts), (node["right_child"], rights)):
-            links[index] = walk(child, [*path, (feature, count(child) / parent)])
-        return index
-
-    walk(root, [])
-    return _Tree(tuple(nodes), tuple(lefts), tuple(rights), tuple(leaves), expected=expected)
-
-
-def _make_leaf(value: float, path: list[tuple[int, float]]) -> _Leaf:
-    """A leaf with its distinct path features, their cover products and node membership."""
-    order: list[int] = []
-    z: dict[int, float] = {}
-    for feature, fraction in path:
-        if feature not in z:
-            order.append(feature)
-            z[feature] = 1.0
-        z[feature] *= fraction  # a repeated feature multiplies its fractions, as TreeSHAP does
-    membership = np.zeros((len(path), len(order)), dtype=np.int64)
-    for k, (feature, _) in enumerate(path):
-        membership[k, order.index(feature)] = 1
-    return _Leaf(
-        value=value,
-        features=np.array(order, dtype=np.int64),
-        z=np.array([z[f] for f in order]),
-        depth=len(path),
-        membership=membership,
+    Per tree the nodes are ``node_start[t]:node_start[t + 1]`` and the leaves
+    ``leaf_start[t]:leaf_start[t + 1]``; children keep the text's local numbering (``c < 0``
+    is the tree's leaf ``~c``). A single-leaf tree has neither and only moves the bias.
+    """
+    header, _, body = text.partition("\nTree=")
+    fields = dict(line.split("=", 1) for line in header.splitlines() if "=" in line)
+    body = body.split("\nend of trees", 1)[0]
+    columns: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("feature", "threshold", "kind", "left", "right", "node_count")
+    }
+    columns.update(leaf_value=[], leaf_count=[], cat_start=[], cat_len=[], cat_words=[])
+    node_start, leaf_start, words, bias = [0], [0], 0, 0.0
+    for block in body.split("\nTree=") if body else []:  # each block starts with its index
+        tree = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if int(tree["num_leaves"]) <= 1:
+            bias += float(tree["leaf_value"].split()[0])
+            node_start.append(node_start[-1])
+            leaf_start.append(leaf_start[-1])
+            continue
+        feature = np.array(tree["split_feature"].split(), dtype=np.int64)
+        threshold = np.array(tree["threshold"].split(), dtype=np.float64)
+        kind = np.array(tree["decision_type"].split(), dtype=np.int64)
+        value = np.array(tree["leaf_value"].split(), dtype=np.float64)
+        count = np.array(tree["leaf_count"].split(), dtype=np.float64)
+        internal = np.array(tree["internal_count"].split(), dtype=np.float64)
+        bias += float(np.sum(count / internal[0] * value))  # LightGBM's ExpectedValue
+        cat_start = np.zeros(len(feature), dtype=np.int64)
+        cat_len = np.zeros(len(feature), dtype=np.int64)
+        if int(tree.get("num_cat", 0)) > 0:
+            bounds = np.array(tree["cat_boundaries"].split(), dtype=np.int64)
+            tree_words = np.array(tree["cat_threshold"].split(), dtype=np.uint32)
+            cat = (kind & 1) == 1
+            index = threshold[cat].astype(np.int64)
+            cat_start[cat] = words + bounds[index]
+            cat_len[cat] = bounds[index + 1] - bounds[index]
+            columns["cat_words"].append(tree_words)
+            words += len(tree_words)
+        for name, array in (
+            ("feature", feature), ("threshold", threshold), ("kind", kind),
+            ("left", np.array(tree["left_child"].split(), dtype=np.int64)),
+            ("right", np.array(tree["right_child"].split(), dtype=np.int64)),
+            ("node_count", internal), ("leaf_value", value), ("leaf_count", count),
+            ("cat_start", cat_start), ("cat_len", cat_len),
+        ):  # fmt: skip
+            columns[name].append(array)
+        node_start.append(node_start[-1] + len(feature))
+        leaf_start.append(leaf_start[-1] + len(value))
+    out = {name: np.concatenate(parts) if parts else np.empty(0) for name, parts in columns.items()}
+    for name in ("feature", "kind", "left", "right", "cat_start", "cat_len"):
+        out[name] = out[name].astype(np.int64)
+    out["cat_words"] = out["cat_words"].astype(np.uint32)
+    out.update(
+        node_start=np.array(node_start, dtype=np.int64),
+        leaf_start=np.array(leaf_start, dtype=np.int64),
+        n_features=int(fields["max_feature_idx"]) + 1,
+        bias=bias,
     )
-
-
-def _node_map(leaf: _Leaf) -> np.ndarray | None:
-    """Feature pattern (bit j: all path nodes on feature j followed) per node pattern code;
-    None when the path's features are distinct (then the two patterns are the same)."""
-    m, d = leaf.depth, len(leaf.features)
-    if m == d:
-        return None
-    codes = np.arange(1 << m, dtype=np.int64)  # bit k: path node k followed
-    masks = leaf.membership.T @ (1 << np.arange(m, dtype=np.int64))  # path nodes of feature j
-    out = np.zeros(1 << m, dtype=np.intp)
-    for j, mask in enumerate(masks):
-        out |= ((codes & mask) == mask).astype(np.intp) << j
     return out
 
 
-def _all_patterns(z: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """Contributions ``(b, 2**d, d)`` of ``b`` leaves for every feature pattern (bit j = o_j).
-
-    The Shapley-weighted subset sum equals ``integral_0^1 prod_{j != i} (o_j t + z_j (1 - t))
-    dt`` (the weights are Beta integrals): a polynomial of degree d - 1, which Gauss-Legendre
-    quadrature with ceil(d / 2) nodes integrates exactly. The products over all patterns are
-    built by doubling, then one batched matrix product divides out each feature and integrates.
-    """
-    b, d = z.shape
-    t, w = _gauss(d)
-    off = z[..., None] * (1 - t)  # (b, d, q): o_j = 0; positive inside (0, 1) as z > 0
-    on = off + t  # o_j = 1
-    whole = np.ones((b, 1, len(t)))
-    for j in range(d):  # patterns with bit j set follow the first 2**j
-        whole = np.concatenate([whole * off[:, j : j + 1], whole * on[:, j : j + 1]], axis=1)
-    divide = np.concatenate([w / off, w / on], axis=1).transpose(0, 2, 1)  # (b, q, 2d)
-    summed = whole @ divide  # (b, 2**d, 2d): columns (bit, feature)
-    bits = _bit_rows(np.arange(1 << d), d).astype(bool)  # (2**d, d)
-    picked = np.where(bits, summed[:, :, d:], summed[:, :, :d])
-    return value[:, None, None] * (bits - z[:, None, :]) * picked
-
-
-@lru_cache(maxsize=64)
-def _gauss(d: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Legendre nodes and weights on [0, 1], exact up to degree d - 1 (and d)."""
-    x, w = np.polynomial.legendre.leggauss(max(1, (d + 1) // 2))
-    return (x + 1) / 2, w / 2
-
-
-def _bit_rows(codes: np.ndarray, d: int) -> np.ndarray:
-    """Rows of 0/1 floats: bit j of each code in column j."""
-    return ((codes[:, None] >> np.arange(d)) & 1).astype(np.float64)
+def _gauss_table(max_d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [0, 1] per path length ``d`` (row ``d``):
+    ``ceil(d / 2)`` nodes, exact for the degree ``d - 1`` polynomial each leaf integrates."""
+    t = np.zeros((max_d + 1, max(1, (max_d + 1) // 2)))
+    w = np.zeros_like(t)
+    for d in range(1, max_d + 1):
+        q = (d + 1) // 2
+        x, weights = np.polynomial.legendre.leggauss(q)
+        t[d, :q] = (x + 1) / 2
+        w[d, :q] = weights / 2
+    return t, w

@@ -7,12 +7,13 @@ SHAP value.
 
 - ``"native"``: LightGBM's ``predict(..., pred_contrib=True)`` (recursive TreeSHAP in C++).
 - ``"tree_explainer"``: ``shap.TreeExplainer``; this is the only place shap is imported.
-- ``"fast"``: :mod:`propensity.explain._treeshap`, the same numbers vectorised over rows in
-  numpy (``benchmarks/treeshap.py`` prints the speed-up). Its trees are prepared once per
-  booster and kept; a call that would have to prepare them first goes to ``"native"`` below
-  ``FAST_MIN_ROWS_COLD`` rows, a call on a prepared booster below ``FAST_MIN_ROWS``, so it is
-  never the slower of the two. Unsupported boosters (linear trees, multiclass, rf) use
-  ``"native"``.
+- ``"fast"``: :mod:`propensity.explain._treeshap`, the same numbers from compiled loops that
+  keep each leaf's answers per row pattern (``benchmarks/treeshap.py`` prints the speed-up).
+  Its trees are prepared once per booster and kept. A call that would have to prepare them
+  first (and, in a fresh process, import numba and load its compiled code: about a second of
+  CPU) goes to ``"native"`` below ``FAST_MIN_ROWS_COLD`` rows, a call on a prepared booster
+  below ``FAST_MIN_ROWS``, so it is never the slower of the two. Unsupported boosters (linear
+  trees, multiclass, rf) use ``"native"``.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ __all__ = ["Method", "shap_values", "to_matrix"]
 
 Method = Literal["fast", "native", "tree_explainer"]
 # Crossovers measured by benchmarks/treeshap.py (300 trees x 31 leaves, 2 busy cores): a
-# prepared booster is faster than pred_contrib from ~200 rows, an unprepared one (preparing
-# costs about as much as pred_contrib on ~500 rows) from ~600; both thresholds keep a margin.
-FAST_MIN_ROWS = 300
-FAST_MIN_ROWS_COLD = 1000
+# prepared booster is faster than pred_contrib from ~15 rows; an unprepared one in a
+# fresh process (numba's import and start-up, then the trees) from ~350-400 rows.
+FAST_MIN_ROWS = 30
+FAST_MIN_ROWS_COLD = 500
 
 
 def to_matrix(X: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -78,15 +79,16 @@ def shap_values(
         return _tree_explainer(booster, matrix)
     if method == "fast":
         if explainer is None:
-            # Below a few hundred rows the fixed per-leaf cost of the numpy path outweighs its
-            # per-row saving, so the C++ recursion is faster there (more so before preparing).
+            # Below a few hundred rows the fixed cost of starting numba and preparing the trees
+            # outweighs the per-row saving, so the C++ recursion is faster there.
             floor = FAST_MIN_ROWS if is_prepared(booster) else FAST_MIN_ROWS_COLD
             if len(matrix) < floor or not supports(booster):
                 return shap_values(booster, matrix, "native", n_threads)
-            explainer = prepared(booster)
-        # One thread: on the shared 2-core benchmark machine a second thread lost more to GIL
-        # contention than it gained.
-        return explainer.shap_values(matrix, n_threads=1)
+            try:
+                explainer = prepared(booster)
+            except ValueError:  # a tree with an empty child: TreeSHAP's cover ratio is 0/0
+                return shap_values(booster, matrix, "native", n_threads)
+        return explainer.shap_values(matrix, n_threads=n_threads)
     raise ValueError(
         f"The 'method' parameter of shap_values must be 'fast', 'native' or 'tree_explainer'. "
         f"Got {method!r} instead."
