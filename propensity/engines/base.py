@@ -70,6 +70,11 @@ class Engine(Protocol):
         """The feature table of ``rows`` under ``spec`` (keys first, spec order)."""
         ...
 
+    def member_shares(self, rows: LabelTimes) -> pd.DataFrame:
+        """Each member's share of each attributable account feature of the account rows
+        ``rows`` (``row``, ``user_id``, ``role``, ``feature``, ``share``): who is behind it."""
+        ...
+
     def known_events(self, rows: pd.DataFrame, vocabulary: Iterable[str]) -> int:
         """Events before each row's cutoff (``user_id``, ``cutoff_at``) whose type is known."""
         ...
