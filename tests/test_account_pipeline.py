@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -16,7 +17,10 @@ from typer.testing import CliRunner
 from propensity.cli import app
 from propensity.config import load_config
 from propensity.engines import open_engine
+from propensity.explain.members import member_lines
+from propensity.features import FeatureSpec
 from propensity.io import load_data
+from propensity.labels import LabelTimes
 from propensity.simulate.tasks import simulate_task
 from propensity.task_labels import task_population
 
@@ -58,8 +62,7 @@ def test_account_rows_are_keyed_on_the_account(small_world):
     frame = labels.frame
     assert (frame["user_id"] == frame["account_id"]).all()
     assert not frame.duplicated(["account_id", "cutoff_at"]).any()
-    learn = pd.Series(True, index=frame.index).to_numpy()
-    spec, result = engine.learn_spec(labels, cfg.features, learn)
+    spec, result = engine.learn_spec(labels, cfg.features, np.ones(len(frame), dtype=bool))
     assert "members" in spec.families and "acct_active_members_7d" in spec.columns
     assert list(result.frame.columns) == ["user_id", "cutoff_at", *spec.columns]
     # n_events_all over the account = every member's events before the anchor
@@ -72,6 +75,67 @@ def test_account_rows_are_keyed_on_the_account(small_world):
     assert result.frame.loc[len(frame) // 2, "n_events_all"] == want
     again = engine.features(labels, spec).frame
     pd.testing.assert_frame_equal(again, result.frame)
+
+
+def test_member_shares_split_the_account_counts(small_world):
+    """Check that members' shares of the count columns over an account's events partition the
+    account's count: they sum to 1 and each equals the member's own events over the account's."""
+    cfg = load_config(_config(small_world, "account", small_world / "data"))
+    engine = open_engine(cfg)
+    labels = engine.label_times(cfg.label, cfg.task)
+    spec, result = engine.learn_spec(labels, cfg.features, np.ones(len(labels), dtype=bool))
+    pick = np.flatnonzero(result.frame["n_events_28d"].to_numpy() > 0)[-5:]
+    rows = LabelTimes(labels.frame.iloc[pick].reset_index(drop=True), settings=labels.settings)
+    shares = engine.member_shares(rows, spec)
+    got = shares[shares["feature"] == "n_events_28d"]
+    np.testing.assert_allclose(got.groupby("row")["share"].sum(), 1.0)
+    members = dict(engine.con.execute("SELECT user_id, account_id FROM users").fetchall())
+    for r in got.itertuples(index=False):
+        row = rows.frame.iloc[r.row]
+        assert members[r.user_id] == row["account_id"]
+        (n,) = engine.con.execute(
+            "SELECT count(*) FROM events WHERE user_id = ? AND timestamp < ? AND timestamp >= ? "
+            "AND timestamp >= ? AND event IN (SELECT unnest(?))",
+            [r.user_id, row["cutoff_at"], row["cutoff_at"] - pd.Timedelta(days=28),
+             row["signup_at"], list(spec.events)],
+        ).fetchone()  # fmt: skip
+        total = result.frame["n_events_28d"].iloc[pick[r.row]]
+        assert r.share * total == pytest.approx(n)
+
+
+def test_member_lines_name_ids_roles_and_what_they_did():
+    """Check that the users behind an account PQL read as ids, roles and what each did, then
+    the account line."""
+    spec = FeatureSpec(
+        families=("counts", "members"), events=("billing_viewed",), windows_s=(7 * 86400,),
+        session_gap_s=1800, key_events=(),
+    )  # fmt: skip
+    values = pd.DataFrame({c: [0.0] for c in spec.columns}).assign(
+        acct_admin_billing_viewed_28d=2.0, acct_active_members_7d=4.0
+    )
+    named = pd.DataFrame(
+        {
+            "row": [0, 0],
+            "rank": [1, 2],
+            "user_id": ["u00412", "u00413"],
+            "role": ["admin", "member"],
+            "contribution": [0.5, 0.2],
+            "reason": ["acct_admin_billing_viewed_28d", "acct_active_members_7d"],
+        }
+    )
+    shares = pd.DataFrame(
+        {
+            "row": [0, 0],
+            "user_id": ["u00412", "u00413"],
+            "role": ["admin", "member"],
+            "feature": ["acct_admin_billing_viewed_28d", "acct_active_members_7d"],
+            "share": [1.0, 0.25],
+        }
+    )
+    assert member_lines(named, shares, values, spec) == {
+        0: "u00412 (admin): billing viewed twice in the last 28d; u00413 (member): active in "
+        "the last 7d; 4 teammates active in the last 7d"
+    }
 
 
 def test_discover_refuses_account_tasks(small_world):

@@ -22,6 +22,7 @@ import pandas as pd
 
 from propensity.account_plan import AccountPlan, MemberAggregate, account_plan
 from propensity.errors import DataContractError
+from propensity.features import FeatureInfo, FeatureSpec
 from propensity.labels import LabelTimes
 
 __all__ = [
@@ -334,14 +335,93 @@ def with_members(
     return out[["user_id", "cutoff_at", *columns]]
 
 
-def member_shares(con: duckdb.DuckDBPyConnection, rows: LabelTimes) -> pd.DataFrame:
-    """Each member's share of each attributable ``members`` column (``acct_``-named) of
-    ``rows``: ``row``, ``user_id``, ``role``, ``feature``, ``share``."""
+def member_shares(
+    con: duckdb.DuckDBPyConnection, rows: LabelTimes, spec: FeatureSpec | None = None
+) -> pd.DataFrame:
+    """Each member's share of each attributable feature of ``rows``: ``row``, ``user_id``,
+    ``role``, ``feature``, ``share``.
+
+    The ``members`` family's (``acct_``-named) columns split as the plan says; with ``spec``, so
+    do the count columns of the user-level families over the account's events (``n_events_*``,
+    ``n_<event>_*``): by each member's share of the events counted, the same window and
+    vocabulary, from the account's first seen on (a partition of the account's count).
+    """
+    plan = account_plan()
     task = rows.settings.get("task") or {}
-    _, shares = account_features(
-        con, rows.frame, account_plan(), first_seen=task.get("first_seen", "signup")
+    _, shares = account_features(con, rows.frame, plan, first_seen=task.get("first_seen", "signup"))
+    out = [shares.assign(feature="acct_" + shares["feature"].astype(str))]
+    counts = [] if spec is None else [
+        f for f in spec.features if f.family == "counts" and f.kind in ("events", "count")
+    ]  # fmt: skip
+    if counts and len(rows.frame):
+        out.append(_count_shares(con, rows.frame, plan, spec, counts))  # type: ignore[arg-type]
+    return pd.concat(out, ignore_index=True).sort_values(
+        ["row", "feature", "user_id"], ignore_index=True
     )
-    return shares.assign(feature="acct_" + shares["feature"].astype(str))
+
+
+def _count_shares(
+    con: duckdb.DuckDBPyConnection,
+    rows: pd.DataFrame,
+    plan: AccountPlan,
+    spec: FeatureSpec,
+    counts: list[FeatureInfo],
+) -> pd.DataFrame:
+    name = f"_acct_count_rows_{next(_calls)}"
+    frame = pd.DataFrame(
+        {
+            "rid": np.arange(len(rows)),
+            "account_id": rows["account_id"].astype(str).to_numpy(),
+            "signup_at": pd.to_datetime(rows["signup_at"]).astype("datetime64[us]").to_numpy(),
+            "cutoff_at": pd.to_datetime(rows["cutoff_at"]).astype("datetime64[us]").to_numpy(),
+        }
+    )
+    role = '"' + plan.role_column.replace('"', '""') + '"'
+    has_role = any(r[0] == plan.role_column for r in con.execute("DESCRIBE users").fetchall())
+    role_sql = f"CAST(u.{role} AS VARCHAR)" if has_role else "CAST(NULL AS VARCHAR)"
+    con.register(name, frame)
+    try:
+        events = con.execute(
+            f"""
+SELECT r.rid, u.user_id, {role_sql} AS role, e.event,
+       epoch(r.cutoff_at) - epoch(e.timestamp) AS age
+FROM {name} r JOIN users u ON u.account_id = r.account_id
+JOIN events e ON e.user_id = u.user_id AND e.timestamp < r.cutoff_at
+     AND e.timestamp >= r.signup_at
+WHERE e.event IN (SELECT unnest(?))""",
+            [list(spec.events)],
+        ).df()
+    finally:
+        con.unregister(name)
+    parts = []
+    for info in counts:
+        keep = np.ones(len(events), dtype=bool)
+        if info.window_s is not None:
+            keep &= events["age"].to_numpy() <= info.window_s
+        if info.kind == "count":
+            keep &= (events["event"] == info.event).to_numpy()
+        n = (
+            events[keep]
+            .groupby(["rid", "user_id"], as_index=False)
+            .agg(role=("role", "first"), n=("event", "size"))
+        )
+        if n.empty:
+            continue
+        total = n.groupby("rid")["n"].transform("sum")
+        parts.append(
+            pd.DataFrame(
+                {
+                    "row": n["rid"].to_numpy(),
+                    "user_id": n["user_id"].to_numpy(),
+                    "role": n["role"].to_numpy(),
+                    "feature": info.name,
+                    "share": (n["n"] / total).to_numpy(),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame(columns=["row", "user_id", "role", "feature", "share"])
+    return pd.concat(parts, ignore_index=True)
 
 
 def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:

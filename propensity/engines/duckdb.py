@@ -107,10 +107,10 @@ class DuckDBEngine:
         frame = with_members(self.con, rows, result.frame, list(spec.columns))
         return FeatureFrame(frame, result.unseen_events)
 
-    def member_shares(self, rows: LabelTimes) -> pd.DataFrame:
+    def member_shares(self, rows: LabelTimes, spec: FeatureSpec | None = None) -> pd.DataFrame:
         """Each member's share of the attributable account features of ``rows``
         (``engines.account.member_shares``), for naming the users behind an account PQL."""
-        return member_shares(self.con, rows)
+        return member_shares(self.con, rows, spec)
 
     @contextmanager
     def _entities(self, accounts: bool) -> Iterator[None]:

@@ -122,7 +122,7 @@ class SparkEngine:
         return {**_written_summary(spark, str(out), when), "as_of": when.isoformat(),
                 "unseen_event_types": len(unseen), "output": str(out)}  # fmt: skip
 
-    def member_shares(self, rows: LabelTimes) -> pd.DataFrame:
+    def member_shares(self, rows: LabelTimes, spec: FeatureSpec | None = None) -> pd.DataFrame:
         raise ConfigError(
             "task.entity 'account' is not supported with engine: spark yet. Use engine: duckdb."
         )

@@ -103,7 +103,7 @@ def member_sentence(info: FeatureInfo, value: Any) -> str:
 def member_phrase(info: FeatureInfo, count: float) -> str:
     """What one member did for the feature ``info`` (its largest part): 'billing viewed 2
     times in the last 28d', 'active in the last 7d'."""
-    window = f"in the last {info.window}" if info.window else "so far"
+    window = f"in the last {info.window}" if info.window not in (None, "all") else "so far"
     kind = info.kind
     if kind.startswith("active_admins"):
         return f"active admin {window}"
@@ -134,7 +134,7 @@ def member_lines(
     """
     share = shares.set_index(["row", "user_id", "feature"])["share"]
     out: dict[int, list[str]] = {}
-    for r in named.itertuples(index=False):
+    for r in named.sort_values(["row", "rank"]).itertuples(index=False):
         info = spec.describe(r.reason)
         count = share.get((r.row, r.user_id, r.reason), 0.0) * float(values.iloc[r.row][r.reason])
         role = f" ({r.role})" if isinstance(r.role, str) and r.role else ""

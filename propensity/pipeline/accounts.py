@@ -51,9 +51,28 @@ def account_scores(
     X = model.prepare(values)
     phi = shap_values(model.booster, to_matrix(X))[:, :-1]
     contributions = pd.DataFrame(phi, columns=list(X.columns))
-    shares = engine.member_shares(rows)
+    shares = engine.member_shares(rows, model.spec)
     named = name_members(contributions, shares, list(range(len(pos))), k)
+    named = pd.concat([named, _most_active(shares, named, len(pos), k)], ignore_index=True)
     lines = member_lines(named, shares, values[list(X.columns)], model.spec)
     text = pd.Series([lines[i] for i in range(len(pos))], index=flagged.index)
     out.loc[text.index, "members"] = text.to_numpy()
     return out
+
+
+def _most_active(shares: pd.DataFrame, named: pd.DataFrame, n: int, k: int) -> pd.DataFrame:
+    """For a PQL no member pushed up (its score rests on the account's own traits: size,
+    domain, trend), the ``k`` members who made most of its events in the plan's longest window,
+    so that every account PQL still names the users behind it."""
+    events = sorted(f for f in shares["feature"].unique() if str(f).startswith("acct_events_"))
+    missing = sorted(set(range(n)) - set(named["row"]))
+    if not events or not missing:
+        return named.iloc[0:0]
+    longest = max(events, key=lambda f: int("".join(c for c in f if c.isdigit()) or 0))
+    top = shares[(shares["feature"] == longest) & shares["row"].isin(missing)]
+    top = top.sort_values(["row", "share", "user_id"], ascending=[True, False, True])
+    top = top.groupby("row").head(k).copy()
+    top["rank"] = top.groupby("row").cumcount() + 1
+    top["contribution"] = np.nan
+    top["reason"] = longest
+    return top[["row", "rank", "user_id", "role", "contribution", "reason"]]
