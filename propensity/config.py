@@ -200,7 +200,7 @@ class BotsConfig(_Section):
     regular_min_gaps: int = Field(default=50, ge=2)
 
 
-InputTable = Literal["events", "users", "conversions", "lost_users"]
+InputTable = Literal["events", "users", "conversions", "lost_users", "payments"]
 _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(MB|GB|TB)$")
 _MIN_MEMORY_MB = 128  # below this DuckDB cannot hold its own buffers for the reader's queries
 
@@ -230,6 +230,8 @@ class DataConfig(_Section):
     conversions: str | None = None
     # Users lost before their cutoff (deleted accounts): a table of user_id, lost_at.
     lost_users: str | None = None
+    # Every payment of an account (account_id, paid_at, seats): account and expansion tasks.
+    payments: str | None = None
     format: Literal["auto", "parquet", "csv", "jsonl"] = "auto"
     preset: Preset = Preset.canonical
     # Per table, canonical column -> source column; wins over the preset.

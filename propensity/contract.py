@@ -11,6 +11,8 @@ truncated to whole seconds so epoch arithmetic is exact on every engine):
 - ``conversions``: ``user_id`` VARCHAR, ``converted_at`` TIMESTAMP (first payment).
 - ``lost_users`` (optional): ``user_id`` VARCHAR, ``lost_at`` TIMESTAMP (account deleted or
   otherwise gone; label times exclude users lost before their cutoff).
+- ``payments`` (optional): ``account_id`` VARCHAR, ``paid_at`` TIMESTAMP, ``seats`` DOUBLE (every
+  payment of an account: the first, then larger ones; account and expansion tasks read it).
 - ``data_end`` (optional, one row): ``data_end`` TIMESTAMP, the configured end of the observed
   data (``data.end``), which label times right-censor against.
 
@@ -44,6 +46,7 @@ __all__ = [
     "FEATURES",
     "LABEL_TIMES",
     "LOST_USERS",
+    "PAYMENTS",
     "PRESETS",
     "SCORES",
     "TABLES",
@@ -55,7 +58,7 @@ __all__ = [
     "source_candidates",
 ]
 
-Kind = Literal["string", "timestamp", "json"]
+Kind = Literal["string", "timestamp", "json", "number"]
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,11 @@ LOST_USERS = TableContract(
     "lost_users",
     (Column("user_id", "string"), Column("lost_at", "timestamp")),
 )
-TABLES = MappingProxyType({t.name: t for t in (EVENTS, USERS, CONVERSIONS, LOST_USERS)})
+PAYMENTS = TableContract(
+    "payments",
+    (Column("account_id", "string"), Column("paid_at", "timestamp"), Column("seats", "number")),
+)
+TABLES = MappingProxyType({t.name: t for t in (EVENTS, USERS, CONVERSIONS, LOST_USERS, PAYMENTS)})
 
 # Source columns that hold a unique id per event, by preset: what a retrying tracker resends
 # unchanged, so rows sharing one are one event sent twice (data.dedup: auto uses it).

@@ -665,3 +665,57 @@ def test_on_simulated_worlds_only_the_bot_is_flagged(tmp_path):
             ).fetchall()
         )
         assert [u for (u,) in flagged] == bots, events
+
+
+def test_payments_table_is_read_and_cleaned(tmp_path):
+    """Check that data.payments is read like the other tables (mapping, time formats, numbers
+    from text) into a canonical payments table, rows missing a column dropped and counted."""
+    pay = pd.DataFrame(
+        {
+            "acct": ["a1", "a1", None, "a2"],
+            "paid": ["2025-01-04T00:00:00Z", "2025-02-01", "2025-01-05", "2025-01-09"],
+            "seats": ["3", "5.0", "2", None],
+        }
+    )
+    pay.to_csv(tmp_path / "payments.csv", index=False)
+    cfg = _config(
+        tmp_path,
+        payments=str(tmp_path / "payments.csv"),
+        columns={"payments": {"account_id": "acct", "paid_at": "paid"}},
+    )
+    loaded = load_data(cfg, now=NOW)
+    rows = loaded.con.execute(
+        "SELECT account_id, paid_at, seats FROM payments ORDER BY paid_at"
+    ).fetchall()
+    assert rows == [("a1", datetime(2025, 1, 4), 3.0), ("a1", datetime(2025, 2, 1), 5.0)]
+    drops = {(d.table, d.reason): d.rows for d in loaded.report.drops}
+    assert drops[("payments", "missing account_id")] == 1
+    assert drops[("payments", "missing seats")] == 1
+
+
+@pytest.mark.parametrize(
+    ("payments", "expected"),
+    [
+        (
+            pd.DataFrame({"account_id": ["a1"], "paid_at": ["2025-01-04"]}),
+            "payments: missing column 'seats'",
+        ),
+        (
+            pd.DataFrame({"account_id": ["a1"], "paid_at": ["2025-01-04"], "seats": ["many"]}),
+            "payments: no value of column 'seats' could be read as a number (e.g. many)",
+        ),
+        (
+            pd.DataFrame({"account_id": ["a1"], "paid_at": ["2025-01-04"], "seats": [0]}),
+            "payments: 1 rows have seats of 0 or less",
+        ),
+        (
+            pd.DataFrame({"account_id": ["zz"], "paid_at": ["2025-01-04"], "seats": [2]}),
+            "payments: 1 accounts paid but no user in the users table belongs to them",
+        ),
+    ],
+)
+def test_bad_payments_are_one_clear_problem(tmp_path, payments, expected):
+    """Check that a payments table breaking the contract is one problem naming the fix."""
+    payments.to_csv(tmp_path / "payments.csv", index=False)
+    [problem] = _problems(_config(tmp_path, payments=str(tmp_path / "payments.csv")))
+    assert problem.startswith(expected), problem

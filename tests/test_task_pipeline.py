@@ -115,21 +115,7 @@ def test_oracle_reads_a_task_worlds_truth(tmp_path):
 
 
 def test_demo_offers_only_the_wired_tasks():
-    """Check that demo --task account is refused by the option itself (exit 2, no traceback)."""
-    result = CliRunner().invoke(app, ["demo", "--task", "account", "--out", "unused"])
+    """Check that demo --task with an unknown task is refused by the option itself (exit 2)."""
+    result = CliRunner().invoke(app, ["demo", "--task", "churn", "--out", "unused"])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
-
-
-def test_account_tasks_are_refused_by_the_jobs(tmp_path, monkeypatch):
-    """Check that train with an account task exits 2 in one line, before any model work."""
-    config = _config(tmp_path, task={"entity": "account", "anchors": {"kind": "calendar"}})
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    (tmp_path / "data").mkdir()
-    sim = CliRunner().invoke(
-        app, ["simulate", "--task", "freemium", "--users", "1000", "--out", str(tmp_path / "data")]
-    )
-    assert sim.exit_code == 0, sim.output
-    result = CliRunner().invoke(app, ["train", "--config", str(config)])
-    assert result.exit_code == 2, result.output
-    assert "task.entity 'account' is not supported" in result.output

@@ -41,10 +41,12 @@ class SimTask(StrEnum):
 
 
 class DemoTask(StrEnum):
-    """The tasks ``demo`` runs end to end (account and expansion wait for the account engine)."""
+    """The tasks ``demo`` runs end to end."""
 
     trial = "trial"
     freemium = "freemium"
+    account = "account"
+    expansion = "expansion"
 
 
 app = typer.Typer(
@@ -606,7 +608,10 @@ def demo(
     ] = None,
     task: Annotated[
         DemoTask,
-        typer.Option(help="trial: users at trial ages; freemium: active free users weekly."),
+        typer.Option(
+            help="trial: users at trial ages; freemium: active free users weekly; account: "
+            "unpaid team accounts weekly; expansion: paying accounts weekly."
+        ),
     ] = DemoTask.trial,
 ) -> None:
     """Simulate a product, then train, compare with rules and score: the whole job end to end."""

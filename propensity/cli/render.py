@@ -207,16 +207,22 @@ def print_scoring(outcome: Any, console: Console, top: int = 10) -> None:
     table = Table(
         title=f"Top {len(pqls)} PQLs at {outcome.as_of:%Y-%m-%d %H:%M} UTC", title_justify="left"
     )
-    for col in ("user", "account", "score", "pct", "why"):
+    accounts = "user_id" not in scores.columns  # an account task: the users behind each PQL
+    cols = ("account", "score", "pct", "why", "users") if accounts else ("user", "account")
+    cols = cols if accounts else (*cols, "score", "pct", "why")
+    for col in cols:
         table.add_column(col, justify="right" if col in ("score", "pct") else "left")
     for row in pqls.to_dict("records"):
         reasons = [row.get(f"reason_{i}_text") for i in range(1, 4)]
+        keys = [str(row.get("account_id") or "-")]
+        if not accounts:
+            keys.insert(0, str(row["user_id"]))
         table.add_row(
-            str(row["user_id"]),
-            str(row.get("account_id") or "-"),
+            *keys,
             f"{row['score']:.3f}",
             f"{row['percentile']:.0f}",
             "; ".join(r for r in reasons if isinstance(r, str)),
+            *([str(row.get("members") or "")] if accounts else []),
         )
     console.print(table)
     drift_table(outcome.drift, console, source=outcome.paths.get("drift"))

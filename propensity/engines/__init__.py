@@ -32,15 +32,15 @@ def open_engine(cfg: Config) -> Engine:
 
 
 def check_wired_task(task: TaskConfig | None) -> None:
-    """Refuse a task the jobs cannot run yet: an account entity (its label times and features
-    exist, ``task_labels`` and ``engines/account.py``; train and score key on users)."""
+    """Refuse a task ``discover`` cannot run yet: an account entity (train and score run it on
+    DuckDB; discover's milestones and rules read users)."""
     if task is not None and task.entity == "account":
         from propensity.errors import ConfigError
 
         raise ConfigError(
-            "task.entity 'account' is not supported by train, score, compare or discover yet "
-            "(account features exist, the jobs key on users). Use entity 'user', or drop the "
-            "task section; see docs/tasks.md."
+            "task.entity 'account' is not supported by discover yet (train and score run "
+            "account tasks on engine duckdb). Use a user task for discover, or drop the task "
+            "section; see docs/tasks.md."
         )
 
 

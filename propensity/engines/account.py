@@ -13,15 +13,28 @@ Only events strictly before each row's anchor and inside the plan's longest wind
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from propensity.account_plan import AccountPlan, MemberAggregate
+from propensity.account_plan import AccountPlan, MemberAggregate, account_plan
 from propensity.errors import DataContractError
+from propensity.features import FeatureInfo, FeatureSpec
+from propensity.labels import LabelTimes
 
-__all__ = ["account_features"]
+__all__ = [
+    "account_entities",
+    "account_features",
+    "build_account_tables",
+    "entity_rows",
+    "is_account",
+    "member_shares",
+    "seat_features",
+    "with_members",
+]
 
 _WEEK, _TREND_BEFORE = 7 * 86_400, 28 * 86_400
 _calls = itertools.count()
@@ -205,3 +218,215 @@ def _shares(plan: AccountPlan, members: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True).sort_values(
         ["row", "feature", "user_id"], ignore_index=True
     )
+
+
+# ---- an account entity in the jobs (docs/tasks.md, "Accounts, wired") -------------------------
+
+
+def is_account(rows: LabelTimes) -> bool:
+    """Whether ``rows`` are an account task's (read from the settings that made them)."""
+    return (rows.settings.get("task") or {}).get("entity") == "account"
+
+
+def entity_rows(labels: LabelTimes) -> LabelTimes:
+    """Account label times as entity rows: ``user_id`` (the entity key every feature plan reads)
+    and ``account_id`` both hold the account, ``signup_at`` is when it was first seen."""
+    frame = labels.frame.rename(columns={"first_seen_at": "signup_at"})
+    frame.insert(0, "user_id", frame["account_id"].to_numpy())
+    keep = ["user_id", "account_id", "signup_at", "cutoff_at", "cutoff_age_days"]
+    keep += ["label"] if "label" in frame.columns else []
+    return LabelTimes(frame[keep].reset_index(drop=True), labels.excluded, labels.settings)
+
+
+def build_account_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp tables ``_acct_events`` and ``_acct_users`` with one "user" per account (its members'
+    events together; the earliest signup, the most common email domain, the largest number or
+    most common value of every other users column), so the user-level feature families run on
+    an account as they run on a user (:func:`account_entities`): account momentum and fit."""
+    keys = ("user_id", "signup_at", "email_domain", "account_id")
+    extra = [r[:2] for r in con.execute("DESCRIBE users").fetchall() if r[0] not in keys]
+    numeric = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT")
+    cols = []
+    for name, dtype in extra:
+        q = '"' + name.replace('"', '""') + '"'
+        agg = "max" if any(dtype.upper().startswith(n) for n in numeric) else "mode"
+        cols.append(f", {agg}({q}) AS {q}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _acct_users AS SELECT account_id AS user_id, "
+        f"min(signup_at) AS signup_at, mode(email_domain) AS email_domain, account_id"
+        f"{''.join(cols)} FROM users WHERE account_id IS NOT NULL GROUP BY account_id"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _acct_events AS SELECT u.account_id AS user_id, e.event, "
+        "e.timestamp, u.account_id, e.properties FROM events e "
+        "JOIN users u ON u.user_id = e.user_id WHERE u.account_id IS NOT NULL"
+    )
+
+
+@contextmanager
+def account_entities(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """For the duration, ``events`` and ``users`` are the account tables of
+    :func:`build_account_tables` (the members' tables wait as ``_member_*``): table names are
+    swapped, not searched, because the reader keeps ``events`` as a temp table, which DuckDB
+    resolves before any schema."""
+    renames = [
+        ("events", "_member_events"),
+        ("_acct_events", "events"),
+        ("users", "_member_users"),
+        ("_acct_users", "users"),
+    ]
+    done: list[tuple[str, str]] = []
+    try:
+        for old, new in renames:
+            con.execute(f"ALTER TABLE {old} RENAME TO {new}")
+            done.append((old, new))
+        yield
+    finally:
+        for old, new in reversed(done):
+            con.execute(f"ALTER TABLE {new} RENAME TO {old}")
+
+
+def seat_features(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> pd.DataFrame:
+    """``acct_seats_paid``: seats of the latest payment strictly before the anchor (0 when none,
+    NaN without a payments table), one row per input row (``account_id``, ``cutoff_at``)."""
+    n = len(rows)
+    if not _has(con, "payments"):
+        return pd.DataFrame({"acct_seats_paid": np.full(n, np.nan)})
+    name = f"_acct_seats_{next(_calls)}"
+    frame = pd.DataFrame(
+        {
+            "rid": np.arange(n),
+            "account_id": rows["account_id"].astype(str).to_numpy(),
+            "cutoff_at": pd.to_datetime(rows["cutoff_at"]).astype("datetime64[us]").to_numpy(),
+        }
+    )
+    con.register(name, frame)
+    try:
+        got = con.execute(
+            f"""
+SELECT r.rid,
+  coalesce((SELECT arg_max(p.seats, p.paid_at) FROM payments p
+            WHERE p.account_id = r.account_id AND p.paid_at < r.cutoff_at), 0) AS paid
+FROM {name} r ORDER BY r.rid"""
+        ).df()
+    finally:
+        con.unregister(name)
+    return pd.DataFrame({"acct_seats_paid": got["paid"].to_numpy(dtype=float)})
+
+
+def with_members(
+    con: duckdb.DuckDBPyConnection, rows: LabelTimes, base: pd.DataFrame, columns: list[str]
+) -> pd.DataFrame:
+    """``base`` (the user-level families over each account) with the ``members`` family
+    appended, columns in ``columns`` order (the spec's)."""
+    task = rows.settings.get("task") or {}
+    feats, _ = account_features(
+        con, rows.frame, account_plan(), first_seen=task.get("first_seen", "signup")
+    )
+    seats = seat_features(con, rows.frame)
+    members = feats.drop(columns=["account_id", "cutoff_at"]).add_prefix("acct_")
+    members["acct_seats_paid"] = seats["acct_seats_paid"].to_numpy()
+    paying = members["acct_seats_paid"].to_numpy() > 0
+    excess = np.maximum(members["acct_members"].to_numpy() - members["acct_seats_paid"], 0)
+    members["acct_excess_seats"] = np.where(
+        np.isnan(members["acct_seats_paid"]), np.nan, np.where(paying, excess, 0.0)
+    )
+    out = pd.concat([base.reset_index(drop=True), members.reset_index(drop=True)], axis=1)
+    return out[["user_id", "cutoff_at", *columns]]
+
+
+def member_shares(
+    con: duckdb.DuckDBPyConnection, rows: LabelTimes, spec: FeatureSpec | None = None
+) -> pd.DataFrame:
+    """Each member's share of each attributable feature of ``rows``: ``row``, ``user_id``,
+    ``role``, ``feature``, ``share``.
+
+    The ``members`` family's (``acct_``-named) columns split as the plan says; with ``spec``, so
+    do the count columns of the user-level families over the account's events (``n_events_*``,
+    ``n_<event>_*``): by each member's share of the events counted, the same window and
+    vocabulary, from the account's first seen on (a partition of the account's count).
+    """
+    plan = account_plan()
+    task = rows.settings.get("task") or {}
+    _, shares = account_features(con, rows.frame, plan, first_seen=task.get("first_seen", "signup"))
+    out = [shares.assign(feature="acct_" + shares["feature"].astype(str))]
+    counts = [] if spec is None else [
+        f for f in spec.features if f.family == "counts" and f.kind in ("events", "count")
+    ]  # fmt: skip
+    if counts and len(rows.frame):
+        out.append(_count_shares(con, rows.frame, plan, spec, counts))  # type: ignore[arg-type]
+    return pd.concat(out, ignore_index=True).sort_values(
+        ["row", "feature", "user_id"], ignore_index=True
+    )
+
+
+def _count_shares(
+    con: duckdb.DuckDBPyConnection,
+    rows: pd.DataFrame,
+    plan: AccountPlan,
+    spec: FeatureSpec,
+    counts: list[FeatureInfo],
+) -> pd.DataFrame:
+    name = f"_acct_count_rows_{next(_calls)}"
+    frame = pd.DataFrame(
+        {
+            "rid": np.arange(len(rows)),
+            "account_id": rows["account_id"].astype(str).to_numpy(),
+            "signup_at": pd.to_datetime(rows["signup_at"]).astype("datetime64[us]").to_numpy(),
+            "cutoff_at": pd.to_datetime(rows["cutoff_at"]).astype("datetime64[us]").to_numpy(),
+        }
+    )
+    role = '"' + plan.role_column.replace('"', '""') + '"'
+    has_role = any(r[0] == plan.role_column for r in con.execute("DESCRIBE users").fetchall())
+    role_sql = f"CAST(u.{role} AS VARCHAR)" if has_role else "CAST(NULL AS VARCHAR)"
+    con.register(name, frame)
+    try:
+        events = con.execute(
+            f"""
+SELECT r.rid, u.user_id, {role_sql} AS role, e.event,
+       epoch(r.cutoff_at) - epoch(e.timestamp) AS age
+FROM {name} r JOIN users u ON u.account_id = r.account_id
+JOIN events e ON e.user_id = u.user_id AND e.timestamp < r.cutoff_at
+     AND e.timestamp >= r.signup_at
+WHERE e.event IN (SELECT unnest(?))""",
+            [list(spec.events)],
+        ).df()
+    finally:
+        con.unregister(name)
+    parts = []
+    for info in counts:
+        keep = np.ones(len(events), dtype=bool)
+        if info.window_s is not None:
+            keep &= events["age"].to_numpy() <= info.window_s
+        if info.kind == "count":
+            keep &= (events["event"] == info.event).to_numpy()
+        n = (
+            events[keep]
+            .groupby(["rid", "user_id"], as_index=False)
+            .agg(role=("role", "first"), n=("event", "size"))
+        )
+        if n.empty:
+            continue
+        total = n.groupby("rid")["n"].transform("sum")
+        parts.append(
+            pd.DataFrame(
+                {
+                    "row": n["rid"].to_numpy(),
+                    "user_id": n["user_id"].to_numpy(),
+                    "role": n["role"].to_numpy(),
+                    "feature": info.name,
+                    "share": (n["n"] / total).to_numpy(),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame(columns=["row", "user_id", "role", "feature", "share"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    [(n,)] = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND schema_name = 'main'",
+        [table],
+    ).fetchall()
+    return bool(n)

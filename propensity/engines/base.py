@@ -70,6 +70,12 @@ class Engine(Protocol):
         """The feature table of ``rows`` under ``spec`` (keys first, spec order)."""
         ...
 
+    def member_shares(self, rows: LabelTimes, spec: FeatureSpec | None = None) -> pd.DataFrame:
+        """Each member's share of each attributable account feature of the account rows
+        ``rows`` (``row``, ``user_id``, ``role``, ``feature``, ``share``): who is behind it
+        (with ``spec``, the count columns over the account's events too)."""
+        ...
+
     def known_events(self, rows: pd.DataFrame, vocabulary: Iterable[str]) -> int:
         """Events before each row's cutoff (``user_id``, ``cutoff_at``) whose type is known."""
         ...

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 
 import duckdb
@@ -10,7 +12,14 @@ import numpy as np
 import pandas as pd
 
 from propensity.config import CalendarAnchors, Config, FeaturesConfig, LabelConfig, TaskConfig
-from propensity.engines import check_wired_task
+from propensity.engines.account import (
+    account_entities,
+    build_account_tables,
+    entity_rows,
+    is_account,
+    member_shares,
+    with_members,
+)
 from propensity.features import (
     FeatureFrame,
     FeatureSpec,
@@ -39,6 +48,7 @@ class DuckDBEngine:
     def __init__(self, data: LoadedData) -> None:
         self.data = data
         self.summary: DataSummary = data.report
+        self._accounts_built = False
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -49,10 +59,10 @@ class DuckDBEngine:
         return self.summary.data_end or self.summary.last_event
 
     def label_times(self, cfg: LabelConfig, task: TaskConfig | None = None) -> LabelTimes:
-        check_wired_task(task)
         if task is None:
             return build_label_times(self.con, cfg)
-        return task_label_times(self.con, cfg, task)
+        labels = task_label_times(self.con, cfg, task)
+        return entity_rows(labels) if task.entity == "account" else labels
 
     def check_trainable(
         self, labels: LabelTimes, cfg: LabelConfig, min_positives: int, min_negatives: int
@@ -62,16 +72,17 @@ class DuckDBEngine:
     def population(
         self, cfg: LabelConfig, as_of: datetime, task: TaskConfig | None = None
     ) -> LabelTimes:
-        check_wired_task(task)
         if task is not None and isinstance(task.anchors, CalendarAnchors):
-            return task_population(self.con, cfg, task, as_of)
+            rows = task_population(self.con, cfg, task, as_of)
+            return entity_rows(rows) if task.entity == "account" else rows
         return scoring_population(self.con, cfg, as_of)
 
     def support(self, rows: LabelTimes, events: Iterable[str] | None = None) -> dict[str, int]:
         name = "_propensity_support_rows"
         self.con.register(name, rows.frame[["user_id", "signup_at", "cutoff_at"]])
         try:
-            return event_support(lambda sql: self.con.execute(sql).fetchall(), name, events)
+            with self._entities(is_account(rows)):
+                return event_support(lambda sql: self.con.execute(sql).fetchall(), name, events)
         finally:
             self.con.unregister(name)
 
@@ -79,12 +90,48 @@ class DuckDBEngine:
         self, labels: LabelTimes, cfg: FeaturesConfig, learn: np.ndarray
     ) -> tuple[FeatureSpec, FeatureFrame]:
         # one event scan serves the spec and the features
-        return learn_spec_and_features(self.con, labels, cfg, learn)
+        if not is_account(labels):
+            return learn_spec_and_features(self.con, labels, cfg, learn)
+        with self._entities(True):
+            spec, result = learn_spec_and_features(self.con, labels, cfg, learn)
+        spec = replace(spec, families=(*spec.families, "members"))
+        frame = with_members(self.con, labels, result.frame, list(spec.columns))
+        return spec, FeatureFrame(frame, result.unseen_events)
 
     def features(self, rows: LabelTimes, spec: FeatureSpec) -> FeatureFrame:
-        return compute_features(self.con, rows, spec)
+        if "members" not in spec.families:
+            return compute_features(self.con, rows, spec)
+        base = replace(spec, families=tuple(f for f in spec.families if f != "members"))
+        with self._entities(True):
+            result = compute_features(self.con, rows, base)
+        frame = with_members(self.con, rows, result.frame, list(spec.columns))
+        return FeatureFrame(frame, result.unseen_events)
+
+    def member_shares(self, rows: LabelTimes, spec: FeatureSpec | None = None) -> pd.DataFrame:
+        """Each member's share of the attributable account features of ``rows``
+        (``engines.account.member_shares``), for naming the users behind an account PQL."""
+        return member_shares(self.con, rows, spec)
+
+    @contextmanager
+    def _entities(self, accounts: bool) -> Iterator[None]:
+        """``events`` and ``users`` hold one "user" per account for the duration (built once),
+        so the user-level families run on accounts (``engines.account.account_entities``)."""
+        if not accounts:
+            yield
+            return
+        if not self._accounts_built:
+            build_account_tables(self.con)
+            self._accounts_built = True
+        with account_entities(self.con):
+            yield
 
     def known_events(self, rows: pd.DataFrame, vocabulary: Iterable[str]) -> int:
+        if any(str(c).startswith("acct_") for c in rows.columns):  # an account's feature table
+            with self._entities(True):
+                return self._known_events(rows, vocabulary)
+        return self._known_events(rows, vocabulary)
+
+    def _known_events(self, rows: pd.DataFrame, vocabulary: Iterable[str]) -> int:
         self.con.register("_score_rows", rows[["user_id", "cutoff_at"]])
         try:
             [(n,)] = self.con.execute(

@@ -122,6 +122,11 @@ class SparkEngine:
         return {**_written_summary(spark, str(out), when), "as_of": when.isoformat(),
                 "unseen_event_types": len(unseen), "output": str(out)}  # fmt: skip
 
+    def member_shares(self, rows: LabelTimes, spec: FeatureSpec | None = None) -> pd.DataFrame:
+        raise ConfigError(
+            "task.entity 'account' is not supported with engine: spark yet. Use engine: duckdb."
+        )
+
     def known_events(self, rows: pd.DataFrame, vocabulary: Iterable[str]) -> int:
         view = "_score_rows"
         self.spark.createDataFrame(rows[["user_id", "cutoff_at"]]).createOrReplaceTempView(view)
@@ -160,6 +165,11 @@ def open_spark(cfg: Config, spark: SparkSession | None = None) -> SparkEngine:
         problems.append(
             "data.lost_users and label.lost_event are not supported with engine: spark yet. "
             "Remove them, or train with engine: duckdb."
+        )
+    if data.payments is not None:
+        problems.append(
+            "data.payments (account tasks) is not supported with engine: spark yet. Remove it, "
+            "or use engine: duckdb."
         )
     if data.users is None:
         problems.append(

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from propensity.explain.members import member_sentence
 from propensity.features import FeatureInfo, FeatureSpec
 
 __all__ = [
@@ -142,6 +143,8 @@ def _template(info: FeatureInfo, value: Any) -> str:
             return _DOMAIN_CLASS.get(str(value), f"Email domain class: {value}")
         column = _pretty(info.column) or info.name
         return f"{column.capitalize()}: {v}"
+    if info.family == "members":
+        return member_sentence(info, value)
     if info.family == "properties":
         what = _pretty(info.property) or ""
         return f"{(info.agg or '').capitalize()} {what} of {ev}: {v}".replace("  ", " ")

@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from propensity.features.spec import FAMILIES, FeatureInfo
+from propensity.account_plan import account_plan
+from propensity.features.spec import ENTITY_FAMILIES, FAMILIES, FeatureInfo
 
 __all__ = ["GLOSSARY", "Entry", "markdown", "meaning"]
 
@@ -167,6 +168,15 @@ GLOSSARY: tuple[Entry, ...] = (
         "<agg> of the numeric property '<property>' of '<event>' since signup",
     ),
 )
+GLOSSARY += tuple(
+    Entry("members", a.name, f"acct_{a.name}", f"the account's {a.meaning}")
+    for a in account_plan().aggregates
+) + (
+    Entry("members", "seats_paid", "acct_seats_paid", "seats of the account's latest payment "
+          "before the cutoff (0 when not paying; from the payments table)"),
+    Entry("members", "excess_seats", "acct_excess_seats", "members seen before the cutoff "
+          "beyond the seats paid (0 when not paying)"),
+)  # fmt: skip
 _BY_KIND = {(e.family, e.kind): e for e in GLOSSARY}
 
 
@@ -205,7 +215,7 @@ def markdown() -> str:
         "project, with these meanings filled in, with `propensity features --config C`.",
         "",
     ]
-    for family in FAMILIES:
+    for family in (*FAMILIES, *ENTITY_FAMILIES):
         lines += [
             f"## `{family}`",
             "",

@@ -15,14 +15,26 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
 
+from propensity.account_plan import account_plan
 from propensity.errors import ModelError, shorten
 
-__all__ = ["DOMAIN_CLASSES", "FAMILIES", "FeatureInfo", "FeatureSpec", "slugify", "window_label"]
+__all__ = [
+    "DOMAIN_CLASSES",
+    "ENTITY_FAMILIES",
+    "FAMILIES",
+    "FeatureInfo",
+    "FeatureSpec",
+    "member_features",
+    "slugify",
+    "window_label",
+]
 
 FAMILIES = (
     "counts", "recency", "activity", "timing", "order",
     "transitions", "diversity", "account", "fit", "properties",
 )  # fmt: skip
+# Families the engine adds for an entity, not chosen in the config: an account's members.
+ENTITY_FAMILIES = ("members",)
 DOMAIN_CLASSES = ("free_mail", "corporate", "enterprise", "education", "unknown")
 SPEC_VERSION = 1
 
@@ -71,6 +83,18 @@ def window_label(seconds: int | None) -> str:
     return f"{seconds}s"
 
 
+def member_features() -> list[FeatureInfo]:
+    """The ``members`` family: ``account_plan()``'s columns (prefixed ``acct_``), then the seats
+    paid before the anchor and the members seen beyond them (from the payments table)."""
+    out = []
+    for a in account_plan().aggregates:
+        wl = None if a.window is None else window_label(int(a.window.total_seconds()))
+        out.append(FeatureInfo(f"acct_{a.name}", "members", a.name, a.event, window=wl))
+    out.append(FeatureInfo("acct_seats_paid", "members", "seats_paid"))
+    out.append(FeatureInfo("acct_excess_seats", "members", "excess_seats"))
+    return out
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """The learned, frozen definition of every feature column.
@@ -99,7 +123,7 @@ class FeatureSpec:
         named = {*self.key_events, *(e for m in self.milestones for e in m[:2])}
         named |= {e for pair in self.transitions for e in pair} | {p[0] for p in self.properties}
         missing = sorted(named - vocab)
-        unknown = sorted(set(self.families) - set(FAMILIES))
+        unknown = sorted(set(self.families) - {*FAMILIES, *ENTITY_FAMILIES})
         if missing or unknown:
             raise ModelError(
                 f"A feature spec must name only vocabulary events and known families. Got events "
@@ -185,6 +209,8 @@ class FeatureSpec:
                 for agg in aggs:
                     name = f"prop_{s[e]}_{slugify(prop)}_{agg}"
                     add(FeatureInfo(name, "properties", "property", e, property=prop, agg=agg))
+        if "members" in fams:  # an account entity's members (engines/account.py computes them)
+            out += member_features()
         return tuple(out)
 
     @cached_property

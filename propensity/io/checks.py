@@ -12,7 +12,7 @@ import duckdb
 
 from propensity.config import DataConfig
 from propensity.errors import shorten
-from propensity.io.clean import Cleaning, Drop, examples
+from propensity.io.clean import Cleaning, Drop, examples, has_table
 
 __all__ = ["empty_column", "validate"]
 
@@ -95,13 +95,17 @@ def validate(
             "Add them, or set data.unknown_user_events: drop.",
         )
     _converted_before_signup(con, run)
+    times = _TIMES
+    if has_table(con, "stage_payments"):
+        times = (*_TIMES, ("payments", "paid_at"))
+        _payments(con, run)
     limit = now + cfg.max_future
     if cfg.end is not None and cfg.end > limit:
         run.problems.append(
             f"data.end {cfg.end:%Y-%m-%d %H:%M} is after {limit:%Y-%m-%d %H:%M} UTC, in the "
             f"future. Set it to when the data was exported, or remove it to use the last event."
         )
-    for table, ts in _TIMES:
+    for table, ts in times:
         _check(
             con,
             run,
@@ -118,6 +122,25 @@ def validate(
             f"(e.g. {{examples}}). Check the time zone and the epoch unit (data.timezone, "
             f"data.epoch_unit).",
         )
+
+
+def _payments(con: duckdb.DuckDBPyConnection, run: Cleaning) -> None:
+    """Payments name accounts the users table knows, with a positive number of seats."""
+    _check(
+        con,
+        run,
+        "SELECT DISTINCT account_id FROM stage_payments WHERE account_id NOT IN "
+        "(SELECT account_id FROM stage_users WHERE account_id IS NOT NULL)",
+        "payments: {n} accounts paid but no user in the users table belongs to them (e.g. "
+        "{examples}). Export users (with account_id) and payments from the same snapshot.",
+    )
+    _check(
+        con,
+        run,
+        "SELECT seats FROM stage_payments WHERE seats <= 0",
+        "payments: {n} rows have seats of 0 or less (e.g. {examples}). Give the seats the "
+        "payment bought, a positive number.",
+    )
 
 
 def _converted_before_signup(con: duckdb.DuckDBPyConnection, run: Cleaning) -> None:

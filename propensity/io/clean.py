@@ -120,6 +120,19 @@ def clean(con: duckdb.DuckDBPyConnection, cfg: DataConfig, run: Cleaning) -> Non
         " WHERE account_id IS NOT NULL GROUP BY user_id) e "
         "WHERE stage_users.account_id IS NULL AND stage_users.user_id = e.user_id"
     )
+    if has_table(con, "stage_payments"):
+        _payments(con, cfg, run)
+
+
+def _payments(con: duckdb.DuckDBPyConnection, cfg: DataConfig, run: Cleaning) -> None:
+    """Payments are keyed by account: rows without one, a time or seats say nothing."""
+    for column in ("account_id", "paid_at", "seats"):
+        example = "'(null)'" if column == "account_id" else "account_id"
+        drop_where(con, "payments", f"{column} IS NULL", f"missing {column}", example, run.drops)
+    if cfg.end is not None:
+        end = f"TIMESTAMP '{cfg.end:%Y-%m-%d %H:%M:%S}'"
+        reason = f"after data.end ({cfg.end:%Y-%m-%d %H:%M})"
+        drop_where(con, "payments", f"paid_at > {end}", reason, "account_id", run.drops)
 
 
 def _internal(con: duckdb.DuckDBPyConnection, cfg: DataConfig, tables: list[str], run: Cleaning):

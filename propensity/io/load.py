@@ -245,6 +245,10 @@ def _stage(
             select.append(f"{_json_text(src, found[src])} AS {column.name}")
         elif column.name in ("user_id", "account_id"):
             select.append(f"{_key(src, found[src])} AS {column.name}")
+        elif column.kind == "number":
+            expr = f"TRY_CAST({_as_text(src, found[src])} AS DOUBLE)"
+            select.append(f"{expr} AS {column.name}")
+            ts_checks.append((column.name, src, expr))
         else:
             select.append(f"{_as_text(src, found[src])} AS {column.name}")
     if table.name == "users":
@@ -257,11 +261,16 @@ def _stage(
         if not n_bad:
             continue
         shown = examples(con, f"SELECT CAST({ident(src)} AS VARCHAR) {bad}")
+        number = table.column(name).kind == "number"
         if n_bad == rows:
             run.problems.append(
                 f"{table.name}: no value of column {shorten(src, 60)!r} could be read as a "
-                f"timestamp (e.g. {', '.join(shown)}). Use ISO-8601 text or epoch seconds or "
-                f"milliseconds, or fix the column mapping."
+                + (
+                    "number (e.g. {}). Map it to a numeric column.".format(", ".join(shown))
+                    if number
+                    else f"timestamp (e.g. {', '.join(shown)}). Use ISO-8601 text or epoch "
+                    f"seconds or milliseconds, or fix the column mapping."
+                )
             )
             return None
         run.drops.append(Drop(table.name, f"unparsable {name}", int(n_bad), shown))
@@ -342,6 +351,8 @@ def _load(con: duckdb.DuckDBPyConnection, cfg: DataConfig, now: datetime) -> Loa
     sources = {"events": cfg.events, "users": cfg.users, "conversions": cfg.conversions}
     if cfg.lost_users is not None:
         sources["lost_users"] = cfg.lost_users
+    if cfg.payments is not None:
+        sources["payments"] = cfg.payments
     rows_read: dict[str, int] = {}
     for name, given in sources.items():
         if given is None and name == "users":

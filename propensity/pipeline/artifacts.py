@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from propensity.config import Config
 from propensity.figures import (
     figure_png,
@@ -68,9 +70,7 @@ def write_training_artifacts(
         ),
         write_table(comparison.table, out_dir / "comparison.csv", "csv"),
         # keys and scores only: no attribute that could identify a person
-        write_table(
-            test[["user_id", "cutoff_at", "label", "p_raw", "p"]], out_dir / "test_scores.parquet"
-        ),
+        write_table(_keyed(test, cfg), out_dir / "test_scores.parquet"),
     ]
     bins = cfg.calibration.ece_bins
     plots = {
@@ -83,3 +83,12 @@ def write_training_artifacts(
     }
     files += [_figure(fig, out_dir / "plots" / name) for name, fig in plots.items()]
     return files
+
+
+def _keyed(test: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """The test rows' keys and scores, keyed on the task's entity (``account_id`` for accounts:
+    the rows' entity key holds the account)."""
+    rows = test[["user_id", "cutoff_at", "label", "p_raw", "p"]]
+    if cfg.task is not None and cfg.task.entity == "account":
+        rows = rows.rename(columns={"user_id": "account_id"})
+    return rows

@@ -39,6 +39,7 @@ def oracle_on_test(test_frame: pd.DataFrame, truth_path: Path) -> dict[str, floa
     A task world's truth is keyed by ``entity_id`` and ``anchor_at`` (a user task's user and
     cutoff)."""
     truth = pd.read_parquet(truth_path)
+    # an account task's rows carry the account as their entity key too (``user_id``)
     truth = truth.rename(columns={"entity_id": "user_id", "anchor_at": "cutoff_at"})
     truth = truth[["user_id", "cutoff_at", "p_true"]]
     truth["cutoff_at"] = pd.to_datetime(truth["cutoff_at"]).dt.tz_localize(None)
@@ -68,6 +69,8 @@ def _demo_config(config: Path, data_dir: Path) -> Config:
         "users": str(data_dir / "users.parquet"),
         "conversions": str(data_dir / "conversions.parquet"),
     }
+    if cfg.data.payments is not None:  # a team world's every payment (account, expansion)
+        paths["payments"] = str(data_dir / "payments.parquet")
     return cfg.model_copy(update={"data": cfg.data.model_copy(update=paths)})
 
 
@@ -77,7 +80,7 @@ def demo(
     seed: int = 7,
     config: Path = Path("configs/demo.yaml"),
     progress: Callable[[str], None] = print,
-    task: Literal["freemium"] | None = None,
+    task: Literal["freemium", "account", "expansion"] | None = None,
 ) -> DemoOutcome:
     """Run the whole product on simulated data; returns every step's outcome.
 

@@ -24,6 +24,7 @@ from propensity.errors import DataContractError, DriftError, PropensityError
 from propensity.io import atomic_paths, read_previous_scores, write_table
 from propensity.io.atomic import write_frame
 from propensity.io.outputs import check_output_dir, check_output_file
+from propensity.pipeline.accounts import account_scores, is_account_task
 from propensity.scoring import score_frame
 
 __all__ = ["ScoreOutcome", "check_score_options", "resolve_as_of", "score_job"]
@@ -84,7 +85,8 @@ def check_score_options(
     single-machine outputs; the others write one file, never over an input.
     """
     if not scores_in_place(cfg):
-        inputs = (cfg.data.events, cfg.data.users, cfg.data.conversions, cfg.data.lost_users)
+        d = cfg.data
+        inputs = (d.events, d.users, d.conversions, d.lost_users, d.payments)
         check_output_file(out, "--out", inputs)
         return
     check_output_dir(out, "--out")
@@ -180,6 +182,10 @@ def score_job(
         spec,
         cfg.scoring.drift_psi_limit,
     )
+    scores = result.scores
+    if is_account_task(cfg.task):  # keyed on the account; each PQL names its users
+        k = cfg.scoring.reason_codes
+        scores = account_scores(engine, population, features.frame, model, scores, k)
     paths = _paths(Path(out), fmt)
     flagged = drift[drift["flag"]]
     if fail_on_drift and len(flagged):
@@ -192,8 +198,8 @@ def score_job(
         )
     # every output of the run is written whole to a temp file first and renamed together, so a
     # failure (a full disk) leaves the previous run's files, not a mix of old and new
-    tables = [(drift, paths["drift"], "csv"), (result.scores, paths["scores"], fmt)]
-    if cfg.scoring.account_rollup:
+    tables = [(drift, paths["drift"], "csv"), (scores, paths["scores"], fmt)]
+    if cfg.scoring.account_rollup and not is_account_task(cfg.task):
         tables.append((result.accounts, paths["accounts"], fmt))
     if previous_scores is not None:
         tables.append((result.dropped, paths["dropped"], fmt))
@@ -222,7 +228,7 @@ def score_job(
         summary["crm_pqls"] = int(tables.current["is_pql"].sum())
         summary["crm_history_rows"] = len(tables.history)
     written = {k: v for k, v in paths.items() if v.exists() or k == "scores"}
-    return ScoreOutcome(result.scores, summary, drift, written, when, uri)
+    return ScoreOutcome(scores, summary, drift, written, when, uri)
 
 
 def _drift(

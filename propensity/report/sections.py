@@ -528,15 +528,16 @@ def pqls_section(scores: pd.DataFrame | None, top: int = 25) -> Section:
     rows = []
     for r in pqls.head(top).to_dict("records"):
         why = "; ".join(str(r[c]) for c in reasons if isinstance(r.get(c), str))
-        rows.append(
-            {
-                "user": str(r["user_id"]),
-                "account": str(r.get("account_id") or "–"),
-                "score": _percent(r["score"]),
-                "hold out": "yes" if r.get("holdout") else "",
-                "why": why or "–",
-            }
-        )
+        row = {"user": str(r["user_id"])} if "user_id" in r else {}  # none: an account task
+        row |= {
+            "account": str(r.get("account_id") or "–"),
+            "score": _percent(r["score"]),
+            "hold out": "yes" if r.get("holdout") else "",
+            "why": why or "–",
+        }
+        if "members" in r:  # the users behind an account PQL
+            row["users"] = str(r.get("members") or "–")
+        rows.append(row)
     when = f" at {str(as_of)[:16]} UTC" if as_of is not None else ""
     lead = f"{len(pqls):,} PQLs among {len(scores):,} users in trial{when}" + (
         f"; the {top} highest scores:" if len(pqls) > top else ":"
@@ -545,7 +546,11 @@ def pqls_section(scores: pd.DataFrame | None, top: int = 25) -> Section:
     if rows:
         frame = pd.DataFrame(rows)
         body.append(
-            table(frame, formats=dict.fromkeys(frame.columns, str), left=("account", "why"))
+            table(
+                frame,
+                formats=dict.fromkeys(frame.columns, str),
+                left=("account", "why", "users"),
+            )
         )
         body.append(
             paragraph(
