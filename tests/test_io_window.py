@@ -3,6 +3,7 @@ population and spec need, plus a per-user summary of the history, and gets the s
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -11,10 +12,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from propensity.config import load_config
+from propensity.config import DataConfig, ExcludeConfig, load_config
 from propensity.engines.base import ScoreScope
 from propensity.engines.duckdb import open_duckdb
 from propensity.features import compute_features
+from propensity.io import load_data
+from propensity.io.clean import has_table
 from propensity.io.window import HISTORY
 from propensity.simulate import simulate
 
@@ -128,3 +131,97 @@ def test_score_job_gives_the_full_reads_scores(trained_world, tmp_path):
     pd.testing.assert_frame_equal(
         narrow.drop(columns=["scored_at", "score"]), full.drop(columns=["scored_at", "score"])
     )
+
+
+@pytest.mark.parametrize("case", ["csv", "no_users_table"])
+def test_text_sources_and_signup_from_events(world, tmp_path, case):
+    """Check that a CSV export (text times: no pushdown, read row by row) and a project
+    without a users table (signup = first event, from the history) give the full read's
+    population and features."""
+    config, _, spec = world
+    data = config.data
+    if case == "csv":
+        simulate(tmp_path, users=600, seed=5, days=100, format="csv")
+        data = data.model_copy(
+            update={
+                "events": str(tmp_path / "events"),
+                "users": str(tmp_path / "users.csv"),
+                "conversions": str(tmp_path / "conversions.csv"),
+            }
+        )
+    else:
+        data = data.model_copy(update={"users": None})
+        fit = ("numeric_user_columns", "categorical_user_columns")
+        spec = dataclasses.replace(
+            spec, families=tuple(f for f in spec.families if f != "fit"), **dict.fromkeys(fit, ())
+        )
+    config = config.model_copy(update={"data": data})
+    full = open_duckdb(config)
+    narrow = _windowed(config, spec)
+    pop_full = full.population(config.label, AS_OF)
+    pop_narrow = narrow.population(config.label, AS_OF)
+    assert len(pop_full) > 20
+    pd.testing.assert_frame_equal(pop_narrow.frame, pop_full.frame)
+    a = full.features(pop_full, spec).frame
+    b = narrow.features(pop_narrow, spec).frame
+    pd.testing.assert_frame_equal(b, a, rtol=1e-12, atol=1e-12)
+
+
+def _tiny(tmp_path: Path, epoch: bool = False) -> DataConfig:
+    events = pd.DataFrame(
+        {
+            "user_id": ["u1", "u1", "u2", "u3"],
+            "event": ["login", "doc_created", "login", "login"],
+            "timestamp": pd.to_datetime(
+                ["2025-01-01 10:00", "2025-01-01 10:05", "2025-01-02 09:00", "2025-01-03 12:00"]
+            ),
+            "account_id": ["a1", "a1", "a2", "a3"],
+        }
+    )
+    if epoch:
+        events["timestamp"] = events["timestamp"].astype("int64") // 10**9
+    users = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2", "u3"],
+            "signup_at": pd.to_datetime(["2025-01-01", "2025-01-02", "2025-01-03"]),
+            "email": ["ann@acme.com", "bob@gmail.com", "qa@propensity-internal.test"],
+        }
+    )
+    events.to_parquet(tmp_path / "events.parquet")
+    users.to_parquet(tmp_path / "users.parquet")
+    return DataConfig(
+        events=str(tmp_path / "events.parquet"),
+        users=str(tmp_path / "users.parquet"),
+        exclude=ExcludeConfig(email_domains=("propensity-internal.test",)),
+    )
+
+
+def test_latest_moved_by_cleaning_falls_back_to_a_full_read(tmp_path):
+    """Check that when the newest event belongs to a user cleaning removes, --as-of latest
+    still windows back from the cleaned newest event (by reading everything)."""
+    data = _tiny(tmp_path)
+    loaded = load_data(data, window=lambda latest: (latest - timedelta(hours=12), latest))
+    assert loaded.report.last_event == datetime(2025, 1, 2, 9)
+    assert not has_table(loaded.con, HISTORY)  # the full read's tables
+    (n,) = loaded.con.execute("SELECT count(*) FROM events").fetchone()
+    assert n == 3
+
+
+@pytest.mark.parametrize("epoch", [False, True])
+def test_window_and_history_on_hand_data(tmp_path, epoch):
+    """Check the window's rows and the history's first and last times, on a timestamp and on
+    an epoch-seconds column (both read through the raw aggregate)."""
+    data = _tiny(tmp_path, epoch)
+    fixed = (datetime(2025, 1, 1, 10, 5), datetime(2025, 1, 2, 12))
+    loaded = load_data(data, window=lambda latest: fixed)
+    rows = loaded.con.execute("SELECT user_id, event FROM events ORDER BY timestamp").fetchall()
+    assert rows == [("u1", "doc_created"), ("u2", "login")]
+    history = loaded.con.execute(
+        f"SELECT user_id, event, first_at, last_at FROM {HISTORY} ORDER BY user_id, event"
+    ).fetchall()
+    assert history == [
+        ("u1", "doc_created", datetime(2025, 1, 1, 10, 5), datetime(2025, 1, 1, 10, 5)),
+        ("u1", "login", datetime(2025, 1, 1, 10), datetime(2025, 1, 1, 10)),
+        ("u2", "login", datetime(2025, 1, 2, 9), datetime(2025, 1, 2, 9)),
+    ]  # u3 is internal: gone from the history too
+    assert loaded.report.last_event == datetime(2025, 1, 2, 9)
