@@ -180,7 +180,11 @@ def _lost_sql(con: duckdb.DuckDBPyConnection, cfg: LabelConfig) -> tuple[str, li
     parts, params = [], []
     if has_table(con, "lost_users"):
         parts.append("SELECT user_id, lost_at FROM lost_users")
-    if cfg.lost_event is not None and has_table(con, "events"):
+    if cfg.lost_event is not None and has_table(con, "event_history"):
+        # a windowed read (io/window.py): the first loss may be before the window
+        parts.append("SELECT user_id, first_at AS lost_at FROM event_history WHERE event = ?")
+        params.append(cfg.lost_event)
+    elif cfg.lost_event is not None and has_table(con, "events"):
         parts.append("SELECT user_id, timestamp AS lost_at FROM events WHERE event = ?")
         params.append(cfg.lost_event)
     if not parts:

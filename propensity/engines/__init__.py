@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from propensity.engines.base import Engine
+from propensity.engines.base import Engine, ScoreScope
 
 if TYPE_CHECKING:
     from propensity.config import Config, TaskConfig
 
-__all__ = ["Engine", "check_wired_task", "open_engine", "scores_in_place"]
+__all__ = ["Engine", "ScoreScope", "check_wired_task", "open_engine", "scores_in_place"]
 
 
-def open_engine(cfg: Config) -> Engine:
+def open_engine(cfg: Config, scope: ScoreScope | None = None) -> Engine:
     """Load the tables named in ``cfg.data`` on the engine ``cfg.engine`` names.
+
+    ``scope``: a score job's spec and as-of, so that the engine may read only the events they
+    need (DuckDB does; Spark reads all).
 
     >>> engine = open_engine(cfg)  # doctest: +SKIP
     """
@@ -28,7 +31,7 @@ def open_engine(cfg: Config) -> Engine:
         return open_spark(cfg)
     from propensity.engines.duckdb import open_duckdb
 
-    return open_duckdb(cfg)
+    return open_duckdb(cfg, scope=scope)
 
 
 def check_wired_task(task: TaskConfig | None) -> None:

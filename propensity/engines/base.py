@@ -8,7 +8,8 @@ tests hold the two together. A job never asks which engine it was handed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -20,7 +21,17 @@ from propensity.features import FeatureFrame, FeatureSpec
 from propensity.io.summary import DataSummary
 from propensity.labels import LabelTimes
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "ScoreScope"]
+
+
+@dataclass(frozen=True, eq=False)
+class ScoreScope:
+    """What a score job will ask of the data, known before it is read: the model's spec and the
+    first and last as-of, given the newest event (``--as-of latest``). An engine may then read
+    only the events those need (DuckDB: ``io/window.py``); the scores are the same."""
+
+    spec: FeatureSpec
+    as_of: Callable[[datetime | None], tuple[datetime, datetime]]
 
 
 class Engine(Protocol):

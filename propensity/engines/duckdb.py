@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import numpy as np
@@ -20,6 +20,7 @@ from propensity.engines.account import (
     member_shares,
     with_members,
 )
+from propensity.engines.base import ScoreScope
 from propensity.features import (
     FeatureFrame,
     FeatureSpec,
@@ -29,15 +30,17 @@ from propensity.features import (
 from propensity.features.named import event_support
 from propensity.io import LoadedData, load_data
 from propensity.io.summary import DataSummary
+from propensity.io.window import HISTORY, EventWindow
 from propensity.labels import (
     LabelTimes,
     build_label_times,
     check_trainable,
+    has_table,
     scoring_population,
 )
 from propensity.task_labels import task_label_times, task_population
 
-__all__ = ["DuckDBEngine", "open_duckdb"]
+__all__ = ["DuckDBEngine", "event_window", "open_duckdb"]
 
 
 class DuckDBEngine:
@@ -99,8 +102,9 @@ class DuckDBEngine:
         return spec, FeatureFrame(frame, result.unseen_events)
 
     def features(self, rows: LabelTimes, spec: FeatureSpec) -> FeatureFrame:
+        history = HISTORY if has_table(self.con, HISTORY) else None  # a windowed read
         if "members" not in spec.families:
-            return compute_features(self.con, rows, spec)
+            return compute_features(self.con, rows, spec, history)
         base = replace(spec, families=tuple(f for f in spec.families if f != "members"))
         with self._entities(True):
             result = compute_features(self.con, rows, base)
@@ -144,6 +148,37 @@ class DuckDBEngine:
         return int(n)
 
 
-def open_duckdb(cfg: Config, data: LoadedData | None = None) -> DuckDBEngine:
-    """Read, clean and check the tables named in ``cfg.data`` into DuckDB (unless given)."""
-    return DuckDBEngine(data or load_data(cfg.data))
+def open_duckdb(
+    cfg: Config, data: LoadedData | None = None, scope: ScoreScope | None = None
+) -> DuckDBEngine:
+    """Read, clean and check the tables named in ``cfg.data`` into DuckDB (unless given).
+
+    With a score job's ``scope``, only the events its population and spec need are read, plus
+    a per-user summary of the history (:func:`event_window`, ``io/window.py``).
+    """
+    if data is None:
+        window = None if scope is None else event_window(cfg, scope)
+        data = load_data(cfg.data, window=window)
+    return DuckDBEngine(data)
+
+
+def event_window(cfg: Config, scope: ScoreScope) -> EventWindow | None:
+    """The events a score job needs: from the first as-of less the trial (a user in trial
+    signed up after it, and features read events since signup) or the longest window when
+    there are account features (teammates' events back from the cutoff), to the last as-of.
+
+    None (read everything) for what the window does not cover yet: calendar anchors, whose
+    eligibility looks back over the task's lookback, and account entities.
+    """
+    task = cfg.task
+    if task is not None and (task.entity != "user" or isinstance(task.anchors, CalendarAnchors)):
+        return None
+    span = cfg.label.trial_length
+    if "account" in scope.spec.families and scope.spec.windows_s:
+        span = max(span, timedelta(seconds=max(scope.spec.windows_s)))
+
+    def window(latest: datetime | None) -> tuple[datetime, datetime]:
+        first, last = scope.as_of(latest)
+        return first - span, max(first, last)  # a reversed range is the job's to refuse
+
+    return window

@@ -127,16 +127,22 @@ def learn_spec_and_features(
 
 
 def compute_features(
-    con: duckdb.DuckDBPyConnection, label_times: LabelTimes, spec: FeatureSpec
+    con: duckdb.DuckDBPyConnection,
+    label_times: LabelTimes,
+    spec: FeatureSpec,
+    history: str | None = None,
 ) -> FeatureFrame:
     """Compute ``spec``'s columns for every row of ``label_times``, in the rows' order.
+
+    ``history``: the whole history's first times per user and event type, when ``events``
+    holds only a window (see :func:`propensity.features.sql.build_plan`).
 
     >>> ff = compute_features(con, label_times, spec)  # doctest: +SKIP
     >>> list(ff.frame.columns[:2]), tuple(ff.frame.columns[2:]) == spec.columns  # doctest: +SKIP
     (['user_id', 'cutoff_at'], True)
     """
     with _Rows(con, label_times) as rows:
-        plan = build_plan(spec, DUCKDB, rows.name, rows.prefix)
+        plan = build_plan(spec, DUCKDB, rows.name, rows.prefix, history=history)
         return _run_plan(con, plan, label_times, spec, ())
 
 

@@ -123,8 +123,13 @@ def build_plan(
     rows: str,
     prefix: str,
     codes: dict[str, int] | None = None,
+    history: str | None = None,
 ) -> Plan:
     """The SQL that computes ``spec`` for the label rows in relation ``rows``.
+
+    ``history`` names a relation of each user's first time per event type (``user_id``,
+    ``event``, ``first_at``) over the whole history, when ``events`` holds only a window of it
+    (``io/window.py``): account active users then read each member's first event from it.
 
     The final select returns ``rid`` then one column per spec feature, in spec order.
 
@@ -135,7 +140,7 @@ def build_plan(
     one join of the events. ``rows`` must then also have ``uid`` (an integer per user) and
     ``learn`` (1 for rows to learn on).
     """
-    b = _Builder(spec, dialect, rows, prefix, codes)
+    b = _Builder(spec, dialect, rows, prefix, codes, history)
     return b.plan()
 
 
@@ -182,8 +187,10 @@ class _Builder:
         rows: str,
         prefix: str,
         codes: dict[str, int] | None,
+        history: str | None = None,
     ) -> None:
         self.spec, self.d, self.rows, self.p = spec, dialect, rows, prefix
+        self.history = history
         self.fams = set(spec.families)
         self.coded = codes is not None
         # Column slots are ranks in the sorted vocabulary; codes are what `k` holds. Both
@@ -402,11 +409,16 @@ LEFT JOIN (SELECT DISTINCT user_id, uid FROM {self._n("acu")}) u ON u.user_id = 
         outer = ", ".join(f"n.ae_w{i}" for i in range(len(self.spec.windows_s)))
         outer = f"{outer}, n.ae_all" if outer else "n.ae_all"
         acr, aev = self._n("acr"), self._n("aev")
+        first = f"SELECT acc, uid, MIN(ts) AS first_ts FROM {aev} GROUP BY acc, uid"
+        if self.history is not None:
+            first = f"""SELECT u.acc, u.uid, MIN({self.d.epoch_seconds("h.first_at")}) AS first_ts
+  FROM {self.history} h JOIN {self._n("acu")} u ON h.user_id = u.user_id
+  WHERE {self._in_vocab("h.event")} GROUP BY u.acc, u.uid"""
         sql = f"""SELECT r.rid, u.active_users, {outer}
 FROM {acr} r
 LEFT JOIN (
   SELECT r.rid, COUNT(*) AS active_users
-  FROM {acr} r JOIN (SELECT acc, uid, MIN(ts) AS first_ts FROM {aev} GROUP BY acc, uid) f
+  FROM {acr} r JOIN ({first}) f
     ON f.acc = r.acc AND f.uid <> r.uid AND f.first_ts < r.cut
   GROUP BY r.rid
 ) u ON u.rid = r.rid

@@ -10,6 +10,7 @@ account their events carry. Examples never show an email address.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import duckdb
 
@@ -53,6 +54,8 @@ class Cleaning:
     dedup: Dedup | None = None
     day_only: bool = False
     bots: list[tuple[str, str]] = field(default_factory=list)
+    window: tuple[datetime, datetime] | None = None  # the events read, when not all of them
+    rows_sql: str = ""  # the events' canonical projection of the whole source, when windowed
 
 
 def examples(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[str, ...]:
@@ -85,8 +88,14 @@ def drop_where(
     return int(n)
 
 
-def clean(con: duckdb.DuckDBPyConnection, cfg: DataConfig, run: Cleaning) -> None:
-    """Apply every cleaning rule to the staged tables, in order, recording what each removed."""
+def clean(
+    con: duckdb.DuckDBPyConnection, cfg: DataConfig, run: Cleaning, accounts: str = "stage_events"
+) -> None:
+    """Apply every cleaning rule to the staged tables, in order, recording what each removed.
+
+    ``accounts``: the table users without an account take theirs from (``stage_accounts`` on a
+    windowed read: the smallest account of their whole history, as on a full read).
+    """
     tables = [t for t in _TIMES if has_table(con, f"stage_{t}")]
     for table in tables:
         drop_where(con, table, "user_id IS NULL", "missing user_id", "'(null)'", run.drops)
@@ -116,7 +125,7 @@ def clean(con: duckdb.DuckDBPyConnection, cfg: DataConfig, run: Cleaning) -> Non
     # users without an account take the account their events carry, so account features work
     con.execute(
         "UPDATE stage_users SET account_id = e.account_id FROM "
-        "(SELECT user_id, min(account_id) AS account_id FROM stage_events "
+        f"(SELECT user_id, min(account_id) AS account_id FROM {accounts} "
         " WHERE account_id IS NOT NULL GROUP BY user_id) e "
         "WHERE stage_users.account_id IS NULL AND stage_users.user_id = e.user_id"
     )

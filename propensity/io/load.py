@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import duckdb
@@ -29,6 +29,17 @@ from propensity.io.dedup import Dedup, choose_dedup, dedup_select
 from propensity.io.sources import Source, describe, ident, open_source, read_failure, sql_string
 from propensity.io.summary import DataSummary, summarise
 from propensity.io.timestamps import timestamp_sql
+from propensity.io.window import (
+    HISTORY,
+    EventWindow,
+    WindowMissed,
+    accounts_of_events,
+    history_sql,
+    make_history,
+    newest,
+    trim_history,
+    window_filter,
+)
 from propensity.io.workspace import remove, work_folder
 
 __all__ = ["LoadedData", "connect", "load_data"]
@@ -197,8 +208,14 @@ def _stage(
     table: TableContract,
     cfg: DataConfig,
     run: Cleaning,
+    window: EventWindow | None = None,
 ) -> int | None:
-    """Create `stage_<table>` with canonical columns; returns rows read, or None on failure."""
+    """Create `stage_<table>` with canonical columns; returns rows read, or None on failure.
+
+    With ``window`` (events only) the events staged are those in ``[start, end)``, and the
+    per-user summary of the whole history (``stage_history``, see :mod:`propensity.io.window`)
+    is made from one aggregate over the source instead.
+    """
     found = describe(con, source)
     mapping = _map_columns(table, found, cfg, run.problems)
     if mapping is None:
@@ -211,6 +228,7 @@ def _stage(
     found = {**found, **dict.fromkeys(as_text, "VARCHAR")}
     scan = source.scan_sql(varchar_columns=as_text)
     (rows,) = con.execute(f"SELECT count(*) FROM {scan}").fetchone()
+    windowed = window is not None and table.name == "events"
     if rows == 0:
         run.problems.append(f"{table.name}: {source.given!r} has no rows. Export the data again.")
         return None
@@ -255,7 +273,9 @@ def _stage(
         select.append(f"CAST({_domain(mapping, found)} AS VARCHAR) AS email_domain")
         select += _extra_user_columns(con, scan, found, mapping, cfg, run.notes)
     keep = []
-    for name, src, expr in ts_checks:
+    # A windowed read does not count unparsable times over the whole history (that is a scan
+    # of it); their rows are outside every window, so they are left out all the same.
+    for name, src, expr in [] if windowed else ts_checks:
         bad = f"FROM {scan} WHERE {ident(src)} IS NOT NULL AND ({expr}) IS NULL"
         (n_bad,) = con.execute(f"SELECT count(*) {bad}").fetchone()
         if not n_bad:
@@ -282,6 +302,18 @@ def _stage(
         if isinstance(dedup, str):
             run.problems.append(dedup)
             return None
+        if window is not None and windowed:
+            raws = {c: ident(mapping[c]) for c in ("user_id", "event", "timestamp")}
+            exprs = {c: _expr_of(select, c) for c in raws}
+            text_times = found[mapping["timestamp"]].upper() in ("VARCHAR", "JSON")
+            make_history(con, history_sql(exprs, raws, scan, cfg.end, monotone=not text_times))
+            run.rows_sql = f"SELECT {', '.join(select)} FROM {scan}"
+            # the newest event before cleaning: cleaning may only make it older (WindowMissed)
+            run.window = window(cfg.end or newest(con))
+            raw = mapping["timestamp"]
+            where = window_filter(ts_expr, ident(raw), found[raw], cfg.timezone, run.window)
+            (rows,) = con.execute(f"SELECT count(*) FROM {scan} WHERE {where}").fetchone()
+            where = f" WHERE {where}"
         query = dedup_select(dedup, select, scan, where)
     else:
         query = f"SELECT {', '.join(select)} FROM {scan}{where}"
@@ -314,19 +346,36 @@ def _note_pseudonyms(con: duckdb.DuckDBPyConnection, run: Cleaning) -> None:
         )
 
 
+def _expr_of(select: list[str], column: str) -> str:
+    """The expression of ``column`` in a projection list of ``expr AS column``."""
+    return next(x.removesuffix(f" AS {column}") for x in select if x.endswith(f" AS {column}"))
+
+
 _DISK_FULL = ("No space left on device", "File too large", "Disk quota exceeded")
 
 
 def load_data(
-    cfg: DataConfig, con: duckdb.DuckDBPyConnection | None = None, now: datetime | None = None
+    cfg: DataConfig,
+    con: duckdb.DuckDBPyConnection | None = None,
+    now: datetime | None = None,
+    window: EventWindow | None = None,
 ) -> LoadedData:
     """Read, map, clean and validate the inputs named by `cfg` into canonical DuckDB tables.
 
-    Raises :class:`DataContractError` listing every problem found.
+    ``window`` (see :mod:`propensity.io.window`): read only the events in the ``[start, end)``
+    it returns for the newest event, and keep an exact per-user summary of the whole history
+    in ``event_history``. Raises :class:`DataContractError` listing every problem found.
     """
     con = con or connect(memory_limit=cfg.memory_limit)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
     try:
-        return _load(con, cfg, now or datetime.now(UTC).replace(tzinfo=None))
+        if window is not None:
+            try:
+                return _load(con, cfg, now, window)
+            except WindowMissed:
+                for name in ("stage_history", HISTORY):
+                    con.execute(f"DROP TABLE IF EXISTS {name}")
+        return _load(con, cfg, now)
     except duckdb.OutOfMemoryException as exc:
         raise DataContractError(
             [
@@ -346,7 +395,12 @@ def load_data(
         raise
 
 
-def _load(con: duckdb.DuckDBPyConnection, cfg: DataConfig, now: datetime) -> LoadedData:
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    cfg: DataConfig,
+    now: datetime,
+    window: EventWindow | None = None,
+) -> LoadedData:
     run = Cleaning()
     sources = {"events": cfg.events, "users": cfg.users, "conversions": cfg.conversions}
     if cfg.lost_users is not None:
@@ -358,10 +412,12 @@ def _load(con: duckdb.DuckDBPyConnection, cfg: DataConfig, now: datetime) -> Loa
         if given is None and name == "users":
             if "events" not in rows_read:
                 continue
+            first = "first_at" if run.window else "timestamp"  # the history's, when windowed
             con.execute(
                 "CREATE OR REPLACE TABLE stage_users AS SELECT user_id, "
-                "min(timestamp) AS signup_at, CAST(NULL AS VARCHAR) AS account_id, "
-                "CAST(NULL AS VARCHAR) AS email_domain FROM stage_events GROUP BY user_id"
+                f"min({first}) AS signup_at, CAST(NULL AS VARCHAR) AS account_id, "
+                "CAST(NULL AS VARCHAR) AS email_domain FROM "
+                f"{'stage_history' if run.window else 'stage_events'} GROUP BY user_id"
             )
             run.notes.append("users: no users table given; signup taken as each user's first event")
             rows_read[name] = 0
@@ -376,7 +432,7 @@ def _load(con: duckdb.DuckDBPyConnection, cfg: DataConfig, now: datetime) -> Loa
         source = None
         try:
             source = open_source(name, given, cfg.format)
-            n = _stage(con, source, TABLES[name], cfg, run)
+            n = _stage(con, source, TABLES[name], cfg, run, window)
         except DataContractError as exc:
             run.problems.extend(exc.problems)
             n = None
@@ -397,7 +453,14 @@ def _load(con: duckdb.DuckDBPyConnection, cfg: DataConfig, now: datetime) -> Loa
         raise DataContractError(run.problems)
     _note_pseudonyms(con, run)
 
-    clean(con, cfg, run)
+    if run.window is not None:
+        accounts_of_events(con, run.rows_sql, cfg.end)
+    clean(con, cfg, run, "stage_accounts" if run.window else "stage_events")
+    if window is not None and run.window is not None:
+        trim_history(con, cfg.unknown_user_events == "drop")
+        start, end = window(cfg.end or newest(con))
+        if start < run.window[0] or end > run.window[1]:
+            raise WindowMissed
     validate(con, cfg, run, rows_read, now)
     if run.problems:
         raise DataContractError(run.problems)
@@ -408,4 +471,29 @@ def _load(con: duckdb.DuckDBPyConnection, cfg: DataConfig, now: datetime) -> Loa
     if cfg.end is not None:  # label times of every job read it from here (see propensity.labels)
         con.execute("CREATE TABLE data_end AS SELECT CAST(? AS TIMESTAMP) AS data_end", [cfg.end])
     report = summarise(con, sources, rows_read, run, cfg.end)
+    if run.window is not None:
+        report = _windowed_report(con, report, run.window, cfg.end)
     return LoadedData(con, report)
+
+
+def _windowed_report(
+    con: duckdb.DuckDBPyConnection,
+    report: DataSummary,
+    window: tuple[datetime, datetime],
+    end: datetime | None,
+) -> DataSummary:
+    """The summary of a windowed read: the event range is the history's, and it says so."""
+    con.execute(f"DROP TABLE IF EXISTS {HISTORY}")
+    con.execute(f"ALTER TABLE stage_history RENAME TO {HISTORY}")
+    first, last = con.execute(f"SELECT min(first_at), max(last_at) FROM {HISTORY}").fetchone()
+    note = (
+        f"events: read only {window[0]:%Y-%m-%d %H:%M} to {window[1]:%Y-%m-%d %H:%M} (what "
+        f"scoring needs) and a per-user summary of the history; counts and drops are the window's"
+    )
+    return replace(
+        report,
+        first_event=first,
+        last_event=last,
+        data_end=end if end is not None else last,
+        notes=(*report.notes, note),
+    )

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from propensity.config import Config
-from propensity.engines import open_engine, scores_in_place
+from propensity.engines import ScoreScope, open_engine, scores_in_place
 from propensity.errors import DataContractError, PropensityError
 from propensity.io import write_table
 from propensity.labels import LabelTimes
@@ -88,7 +88,9 @@ def backtest_job(
     model = loaded.pqlmodel
     spec = model.spec
     progress("reading and checking the data (once)")
-    engine = open_engine(cfg)
+    # the events of the union of the dates' windows, read once (io/window.py)
+    dates_of = lambda latest: (resolve_as_of(start, latest), resolve_as_of(end, latest))  # noqa: E731
+    engine = open_engine(cfg, ScoreScope(spec, dates_of))
     latest = engine.latest()
     dates = as_of_dates(resolve_as_of(start, latest), resolve_as_of(end, latest), every)
     pops = [engine.population(cfg.label, when, cfg.task) for when in dates]

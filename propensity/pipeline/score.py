@@ -19,7 +19,7 @@ import pandas as pd
 
 from propensity.config import Config
 from propensity.drift import psi_table, vocabulary_drift
-from propensity.engines import Engine, open_engine, scores_in_place
+from propensity.engines import Engine, ScoreScope, open_engine, scores_in_place
 from propensity.errors import DataContractError, DriftError, PropensityError
 from propensity.io import atomic_paths, read_previous_scores, write_table
 from propensity.io.atomic import write_frame
@@ -138,7 +138,9 @@ def score_job(
     fmt = fmt or cfg.scoring.output_format
 
     progress("reading and checking the data")
-    engine = engine or open_engine(cfg)
+    # only the events this as-of and the model's spec need are read (DuckDB: io/window.py)
+    scope = ScoreScope(spec, lambda latest: (resolve_as_of(as_of, latest),) * 2)
+    engine = engine or open_engine(cfg, scope)
     latest = engine.latest()
     when = resolve_as_of(as_of, latest)
     population = engine.population(cfg.label, when, cfg.task)
