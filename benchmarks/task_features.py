@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/task_features.py                     # ~10M events per world
     .venv/bin/python benchmarks/task_features.py --events 1_000_000  # a quick run
+    .venv/bin/python benchmarks/task_features.py --freemium-config my.yaml  # other features
 
 Both worlds come from ``propensity simulate`` (the trial world and ``--task freemium``), sized
 so that each holds about ``--events`` events: a small probe world of each measures events per
@@ -56,12 +57,12 @@ def _world(task: str, root: Path, events: int) -> Path:
     return out
 
 
-def run_one(task: str, data: Path) -> dict:
+def run_one(task: str, data: Path, config: str) -> dict:
     """Label times and features of ``task`` on ``data`` in this process; printed as JSON."""
     from propensity.config import load_config
     from propensity.engines.duckdb import open_duckdb
 
-    cfg = load_config(CONFIGS[task])
+    cfg = load_config(config)
     paths = {
         "events": str(data / "events"),
         "users": str(data / "users.parquet"),
@@ -90,17 +91,21 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000, help="events per world")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--dir", type=Path, default=Path("data/bench-tasks"))
-    parser.add_argument("--one", nargs=2, metavar=("TASK", "DATA"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--freemium-config", default=CONFIGS["freemium"], help="the calendar task's config"
+    )
+    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one[0], Path(args.one[1]))))
+        print(json.dumps(run_one(args.one[0], Path(args.one[1]), args.one[2])))
         return
+    configs = {**CONFIGS, "freemium": args.freemium_config}
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     worlds = {task: _world(task, args.dir, args.events) for task in CONFIGS}
     runs: dict[str, list[dict]] = {task: [] for task in CONFIGS}
     for r in range(args.repeats):
         for task, data in worlds.items():
-            cmd = [sys.executable, __file__, "--one", task, str(data)]
+            cmd = [sys.executable, __file__, "--one", task, str(data), configs[task]]
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)
             runs[task].append(json.loads(done.stdout.strip().splitlines()[-1]))
             load = os.getloadavg()[0]

@@ -98,8 +98,10 @@ def test_windows_count_back_from_each_anchor():
         assert got.loc[at, "n_events_all"] == want_all[at]
 
 
-def test_lagged_windows_by_hand():
-    """Check every lagged column at one anchor against values computed by hand."""
+@pytest.mark.parametrize("ordered", [True, False])
+def test_lagged_windows_by_hand(ordered):
+    """Check every lagged column at one anchor against values computed by hand, with the
+    time-ordered sequence (activity on) and without it (days and weeks by DISTINCT)."""
     a = MON + 5 * W
     events = [
         ("u0", "login", a - timedelta(hours=1)),  # day 0 before the anchor
@@ -112,6 +114,9 @@ def test_lagged_windows_by_hand():
     ]
     con = _con([("u0", MON - 20 * D, "A0")], events)
     cfg = CFG.model_copy(update={"lagged": LaggedWindows(window="14d", lags=("7d", "0d"))})
+    if not ordered:
+        off = FeatureFamilies(activity=False, transitions=False, fit=False, properties=False)
+        cfg = cfg.model_copy(update={"families": off})
     lt = _labels(con, "signup")
     spec = learn_spec(con, lt, cfg)
     assert (spec.lag_window_s, spec.lags_s, spec.lag_recent_s) == (14 * 86400, (0, 604800), 604800)

@@ -218,7 +218,7 @@ class _Builder:
         if self.fams & {"counts", "activity"}:
             steps += [self._days(ordered), self._streak()]
         if self._lags():
-            steps.append(self._lagd())
+            steps.append(self._lagd(ordered))
         if "account" in self.fams:
             steps += [self._acu(), self._aev(), self._acr(), self._acct()]
         if "fit" in self.fams:
@@ -273,13 +273,29 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
     def _lags(self) -> tuple[int, ...]:
         return self.spec.lags_s if "lagged" in self.fams else ()
 
-    def _lagd(self) -> Step:
-        # Days are counted back from the cutoff (day 0 is [cut - 1d, cut)): with whole-day lags
-        # and window, a window is a range of day numbers; weeks are counted back from each
-        # lag's end, so "active weeks" at a lag only reads days before it.
-        x = "(age - t - 1)"
-        day = f"CAST(({x} - {x} % 86400) / 86400 AS BIGINT)"
+    def _lagd(self, ordered: bool) -> Step:
+        # Days are counted back from the cutoff (day 0 is [cut - 1d, cut)); with whole-day lags
+        # and window, a window is a range of day numbers. Weeks are counted back from each lag's
+        # end, so "active weeks" at a lag reads only what came before it.
+        def back(expr: str, lag: int, size: int) -> str:
+            x = f"(age - {lag} - ({expr}) - 1)"
+            return f"CAST(({x} - {x} % {size}) / {size} AS BIGINT)"
+
         wd = self.spec.lag_window_s // 86400
+        if ordered:
+            # In the time-ordered sequence a new day (week) starts where the previous event's
+            # differs: filters instead of a DISTINCT (or COUNT DISTINCT) over every event.
+            def new(lag: int, size: int) -> str:
+                return f"(gap IS NULL OR {back('t', lag, size)} <> {back('t - gap', lag, size)})"
+
+            cols = []
+            for i, lag in enumerate(self._lags()):
+                end, lo = f"t < age - {lag}", f"t >= age - {lag + self.spec.lag_window_s}"
+                day = new(0, 86400)
+                cols.append(f"COUNT(CASE WHEN {end} AND {lo} AND {day} THEN 1 END) AS ad{i}")
+                cols.append(f"COUNT(CASE WHEN {end} AND {new(lag, 604800)} THEN 1 END) AS aw{i}")
+            sql = f"SELECT rid, {', '.join(cols)} FROM {self._n('seq')} GROUP BY rid"
+            return Step(self._n("lagd"), sql)
         cols = []
         for i, lag in enumerate(self._lags()):
             ld = lag // 86400
@@ -290,7 +306,7 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
                 f"END) AS aw{i}"
             )
         sql = f"""SELECT rid, {", ".join(cols)}
-FROM (SELECT DISTINCT rid, {day} AS db FROM {self._n("ev")} WHERE {self.seen}) d
+FROM (SELECT DISTINCT rid, {back("t", 0, 86400)} AS db FROM {self._n("ev")} WHERE {self.seen}) d
 GROUP BY rid"""
         return Step(self._n("lagd"), sql)
 
@@ -357,8 +373,9 @@ GROUP BY rid"""
 
     def _seq(self) -> Step:
         over = "OVER (PARTITION BY rid ORDER BY t, k)"
+        age = ", age" if self._lags() else ""  # the lagged windows count back from the cutoff
         sql = (
-            f"SELECT rid, k, t, t - LAG(t) {over} AS gap, LAG(k) {over} AS prev "
+            f"SELECT rid, k, t, t - LAG(t) {over} AS gap, LAG(k) {over} AS prev{age} "
             f"FROM {self._n('ev')} WHERE {self.seen}"
         )
         return Step(self._n("seq"), sql)
