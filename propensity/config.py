@@ -48,6 +48,7 @@ __all__ = [
     "EligibilityConfig",
     "FeaturesConfig",
     "LabelConfig",
+    "LaggedWindows",
     "LifecycleConfig",
     "MlflowConfig",
     "ModelConfig",
@@ -438,6 +439,38 @@ class FeatureFamilies(_Section):
     account: bool = True
     fit: bool = True
     properties: bool = True
+    # None: on for rows at calendar anchors (a freemium user has no trial clock), off otherwise
+    lagged: bool | None = None
+
+
+class LaggedWindows(_Section):
+    """Windows of ``window`` days that end ``lags`` before the anchor (0d: the last ``window``),
+    each with its counts, active days, trend (the last ``recent`` against the rest) and recency.
+    """
+
+    window: PositiveDuration = timedelta(days=28)
+    lags: tuple[Duration, ...] = tuple(timedelta(days=7 * k) for k in range(4))
+    recent: PositiveDuration = timedelta(days=7)
+
+    @model_validator(mode="after")
+    def _whole_days(self) -> LaggedWindows:
+        day = timedelta(days=1)
+        values = (self.window, self.recent, *self.lags)
+        if any(v < timedelta(0) or v % day for v in values):
+            raise ValueError(
+                "lagged windows count whole days back from the anchor: window, recent and lags "
+                "must be whole days >= 0 (e.g. '28d', lags [0d, 7d]). Got "
+                f"{[f'{v.total_seconds() / 86400:g}d' for v in values]} instead."
+            )
+        if self.recent >= self.window:
+            raise ValueError(
+                f"lagged.recent must be shorter than lagged.window (the trend compares the last "
+                f"'recent' days with the rest of the window). Got recent "
+                f"{self.recent.days}d >= window {self.window.days}d instead."
+            )
+        if len(set(self.lags)) != len(self.lags):
+            raise ValueError("lagged.lags must not repeat a lag; list each once.")
+        return self
 
 
 class FeaturesConfig(_Section):
@@ -476,6 +509,7 @@ class FeaturesConfig(_Section):
     categorical_user_columns: tuple[str, ...] = ()
     max_category_levels: int = Field(default=50, ge=1)  # most frequent levels kept per column
     properties: tuple[PropertyAggregate, ...] = ()
+    lagged: LaggedWindows = LaggedWindows()  # read when families.lagged is on
 
 
 class SplitConfig(_Section):

@@ -53,6 +53,9 @@ def test_defaults():
         ({**BASE, "threshold": {"policy": "magic"}}, r"bad value for 'threshold\.policy'"),
         ({**BASE, "split": {"train": 0.9}}, r"must sum to 1"),
         ({**BASE, "data": {**BASE["data"], "preset": "heap"}}, r"'data\.preset'.*'heap'"),
+        ({**BASE, "features": {"lagged": {"lags": ["12h"]}}}, r"must be whole days >= 0"),
+        ({**BASE, "features": {"lagged": {"recent": "28d"}}}, r"recent must be shorter"),
+        ({**BASE, "features": {"lagged": {"lags": ["7d", "1w"]}}}, r"must not repeat a lag"),
     ],
 )
 def test_bad_config(raw, match):

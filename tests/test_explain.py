@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from propensity.config import config_from_dict
 from propensity.errors import ModelError
 from propensity.explain import (
     TreeShapModel,
@@ -20,6 +21,7 @@ from propensity.explain import (
     shap_values,
     to_matrix,
     top_percent,
+    wording,
 )
 from propensity.features import FeatureSpec
 from propensity.figures import beeswarm_figure, importance_bar_figure
@@ -42,6 +44,17 @@ SPEC = FeatureSpec(
     numeric_user_columns=("company_size",),
     categorical_user_columns=(("role", ("engineer", "manager")),),
 )
+LAGGED = FeatureSpec(
+    families=("counts", "recency", "lagged"),
+    events=("doc_shared", "login"),
+    windows_s=(7 * _DAY,),
+    session_gap_s=1800,
+    key_events=("doc_shared",),
+    lag_window_s=28 * _DAY,
+    lags_s=(0, 7 * _DAY),
+    lag_recent_s=7 * _DAY,
+)
+FREEMIUM = {"data": {"events": "e"}, "task": {"anchors": {"kind": "calendar"}}}
 
 
 def _frame(n: int = 1500, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -241,6 +254,50 @@ def test_prepared_trees_are_kept_per_booster_and_used_by_shap_values(fitted, mon
 def test_sentence_templates(name, value, pct, text):
     """Check that each feature family's template reads as expected on a hand-made example."""
     assert sentence(SPEC.describe(name), value, pct) == text
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "text"),
+    [
+        ("lag0d_events_28d", 12.0, "12 events in the last 28d"),
+        ("lag7d_doc_shared_28d", 1.0, "Doc shared 1 time in the 28d up to 7d ago"),
+        ("lag0d_active_days_28d", 5.0, "Active on 5 days in the last 28d"),
+        ("lag0d_trend_7d_28d", np.log(3.0), "Activity in the last 7d at 3.0x the rate before"),
+        ("lag7d_trend_7d_28d", 0.0, "Activity in the last 7d at 1x the rate before (as of 7d ago)"),
+        ("lag0d_days_since_last_event", 2.0, "Last active 2 days before scoring"),
+        ("lag7d_days_since_last_event", 3.0, "7d ago: last active 3 days before"),
+        ("lag7d_days_since_last_event", float("nan"), "No activity yet (as of 7d ago)"),
+        ("lag0d_active_weeks", 6.0, "Active in 6 different weeks"),
+    ],
+)
+def test_lagged_sentences(name, value, text):
+    """Check that the lagged family's sentences say which window they read."""
+    assert sentence(LAGGED.describe(name), value) == text
+
+
+def test_reasons_follow_the_task():
+    """Check that calendar tasks compare with active free users (or accounts) and say 'first
+    seen', while trial wording (and a trial reference) stay as they were."""
+    freemium = wording(config_from_dict(FREEMIUM).task)
+    assert freemium == {"population": "active free users", "start": "signup", "anchors": "calendar"}
+    no_signup = {**FREEMIUM, "task": {**FREEMIUM["task"], "first_seen": "first_event"}}
+    words = wording(config_from_dict(no_signup).task)
+    count = SPEC.describe("n_teammate_invited_all")
+    assert sentence(count, 4.0, 5, words) == (
+        "Teammate invited 4 times since first seen (top 5% of active free users)"
+    )
+    assert sentence(SPEC.describe("tenure_days"), 40.0, None, words) == "First seen 40 days ago"
+    assert sentence(SPEC.describe("tenure_days"), 6.0) == "Signed up 6 days before scoring"
+    account = {**FREEMIUM, "task": {**FREEMIUM["task"], "entity": "account"}}
+    assert wording(config_from_dict(account).task)["population"] == "active accounts"
+    frame = pd.DataFrame({"n_teammate_invited_all": np.arange(100.0)})
+    assert "words" not in fit_reference(frame, list(frame), wording(None))
+    ref = fit_reference(frame, list(frame), freemium)
+    X = frame.iloc[[99]]
+    out = reason_codes(X, np.array([[1.0]]), 1, SPEC, ref)
+    assert out.iloc[0]["reason_1_text"] == (
+        "Teammate invited 99 times since signup (top 1% of active free users)"
+    )
 
 
 def test_reason_codes_refuse_a_column_the_spec_does_not_know():

@@ -23,6 +23,9 @@ def _full_spec() -> FeatureSpec:
         numeric_user_columns=("company_size",),
         categorical_user_columns=(("role", ("engineer",)),),
         properties=(("doc_shared", "size", ("sum", "max")),),
+        lag_window_s=28 * 86_400,
+        lags_s=(0, 7 * 86_400),
+        lag_recent_s=7 * 86_400,
     )
 
 
@@ -44,6 +47,10 @@ def test_every_column_kind_has_a_filled_in_meaning():
         "max of the numeric property 'size' of 'doc_shared' since signup"
     )
     assert "never a reason code" in by_name["cutoff_age_days"]
+    assert by_name["lag7d_login_28d"] == (
+        "times 'login' happened in the 28d that end 7d before the cutoff"
+    )
+    assert by_name["lag0d_trend_7d_28d"].startswith("ln(1 + events in the last 7d of that window)")
 
 
 def test_docs_features_md_is_generated_from_the_glossary():

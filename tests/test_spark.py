@@ -56,7 +56,11 @@ pytestmark = [
 
 LABELS = LabelConfig(extra_cutoffs=("1d", "3d"))
 FEATURES = FeaturesConfig(
-    milestones=({"first": "doc_shared", "then": "invite_accepted", "within": "48h"},)
+    milestones=({"first": "doc_shared", "then": "invite_accepted", "within": "48h"},),
+    # lagged windows (on by default at calendar anchors only) at trial ages, short enough
+    # that their edges fall inside a trial week
+    families={"lagged": True},
+    lagged={"window": "3d", "lags": ["0d", "2d"], "recent": "1d"},
 )
 # Counts (and 0/1 flags) must be equal exactly; everything else within 1e-9.
 EXACT = ("n_", "tr_", "order_", "within_", "sessions", "active_days", "distinct_events",
@@ -182,7 +186,9 @@ def test_features_equal_duckdb(spark, world):
             np.testing.assert_allclose(got[col], want[col], rtol=0, atol=1e-9, err_msg=col)
     # the families the issue names are really there, with values
     for col in ("sessions", "n_doc_shared_1d", "hours_since_last_event", "gap_max_hours",
-                "within_doc_shared_then_invite_accepted_2d"):  # fmt: skip
+                "within_doc_shared_then_invite_accepted_2d", "lag2d_doc_shared_3d",
+                "lag2d_active_days_3d", "lag0d_trend_1d_3d", "lag2d_days_since_last_event",
+                "lag2d_active_weeks"):  # fmt: skip
         assert col in spec.columns and want[col].notna().any(), col
     assert any(c.startswith("tr_") for c in spec.columns)
     # The edge user: at the 7d cutoff, the event at the cutoff is unseen and the one on the

@@ -10,11 +10,18 @@ from datetime import datetime, timedelta
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from propensity.config import FeatureFamilies, FeaturesConfig, LabelConfig, config_from_dict
-from propensity.features import compute_features, learn_spec
+from propensity.config import (
+    FeatureFamilies,
+    FeaturesConfig,
+    LabelConfig,
+    LaggedWindows,
+    config_from_dict,
+)
+from propensity.features import FeatureSpec, compute_features, learn_spec
 from propensity.labels import LabelTimes
 from propensity.model.split import split_label_times
 from propensity.task_labels import task_label_times
@@ -91,6 +98,68 @@ def test_windows_count_back_from_each_anchor():
         assert got.loc[at, "n_events_all"] == want_all[at]
 
 
+@pytest.mark.parametrize("ordered", [True, False])
+def test_lagged_windows_by_hand(ordered):
+    """Check every lagged column at one anchor against values computed by hand, with the
+    time-ordered sequence (activity on) and without it (days and weeks by DISTINCT)."""
+    a = MON + 5 * W
+    events = [
+        ("u0", "login", a - timedelta(hours=1)),  # day 0 before the anchor
+        ("u0", "login", a - 3 * D),  # day 2
+        ("u0", "doc_created", a - 3 * D + timedelta(hours=1)),  # day 2
+        ("u0", "login", a - 9 * D),  # day 8
+        ("u0", "doc_created", a - 16 * D),  # day 15
+        ("u0", "login", a - 30 * D),  # day 29: in no window, but an active week
+        ("u0", "login", a + D),  # after the anchor: never read
+    ]
+    con = _con([("u0", MON - 20 * D, "A0")], events)
+    cfg = CFG.model_copy(update={"lagged": LaggedWindows(window="14d", lags=("7d", "0d"))})
+    if not ordered:
+        off = FeatureFamilies(activity=False, transitions=False, fit=False, properties=False)
+        cfg = cfg.model_copy(update={"families": off})
+    lt = _labels(con, "signup")
+    spec = learn_spec(con, lt, cfg)
+    assert (spec.lag_window_s, spec.lags_s, spec.lag_recent_s) == (14 * 86400, (0, 604800), 604800)
+    got = compute_features(con, lt, spec).frame.set_index("cutoff_at").loc[a]
+    # lag 0: [a - 14d, a); the last 7 days hold 3 events, the 7 before 1
+    want = {
+        "lag0d_events_14d": 4,
+        "lag0d_login_14d": 3,
+        "lag0d_doc_created_14d": 1,
+        "lag0d_active_days_14d": 3,  # days 0, 2, 8
+        "lag0d_trend_7d_14d": np.log(4) - np.log(2),
+        "lag0d_days_since_last_event": 1 / 24,
+        "lag0d_active_weeks": 4,  # days 0, 2 | 8 | 15 | 29
+        # lag 7: [a - 21d, a - 7d); its last 7 days hold 1 event (day 8), the 7 before 1
+        "lag7d_events_14d": 2,
+        "lag7d_login_14d": 1,
+        "lag7d_doc_created_14d": 1,
+        "lag7d_active_days_14d": 2,  # days 8, 15
+        "lag7d_trend_7d_14d": 0.0,
+        "lag7d_days_since_last_event": 2.0,  # day 8 is 2 days before a - 7d
+        "lag7d_active_weeks": 3,  # from a - 7d back: days 1 | 8 | 22
+    }
+    names = [c for c in spec.columns if c.startswith("lag")]
+    assert sorted(names) == sorted(want)
+    for name, value in want.items():
+        assert got[name] == pytest.approx(value, abs=1e-12), name
+
+
+def test_lagged_windows_off_for_trial_rows_unless_asked():
+    """Check that trial-age rows get no lagged columns by default (the trial spec and its hash
+    are as before the family existed) and get them when features.families.lagged is on."""
+    events = [("u0", "login", MON + k * D) for k in range(-3, 9)]
+    con = _con([("u0", MON - 5 * D, "A0")], events)
+    trial = task_label_times(con, LabelConfig(horizon="14d", observation_window="7d"), None, END)
+    spec = learn_spec(con, trial, CFG)
+    assert "lagged" not in spec.families and "lags_s" not in spec.to_dict()
+    on = CFG.model_copy(update={"families": FeatureFamilies(fit=False, lagged=True)})
+    spec_on = learn_spec(con, trial, on)
+    got = compute_features(con, trial, spec_on).frame.iloc[0]
+    assert got["lag0d_events_28d"] == 5  # cutoff at signup + 7d = MON + 2d: MON - 3d .. MON + 1d
+    assert FeatureSpec.from_json(spec_on.to_json()) == spec_on
+
+
 def test_calendar_rows_split_by_anchor_not_by_user():
     """Check that a user's rows at calendar anchors fall into the slice of each anchor."""
     events = [(u, "login", MON + k * D) for u, *_ in USERS for k in range(-3, 40, 2)]
@@ -129,13 +198,15 @@ def test_events_at_or_after_an_anchor_never_change_its_features(base, later, cut
     keep = ["user_id", "account_id", "signup_at", "cutoff_at", "cutoff_age_days"]
 
     def upto(lt: LabelTimes) -> LabelTimes:
-        return LabelTimes(lt.frame[lt.frame["cutoff_at"] <= t][keep].reset_index(drop=True))
+        frame = lt.frame[lt.frame["cutoff_at"] <= t][keep].reset_index(drop=True)
+        return LabelTimes(frame, settings=lt.settings)
 
     a, b = upto(before), upto(after)
     pd.testing.assert_frame_equal(a.frame, b.frame)
     if len(a.frame) == 0:
         return
     spec = learn_spec(before_con, a, CFG)
+    assert "lagged" in spec.families  # on by default at calendar anchors
     assert learn_spec(after_con, b, CFG) == spec  # learned from before-anchor events only
     pd.testing.assert_frame_equal(
         compute_features(before_con, a, spec).frame, compute_features(after_con, b, spec).frame
@@ -155,6 +226,7 @@ def test_row_order_changes_nothing(base, seed, task_key):
     if len(lt.frame) == 0:
         return
     spec = learn_spec(con, lt, CFG)
+    assert "lagged" in spec.families
     ref = compute_features(con, lt, spec).frame
     rng = random.Random(seed)
     users, events, conv = list(USERS), list(base), list(CONVERSIONS)

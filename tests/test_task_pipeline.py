@@ -78,6 +78,10 @@ def test_freemium_trains_and_scores_active_free_users(freemium):
     want = task_population(con, cfg.label, cfg.task, pd.Timestamp("2025-05-19").to_pydatetime())
     assert sorted(scores["user_id"]) == sorted(want.frame["user_id"])
     assert scores["user_id"].is_unique
+    # reasons speak of the task, not of trials; the lagged windows are among the features
+    texts = scores.filter(regex=r"^reason_\d+_text$").stack().dropna().astype(str)
+    assert len(texts) and not texts.str.contains("trial|Signed up").any(), texts.head()
+    assert "lag0d_events_28d" in (run_dir / "feature_spec.json").read_text()
 
 
 def test_spark_refuses_calendar_anchors(tmp_path, monkeypatch):

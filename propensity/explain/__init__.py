@@ -13,6 +13,7 @@ from propensity.explain.reasons import (
     reason_columns,
     sentence,
     top_percent,
+    wording,
 )
 from propensity.explain.values import Method, shap_values, to_matrix
 
@@ -28,4 +29,5 @@ __all__ = [
     "shap_values",
     "to_matrix",
     "top_percent",
+    "wording",
 ]

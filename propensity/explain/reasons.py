@@ -4,7 +4,9 @@ A sentence comes from a template per feature family (counts, recency, activity, 
 transitions, diversity, account, fit, properties). What a column means comes from the model's
 spec (``FeatureSpec.describe``), never from parsing its name: a column the spec does not know is
 a :class:`ModelError`. "Top X% of trials" comes from reference quantiles of each feature on the
-training rows (:func:`fit_reference`), stored in the model's metadata by the pipeline.
+training rows (:func:`fit_reference`), stored in the model's metadata by the pipeline with the
+task's words (:func:`wording`): "of active free users" and "since first seen" at calendar
+anchors.
 
 Reasons are things the user did or is. How far into the trial the score was taken and tenure
 (:data:`CONTEXT_FEATURES`) help the model read the rest but are never a reason a rep can act on,
@@ -21,8 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from propensity.config import TaskConfig
 from propensity.explain.members import member_sentence
 from propensity.features import FeatureInfo, FeatureSpec
+from propensity.features.spec import window_label
 
 __all__ = [
     "CONTEXT_FEATURES",
@@ -31,6 +35,7 @@ __all__ = [
     "reason_columns",
     "sentence",
     "top_percent",
+    "wording",
 ]
 
 REFERENCE_VERSION = 1
@@ -49,8 +54,28 @@ _DOMAIN_CLASS = {
 }
 
 
-def fit_reference(train_frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, Any]:
-    """JSON-able reference quantiles (0, 1, ..., 100th) of each numeric column on training rows.
+def wording(task: TaskConfig | None) -> dict[str, str]:
+    """Who a "top X%" compares against and where an entity's life starts, for ``task``.
+
+    >>> wording(None)
+    {'population': 'trials', 'start': 'signup', 'anchors': 'trial'}
+    """
+    if task is None or task.anchors.kind == "trial":
+        return {"population": "trials", "start": "signup", "anchors": "trial"}
+    # Windows "since ..." start at signup, or at the first event for logs without signups.
+    start = "signup" if task.first_seen == "signup" else "first_seen"
+    population = "active free users"  # a user at a calendar anchor: active, not paid
+    if task.entity == "account":
+        paying = task.target.kind == "expansion_payment"
+        population = "paying accounts" if paying else "active accounts"
+    return {"population": population, "start": start, "anchors": "calendar"}
+
+
+def fit_reference(
+    train_frame: pd.DataFrame, columns: Sequence[str], words: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """JSON-able reference quantiles (0, 1, ..., 100th) of each numeric column on training rows,
+    with the task's ``words`` (:func:`wording`; default the trial's) for the sentences.
 
     >>> ref = fit_reference(pd.DataFrame({"n_x_all": [0.0, 1.0, 2.0]}), ["n_x_all"])
     >>> ref["quantiles"]["n_x_all"][50]
@@ -65,7 +90,10 @@ def fit_reference(train_frame: pd.DataFrame, columns: Sequence[str]) -> dict[str
         values = values[~np.isnan(values)]
         if len(values):
             quantiles[name] = [float(q) for q in np.quantile(values, _QUANTILES)]
-    return {"version": REFERENCE_VERSION, "quantiles": quantiles}
+    out: dict[str, Any] = {"version": REFERENCE_VERSION, "quantiles": quantiles}
+    if words is not None and words != wording(None):
+        out["words"] = dict(words)  # a trial reference stays as it was
+    return out
 
 
 def top_percent(reference: dict[str, Any] | None, feature: str, value: float) -> int | None:
@@ -77,24 +105,36 @@ def top_percent(reference: dict[str, Any] | None, feature: str, value: float) ->
     return max(1, math.ceil(100 * share))
 
 
-def sentence(info: FeatureInfo, value: Any, top_pct: int | None = None) -> str:
-    """A short sentence for one reason, from the template of the feature's family.
+def sentence(
+    info: FeatureInfo, value: Any, top_pct: int | None = None, words: dict[str, str] | None = None
+) -> str:
+    """A short sentence for one reason, from the template of the feature's family, in the
+    task's ``words`` (:func:`wording`; default the trial's).
 
     >>> info = FeatureInfo("n_teammate_invited_all", "counts", "count", "teammate_invited")
     >>> sentence(info, 4.0, 5)
     'Teammate invited 4 times since signup (top 5% of trials)'
+    >>> words = {"population": "active free users", "start": "first_seen", "anchors": "calendar"}
+    >>> sentence(info, 4.0, 5, words)
+    'Teammate invited 4 times since first seen (top 5% of active free users)'
     """
-    text = _template(info, value)
+    words = {**wording(None), **(words or {})}
+    text = _template(info, value, words["start"] == "first_seen", words["anchors"] == "calendar")
     if top_pct is not None and top_pct <= 50 and _is_number(value):
-        text += f" (top {top_pct}% of trials)"
+        text += f" (top {top_pct}% of {words['population']})"
     return _scrub(text)
 
 
-def _template(info: FeatureInfo, value: Any) -> str:
+def _template(
+    info: FeatureInfo, value: Any, first_seen: bool = False, calendar: bool = False
+) -> str:
     kind, v = info.kind, _fmt(value)
     ev, ev_b = _pretty(info.event), _pretty(info.event_b)
-    window = "since signup" if info.window in (None, "all") else f"in the last {info.window}"
+    start = "first seen" if first_seen else "signup"
+    window = f"since {start}" if info.window in (None, "all") else f"in the last {info.window}"
     missing = value is None or (isinstance(value, float) and math.isnan(value))
+    if info.family == "lagged":
+        return _lagged(info, value, missing)
     if info.family == "counts":
         if kind == "events":
             return f"{v} events {window}"
@@ -102,9 +142,12 @@ def _template(info: FeatureInfo, value: Any) -> str:
             return f"{ev.capitalize()} {v} times per active day"
         return f"{ev.capitalize()} {v} {_times(value)} {window}"
     if info.family == "recency":
+        # tenure counts from the first event: "first seen" wherever there is no trial clock
         if kind == "tenure_days":
-            return f"Signed up {v} days before scoring"
+            return f"First seen {v} days ago" if calendar else f"Signed up {v} days before scoring"
         if kind == "cutoff_age_days":
+            if calendar:
+                return f"Scored {v} days after {start}"
             return f"Scored {v} days into the trial"
         if missing:
             return f"No {ev or 'activity'} yet"
@@ -120,7 +163,7 @@ def _template(info: FeatureInfo, value: Any) -> str:
             "gap_max_hours": f"Longest break between events {v} hours",
         }.get(kind, f"{info.name} = {v}")
     if info.family == "timing":
-        return f"No {ev} yet" if missing else f"First {ev} {v} hours after signup"
+        return f"No {ev} yet" if missing else f"First {ev} {v} hours after {start}"
     if info.family == "order":
         happened = _is_number(value) and float(value) >= 0.5
         if kind == "within":
@@ -148,6 +191,35 @@ def _template(info: FeatureInfo, value: Any) -> str:
     if info.family == "properties":
         what = _pretty(info.property) or ""
         return f"{(info.agg or '').capitalize()} {what} of {ev}: {v}".replace("  ", " ")
+    return f"{info.name} = {v}"
+
+
+def _lagged(info: FeatureInfo, value: Any, missing: bool) -> str:
+    """Lagged windows: "in the last 28d", or "in the 28d up to 7d ago" for a window that ends
+    before scoring."""
+    kind, v, lag = info.kind, _fmt(value), info.lag_s or 0
+    ago = f"{window_label(lag)} ago"
+    span = f"in the last {info.window}" if not lag else f"in the {info.window} up to {ago}"
+    as_of = "" if not lag else f" (as of {ago})"
+    if kind == "events":
+        return f"{v} events {span}"
+    if kind == "count":
+        return f"{_pretty(info.event).capitalize()} {v} {_times(value)} {span}"
+    if kind == "active_days":
+        return f"Active on {v} days {span}"
+    if kind == "trend":
+        if missing:
+            return f"No activity trend{as_of}"
+        rate = _fmt(math.exp(float(value)))
+        return f"Activity in the last {info.window} at {rate}x the rate before{as_of}"
+    if kind == "days_since":
+        if missing:
+            return f"No activity yet{as_of}"
+        if lag:
+            return f"{ago.capitalize()}: last active {v} days before"
+        return f"Last active {v} days before scoring"
+    if kind == "active_weeks":
+        return f"Active in {v} different weeks{as_of}"
     return f"{info.name} = {v}"
 
 
@@ -184,6 +256,7 @@ def reason_codes(
         # argsort on the negated values is stable, so ties keep column order (deterministic)
         order = np.argsort(-phi, axis=1, kind="stable")[:, :k_eff]
         top = np.take_along_axis(phi, order, axis=1)
+    words = (reference or {}).get("words")
     cache: dict[tuple[int, str], str] = {}
     for slot in range(k):
         feats = np.full(n, None, dtype=object)
@@ -200,7 +273,7 @@ def reason_codes(
                 key = (j, shown)
                 if key not in cache:
                     pct = top_percent(reference, columns[j], value) if _is_number(value) else None
-                    cache[key] = sentence(infos[j], value, pct)
+                    cache[key] = sentence(infos[j], value, pct, words)
                 feats[row], vals[row], shaps[row] = columns[j], shown, top[row, slot]
                 texts[row] = cache[key]
         i = slot + 1

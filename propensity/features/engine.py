@@ -96,7 +96,10 @@ def learn_spec(
     """
     _check_config(cfg)
     run: SqlRunner = _DuckRunner(con) if isinstance(con, duckdb.DuckDBPyConnection) else con
-    with run.rows(label_times) as rows, _Learned(run, rows, label_times.has_label, cfg) as learned:
+    with (
+        run.rows(label_times) as rows,
+        _Learned(run, rows, label_times.has_label, cfg, label_times.calendar) as learned,
+    ):
         return learned.spec
 
 
@@ -119,7 +122,7 @@ def learn_spec_and_features(
     run = _DuckRunner(con)
     with (
         _Rows(con, label_times, learn) as rows,
-        _Learned(run, rows, label_times.has_label, cfg) as learned,
+        _Learned(run, rows, label_times.has_label, cfg, label_times.calendar) as learned,
     ):
         spec = learned.spec
         plan = build_plan(spec, DUCKDB, rows.name, rows.prefix, codes=learned.codes)
@@ -304,6 +307,25 @@ def _fields(spec: FeatureSpec) -> dict:
     return {k: getattr(spec, k) for k in spec.__dataclass_fields__}
 
 
+def _families(cfg: FeaturesConfig, calendar: bool) -> tuple[str, ...]:
+    """The families on in ``cfg``; ``lagged`` left unset is on for rows at calendar anchors."""
+    on = {f: bool(getattr(cfg.families, f)) for f in FAMILIES}
+    wanted = calendar if cfg.families.lagged is None else cfg.families.lagged
+    on["lagged"] = wanted and bool(cfg.lagged.lags)  # no lags listed: nothing to compute
+    return tuple(f for f in FAMILIES if on[f])
+
+
+def _lag_fields(cfg: FeaturesConfig, families: tuple[str, ...]) -> dict[str, Any]:
+    if "lagged" not in families:
+        return {}
+    lag = cfg.lagged
+    return {
+        "lag_window_s": _sec(lag.window),
+        "lags_s": tuple(sorted(_sec(x) for x in lag.lags)),
+        "lag_recent_s": _sec(lag.recent),
+    }
+
+
 def _check_config(cfg: FeaturesConfig) -> None:
     bad = [p.property for p in cfg.properties if not _PROPERTY.match(p.property)]
     if bad:
@@ -359,8 +381,16 @@ class _Learned:
     names the tables a coded plan of the same prefix can reuse.
     """
 
-    def __init__(self, run: SqlRunner, rows: RowsRelation, has_label: bool, cfg: FeaturesConfig):
+    def __init__(
+        self,
+        run: SqlRunner,
+        rows: RowsRelation,
+        has_label: bool,
+        cfg: FeaturesConfig,
+        calendar: bool = False,
+    ):
         self.run, self.rows, self.has_label, self.cfg = run, rows, has_label, cfg
+        self.calendar = calendar
         self.materialised: tuple[str, ...] = ()
 
     def __enter__(self) -> _Learned:
@@ -384,7 +414,7 @@ class _Learned:
     def _learn(self) -> None:
         run, rows, cfg = self.run, self.rows, self.cfg
         p = rows.prefix
-        families = tuple(f for f in FAMILIES if getattr(cfg.families, f))
+        families = _families(cfg, self.calendar)
         names_sql = names_step(p)
         run.materialise(names_sql.name, names_sql.sql)
         self.materialised += (names_sql.name,)
@@ -400,6 +430,7 @@ class _Learned:
             session_gap_s=1,
             key_events=(),
             properties=properties,
+            **_lag_fields(cfg, families),
         )
         plan = build_plan(probe, run.dialect, rows.name, p, codes=dict.fromkeys(prop_events, 0))
         self._materialise(plan, "rows")
@@ -426,6 +457,7 @@ class _Learned:
                 for c in cfg.categorical_user_columns
             ),
             properties=properties,
+            **_lag_fields(cfg, families),
         )
         # Named events that never occur get codes no event has (their order never matters).
         absent = [e for e in events if e not in names]

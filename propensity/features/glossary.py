@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 from propensity.account_plan import account_plan
-from propensity.features.spec import ENTITY_FAMILIES, FAMILIES, FeatureInfo
+from propensity.features.spec import ENTITY_FAMILIES, FAMILIES, FeatureInfo, window_label
 
 __all__ = ["GLOSSARY", "Entry", "markdown", "meaning"]
 
@@ -167,6 +167,45 @@ GLOSSARY: tuple[Entry, ...] = (
         "prop_<event>_<property>_<agg>",
         "<agg> of the numeric property '<property>' of '<event>' since signup",
     ),
+    Entry(
+        "lagged",
+        "events",
+        "lag<lag>_events_<window>",
+        "events of any vocabulary type in the <window> that end <lag> before the cutoff "
+        "(lag 0d: the last <window>)",
+    ),
+    Entry(
+        "lagged",
+        "count",
+        "lag<lag>_<event>_<window>",
+        "times '<event>' happened in the <window> that end <lag> before the cutoff",
+    ),
+    Entry(
+        "lagged",
+        "active_days",
+        "lag<lag>_active_days_<window>",
+        "days (24 hours counted back from the cutoff) with an event in the <window> that end "
+        "<lag> before the cutoff",
+    ),
+    Entry(
+        "lagged",
+        "trend",
+        "lag<lag>_trend_<recent>_<window>",
+        "ln(1 + events in the last <recent> of that window) - ln(1 + the rest's events per "
+        "<recent>): 0 = steady, above 0 = accelerating",
+    ),
+    Entry(
+        "lagged",
+        "days_since",
+        "lag<lag>_days_since_last_event",
+        "days from the last event to <lag> before the cutoff (missing: no event by then)",
+    ),
+    Entry(
+        "lagged",
+        "active_weeks",
+        "lag<lag>_active_weeks",
+        "weeks (7 days counted back from <lag> before the cutoff) with an event",
+    ),
 )
 GLOSSARY += tuple(
     Entry("members", a.name, f"acct_{a.name}", f"the account's {a.meaning}")
@@ -186,7 +225,12 @@ def meaning(info: FeatureInfo) -> str:
     if entry is None:
         return info.name
     window = info.window or ""
-    text = entry.meaning.replace(
+    if info.family == "lagged" and info.kind == "trend":
+        text = entry.meaning.replace("<recent>", window)
+        window = ""  # the lagged window's length is in the column name
+    else:
+        text = entry.meaning
+    text = text.replace(
         _W, "since signup" if window in ("", "all") else f"in the {window} before the cutoff"
     )
     for key, value in (
@@ -196,6 +240,7 @@ def meaning(info: FeatureInfo) -> str:
         ("<property>", info.property),
         ("<agg>", info.agg),
         ("<column>", info.column),
+        ("<lag>", None if info.lag_s is None else window_label(info.lag_s)),
     ):
         text = text.replace(key, str(value or ""))
     return text
@@ -213,6 +258,8 @@ def markdown() -> str:
         "(lowercased, other characters as `_`), `<window>` one of `features.windows` (`all` =",
         "since signup). Features see only events in `[signup, cutoff)`. List the columns of a",
         "project, with these meanings filled in, with `propensity features --config C`.",
+        "`lagged` is on by default at calendar anchors (`features.lagged`: `<window>` its",
+        "window, `<lag>` each of its lags, `<recent>` its recent part).",
         "",
     ]
     for family in (*FAMILIES, *ENTITY_FAMILIES):

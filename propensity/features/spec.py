@@ -31,12 +31,13 @@ __all__ = [
 
 FAMILIES = (
     "counts", "recency", "activity", "timing", "order",
-    "transitions", "diversity", "account", "fit", "properties",
+    "transitions", "diversity", "account", "fit", "properties", "lagged",
 )  # fmt: skip
 # Families the engine adds for an entity, not chosen in the config: an account's members.
 ENTITY_FAMILIES = ("members",)
 DOMAIN_CLASSES = ("free_mail", "corporate", "enterprise", "education", "unknown")
 SPEC_VERSION = 1
+_LAG_KEYS = ("lag_window_s", "lags_s", "lag_recent_s")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class FeatureInfo:
     property: str | None = None
     agg: str | None = None
     column: str | None = None
+    lag_s: int | None = None  # lagged family: the window ends this many seconds before the cutoff
 
 
 def slugify(name: str) -> str:
@@ -116,6 +118,11 @@ class FeatureSpec:
     numeric_user_columns: tuple[str, ...] = ()
     categorical_user_columns: tuple[tuple[str, tuple[str, ...]], ...] = ()
     properties: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    # lagged family: windows of lag_window_s ending lags_s before the cutoff; the trend compares
+    # their last lag_recent_s with the rest
+    lag_window_s: int = 0
+    lags_s: tuple[int, ...] = ()
+    lag_recent_s: int = 0
     version: int = field(default=SPEC_VERSION)
 
     def __post_init__(self) -> None:
@@ -124,6 +131,9 @@ class FeatureSpec:
         named |= {e for pair in self.transitions for e in pair} | {p[0] for p in self.properties}
         missing = sorted(named - vocab)
         unknown = sorted(set(self.families) - {*FAMILIES, *ENTITY_FAMILIES})
+        lagged = "lagged" in self.families
+        if lagged and not (self.lags_s and 0 < self.lag_recent_s < self.lag_window_s):
+            unknown.append("lagged (needs lags_s and 0 < lag_recent_s < lag_window_s)")
         if missing or unknown:
             raise ModelError(
                 f"A feature spec must name only vocabulary events and known families. Got events "
@@ -177,6 +187,8 @@ class FeatureSpec:
                 add(FeatureInfo(f"trend_events_{wl}", "activity", "trend", window=wl, window_s=w))
             add(FeatureInfo("gap_mean_hours", "activity", "gap_mean_hours"))
             add(FeatureInfo("gap_max_hours", "activity", "gap_max_hours"))
+        if "lagged" in fams:
+            out += self._lagged()
         if "timing" in fams:
             for e in self.key_events:
                 add(FeatureInfo(f"hours_to_first_{s[e]}", "timing", "hours_to_first", e))
@@ -213,6 +225,23 @@ class FeatureSpec:
             out += member_features()
         return tuple(out)
 
+    def _lagged(self) -> list[FeatureInfo]:
+        s, w, r = self.slugs, self.lag_window_s, self.lag_recent_s
+        wl, rl = window_label(w), window_label(r)
+        out = []
+        for lag in self.lags_s:
+            pre, kw = f"lag{window_label(lag)}", {"lag_s": lag}
+            win = {"window": wl, "window_s": w, **kw}
+            out.append(FeatureInfo(f"{pre}_events_{wl}", "lagged", "events", **win))
+            for e in self.events:
+                out.append(FeatureInfo(f"{pre}_{s[e]}_{wl}", "lagged", "count", e, **win))
+            out.append(FeatureInfo(f"{pre}_active_days_{wl}", "lagged", "active_days", **win))
+            name = f"{pre}_trend_{rl}_{wl}"
+            out.append(FeatureInfo(name, "lagged", "trend", window=rl, window_s=r, **kw))
+            out.append(FeatureInfo(f"{pre}_days_since_last_event", "lagged", "days_since", **kw))
+            out.append(FeatureInfo(f"{pre}_active_weeks", "lagged", "active_weeks", **kw))
+        return out
+
     @cached_property
     def _by_name(self) -> dict[str, FeatureInfo]:
         return {f.name: f for f in self.features}
@@ -244,7 +273,13 @@ class FeatureSpec:
 
     # ---- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(asdict(self)))  # tuples -> lists, a plain JSON-ready structure
+        out = json.loads(json.dumps(asdict(self)))  # tuples -> lists, a plain JSON-ready structure
+        if not self.lags_s:
+            # Specs without lagged windows keep the keys (and so the hash) they had before the
+            # family existed: a model trained then still loads and hashes the same.
+            for key in _LAG_KEYS:
+                del out[key]
+        return out
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys), with the derived column list for readers."""
@@ -290,6 +325,9 @@ class FeatureSpec:
                 (c, tuple(levels)) for c, levels in raw["categorical_user_columns"]
             ),
             properties=tuple((e, p, tuple(a)) for e, p, a in raw["properties"]),
+            lag_window_s=raw.get("lag_window_s", 0),
+            lags_s=tuple(raw.get("lags_s", ())),
+            lag_recent_s=raw.get("lag_recent_s", 0),
             version=raw["version"],
         )
         if "hash" in doc and doc["hash"] != spec.hash:

@@ -93,6 +93,8 @@ SPARK = Dialect("spark")
 _HOUR = "CAST(3600 AS DOUBLE)"
 _DAY = "CAST(86400 AS DOUBLE)"
 _NLOGN_SCALE = "CAST(1000000 AS DOUBLE)"
+# Per-row steps the final select joins, with their aliases.
+_ALIASES = (("piv", "p"), ("act", "a"), ("streak", "s"), ("acct", "c"), ("lagd", "g"))
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,8 @@ class _Builder:
             steps += [self._seq(), self._act()]
         if self.fams & {"counts", "activity"}:
             steps += [self._days(ordered), self._streak()]
+        if self._lags():
+            steps.append(self._lagd(ordered))
         if "account" in self.fams:
             steps += [self._acu(), self._aev(), self._acr(), self._acct()]
         if "fit" in self.fams:
@@ -273,6 +277,46 @@ LEFT JOIN {self._n("names")} n ON n.event = e.event
 WHERE e.ts < r.cut AND e.ts >= r.sig"""
         return Step(self._n("ev"), sql)
 
+    def _lags(self) -> tuple[int, ...]:
+        return self.spec.lags_s if "lagged" in self.fams else ()
+
+    def _lagd(self, ordered: bool) -> Step:
+        # Days are counted back from the cutoff (day 0 is [cut - 1d, cut)); with whole-day lags
+        # and window, a window is a range of day numbers. Weeks are counted back from each lag's
+        # end, so "active weeks" at a lag reads only what came before it.
+        def back(expr: str, lag: int, size: int) -> str:
+            x = f"(age - {lag} - ({expr}) - 1)"
+            return f"CAST(({x} - {x} % {size}) / {size} AS BIGINT)"
+
+        wd = self.spec.lag_window_s // 86400
+        if ordered:
+            # In the time-ordered sequence a new day (week) starts where the previous event's
+            # differs: filters instead of a DISTINCT (or COUNT DISTINCT) over every event.
+            def new(lag: int, size: int) -> str:
+                return f"(gap IS NULL OR {back('t', lag, size)} <> {back('t - gap', lag, size)})"
+
+            cols = []
+            for i, lag in enumerate(self._lags()):
+                end, lo = f"t < age - {lag}", f"t >= age - {lag + self.spec.lag_window_s}"
+                day = new(0, 86400)
+                cols.append(f"COUNT(CASE WHEN {end} AND {lo} AND {day} THEN 1 END) AS ad{i}")
+                cols.append(f"COUNT(CASE WHEN {end} AND {new(lag, 604800)} THEN 1 END) AS aw{i}")
+            sql = f"SELECT rid, {', '.join(cols)} FROM {self._n('seq')} GROUP BY rid"
+            return Step(self._n("lagd"), sql)
+        cols = []
+        for i, lag in enumerate(self._lags()):
+            ld = lag // 86400
+            cols.append(f"COUNT(CASE WHEN db >= {ld} AND db < {ld + wd} THEN 1 END) AS ad{i}")
+            wk = f"(db - {ld})"
+            cols.append(
+                f"COUNT(DISTINCT CASE WHEN db >= {ld} THEN CAST(({wk} - {wk} % 7) / 7 AS BIGINT) "
+                f"END) AS aw{i}"
+            )
+        sql = f"""SELECT rid, {", ".join(cols)}
+FROM (SELECT DISTINCT rid, {back("t", 0, 86400)} AS db FROM {self._n("ev")} WHERE {self.seen}) d
+GROUP BY rid"""
+        return Step(self._n("lagd"), sql)
+
     def _props(self) -> list[tuple[str, str, tuple[str, ...]]]:
         return list(self.spec.properties) if "properties" in self.fams else []
 
@@ -281,6 +325,14 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
         for i, w in enumerate(self.spec.windows_s):
             # COUNT, not SUM(CASE .. 1 ELSE 0): DuckDB sums INTEGER into HUGEINT (slow).
             cols.append(f"COUNT(CASE WHEN t >= age - {w} THEN 1 END) AS n_w{i}")
+        for i, lag in enumerate(self._lags()):
+            # [cut - lag - window, cut - lag) and its last `recent`, and the last event before
+            # cut - lag; t counts from signup, age is the cutoff's t
+            wl, r = self.spec.lag_window_s, self.spec.lag_recent_s
+            end = f"t < age - {lag}"
+            cols.append(f"COUNT(CASE WHEN {end} AND t >= age - {lag + wl} THEN 1 END) AS nl{i}")
+            cols.append(f"COUNT(CASE WHEN {end} AND t >= age - {lag + r} THEN 1 END) AS nr{i}")
+            cols.append(f"MAX(CASE WHEN {end} THEN t END) AS ll{i}")
         for k, _ in enumerate(self._props()):
             cols += [
                 f"SUM(p{k}) AS ps{k}",
@@ -307,6 +359,9 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
             # can tell apart on an entropy.
             f"SUM(CAST(ROUND(n_all * LN(n_all) * {_NLOGN_SCALE}) AS BIGINT)) AS nlogn",
         ]
+        for i, _ in enumerate(self._lags()):
+            cols += [f"SUM(nl{i}) AS ne_nl{i}", f"SUM(nr{i}) AS ne_nr{i}", f"MAX(ll{i}) AS ll{i}"]
+        lag_ix = range(len(self._lags()))
         # Each (rid, k) is one row of `re`, so a per-event column is MAX over that one row (NULL
         # when absent; the final select COALESCEs). MAX keeps BIGINT where SUM widens to HUGEINT
         # on DuckDB: the pivot took 1.3 s with SUM, 0.6 s with MAX at 10M events.
@@ -314,6 +369,7 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
             c = self.code[e]
             if "counts" in self.fams:
                 cols += [f"MAX(CASE WHEN k = {c} THEN {w} END) AS c{i}_{w}" for w in wins]
+            cols += [f"MAX(CASE WHEN k = {c} THEN nl{j} END) AS c{i}_nl{j}" for j in lag_ix]
             cols.append(f"MIN(CASE WHEN k = {c} THEN first_t END) AS first{i}")
             cols.append(f"MAX(CASE WHEN k = {c} THEN last_t END) AS last{i}")
         for k, _ in enumerate(self._props()):
@@ -324,8 +380,9 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
 
     def _seq(self) -> Step:
         over = "OVER (PARTITION BY rid ORDER BY t, k)"
+        age = ", age" if self._lags() else ""  # the lagged windows count back from the cutoff
         sql = (
-            f"SELECT rid, k, t, t - LAG(t) {over} AS gap, LAG(k) {over} AS prev "
+            f"SELECT rid, k, t, t - LAG(t) {over} AS gap, LAG(k) {over} AS prev{age} "
             f"FROM {self._n('ev')} WHERE {self.seen}"
         )
         return Step(self._n("seq"), sql)
@@ -469,13 +526,30 @@ FROM {self._n("rows")} r LEFT JOIN users u ON u.user_id = r.user_id"""
     def _final(self, names: set[str]) -> str:
         joins = "".join(
             f"\nLEFT JOIN {self._n(step)} {alias} ON {alias}.rid = r.rid"
-            for step, alias in (("piv", "p"), ("act", "a"), ("streak", "s"), ("acct", "c"))
+            for step, alias in _ALIASES
             if self._n(step) in names
         )
         if self._n("fit") in names:
             joins += f"\nLEFT JOIN {self._n('fit')} f ON f.rid = r.rid"
         exprs = [f"{self._expr(info)} AS {info.name}" for info in self.spec.features]
         return f"SELECT r.rid, {', '.join(exprs)}\nFROM {self._n('rows')} r{joins}"
+
+    def _lag_expr(self, f: FeatureInfo) -> str:
+        i = self.spec.lags_s.index(f.lag_s)
+        n, r = f"COALESCE(p.ne_nl{i}, 0)", f"COALESCE(p.ne_nr{i}, 0)"
+        rest = self.spec.lag_window_s - self.spec.lag_recent_s
+        return {
+            "events": lambda: n,
+            "count": lambda: f"COALESCE(p.c{self.ev_index[f.event]}_nl{i}, 0)",
+            "active_days": lambda: f"COALESCE(g.ad{i}, 0)",
+            "active_weeks": lambda: f"COALESCE(g.aw{i}, 0)",
+            # log1p(events in the last `recent`) - log1p(the rest's events per `recent`)
+            "trend": lambda: (
+                f"LN(1 + CAST({r} AS DOUBLE)) - LN(1 + CAST({n} - {r} AS DOUBLE) * "
+                f"{self.spec.lag_recent_s} / CAST({rest} AS DOUBLE))"
+            ),
+            "days_since": lambda: f"((r.cut - r.sig) - {f.lag_s} - p.ll{i}) / {_DAY}",
+        }[f.kind]()
 
     def _win(self, info: FeatureInfo) -> str:
         if info.window_s is None:
@@ -503,6 +577,8 @@ FROM {self._n("rows")} r LEFT JOIN users u ON u.user_id = r.user_id"""
                 "min": f"p.pmin{j}",
             }[f.agg]
             return f"CAST({expr} AS DOUBLE)"
+        if f.family == "lagged":
+            return f"CAST({self._lag_expr(f)} AS DOUBLE)"
         expr = {
             "events": lambda: f"COALESCE(p.ne_{self._win(f)}, 0)",
             "count": lambda: f"COALESCE(p.c{idx.get(f.event)}_{self._win(f)}, 0)",

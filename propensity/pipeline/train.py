@@ -101,7 +101,9 @@ def train(
     model = result.model
     frame, split = prepared.frame, prepared.split
     train_main = frame.iloc[split.train[prepared.main_rows[split.train]]]
-    attach_references(model, train_main, _scoring_like_rows(cfg, prepared), list(spec.columns))
+    attach_references(
+        model, train_main, _scoring_like_rows(cfg, prepared), list(spec.columns), cfg.task
+    )
     discovery = discover_for_training(cfg, prepared)  # baselines.suggested: true
     comparison = _compare(cfg, prepared, result, discovery, baselines)
     progress("logging the run and registering the model")

@@ -1,0 +1,142 @@
+"""Benchmark the feature build of a calendar task (freemium) against the trial task.
+
+    .venv/bin/python benchmarks/task_features.py                     # ~10M events per world
+    .venv/bin/python benchmarks/task_features.py --events 1_000_000  # a quick run
+    .venv/bin/python benchmarks/task_features.py --freemium-config my.yaml  # other features
+
+Both worlds come from ``propensity simulate`` (the trial world and ``--task freemium``), sized
+so that each holds about ``--events`` events: a small probe world of each measures events per
+user first. Each world is featurised with its shipped config (``configs/demo.yaml``,
+``configs/freemium.yaml``, data paths pointed at the world) in its own subprocess, so the two
+runs share nothing but the machine: label times, then ``learn_spec_and_features`` on every row
+(the spec learned on all of them), which is the feature build ``train`` runs. The phases are
+interleaved round by round (``--repeats``) with the load average printed per round (the
+machine is shared); medians are compared.
+
+Printed per task: events, label rows, features, label-time and feature seconds, events/s and
+feature cells/s, then the ratio the issue sets a bar for (issue 14: the calendar task's feature
+build at 10M events within 1.5x of the trial task's), both raw and per event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SEED = 7
+CONFIGS = {"trial": "configs/demo.yaml", "freemium": "configs/freemium.yaml"}
+
+
+def _simulate(task: str, out: Path, users: int) -> int:
+    """Simulate ``task``'s world of ``users`` into ``out``; returns its event count."""
+    from propensity.simulate import simulate
+    from propensity.simulate.tasks import simulate_task
+
+    if task == "trial":
+        return int(simulate(out, users=users, seed=SEED).events)
+    return int(simulate_task(out, "freemium", entities=users, seed=SEED).events)
+
+
+def _world(task: str, root: Path, events: int) -> Path:
+    """A world of about ``events`` events (reused when its size file says so)."""
+    out = root / f"{task}-{events}"
+    meta = out / "bench.json"
+    if meta.exists():
+        return out
+    probe_users = 2000
+    probe = _simulate(task, root / f"{task}-probe", probe_users)
+    users = max(1000, round(events * probe_users / probe))
+    got = _simulate(task, out, users)
+    meta.write_text(json.dumps({"users": users, "events": got}))
+    return out
+
+
+def run_one(task: str, data: Path, config: str) -> dict:
+    """Label times and features of ``task`` on ``data`` in this process; printed as JSON."""
+    from propensity.config import load_config
+    from propensity.engines.duckdb import open_duckdb
+
+    cfg = load_config(config)
+    paths = {
+        "events": str(data / "events"),
+        "users": str(data / "users.parquet"),
+        "conversions": str(data / "conversions.parquet"),
+    }
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update=paths)})
+    engine = open_duckdb(cfg)
+    t0 = time.perf_counter()
+    labels = engine.label_times(cfg.label, cfg.task)
+    t1 = time.perf_counter()
+    spec, ff = engine.learn_spec(labels, cfg.features, None)
+    t2 = time.perf_counter()
+    [(events,)] = engine.con.execute("SELECT COUNT(*) FROM events").fetchall()
+    return {
+        "task": task,
+        "events": int(events),
+        "rows": len(labels.frame),
+        "features": len(spec.columns),
+        "label_s": t1 - t0,
+        "features_s": t2 - t1,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000_000, help="events per world")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--dir", type=Path, default=Path("data/bench-tasks"))
+    parser.add_argument(
+        "--freemium-config", default=CONFIGS["freemium"], help="the calendar task's config"
+    )
+    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one[0], Path(args.one[1]), args.one[2])))
+        return
+    configs = {**CONFIGS, "freemium": args.freemium_config}
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    worlds = {task: _world(task, args.dir, args.events) for task in CONFIGS}
+    runs: dict[str, list[dict]] = {task: [] for task in CONFIGS}
+    for r in range(args.repeats):
+        for task, data in worlds.items():
+            cmd = [sys.executable, __file__, "--one", task, str(data), configs[task]]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            runs[task].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            load = os.getloadavg()[0]
+            got = runs[task][-1]
+            print(f"round {r + 1} {task}: features {got['features_s']:.1f} s (load {load:.1f})")
+    med = {
+        task: {
+            **rs[0],
+            "label_s": statistics.median(x["label_s"] for x in rs),
+            "features_s": statistics.median(x["features_s"] for x in rs),
+        }
+        for task, rs in runs.items()
+    }
+    print("| task | events | label rows | features | label times s | features s | events/s "
+          "| cells/s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for task, m in med.items():
+        print(
+            f"| {task} | {m['events']:,} | {m['rows']:,} | {m['features']} | "
+            f"{m['label_s']:.1f} | {m['features_s']:.1f} | "
+            f"{m['events'] / m['features_s']:,.0f} | "
+            f"{m['rows'] * m['features'] / m['features_s']:,.0f} |"
+        )
+    cal, trial = med["freemium"], med["trial"]
+    raw = cal["features_s"] / trial["features_s"]
+    per_event = raw * trial["events"] / cal["events"]
+    print(
+        f"calendar / trial feature build: {raw:.2f}x ({per_event:.2f}x per event); "
+        f"issue bar: <= 1.5x"
+    )
+
+
+if __name__ == "__main__":
+    main()
