@@ -1,17 +1,37 @@
-"""Benchmark: fit_model on synthetic feature tables of 100k and 1M rows x ~150 features.
+"""Benchmark: fit_model on synthetic feature tables of 100k (and 1M) rows x 150 features.
 
 Each measurement runs in a fresh subprocess so that peak RSS (VmHWM) belongs to it alone.
-For every size it prints wall time and peak memory of
+For every size it prints wall time, CPU time (all threads of the process) and peak memory of
 
-- ``fit_model``: split, encode, LightGBM with early stopping, calibration, threshold, bootstrap;
-- the baseline, measured in the same run: bare ``lightgbm.train`` on the train slice with the
-  same parameters and as many trees as fit_model's model keeps (no validation, no early
-  stopping, no extras): what training costs if one knew the best round in advance,
+- ``fit_model`` as ``propensity train`` runs it: the config sets only the learning rate, so
+  the seeded search runs (16 trials + the config's, on at most 40k train rows at rate 0.2), then
+  the winner's refit with early stopping, calibration (out-of-fold fits only when the
+  calibration slice has fewer than ``CROSS_FIT_BELOW_POSITIVES`` positives), threshold and
+  bootstrap intervals;
+- the baseline, measured in the same run: bare ``lightgbm.train`` on the train slice with
+  fit_model's final parameters, the same threads and as many trees as fit_model's model keeps
+  (no validation, no early stopping, no extras): what training costs if one knew the best
+  settings and round in advance,
 
-and the ratios fit_model / baseline, plus the memory the fit adds (peak RSS minus RSS once the
-table is built and the libraries imported) over the size of the feature table.
+and the ratios fit_model / baseline (wall and CPU: on a shared machine wall time mostly measures
+the other workers), plus the memory the fit adds over the size of the feature table.
 
-    python benchmarks/train.py [--rows 100000 1000000] [--features 150] [--threads 2]
+    python benchmarks/train.py [--rows 100000] [--million] [--features 150] [--threads 2]
+
+Measured here (2 cores shared with 4-5 other workers, OMP_WAIT_POLICY=PASSIVE):
+
+- 100k rows (60k train), load ~10: fit_model 207 s wall / 70.2 s CPU, best round 99, test
+  AUC 0.767, calibration slice alone (1,000+ positives, no out-of-fold fits); bare
+  ``lightgbm.train`` 9.1 s / 4.7 s CPU; ratio x22.8 wall, x15.1 CPU; peak 722 MB vs 614 MB.
+  Where fit_model's CPU goes (process time, same run shape): the search's 17 trials 61.7 s (84%,
+  3-4.5 s each: 40k of the 60k train rows, full validation slice, fresh Dataset per trial), the
+  refit with early stopping 6.3 s (1.34x the bare fit: 119 trees grown for 99 kept, validation
+  scored every round), bootstrap intervals 2.7 s, everything else ~1.5 s. Before the
+  calibration change the 5 out-of-fold fits cost another ~4 full fits (27% of the wall time).
+- 1M rows: not measured yet (at load ~10 a 100k run takes 3.5 min of wall time). Expected from
+  the shares above: the search is fixed (~60-80 s CPU), so the ratio falls towards the refit's
+  1.3x as the baseline grows, but not under 1.3x while the search runs and early stopping grows
+  a fifth past the best round.
 """
 
 from __future__ import annotations
@@ -70,7 +90,15 @@ def _peak_mb() -> float:
     return peak_mb()  # VmHWM: ru_maxrss would include a large parent's peak
 
 
-def run_one(kind: str, rows: int, features: int, threads: int, trees: int) -> dict:
+def run_one(
+    kind: str,
+    rows: int,
+    features: int,
+    threads: int,
+    trees: int,
+    params: dict | None,
+    search: bool = True,
+) -> dict:
     """One measurement in this process; printed as JSON for the parent."""
     # import everything first so that the memory measured before the fit includes the libraries
     import lightgbm as lgb
@@ -78,7 +106,7 @@ def run_one(kind: str, rows: int, features: int, threads: int, trees: int) -> di
     from propensity.config import config_from_dict
     from propensity.model.bundle import align_features
     from propensity.model.split import split_out_of_time
-    from propensity.model.train import base_params, fit_model
+    from propensity.model.train import fit_model
 
     frame, columns = make_frame(rows, features)
     frame_mb = frame.memory_usage(deep=False).sum() / 2**20
@@ -87,43 +115,58 @@ def run_one(kind: str, rows: int, features: int, threads: int, trees: int) -> di
         {
             "data": {"events": "-", "users": "-"},
             "seed": SEED,
-            "model": {"n_jobs": threads, "learning_rate": 0.1, "min_positives": 50},
+            "model": {
+                "n_jobs": threads,
+                "learning_rate": 0.1,
+                "min_positives": 50,
+                **({"search": {"trials": 0}} if not search else {}),
+            },
             "threshold": {"policy": "top_fraction", "top_fraction": 0.05},
         }
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if kind == "fit_model":
         result = fit_model(frame, columns, ["domain_class", "user_plan"], cfg, {}, "bench")
         extra = {
             "best_iteration": result.best_iteration,
+            "params": result.params,
             "test_auc": round(result.metrics["test_calibrated"]["roc_auc"], 4),
+            "cross_fitted": result.metrics["calibration"]["cross_fitted"],
         }
     else:
         train = split_out_of_time(frame, cfg.split).train
         levels = {c: list(frame[c].cat.categories) for c in ("domain_class", "user_plan")}
         X = align_features(frame.iloc[train], columns, levels)
-        started = time.perf_counter()  # the baseline is the bare booster fit only
-        lgb.train(
-            base_params(cfg.model, SEED),
-            lgb.Dataset(X, frame["label"].to_numpy()[train]),
-            num_boost_round=trees,
-        )
+        # the baseline is the bare booster fit only, with fit_model's final parameters
+        started, cpu_started = time.perf_counter(), time.process_time()
+        lgb.train(params, lgb.Dataset(X, frame["label"].to_numpy()[train]), num_boost_round=trees)
         extra = {}
     return {
         "kind": kind,
         "rows": rows,
         "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu_started,
         "peak_mb": _peak_mb(),
         "before_fit_mb": before_mb,
         "frame_mb": frame_mb,
+        "load": os.getloadavg()[0],
         **extra,
     }
 
 
-def _child(kind: str, rows: int, features: int, threads: int, trees: int = 0) -> dict:
+def _child(
+    kind: str,
+    rows: int,
+    features: int,
+    threads: int,
+    trees: int = 0,
+    params: dict | None = None,
+    search: bool = True,
+) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, "--rows", str(rows),
-         "--features", str(features), "--threads", str(threads), "--trees", str(trees)],
+         "--features", str(features), "--threads", str(threads), "--trees", str(trees),
+         "--params", json.dumps(params or {}), *([] if search else ["--no-search"])],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -131,39 +174,55 @@ def _child(kind: str, rows: int, features: int, threads: int, trees: int = 0) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000])
+    parser.add_argument(
+        "--million", action="store_true", help="also 1,000,000 rows (~10 min on 2 idle cores)"
+    )
+    parser.add_argument(
+        "--no-search", action="store_true", help="fit_model with the config's settings (no search)"
+    )
     parser.add_argument("--features", type=int, default=150)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--trees", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=["fit_model", "baseline"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(
-            json.dumps(run_one(args.child, args.rows[0], args.features, args.threads, args.trees))
-        )
+        result = run_one(
+            args.child, args.rows[0], args.features, args.threads, args.trees,
+            json.loads(args.params), not args.no_search,
+        )  # fmt: skip
+        print(json.dumps(result))
         return
     from propensity.config import ModelConfig
     from propensity.model.train import patience
 
+    rows_list = [*args.rows, *([1_000_000] if args.million else [])]
     print(f"load average at start: {os.getloadavg()}")
-    print(f"{'rows':>9} {'what':<10} {'seconds':>8} {'peak MB':>8} {'+fit MB':>8}  notes")
-    for rows in args.rows:
-        fit = _child("fit_model", rows, args.features, args.threads)
-        # the baseline grows exactly the trees the model keeps; fit_model grows a patience
-        # past the best (propensity.model.train.patience) and does everything else besides
+    print(
+        f"{'rows':>9} {'what':<10} {'seconds':>8} {'cpu s':>8} {'peak MB':>8} {'+fit MB':>8}  notes"
+    )
+    for rows in rows_list:
+        fit = _child("fit_model", rows, args.features, args.threads, search=not args.no_search)
+        # the baseline grows exactly the trees the model keeps, with the model's parameters;
+        # fit_model grows a patience past the best (propensity.model.train.patience) and does
+        # everything else besides
         best = fit["best_iteration"]
         grown = best + patience(best, ModelConfig().early_stopping_rounds)
-        base = _child("baseline", rows, args.features, args.threads, best)
+        base = _child("baseline", rows, args.features, args.threads, best, fit["params"])
         for r in (fit, base):
             notes = (
-                f"best_iteration={best} (~{grown} trees grown) test_auc={r['test_auc']}"
+                f"best_iteration={best} (~{grown} trees grown) test_auc={r['test_auc']} "
+                f"cross_fitted={r['cross_fitted']}"
                 if r["kind"] == "fit_model"
                 else f"bare lightgbm.train, {best} trees, same matrix and parameters"
             )
-            print(f"{rows:>9} {r['kind']:<10} {r['seconds']:>8.1f} {r['peak_mb']:>8.0f} "
-                  f"{r['peak_mb'] - r['before_fit_mb']:>8.0f}  {notes}")  # fmt: skip
+            print(f"{rows:>9} {r['kind']:<10} {r['seconds']:>8.1f} {r['cpu_seconds']:>8.1f} "
+                  f"{r['peak_mb']:>8.0f} {r['peak_mb'] - r['before_fit_mb']:>8.0f}  {notes} "
+                  f"(load {r['load']:.1f})")  # fmt: skip
         print(
-            f"{rows:>9} ratio      time x{fit['seconds'] / base['seconds']:.2f}  "
+            f"{rows:>9} ratio      time x{fit['seconds'] / base['seconds']:.2f} "
+            f"(cpu x{fit['cpu_seconds'] / base['cpu_seconds']:.2f}), "
             f"peak memory x{fit['peak_mb'] / base['peak_mb']:.2f} vs baseline; memory the fit "
             f"adds = x{(fit['peak_mb'] - fit['before_fit_mb']) / fit['frame_mb']:.2f} the "
             f"{fit['frame_mb']:.0f} MB feature table; load average {os.getloadavg()[0]:.2f}"

@@ -82,6 +82,8 @@ def test_result_contents(truth_fit):
     assert set(m["test_raw"]) == {"roc_auc", "average_precision", "log_loss", "brier", "ece"}
     # raw LightGBM on log loss is calibrated already: auto keeps a map only if it beats it
     assert m["calibration"]["method"] in ("identity", "sigmoid", "isotonic")
+    # ~300 calibration positives: too few alone, so the train slice's out-of-fold scores join
+    assert m["calibration"]["cross_fitted"] is True
     assert m["calibration"]["rows"] == result.split.train.size + result.split.calibration.size
     assert "isotonic" in m["calibration"]["held_out_log_loss"]  # >= 500 positives to fit on
     assert m["test_slice"] == {"rows": len(tf), "positives": int(tf["label"].sum())}
@@ -284,3 +286,31 @@ def test_minimum_positives_count_one_row_per_user():
     assert per_user < 100 <= all_rows
     with pytest.raises(InsufficientDataError, match=f"the train slice has {per_user} positives"):
         fit_model(frame, FEATURES, ["segment"], cfg, {"v": 1}, "hash1", report_rows=main)
+
+
+def test_a_large_calibration_slice_is_calibrated_on_alone(monkeypatch):
+    """Check that with enough calibration positives no out-of-fold fits run, deterministically.
+
+    At the threshold itself the calibration slice is enough; one positive short, the train
+    slice's cross-fitted scores are added.
+    """
+    import propensity.model.train as train_module
+
+    frame, _ = _truth(4_000, seed=3)
+    cfg = _cfg(min_positives=20, min_child_samples=20)
+    split = split_out_of_time(frame, cfg.split)
+    positives = int(frame["label"].iloc[split.calibration].sum())
+    monkeypatch.setattr(train_module, "CROSS_FIT_BELOW_POSITIVES", positives)
+    monkeypatch.setattr(train_module, "_out_of_fold", None)  # calling it would fail the test
+    a, b = _fit(frame, cfg), _fit(frame, cfg)
+    calibration = a.metrics["calibration"]
+    assert calibration["cross_fitted"] is False
+    assert (calibration["rows"], calibration["positives"]) == (split.calibration.size, positives)
+    assert a.model.calibrator.to_dict() == b.model.calibrator.to_dict()
+    assert a.metrics == b.metrics
+
+    monkeypatch.undo()
+    monkeypatch.setattr(train_module, "CROSS_FIT_BELOW_POSITIVES", positives + 1)
+    crossed = _fit(frame, cfg).metrics["calibration"]
+    assert crossed["cross_fitted"] is True
+    assert crossed["rows"] == split.train.size + split.calibration.size
