@@ -28,6 +28,9 @@ Measured here (2 cores shared with 4-5 other workers, OMP_WAIT_POLICY=PASSIVE):
   refit with early stopping 6.3 s (1.34x the bare fit: 119 trees grown for 99 kept, validation
   scored every round), bootstrap intervals 2.7 s, everything else ~1.5 s. Before the
   calibration change the 5 out-of-fold fits cost another ~4 full fits (27% of the wall time).
+- 100k rows with ``--no-search`` (the config's settings), load ~4.5: fit_model 9.7 s / 8.7 s
+  CPU, best round 34 (54 grown); bare ``lightgbm.train`` 5.0 s / 4.9 s CPU (at this size binning
+  the matrix, not growing trees, is most of the bare fit); ratio x1.94 wall, x1.78 CPU.
 - 1M rows: not measured yet (at load ~10 a 100k run takes 3.5 min of wall time). Expected from
   the shares above: the search is fixed (~60-80 s CPU), so the ratio falls towards the refit's
   1.3x as the baseline grows, but not under 1.3x while the search runs and early stopping grows
