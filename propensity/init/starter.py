@@ -258,7 +258,7 @@ def _baseline_lines(
 def _predicted_spec(p: Profile, windows: list[int]) -> FeatureSpec:
     """The spec training will learn, as far as the profile can tell (for choosing templates)."""
     return FeatureSpec(
-        families=FAMILIES,
+        families=tuple(f for f in FAMILIES if f != "lagged"),  # on at calendar anchors only
         events=p.vocabulary,
         windows_s=tuple(d * 86_400 for d in windows),
         session_gap_s=1800,
