@@ -26,7 +26,7 @@ demo: install ## Simulate a product, then train, compare with rules and score, e
 test: install ## Run the whole test suite (what CI runs)
 	sh scripts/ensure-chromium.sh
 	PROPENSITY_TEST_PG_DSN="$$(sh scripts/ensure-postgres.sh | tail -n 1)" \
-		MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python -m pytest -q -m "not acceptance"
+		MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python -m pytest -q -m "not acceptance" -n 2 --dist loadfile
 
 test-fast: install ## Run the tests, skipping slow and Spark ones
 	MLFLOW_DISABLE_TELEMETRY=true $(BIN)/python -m pytest -q -m "not slow and not spark"

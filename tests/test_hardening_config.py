@@ -270,7 +270,8 @@ def test_bad_values_are_echoed_short(tmp_path, raw, echo):
     code, output = _invoke(tmp_path, raw, "validate")
     assert code == 2
     assert echo in output
-    assert len(output) < 4000, len(output)
+    said = output.replace(str(tmp_path), "")  # the config's own path is as long as the user's
+    assert len(said) < 4000, len(said)
 
 
 def test_a_config_path_that_is_a_folder_or_unreadable(tmp_path):
