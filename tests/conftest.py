@@ -74,6 +74,11 @@ def trained_world(tmp_path_factory):
     cfg["crm"] = {"sink": {"path": str(tmp / "crm.duckdb")}}
     config = tmp / "project.yaml"
     config.write_text(yaml.safe_dump(cfg))
+    # MLFLOW_TRACKING_URI wins over the config, and mlflow.set_tracking_uri writes it into this
+    # process's environment: whatever store an earlier test of this worker used (the checkout's
+    # ./mlflow.db, under pytest-xdist) would get this world's model. Point it here, for the
+    # tests that use the world too.
+    os.environ["MLFLOW_TRACKING_URI"] = cfg["mlflow"]["tracking_uri"]
     trained = runner.invoke(app, ["train", "--config", str(config)])
     assert trained.exit_code == 0, trained.output
     return tmp, config
