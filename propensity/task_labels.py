@@ -44,7 +44,13 @@ from propensity.labels import (
     whole_seconds,
 )
 
-__all__ = ["WEEKDAYS", "calendar_anchors", "task_label_times", "task_population"]
+__all__ = [
+    "WEEKDAYS",
+    "calendar_anchors",
+    "target_times",
+    "task_label_times",
+    "task_population",
+]
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAY = 86_400
@@ -111,6 +117,20 @@ def task_population(
             con.execute(f"DROP TABLE IF EXISTS {name}")
     settings = {"kind": "scoring", "as_of": asof.isoformat(), "task": task.model_dump(mode="json")}
     return LabelTimes(frame.drop(columns="label"), counts, settings)
+
+
+def target_times(
+    con: duckdb.DuckDBPyConnection, label: LabelConfig, task: TaskConfig
+) -> pd.DataFrame:
+    """When each entity first met the task's target (``entity_id``, ``converted_at``): an
+    account's first payment, its expansion or the target event; entities that never did are
+    left out. The CRM marks these ``converted`` and outcomes count them as the entity's
+    conversion, so both read the target the model was trained on."""
+    _entities(con, task, label)
+    return con.execute(
+        "SELECT entity_id, target_at AS converted_at FROM _tk_entity "
+        "WHERE target_at IS NOT NULL ORDER BY entity_id"
+    ).df()
 
 
 def calendar_anchors(

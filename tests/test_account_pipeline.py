@@ -21,6 +21,7 @@ from propensity.explain.members import member_lines
 from propensity.features import FeatureSpec
 from propensity.io import load_data
 from propensity.labels import LabelTimes
+from propensity.pipeline.crm import read_crm_inputs
 from propensity.simulate.tasks import simulate_task
 from propensity.task_labels import task_population
 
@@ -101,6 +102,45 @@ def test_member_shares_split_the_account_counts(small_world):
         ).fetchone()  # fmt: skip
         total = result.frame["n_events_28d"].iloc[pick[r.row]]
         assert r.share * total == pytest.approx(n)
+
+
+def test_crm_inputs_follow_the_account_task(small_world):
+    """Check that the CRM reads account entities: each account's conversion is the task's
+    target (first payment; for expansion, the first payment with more seats) and its segments
+    aggregate its members' columns (the largest company size)."""
+    simulate_task(small_world / "expansion", "expansion", entities=200, seed=5, days=98)
+    for task, data in (("account", "data"), ("expansion", "expansion")):
+        cfg = load_config(_config(small_world, task, small_world / data))
+        engine = open_engine(cfg)
+        inputs = read_crm_inputs(engine, cfg)
+        con = engine.con
+        pay = con.execute("SELECT account_id, paid_at, seats FROM payments").df()
+        conv = con.execute(
+            "SELECT u.account_id, min(c.converted_at) AS t FROM conversions c "
+            "JOIN users u USING (user_id) GROUP BY 1"
+        ).df()
+        if task == "account":
+            first = pd.concat(
+                [pay[["account_id", "paid_at"]].set_axis(["account_id", "t"], axis=1), conv]
+            )
+            want = first.groupby("account_id")["t"].min()
+        else:
+            pay = pay.sort_values("paid_at")
+            seats0 = pay.groupby("account_id")["seats"].first()
+            more = pay[pay["seats"] > pay["account_id"].map(seats0)]
+            want = more.groupby("account_id")["paid_at"].min()
+        assert len(want) > 0
+        got = inputs.converted.set_index("entity_id")["converted_at"]
+        pd.testing.assert_series_equal(
+            got.sort_index(), want.sort_index(), check_names=False, check_index_type=False
+        )
+        seg = inputs.segments.set_index("entity_id")
+        size = con.execute("SELECT account_id, max(company_size) FROM users GROUP BY 1").df()
+        size = size.set_index("account_id").iloc[:, 0]
+        assert set(seg.index) == set(size.index)
+        assert np.allclose(seg.loc[size.index, "company_size"], size, equal_nan=True)
+        assert {"domain_class", "signup_at"} <= set(seg.columns)
+        assert not seg.columns.str.contains("email").any() or "email_domain" in seg.columns
 
 
 def test_member_lines_name_ids_roles_and_what_they_did():

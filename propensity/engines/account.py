@@ -28,6 +28,7 @@ from propensity.labels import LabelTimes
 __all__ = [
     "account_entities",
     "account_features",
+    "account_users_sql",
     "build_account_tables",
     "entity_rows",
     "is_account",
@@ -238,11 +239,10 @@ def entity_rows(labels: LabelTimes) -> LabelTimes:
     return LabelTimes(frame[keep].reset_index(drop=True), labels.excluded, labels.settings)
 
 
-def build_account_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Temp tables ``_acct_events`` and ``_acct_users`` with one "user" per account (its members'
-    events together; the earliest signup, the most common email domain, the largest number or
-    most common value of every other users column), so the user-level feature families run on
-    an account as they run on a user (:func:`account_entities`): account momentum and fit."""
+def account_users_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """A query of one "user" per account: ``user_id`` = the account, the earliest signup, the
+    most common email domain, the largest number or most common value of every other users
+    column (the account's firmographics, as its fit features and the CRM's segments read them)."""
     keys = ("user_id", "signup_at", "email_domain", "account_id")
     extra = [r[:2] for r in con.execute("DESCRIBE users").fetchall() if r[0] not in keys]
     numeric = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT")
@@ -251,11 +251,18 @@ def build_account_tables(con: duckdb.DuckDBPyConnection) -> None:
         q = '"' + name.replace('"', '""') + '"'
         agg = "max" if any(dtype.upper().startswith(n) for n in numeric) else "mode"
         cols.append(f", {agg}({q}) AS {q}")
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _acct_users AS SELECT account_id AS user_id, "
-        f"min(signup_at) AS signup_at, mode(email_domain) AS email_domain, account_id"
-        f"{''.join(cols)} FROM users WHERE account_id IS NOT NULL GROUP BY account_id"
+    return (
+        f"SELECT account_id AS user_id, min(signup_at) AS signup_at, "
+        f"mode(email_domain) AS email_domain, account_id{''.join(cols)} FROM users "
+        f"WHERE account_id IS NOT NULL GROUP BY account_id"
     )
+
+
+def build_account_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp tables ``_acct_events`` and ``_acct_users`` with one "user" per account (its members'
+    events together; :func:`account_users_sql`), so the user-level feature families run on an
+    account as they run on a user (:func:`account_entities`): account momentum and fit."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _acct_users AS {account_users_sql(con)}")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _acct_events AS SELECT u.account_id AS user_id, e.event, "
         "e.timestamp, u.account_id, e.properties FROM events e "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import pandas as pd
@@ -17,9 +17,12 @@ import pandas as pd
 from propensity.config import Config
 from propensity.crm import crm_fields, segments
 from propensity.crm.run import CrmTables, crm_step
+from propensity.engines.account import account_users_sql
 from propensity.errors import DataContractError, PropensityError
 from propensity.io import write_table
 from propensity.io.sinks import Sink, open_sink
+from propensity.labels import has_table
+from propensity.task_labels import target_times
 
 __all__ = [
     "CrmInputs",
@@ -27,6 +30,7 @@ __all__ = [
     "engine_con",
     "export_current",
     "read_crm_inputs",
+    "read_sink_table",
     "write_upsert_file",
 ]
 
@@ -51,11 +55,16 @@ def engine_con(engine: Any, cfg: Config) -> duckdb.DuckDBPyConnection:
 
 
 def read_crm_inputs(engine: Any, cfg: Config) -> CrmInputs:
-    """First conversion per user and the users' segment columns (no email, only its class)."""
+    """Each entity's first conversion and its segment columns (no email, only its class).
+
+    The entity follows the task: a user, or an account (its users' columns aggregated as its fit
+    features aggregate them); its conversion is the task's target (an account's first payment,
+    an expansion), so the CRM marks ``converted`` what the model predicts."""
     con = engine_con(engine, cfg)
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    tables |= {r[0] for r in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
-    if "conversions" in tables:
+    task = cfg.task
+    if task is not None and (task.entity == "account" or task.anchors.kind == "calendar"):
+        converted = target_times(con, cfg.label, task)
+    elif has_table(con, "conversions"):
         converted = con.execute(
             "SELECT user_id AS entity_id, MIN(converted_at) AS converted_at FROM conversions "
             "GROUP BY user_id"
@@ -64,7 +73,8 @@ def read_crm_inputs(engine: Any, cfg: Config) -> CrmInputs:
         converted = pd.DataFrame(
             {"entity_id": pd.Series(dtype=object), "converted_at": pd.Series(dtype="M8[ns]")}
         )
-    users = con.execute("SELECT * EXCLUDE (signup_at) FROM users").df()
+    accounts = task is not None and task.entity == "account"
+    users = con.execute(account_users_sql(con) if accounts else "SELECT * FROM users").df()
     seg = segments(users, cfg.features.enterprise_domains, cfg.features.free_mail_domains)
     return CrmInputs(converted, seg)
 
@@ -103,6 +113,20 @@ def crm_sync(
     return tables
 
 
+def read_sink_table(cfg: Config, table: Literal["current", "history"], empty: str) -> pd.DataFrame:
+    """The configured sink's current or history table; an empty one is an error that ends in
+    ``empty`` (what it means and what to run first)."""
+    sink = open_sink(cfg.crm.sink)
+    try:
+        frame = sink.read_current() if table == "current" else sink.read_history()
+    finally:
+        sink.close()
+    if frame.empty:
+        name = "current table" if table == "current" else "history"
+        raise DataContractError([f"The CRM {name} is empty, so {empty}"])
+    return frame
+
+
 def write_upsert_file(current: pd.DataFrame, preset: str, path: Path) -> Path:
     """The current table with the preset's field names, as a CSV a bulk upsert takes."""
     write_table(crm_fields(current, preset), path, "csv")
@@ -112,18 +136,9 @@ def write_upsert_file(current: pd.DataFrame, preset: str, path: Path) -> Path:
 def export_current(cfg: Config, preset: str, path: Path) -> tuple[pd.DataFrame, Path]:
     """The sink's current table as a bulk-upsert CSV at ``path`` (atomic): one row per entity
     keyed by the preset's external-id field, only the preset's fields (no user attributes)."""
-    sink = open_sink(cfg.crm.sink)
-    try:
-        current = sink.read_current()
-    finally:
-        sink.close()
-    if current.empty:
-        raise DataContractError(
-            [
-                "The CRM current table is empty, so there is nothing to export. Run "
-                "'propensity score --crm' first."
-            ]
-        )
+    current = read_sink_table(
+        cfg, "current", "there is nothing to export. Run 'propensity score --crm' first."
+    )
     key = current["entity_id"]
     if key.isna().any() or key.duplicated().any():
         raise DataContractError(

@@ -18,15 +18,13 @@ from typing import Any
 import pandas as pd
 
 from propensity.config import Config
-from propensity.crm import segments
 from propensity.crm.outcomes import Outcomes, measure_outcomes
 from propensity.engines import open_engine
 from propensity.errors import DataContractError
 from propensity.io import atomic_paths
 from propensity.io.atomic import write_frame
-from propensity.io.sinks import open_sink
 from propensity.pipeline.contact import ContactRecord, read_contact
-from propensity.pipeline.crm import engine_con
+from propensity.pipeline.crm import read_crm_inputs, read_sink_table
 from propensity.simulate.expect import expected_conversion, read_truth_world
 
 __all__ = ["OUTCOME_FILES", "OutcomesResult", "outcomes_job", "read_outcomes"]
@@ -57,34 +55,25 @@ def outcomes_job(
     world's contact effect, if one was applied) is then measured against too.
     """
     progress("reading the CRM history")
-    sink = open_sink(cfg.crm.sink)
-    try:
-        history = sink.read_history()
-    finally:
-        sink.close()
-    if history.empty:
-        raise DataContractError(
-            [
-                "The CRM history is empty, so there is nothing to measure. Run 'propensity "
-                "score --crm' (daily, or a backtest with --to) first."
-            ]
-        )
+    history = read_sink_table(
+        cfg,
+        "history",
+        "there is nothing to measure. Run 'propensity score --crm' (daily, or a backtest with "
+        "--to) first.",
+    )
     contact = None
     if truth is not None:
         progress("computing each row's true chance of converting")
         history, contact = _with_truth(history, Path(truth), cfg.crm.outcome_horizon)
     progress("reading the conversions and users")
     engine = open_engine(cfg)
-    con = engine_con(engine, cfg)
     end = engine.latest()
-    conversions = con.execute("SELECT user_id AS entity_id, converted_at FROM conversions").df()
-    users = con.execute("SELECT * FROM users").df()
-    seg = segments(users, cfg.features.enterprise_domains, cfg.features.free_mail_domains)
+    inputs = read_crm_inputs(engine, cfg)
     promised = _promise(cfg, model_uri)
     found = measure_outcomes(
         history,
-        conversions,
-        seg,
+        inputs.converted,
+        inputs.segments,
         cfg.crm.outcome_horizon,
         end,
         promised,
