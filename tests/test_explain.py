@@ -23,7 +23,7 @@ from propensity.explain import (
     top_percent,
     wording,
 )
-from propensity.features import FeatureSpec
+from propensity.features import FeatureInfo, FeatureSpec
 from propensity.figures import beeswarm_figure, importance_bar_figure
 
 _DAY = 86_400
@@ -289,7 +289,12 @@ def test_reasons_follow_the_task():
     assert sentence(SPEC.describe("tenure_days"), 40.0, None, words) == "First seen 40 days ago"
     assert sentence(SPEC.describe("tenure_days"), 6.0) == "Signed up 6 days before scoring"
     account = {**FREEMIUM, "task": {**FREEMIUM["task"], "entity": "account"}}
-    assert wording(config_from_dict(account).task)["population"] == "active accounts"
+    account_words = wording(config_from_dict(account).task)
+    assert account_words["population"] == "active accounts"
+    timing = FeatureInfo("hours_to_first_doc_created", "timing", "hours_to_first", "doc_created")
+    assert sentence(timing, 455.6, None, account_words) == (
+        "First doc created 455.6 hours after the account's first signup"
+    )
     frame = pd.DataFrame({"n_teammate_invited_all": np.arange(100.0)})
     assert "words" not in fit_reference(frame, list(frame), wording(None))
     ref = fit_reference(frame, list(frame), freemium)

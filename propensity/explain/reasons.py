@@ -68,6 +68,7 @@ def wording(task: TaskConfig | None) -> dict[str, str]:
     if task.entity == "account":
         paying = task.target.kind == "expansion_payment"
         population = "paying accounts" if paying else "active accounts"
+        start = f"account_{start}"  # an account starts at its earliest member
     return {"population": population, "start": start, "anchors": "calendar"}
 
 
@@ -119,18 +120,26 @@ def sentence(
     'Teammate invited 4 times since first seen (top 5% of active free users)'
     """
     words = {**wording(None), **(words or {})}
-    text = _template(info, value, words["start"] == "first_seen", words["anchors"] == "calendar")
+    text = _template(info, value, words["start"], words["anchors"] == "calendar")
     if top_pct is not None and top_pct <= 50 and _is_number(value):
         text += f" (top {top_pct}% of {words['population']})"
     return _scrub(text)
 
 
+_STARTS = {
+    "signup": "signup",
+    "first_seen": "first seen",
+    "account_signup": "the account's first signup",
+    "account_first_seen": "the account was first seen",
+}
+
+
 def _template(
-    info: FeatureInfo, value: Any, first_seen: bool = False, calendar: bool = False
+    info: FeatureInfo, value: Any, start_key: str = "signup", calendar: bool = False
 ) -> str:
     kind, v = info.kind, _fmt(value)
     ev, ev_b = _pretty(info.event), _pretty(info.event_b)
-    start = "first seen" if first_seen else "signup"
+    start = _STARTS.get(start_key, "signup")
     window = f"since {start}" if info.window in (None, "all") else f"in the last {info.window}"
     missing = value is None or (isinstance(value, float) and math.isnan(value))
     if info.family == "lagged":
