@@ -233,6 +233,20 @@ def test_account_pqls_train_score_and_name_their_users(tmp_path, monkeypatch):
     assert "user_id" not in scores.columns and scores["account_id"].is_unique
     assert sorted(scores["account_id"]) == sorted(want.frame["account_id"])
     _check_named_members(scores, con)
+    # a week later, against this run: new and dropped PQLs are accounts too
+    out = tmp_path / "later.parquet"
+    argv = ["score", "--config", str(tmp_path / "account.yaml"), "--as-of", "2025-05-26"]
+    argv += ["--out", str(out), "--previous", str(tmp_path / "scores.parquet")]
+    argv += [
+        "--model",
+        f"models:/{load_config(tmp_path / 'account.yaml').mlflow.registered_model}/1",
+    ]
+    later = CliRunner().invoke(app, argv)
+    assert later.exit_code == 0, later.output
+    dropped = pd.read_parquet(tmp_path / "later.dropped.parquet")
+    was = set(scores.loc[scores["is_pql"], "account_id"])
+    now = pd.read_parquet(out)
+    assert set(dropped["account_id"]) == was - set(now.loc[now["is_pql"], "account_id"])
 
 
 @pytest.mark.slow

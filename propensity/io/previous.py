@@ -29,8 +29,10 @@ def _fail(path: Path, what: str) -> DataContractError:
     )
 
 
-def read_previous_scores(path: str | Path) -> pd.DataFrame:
-    """The previous run's ``user_id`` (text), ``is_pql`` (bool) and ``score`` (float, if any)."""
+def read_previous_scores(path: str | Path, key: str = "user_id") -> pd.DataFrame:
+    """The previous run's entity ids (column ``key``: ``user_id``, or ``account_id`` for an
+    account task) as text in ``user_id``, the key scoring compares on, ``is_pql`` (bool) and
+    ``score`` (float, if any)."""
     path = Path(path)
     if path.is_dir():
         raise _fail(path, "is a folder")
@@ -38,19 +40,19 @@ def read_previous_scores(path: str | Path) -> pd.DataFrame:
         raise _fail(path, "does not exist")
     try:
         if path.suffix.lower() == ".csv" or path.name.lower().endswith(".csv.gz"):
-            frame = pd.read_csv(path, dtype={"user_id": str}, keep_default_na=False)
+            frame = pd.read_csv(path, dtype={key: str}, keep_default_na=False)
         else:
             frame = pd.read_parquet(path)
     except (OSError, ValueError, TypeError, NotImplementedError, pd.errors.ParserError) as exc:
         reason = shorten(redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
         raise _fail(path, f"cannot be read as a score table ({reason})") from None
-    missing = [c for c in ("user_id", "is_pql") if c not in frame.columns]
+    missing = [c for c in (key, "is_pql") if c not in frame.columns]
     if missing:
         raise _fail(path, f"has no column {', '.join(missing)}")
     flags = _flags(frame["is_pql"])
     if flags is None:
         raise _fail(path, "has is_pql values that are not true/false")
-    out = pd.DataFrame({"user_id": frame["user_id"].astype(str), "is_pql": flags})
+    out = pd.DataFrame({"user_id": frame[key].astype(str), "is_pql": flags})
     if "score" in frame.columns:
         score = pd.to_numeric(frame["score"], errors="coerce")
         if score.isna().any() and not frame["score"].isna().all():

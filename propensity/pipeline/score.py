@@ -129,7 +129,8 @@ def score_job(
 
     began = time.perf_counter()
     # bad input is found before the model is fetched: a garbage --previous costs no download
-    previous_scores = None if previous is None else read_previous_scores(previous)
+    key = "account_id" if is_account_task(cfg.task) else "user_id"
+    previous_scores = None if previous is None else read_previous_scores(previous, key)
     uri = model_uri or f"models:/{cfg.mlflow.registered_model}@champion"
     progress(f"loading the model {uri}")
     loaded = load_model(uri, cfg.mlflow)
@@ -204,7 +205,8 @@ def score_job(
     if cfg.scoring.account_rollup and not is_account_task(cfg.task):
         tables.append((result.accounts, paths["accounts"], fmt))
     if previous_scores is not None:
-        tables.append((result.dropped, paths["dropped"], fmt))
+        dropped = result.dropped.rename(columns={"user_id": key})
+        tables.append((dropped, paths["dropped"], fmt))
     with atomic_paths([target for _, target, _ in tables]) as tmps:
         for (frame, _, kind), tmp in zip(tables, tmps, strict=True):
             write_frame(frame, tmp, kind)  # type: ignore[arg-type]
