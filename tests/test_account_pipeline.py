@@ -178,11 +178,15 @@ def test_member_lines_name_ids_roles_and_what_they_did():
     }
 
 
-def test_discover_refuses_account_tasks(small_world):
-    """Check that discover with an account task exits 2 in one line (train and score run it)."""
+def test_discover_refuses_account_tasks(small_world, monkeypatch):
+    """Check that discover with an account task exits 2 in one line (train and score run it),
+    before it touches the tracking store (no empty experiment is left behind)."""
     config = _config(small_world, "account", small_world / "data")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(small_world)
     result = CliRunner().invoke(app, ["discover", "--config", str(config)])
     assert result.exit_code == 2, result.output
+    assert not (small_world / "mlflow.db").exists()
     assert "task.entity 'account' is not supported by discover yet" in result.output
     assert "Traceback" not in result.output
 

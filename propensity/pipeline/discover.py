@@ -157,11 +157,13 @@ def discover_job(
     """Discover on the training slice, judge on the test slice, write and track the results."""
     from propensity.tracking import connect, log_discovery, start_run
 
-    # Fail fast, before minutes of work: an unreachable store (exit 5), an unknown template.
+    # Fail fast, before minutes of work: a task discover cannot run (before touching the
+    # store, so a refusal leaves no empty experiment), an unreachable store (exit 5), an
+    # unknown template.
+    check_wired_task(cfg.task)
     connect(cfg.mlflow, project_dir)
     baselines_from_config(cfg.baselines)
     progress("loading data, building label times and the training slice's features")
-    check_wired_task(cfg.task)
     data = load_data(cfg.data)
     labels = task_label_times(data.con, cfg.label, cfg.task)  # today's without a task
     split = split_label_times(labels, cfg.split)
