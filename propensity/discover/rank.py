@@ -26,28 +26,26 @@ the numbers reported, and the reported intervals hold for all rows at once.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, replace
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
 from propensity.discover.candidates import (
     ThresholdColumn,
-    describe_order,
     describe_threshold,
-    event_key,
-    order_condition,
     prerequisites,
     threshold_columns,
     timing_columns,
 )
 from propensity.discover.context import ContextModel
 from propensity.discover.intervals import byar_interval, wilson_interval, z_value
+from propensity.discover.pairs import order_rows, pair_stats
+from propensity.discover.pairs import pair_events as events_to_pair
+from propensity.discover.tables import Tables, bucket, evidence, owns, quote
 from propensity.errors import DataContractError, InsufficientDataError
 from propensity.features import FeatureSpec
 
@@ -58,10 +56,6 @@ BEHAVIOUR_COLUMNS = (
     "conversion_rate", "lift", "lift_low", "lift_high", "adjusted_lift", "adjusted_low",
     "adjusted_high", "extra_per_1000", "extra_low", "extra_high", "evidence", "significant",
 )  # fmt: skip
-_SEARCH_Z = z_value(0.05, two_sided=False)  # choosing on the search half: one-sided 95%
-_MAX_PAIR_SHARE = 0.5  # events done by more users than this make no milestone
-_SAME_USERS = 0.9  # an order that holds for 90% of an event's users is that event
-_calls = itertools.count()
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,17 +111,17 @@ def rank_behaviours(
     est = split_halves(frame["user_id"], estimate_fraction, seed)
     _enough(y, est, min_users)
     # the context fits are small Gram matrices: a second BLAS thread only adds contention
-    with threadpool_limits(1, user_api="blas"), _Tables(con, frame, y, est) as tables:
+    with threadpool_limits(1, user_api="blas"), Tables(con, frame, y, est) as tables:
         ctx = ContextModel(frame, spec, fit_rows=~est)
         before = _prerequisites(spec, frame, ~est)
         columns = _with_prerequisites(threshold_columns(spec), before, frame)
         singles = _single_stats(tables, columns, ctx)
         chosen = _choose_thresholds(singles, columns, min_users, int((~est).sum()))
-        events = _pair_events(chosen, spec, frame, ~est, pair_events)
-        pairs = _pair_stats(tables, spec, events, ctx, before) if len(events) > 1 else None
+        events = events_to_pair(chosen, spec, frame, ~est, pair_events)
+        pairs = pair_stats(tables, spec, events, ctx, before) if len(events) > 1 else None
     rows = [_threshold_row(c, columns, singles) for c in chosen]
     if pairs is not None:
-        rows += _order_rows(pairs, spec, min_users, int((~est).sum()))
+        rows += order_rows(pairs, spec, min_users, int((~est).sum()))
     table = _estimates(pd.DataFrame(rows), est, y, alpha)
     return Behaviours(
         table=table,
@@ -153,11 +147,6 @@ def _prerequisites(
     return prerequisites(firsts)
 
 
-def _owns(events: tuple[str, ...], before: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-    """The context keys a behaviour over ``events`` leaves out: them and what leads to them."""
-    return tuple(sorted({event_key(x) for e in events for x in (e, *before.get(e, ()))}))
-
-
 def _with_prerequisites(
     columns: list[ThresholdColumn], before: dict[str, tuple[str, ...]], frame: pd.DataFrame
 ) -> list[ThresholdColumn]:
@@ -165,7 +154,7 @@ def _with_prerequisites(
     out = []
     for c in columns:
         if c.column in frame:
-            out.append(replace(c, owns=_owns((c.event,), before)) if c.event else c)
+            out.append(replace(c, owns=owns((c.event,), before)) if c.event else c)
     return out
 
 
@@ -198,82 +187,9 @@ def _enough(y: np.ndarray, est: np.ndarray, min_users: int) -> None:
         )
 
 
-# ---- DuckDB relations --------------------------------------------------------------------------
-class _Tables:
-    """The feature rows and halves as DuckDB relations for one call, dropped on exit.
-
-    Context probabilities travel as one array per row (``ps``, indexed by context id) in a temp
-    table keyed by row: joining a long (row, context) table instead was ten times slower.
-    """
-
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, y: np.ndarray, est: np.ndarray
-    ) -> None:
-        self.con = con
-        self.p = f"_disc{next(_calls)}_"
-        self.frame = frame.reset_index(drop=True).assign(_rid=np.arange(len(frame)))
-        self.y, self.est = y, est
-        self._views: list[str] = []
-        self._tables: list[str] = []
-
-    def __enter__(self) -> _Tables:
-        self.register("feat", self.frame)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for name in self._views:
-            self.con.unregister(name)
-        for name in self._tables:
-            self.con.execute(f"DROP TABLE IF EXISTS {name}")
-
-    def name(self, short: str) -> str:
-        return f"{self.p}{short}"
-
-    def register(self, short: str, data: pd.DataFrame | pa.Table) -> str:
-        name = self.name(short)
-        self.con.register(name, data)
-        self._views.append(name)
-        return name
-
-    def table(self, short: str, sql: str) -> str:
-        """Materialise ``sql`` as a temp table (read more than once, or joined large)."""
-        name = self.name(short)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
-        self._tables.append(name)
-        return name
-
-    def rows(self, short: str, ctx: ContextModel, keys: list[tuple[str, ...]]) -> str:
-        """A temp table (rid, est, y, ps): ``ps[i + 1]`` leaves context ``keys[i]`` out."""
-        n = len(self.frame)
-        probs = np.column_stack([ctx.probabilities(k) for k in keys]) if keys else np.zeros((n, 1))
-        arrow = pa.table(
-            {
-                "rid": pa.array(np.arange(n)),
-                "est": pa.array(self.est),
-                "y": pa.array(self.y),
-                "ps": pa.FixedSizeListArray.from_arrays(pa.array(probs.ravel()), probs.shape[1]),
-            }
-        )
-        view = self.register(f"{short}_in", arrow)
-        return self.table(short, f"SELECT rid, est, y, CAST(ps AS DOUBLE[]) AS ps FROM {view}")
-
-    def fetch(self, sql: str) -> pd.DataFrame:
-        return self.con.execute(sql).df()
-
-
-def _q(ident: str) -> str:
-    return '"' + ident.replace('"', '""') + '"'
-
-
-def _bucket(col: str) -> str:
-    """``col`` rounded down to two significant digits (exact for integers below 100)."""
-    scale = f"pow(10, floor(log10({col})) - 1)"
-    return f"round(floor({col} / {scale} + 1e-9) * {scale}, 9)"
-
-
 # ---- singles -----------------------------------------------------------------------------------
 def _single_stats(
-    tables: _Tables, columns: list[ThresholdColumn], ctx: ContextModel
+    tables: Tables, columns: list[ThresholdColumn], ctx: ContextModel
 ) -> pd.DataFrame:
     """Per column, half and value v: users, converters and expected conversions with >= v."""
     if not columns:
@@ -286,14 +202,14 @@ def _single_stats(
             {"col": [c.column for c in columns], "ctx": [keys.index(c.owns) + 1 for c in columns]}
         ),
     )
-    names = ", ".join(_q(c.column) for c in columns)
+    names = ", ".join(quote(c.column) for c in columns)
     groups = tables.fetch(
         f"""
         WITH long AS (
             UNPIVOT (SELECT _rid AS rid, {names} FROM {tables.name("feat")})
             ON {names} INTO NAME col VALUE v
         )
-        SELECT l.col, r.est, {_bucket("l.v")} AS v,
+        SELECT l.col, r.est, {bucket("l.v")} AS v,
                COUNT(*) AS n, SUM(r.y) AS o, SUM(r.ps[c.ctx]) AS e
         FROM long l
         JOIN {rows} r ON r.rid = l.rid
@@ -308,13 +224,6 @@ def _single_stats(
     return groups[["col", "est", "v"]].assign(**{k: cum[k].to_numpy() for k in ("n", "o", "e")})
 
 
-def _evidence(o: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """The z-score of the extra converters, ``(O - E) / sqrt(E)`` (O is Poisson(E) if the
-    behaviour adds nothing): the criterion for choosing and for ranking."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(e > 0, (o - e) / np.sqrt(e), -np.inf)
-
-
 def _choose_thresholds(
     singles: pd.DataFrame, columns: list[ThresholdColumn], min_users: int, search_n: int
 ) -> list[tuple[str, float, float]]:
@@ -323,7 +232,7 @@ def _choose_thresholds(
     s = s[(s["n"] >= min_users) & (s["n"] <= search_n - min_users)]
     if s.empty:
         return []
-    s = s.assign(score=_evidence(s["o"].to_numpy(float), s["e"].to_numpy(float)))
+    s = s.assign(score=evidence(s["o"].to_numpy(float), s["e"].to_numpy(float)))
     order = {c.column: i for i, c in enumerate(columns)}
     behaviour = {c.column: c.behaviour for c in columns}
     s = s.assign(behaviour=s["col"].map(behaviour), pos=s["col"].map(order))
@@ -360,206 +269,6 @@ def _threshold_row(
     }
 
 
-# ---- pairs -------------------------------------------------------------------------------------
-def _pair_events(
-    chosen: list[tuple[str, float, float]],
-    spec: FeatureSpec,
-    frame: pd.DataFrame,
-    search: np.ndarray,
-    limit: int,
-) -> list[str]:
-    """The events to pair: done by at most half the users, best separating first (search half).
-
-    An event most users do (a login, a page view) happens first for nearly everyone, so "it,
-    then B" only says when B happened; such events make no milestone.
-    """
-    timing = {
-        e: c
-        for e, c in timing_columns(spec).items()
-        if c in frame and frame[c].iloc[np.flatnonzero(search)].notna().mean() <= _MAX_PAIR_SHARE
-    }
-    ranked = []
-    for col, _, _ in sorted(chosen, key=lambda c: -c[2]):
-        event = spec.describe(col).event if col in spec.columns else None
-        if event in timing and event not in ranked:
-            ranked.append(event)
-    ranked += [e for e in sorted(timing) if e not in ranked]
-    return ranked[:limit]
-
-
-def _ladder(spec: FeatureSpec) -> list[int]:
-    """The ``within`` bounds tried, in seconds: an hour and the spec's own windows."""
-    return sorted({3600, *spec.windows_s})
-
-
-def _pair_stats(
-    tables: _Tables,
-    spec: FeatureSpec,
-    events: list[str],
-    ctx: ContextModel,
-    before: dict[str, tuple[str, ...]],
-) -> dict[str, pd.DataFrame]:
-    """Per ordered pair, half and ``within`` bound: users, converters and expected, cumulative
-    over the bounds (bucket ``i`` holds every gap up to the ``i``-th bound; the last is any gap);
-    and per pair, the same for each of its two events done at all."""
-    timing = timing_columns(spec)
-    pairs = list(itertools.combinations(sorted(events), 2))
-    rows = tables.rows("r2", ctx, [_owns((a, b), before) for a, b in pairs])
-    pairctx = tables.register(
-        "pairctx",
-        pd.DataFrame(
-            [(a, b, i + 1) for i, (x, y) in enumerate(pairs) for a, b in ((x, y), (y, x))],
-            columns=["ea", "eb", "ctx"],
-        ),
-    )
-    evmap = tables.register(
-        "evmap", pd.DataFrame({"col": [timing[e] for e in events], "ev": list(events)})
-    )
-    ladder = _ladder(spec)
-    grid = tables.register("grid", pd.DataFrame({"bucket": np.arange(len(ladder) + 1)}))
-    gap = "(b.h - a.h)"
-    bucket = " ".join(f"WHEN {gap} <= {s / 3600!r} THEN {i}" for i, s in enumerate(ladder))
-    names = ", ".join(_q(timing[e]) for e in events)
-    firsts = tables.table(
-        "firsts",
-        f"""SELECT u.rid, m.ev, u.h FROM (
-            UNPIVOT (SELECT _rid AS rid, {names} FROM {tables.name("feat")})
-            ON {names} INTO NAME col VALUE h
-        ) u JOIN {evmap} m ON m.col = u.col WHERE NOT isnan(u.h)""",
-    )
-    ordered = tables.fetch(
-        f"""
-        WITH g AS (
-            SELECT a.ev AS ea, b.ev AS eb, r.est,
-                   CASE {bucket} ELSE {len(ladder)} END AS bucket,
-                   COUNT(*) AS n, SUM(r.y) AS o, SUM(r.ps[c.ctx]) AS e
-            FROM {firsts} a
-            JOIN {firsts} b ON a.rid = b.rid AND a.h < b.h
-            JOIN {rows} r ON r.rid = a.rid
-            JOIN {pairctx} c ON c.ea = a.ev AND c.eb = b.ev
-            GROUP BY ALL
-        ),
-        filled AS (
-            SELECT k.ea, k.eb, k.est, grid.bucket,
-                   COALESCE(g.n, 0) AS n, COALESCE(g.o, 0) AS o, COALESCE(g.e, 0) AS e
-            FROM (SELECT DISTINCT ea, eb, est FROM g) k CROSS JOIN {grid} grid
-            LEFT JOIN g ON g.ea = k.ea AND g.eb = k.eb AND g.est = k.est
-                       AND g.bucket = grid.bucket
-        )
-        SELECT ea, eb, est, bucket,
-               SUM(n) OVER w AS n, SUM(o) OVER w AS o, SUM(e) OVER w AS e
-        FROM filled
-        WINDOW w AS (PARTITION BY ea, eb, est ORDER BY bucket ROWS UNBOUNDED PRECEDING)
-        """
-    )
-    singles = tables.fetch(
-        f"""
-        SELECT c.ea, c.eb, r.est,
-               SUM(CASE WHEN f.ev = c.ea THEN 1 ELSE 0 END) AS n_a,
-               SUM(CASE WHEN f.ev = c.ea THEN r.y ELSE 0 END) AS o_a,
-               SUM(CASE WHEN f.ev = c.ea THEN r.ps[c.ctx] ELSE 0 END) AS e_a,
-               SUM(CASE WHEN f.ev = c.eb THEN 1 ELSE 0 END) AS n_b,
-               SUM(CASE WHEN f.ev = c.eb THEN r.y ELSE 0 END) AS o_b,
-               SUM(CASE WHEN f.ev = c.eb THEN r.ps[c.ctx] ELSE 0 END) AS e_b
-        FROM {firsts} f
-        JOIN {pairctx} c ON f.ev = c.ea OR f.ev = c.eb
-        JOIN {rows} r ON r.rid = f.rid
-        GROUP BY ALL
-        """
-    )
-    return {"ordered": ordered, "singles": singles}
-
-
-def _order_rows(
-    stats: dict[str, pd.DataFrame], spec: FeatureSpec, min_users: int, search_n: int
-) -> list[dict[str, Any]]:
-    """The kept "A then B (within t)" rows: the best bound per pair (search half), when the
-    order matters (:func:`_order_matters`), with the estimate half's numbers."""
-    ladder: list[int | None] = [*_ladder(spec), None]
-    ordered = stats["ordered"].astype({"est": bool})
-    search = ordered[~ordered["est"]]
-    search = search[(search["n"] >= min_users) & (search["n"] <= search_n - min_users)]
-    if search.empty:
-        return []
-    search = search.assign(
-        score=_evidence(search["o"].to_numpy(float), search["e"].to_numpy(float))
-    )
-    best = search.sort_values(["ea", "eb", "score", "bucket"], ascending=[True, True, False, True])
-    best = best.drop_duplicates(["ea", "eb"])
-    anygap = ordered[~ordered["est"] & (ordered["bucket"] == len(ladder) - 1)]
-    best = best.merge(
-        anygap[["ea", "eb", "n"]].rename(columns={"n": "n_any"}), on=["ea", "eb"], how="left"
-    )
-    singles = stats["singles"].astype({"est": bool})
-    best = best.merge(singles[~singles["est"]].drop(columns="est"), on=["ea", "eb"], how="left")
-    best = best[_order_matters(best)]
-    est = ordered[ordered["est"]].drop(columns="est")
-    best = best[["ea", "eb", "bucket", "score", "n", "n_any"]].rename(columns={"n": "n_search"})
-    best = best.merge(est, on=["ea", "eb", "bucket"], how="left").fillna(
-        {"n": 0.0, "o": 0.0, "e": 0.0}
-    )
-    out = []
-    for row in best.itertuples(index=False):
-        # a bound that every such user meets (the widest window at a day-7 cutoff) is no bound
-        within = None if row.n_search >= row.n_any else ladder[int(row.bucket)]
-        condition = order_condition(spec, row.ea, row.eb, within)
-        out.append(
-            {
-                "kind": "order",
-                "behaviour": describe_order(row.ea, row.eb, within),
-                "condition": condition,
-                "milestone": "" if condition else _milestone_text(row.ea, row.eb, within),
-                "column": None,
-                "value": None,
-                "event": None,
-                "first": row.ea,
-                "then": row.eb,
-                "within_s": within,
-                "search_score": float(row.score),
-                "n": float(row.n),
-                "o": float(row.o),
-                "e": float(row.e),
-            }
-        )
-    return out
-
-
-def _order_matters(best: pd.DataFrame) -> np.ndarray:
-    """Whether each "A then B" is more than doing A, or B, at all (search half, same yardstick).
-
-    The users who did A then B are a subset of A's users and of B's users. The order is kept
-    when, under the model of everything but A and B:
-
-    - it separates converters at all (one-sided 95% evidence of extra converters);
-    - its adjusted lift beats that of the *other* users of A and of the other users of B, and
-      beats at least one of them significantly (one-sided 95%, a test on the log ratio);
-    - neither event nearly always comes with the other in this order (90% of its users), where
-      "A then B" would be just "did A" (or "did B") under another name.
-    """
-    o, e = best["o"].to_numpy(float), best["e"].to_numpy(float)
-    z = []
-    for side in ("a", "b"):
-        o_rest = best[f"o_{side}"].to_numpy(float) - o
-        e_rest = best[f"e_{side}"].to_numpy(float) - e
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_ratio = np.log(np.maximum(o, 0.5) / e) - np.log(np.maximum(o_rest, 0.5) / e_rest)
-            se = np.sqrt(1 / np.maximum(o, 0.5) + 1 / np.maximum(o_rest, 0.5))
-        z.append(np.where(e_rest > 0, log_ratio / se, -np.inf))
-    n_any = best["n_any"].to_numpy(float)
-    same = (n_any >= _SAME_USERS * best["n_a"].to_numpy(float)) | (
-        n_any >= _SAME_USERS * best["n_b"].to_numpy(float)
-    )
-    better = (z[0] > 0) & (z[1] > 0) & (np.maximum(z[0], z[1]) > _SEARCH_Z)
-    return (best["score"].to_numpy(float) > _SEARCH_Z) & better & ~same
-
-
-def _milestone_text(first: str, then: str, within_s: int | None) -> str:
-    from propensity.features.spec import window_label
-
-    bound = "" if within_s is None else f", within: {window_label(within_s)}"
-    return f"{{first: {first}, then: {then}{bound}}}"
-
-
 # ---- estimates ---------------------------------------------------------------------------------
 def _estimates(rows: pd.DataFrame, est: np.ndarray, y: np.ndarray, alpha: float) -> pd.DataFrame:
     """Coverage, rates, lifts, extra converters and simultaneous intervals (estimate half).
@@ -593,7 +302,7 @@ def _estimates(rows: pd.DataFrame, est: np.ndarray, y: np.ndarray, alpha: float)
         extra_per_1000=(o - e) * per,
         extra_low=(o_low - e) * per,
         extra_high=(o_high - e) * per,
-        evidence=_evidence(o, e),
+        evidence=evidence(o, e),
         significant=adj_low > 1,
     )
     out = out.sort_values(
