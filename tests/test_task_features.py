@@ -160,6 +160,25 @@ def test_lagged_windows_off_for_trial_rows_unless_asked():
     assert FeatureSpec.from_json(spec_on.to_json()) == spec_on
 
 
+def test_time_to_first_is_a_trial_clock_feature_off_at_calendar_anchors_unless_asked():
+    """Check that the timing family (hours from signup to a first event) is on for trial-age
+    rows and off for calendar-anchor rows by default, and on at calendar anchors when asked."""
+    events = [("u0", "login", MON + k * D) for k in range(-3, 9)]
+    con = _con([("u0", MON - 5 * D, "A0")], events)
+    trial = task_label_times(con, LabelConfig(horizon="14d", observation_window="7d"), None, END)
+    calendar = _labels(con, "signup")
+    assert "timing" in learn_spec(con, trial, CFG).families
+    spec = learn_spec(con, calendar, CFG)
+    assert "timing" not in spec.families
+    assert not [c for c in spec.columns if c.startswith("hours_to_first")]
+    on = CFG.model_copy(update={"families": FeatureFamilies(fit=False, timing=True)})
+    spec_on = learn_spec(con, calendar, on)
+    got = compute_features(con, calendar, spec_on).frame.set_index("cutoff_at")
+    assert got.loc[MON + W, "hours_to_first_login"] == pytest.approx(2 * 24)  # signup + 2d
+    off = CFG.model_copy(update={"families": FeatureFamilies(fit=False, timing=False)})
+    assert "timing" not in learn_spec(con, trial, off).families
+
+
 def test_calendar_rows_split_by_anchor_not_by_user():
     """Check that a user's rows at calendar anchors fall into the slice of each anchor."""
     events = [(u, "login", MON + k * D) for u, *_ in USERS for k in range(-3, 40, 2)]

@@ -308,8 +308,10 @@ def _fields(spec: FeatureSpec) -> dict:
 
 
 def _families(cfg: FeaturesConfig, calendar: bool) -> tuple[str, ...]:
-    """The families on in ``cfg``; ``lagged`` left unset is on for rows at calendar anchors."""
+    """The families on in ``cfg``; left unset, ``lagged`` is on for rows at calendar anchors and
+    ``timing`` (hours from signup to a first event, a trial-clock measure) only at trial ages."""
     on = {f: bool(getattr(cfg.families, f)) for f in FAMILIES}
+    on["timing"] = not calendar if cfg.families.timing is None else cfg.families.timing
     wanted = calendar if cfg.families.lagged is None else cfg.families.lagged
     on["lagged"] = wanted and bool(cfg.lagged.lags)  # no lags listed: nothing to compute
     return tuple(f for f in FAMILIES if on[f])

@@ -259,7 +259,9 @@ def markdown() -> str:
         "since signup). Features see only events in `[signup, cutoff)`. List the columns of a",
         "project, with these meanings filled in, with `propensity features --config C`.",
         "`lagged` is on by default at calendar anchors (`features.lagged`: `<window>` its",
-        "window, `<lag>` each of its lags, `<recent>` its recent part).",
+        "window, `<lag>` each of its lags, `<recent>` its recent part); `timing` is on by",
+        "default at trial ages only (hours from signup to a first event is a trial-clock",
+        "measure).",
         "",
     ]
     for family in (*FAMILIES, *ENTITY_FAMILIES):
