@@ -41,9 +41,17 @@ def bot_rule(cfg: BotsConfig, day_only: bool) -> str:
 
 
 def find_bots(
-    con: duckdb.DuckDBPyConnection, cfg: BotsConfig, day_only: bool, table: str = "stage_events"
+    con: duckdb.DuckDBPyConnection,
+    cfg: BotsConfig,
+    day_only: bool,
+    table: str = "stage_events",
+    per_user: str | None = None,
 ) -> list[tuple[str, str]]:
-    """``(user_id, why)`` of every user of `table` the rules flag, sorted by user id."""
+    """``(user_id, why)`` of every user of `table` the rules flag, sorted by user id.
+
+    ``per_user``: a table of ``(user_id, n)``, each user's events in `table` (users absent from
+    `table` may remain in it), read instead of counting them again.
+    """
     busy = f"day_n > {int(cfg.max_events_per_day)}"
     if cfg.busiest_day_factor > 0:
         factor = float(cfg.busiest_day_factor)
@@ -71,9 +79,14 @@ def find_bots(
             "format('{} gaps between events varying by {:.3f} of their mean', k, cv)",
         ]
         min_gaps = int(cfg.regular_min_gaps)
+        heavy = (
+            f"SELECT user_id FROM {table} GROUP BY user_id HAVING count(*) > {min_gaps}"
+            if per_user is None
+            else f"SELECT user_id FROM {per_user} WHERE n > {min_gaps}"
+        )
         regular = f"""
         , heavy AS (
-            SELECT user_id FROM {table} GROUP BY user_id HAVING count(*) > {min_gaps}
+            {heavy}
         ), gaps AS (
             SELECT e.user_id, epoch(e.timestamp) - lag(epoch(e.timestamp))
                    OVER (PARTITION BY e.user_id ORDER BY e.timestamp) AS g

@@ -31,6 +31,7 @@ _TIMES = {
     "lost_users": "lost_at",
 }
 BOT_REASON = "bot or scripted account (data.bots)"
+PER_USER = "_user_events"  # each user's events and smallest account, while cleaning
 
 
 @dataclass(frozen=True)
@@ -110,25 +111,39 @@ def clean(
             reason = f"after data.end ({cfg.end:%Y-%m-%d %H:%M})"
             drop_where(con, table, f"{ts} > {end}", reason, f"CAST({ts} AS VARCHAR)", run.drops)
     _internal(con, cfg, tables, run)
+    # From here on rules remove whole users only, so one pass over the events gives every
+    # per-user figure the rest needs: the events of unknown users, the users with enough events
+    # for the bots' gap rule, and the smallest account of each (each a scan of the events before)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {PER_USER} AS SELECT user_id, count(*) AS n, "
+        "min(account_id) AS account_id FROM stage_events GROUP BY user_id"
+    )
     if cfg.unknown_user_events == "drop":
-        drop_where(
-            con,
-            "events",
-            "user_id NOT IN (SELECT user_id FROM stage_users)",
-            "events of users missing from the users table",
-            "user_id",
-            run.drops,
-        )
+        unknown = "user_id NOT IN (SELECT user_id FROM stage_users)"
+        (n,) = con.execute(f"SELECT count(*) FROM {PER_USER} WHERE {unknown}").fetchone()
+        if n:
+            drop_where(
+                con,
+                "events",
+                unknown,
+                "events of users missing from the users table",
+                "user_id",
+                run.drops,
+            )
+            con.execute(f"DELETE FROM {PER_USER} WHERE {unknown}")
     run.day_only = _day_only(con, cfg.timezone)
     _bots(con, cfg, tables, run)
     _properties(con, run)
     # users without an account take the account their events carry, so account features work
+    # (bots and unknown users are gone from stage_users, so their stale rows here join nothing)
+    source = PER_USER if accounts == "stage_events" else accounts
     con.execute(
         "UPDATE stage_users SET account_id = e.account_id FROM "
-        f"(SELECT user_id, min(account_id) AS account_id FROM {accounts} "
+        f"(SELECT user_id, min(account_id) AS account_id FROM {source} "
         " WHERE account_id IS NOT NULL GROUP BY user_id) e "
         "WHERE stage_users.account_id IS NULL AND stage_users.user_id = e.user_id"
     )
+    con.execute(f"DROP TABLE {PER_USER}")
     if has_table(con, "stage_payments"):
         _payments(con, cfg, run)
 
@@ -181,7 +196,7 @@ def _day_only(con: duckdb.DuckDBPyConnection, tz: str) -> bool:
 
 def _bots(con: duckdb.DuckDBPyConnection, cfg: DataConfig, tables: list[str], run: Cleaning):
     rule = bot_rule(cfg.bots, run.day_only)
-    run.bots = find_bots(con, cfg.bots, run.day_only)
+    run.bots = find_bots(con, cfg.bots, run.day_only, per_user=PER_USER)
     shown = "; ".join(f"{shorten(redact(u), 40)}: {why}" for u, why in run.bots[:3])
     more = f"; ... ({len(run.bots) - 3} more)" if len(run.bots) > 3 else ""
     if not cfg.bots.exclude:

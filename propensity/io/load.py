@@ -25,7 +25,7 @@ from propensity.contract import TABLES, TableContract, source_candidates
 from propensity.errors import DataContractError, OutputError, redact, shorten
 from propensity.io.checks import empty_column, validate
 from propensity.io.clean import Cleaning, Drop, clean, examples
-from propensity.io.dedup import Dedup, choose_dedup, dedup_select
+from propensity.io.dedup import Dedup, choose_dedup, dedup_select, drop_exact_duplicates
 from propensity.io.sources import Source, describe, ident, open_source, read_failure, sql_string
 from propensity.io.summary import DataSummary, summarise
 from propensity.io.timestamps import timestamp_sql
@@ -121,7 +121,14 @@ def _as_text(src: str, dtype: str) -> str:
         whole = f"isfinite({col}) AND abs({col}) < 1e18 AND {col} = trunc({col})"
         integer = f"CAST(CAST({col} AS BIGINT) AS VARCHAR)"
         col = f"CASE WHEN {whole} THEN {integer} ELSE CAST({col} AS VARCHAR) END"
-    return f"NULLIF(TRIM(CAST({col} AS VARCHAR)), '')"
+    trimmed = f"NULLIF(TRIM(CAST({col} AS VARCHAR)), '')"
+    if upper != "VARCHAR":
+        return trimmed
+    # TRIM decodes every value (most of the cost of reading an id column); it removes Unicode
+    # space separators only, and a value of ASCII characters (as many characters as bytes) that
+    # starts after '!' and does not end in a space has none at either end: kept as it is.
+    plain = f"{col} >= '!' AND NOT suffix({col}, ' ') AND strlen({col}) = length({col})"
+    return f"CASE WHEN {plain} THEN {col} ELSE {trimmed} END"
 
 
 def _key(src: str, dtype: str) -> str:
@@ -324,6 +331,8 @@ def _stage(
     temp = "TEMP " if table.name == "events" else ""
     con.execute(f"CREATE OR REPLACE {temp}TABLE stage_{table.name} AS {query}")
     if table.name == "events":
+        if dedup.mode == "exact":
+            drop_exact_duplicates(con, "stage_events")
         (kept,) = con.execute("SELECT count(*) FROM stage_events").fetchone()
         n_dup = rows - sum(d.rows for d in run.drops if d.table == "events") - kept
         run.dedup = Dedup(dedup.mode, dedup.column, dedup.why, int(n_dup))
