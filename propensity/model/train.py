@@ -13,10 +13,11 @@ has to make a small correction, and is kept only when it beats the raw scores on
 The threshold is chosen on the test slice (the period whose weekly volume the policy speaks of)
 and reported on it too, so for the ``capacity`` and ``precision`` policies the reported precision
 at the threshold is slightly optimistic; ranking and calibration metrics are not affected.
-The search's trials are cheap (a coarse learning rate, a user sample of the train slice) and
-the winner is refit at the configured rate, so 16 trials cost about two full fits and the time
-budget is only a safety net; were it to cut trials short, the result would depend on machine
-speed, so the ``search`` record of the result says how many trials ran.
+The search's trials are cheap and their cost is bounded whatever the data's size (learning rate
+0.1, user samples of at most ``SEARCH_MAX_ROWS`` train and validation rows, binned once) and
+the winner is refit at the configured rate on every row, so the time budget is only a safety
+net; were it to cut trials short, the result would depend on machine speed, so the ``search``
+record of the result says how many trials ran.
 
 >>> result = fit_model(frame, cols, cats, cfg, spec_dict, spec_hash)  # doctest: +SKIP
 >>> result.metrics["test_calibrated"]["roc_auc"]  # doctest: +SKIP
