@@ -4,7 +4,8 @@ Each measurement runs in a fresh subprocess so that peak RSS (VmHWM) belongs to 
 For every size it prints wall time, CPU time (all threads of the process) and peak memory of
 
 - ``fit_model`` as ``propensity train`` runs it: the config sets only the learning rate, so
-  the seeded search runs (16 trials + the config's, on at most 40k train rows at rate 0.2), then
+  the seeded search runs (16 trials + the config's at rate 0.1, each on at most 40k train and
+  40k validation rows binned once for all trials, judged on validation log loss), then
   the winner's refit with early stopping, calibration (out-of-fold fits only when the
   calibration slice has fewer than ``CROSS_FIT_BELOW_POSITIVES`` positives), threshold and
   bootstrap intervals;

@@ -109,15 +109,15 @@ def test_two_fits_are_identical():
 def test_search_is_seeded_and_keeps_the_best():
     """Check that a 2-trial search records 3 fits and refits the best at the configured rate."""
     frame, _ = _truth(4_000, seed=4)
-    cfg = _cfg(min_positives=20, min_child_samples=20, search={"trials": 2})
+    cfg = _cfg(min_positives=20, min_child_samples=20, learning_rate=0.05, search={"trials": 2})
     a, b = _fit(frame, cfg), _fit(frame, cfg)
     assert [t["trial"] for t in a.search] == [0, 1, 2]
     assert a.search == b.search
-    best = max(a.search, key=lambda t: t["average_precision"])
+    best = min(a.search, key=lambda t: t["log_loss"])  # judged on validation log loss
     assert {k: a.params[k] for k in ("num_leaves", "min_data_in_leaf", "lambda_l2")} == {
         k: best[k] for k in ("num_leaves", "min_data_in_leaf", "lambda_l2")
     }
-    assert a.params["learning_rate"] == 0.1  # trials ran at 0.2; the refit at the configured rate
+    assert a.params["learning_rate"] == 0.05  # trials ran at 0.1; the refit at the configured rate
     assert a.model.booster.num_trees() == a.best_iteration
 
 
@@ -143,6 +143,25 @@ def test_search_runs_only_when_no_setting_is_given():
     assert a.search == b.search
     assert a.model.booster.model_to_string() == b.model.booster.model_to_string()
     assert len({t["num_leaves"] for t in a.search}) > 3  # it explored
+
+
+def test_search_trials_are_capped_and_the_refit_uses_every_row(monkeypatch):
+    """Check that every trial sees at most ~SEARCH_MAX_ROWS train and validation rows (whole
+    users), and that the chosen settings are refit on the whole train slice."""
+    import propensity.model.train as train
+
+    monkeypatch.setattr(train, "SEARCH_MAX_ROWS", 400)
+    frame, _ = _truth(6_000, seed=5)
+    cfg = _cfg(min_positives=20, min_child_samples=20, search={"trials": 2})
+    result = _fit(frame, cfg)
+    split = result.split
+    for trial in result.search:
+        assert 300 < trial["train_rows"] < 520 < split.train.size
+        assert 300 < trial["validation_rows"] < 520 < split.validation.size
+    # the refit saw every train row: its first tree's root counts the bagged share of them all
+    root = result.model.booster.dump_model()["tree_info"][0]["tree_structure"]
+    bagged = result.params["bagging_fraction"] * split.train.size
+    assert root["internal_count"] == pytest.approx(bagged, rel=0.05)
 
 
 def test_search_samples_whole_users():
