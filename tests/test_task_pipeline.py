@@ -1,5 +1,5 @@
 """End-to-end tests of a calendar task through the CLI: a simulated freemium world trained and
-scored on DuckDB, and the Spark engine refusing calendar anchors in one line."""
+scored on DuckDB, and the Spark engine refusing account tasks in one line."""
 
 from __future__ import annotations
 
@@ -84,9 +84,12 @@ def test_freemium_trains_and_scores_active_free_users(freemium):
     assert "lag0d_events_28d" in (run_dir / "feature_spec.json").read_text()
 
 
-def test_spark_refuses_calendar_anchors(tmp_path, monkeypatch):
-    """Check that engine spark with a calendar task exits 2 with one line naming the fix."""
+def test_spark_refuses_account_tasks(tmp_path, monkeypatch):
+    """Check that engine spark with an account task exits 2 with one line naming the fix."""
     config = _config(tmp_path, engine="spark")
+    raw = yaml.safe_load(config.read_text())
+    raw["task"]["entity"] = "account"
+    config.write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     result = CliRunner().invoke(app, ["train", "--config", str(config)])
     assert result.exit_code == 2, result.output

@@ -28,8 +28,11 @@ from propensity.engines._spark import (
     register_tables,
     scoring_population_spark,
     spark_session,
+    task_label_times_spark,
+    task_population_spark,
 )
 from propensity.engines._spark.scoring import score_spark, write_scores
+from propensity.engines.account import entity_rows
 from propensity.errors import ConfigError
 from propensity.features import FeatureFrame, FeatureSpec
 from propensity.features.named import event_support
@@ -57,8 +60,10 @@ class SparkEngine:
         return self.summary.data_end or self.summary.last_event
 
     def label_times(self, cfg: LabelConfig, task: TaskConfig | None = None) -> LabelTimes:
-        _refuse_calendar(task)
-        return build_label_times_spark(self.spark, cfg, self.data_end)
+        if task is None:
+            return build_label_times_spark(self.spark, cfg, self.data_end)
+        labels = task_label_times_spark(self.spark, cfg, task, self.data_end)
+        return _entity_rows(labels, task)
 
     def check_trainable(
         self, labels: LabelTimes, cfg: LabelConfig, min_positives: int, min_negatives: int
@@ -68,7 +73,8 @@ class SparkEngine:
     def population(
         self, cfg: LabelConfig, as_of: datetime, task: TaskConfig | None = None
     ) -> LabelTimes:
-        _refuse_calendar(task)
+        if task is not None and task.anchors.kind == "calendar":
+            return _entity_rows(task_population_spark(self.spark, cfg, task, as_of), task)
         return scoring_population_spark(self.spark, cfg, as_of)
 
     def support(self, rows: LabelTimes, events: Iterable[str] | None = None) -> dict[str, int]:
@@ -176,8 +182,8 @@ def open_spark(cfg: Config, spark: SparkSession | None = None) -> SparkEngine:
             "data.users must name the users table for engine: spark (signup times come from it). "
             "Got none; write the canonical users table and set data.users."
         )
-    if cfg.task is not None and cfg.task.anchors.kind == "calendar":
-        problems.append(_CALENDAR)
+    if cfg.task is not None and cfg.task.entity == "account":
+        problems.append(_ACCOUNT)
     if problems:
         raise ConfigError(" ".join(problems))
     spark = spark or spark_session(cfg.spark)
@@ -187,17 +193,15 @@ def open_spark(cfg: Config, spark: SparkSession | None = None) -> SparkEngine:
 
 
 # ---- helpers -------------------------------------------------------------------------------
-_CALENDAR = (
-    "task.anchors kind 'calendar' (the freemium, account and expansion tasks) is not supported "
-    "with engine: spark yet. Use engine: duckdb for it, or drop the task section to predict at "
-    "trial ages."
+_ACCOUNT = (
+    "task.entity 'account' (the account and expansion tasks) is not supported with engine: "
+    "spark yet. Use engine: duckdb for it."
 )
 
 
-def _refuse_calendar(task: TaskConfig | None) -> None:
-    """Calendar anchors are DuckDB-only until the Spark label times and features have parity."""
-    if task is not None and task.anchors.kind == "calendar":
-        raise ConfigError(_CALENDAR)
+def _entity_rows(labels: LabelTimes, task: TaskConfig) -> LabelTimes:
+    """Account label times as the entity rows every feature plan reads (as on DuckDB)."""
+    return entity_rows(labels) if task.entity == "account" else labels
 
 
 def _report(spark: SparkSession, events: str, users: str, conversions: str | None) -> DataSummary:
