@@ -13,6 +13,7 @@ import yaml
 
 from propensity.config import config_from_dict
 from propensity.io import load_data
+from propensity.labels import LabelTimes
 from propensity.pipeline.prepare import prepare
 from propensity.simulate.tasks import simulate_task
 from propensity.task_labels import task_label_times, task_population
@@ -43,9 +44,12 @@ def _world(root: Path, task: str, entities: int, seed: int) -> dict:
         loaded.con.execute(f"COPY {name} TO '{root / 'canon' / name}.parquet' (FORMAT parquet)")
     raw["data"] = {t: str(root / "canon" / f"{t}.parquet") for t in tables}
     raw["output_dir"] = str(root / "outputs")
-    # fewer cumulative windows than shipped: parity, not accuracy, is tested here
+    # fewer cumulative windows than shipped: parity, not accuracy, is tested here; the lagged
+    # family (the same plan steps for users and accounts) only in the freemium world
     raw["features"]["windows"] = ["7d", "28d"]
-    raw["model"].update(min_positives=10, min_negatives=10, n_jobs=1)
+    if task != "freemium":
+        raw["features"]["families"] = {**raw["features"].get("families", {}), "lagged": False}
+    raw["model"].update(min_positives=5, min_negatives=5, n_jobs=1)
     raw["spark"] = {"master": "local[2]"}
     return {"root": root, "raw": raw, "cfg": config_from_dict(raw)}
 
@@ -112,3 +116,34 @@ def test_freemium_population_and_other_targets_equal_duckdb(freemium, spark):  #
     pd.testing.assert_frame_equal(got.frame, want.frame)
     assert got.excluded == want.excluded and got.settings == want.settings
     assert got.frame["label"].sum() > 5 and want.excluded["target_before_anchor"] > 0
+
+
+@pytest.fixture(scope="module", params=["account", "expansion"])
+def team(request, spark, tmp_path_factory):  # noqa: F811 - the imported fixture
+    """A small account (or expansion) world with payments, prepared by both engines."""
+    task = request.param
+    entities = {"account": 150, "expansion": 500}[task]  # few accounts pay: more for expansion
+    world = _world(tmp_path_factory.mktemp(f"spark_{task}"), task, entities, seed=6)
+    cfg = world["cfg"]
+    world["duck"] = prepare(cfg)
+    world["spark"] = prepare(cfg, open_spark(cfg, spark))
+    return world
+
+
+def test_account_prepare_and_shares_spark_equal_duckdb(team):
+    """Check account entity rows, labels, the members family (payments read) and the user-level
+    families over each account, then the member shares, against DuckDB."""
+    duck, got = team["duck"], team["spark"]
+    assert "members" in got.spec.families and len(got.labels.frame) > 100
+    assert got.labels.frame["label"].sum() >= 5
+    assert (got.frame["acct_seats_paid"] > 0).any() == (team["cfg"].task.status == "paying")
+    _same_prepared(got, duck)
+    lt = duck.labels
+    rows = LabelTimes(lt.frame.tail(300).reset_index(drop=True), lt.excluded, lt.settings)
+    want = duck.engine.member_shares(rows, duck.spec)
+    shares = got.engine.member_shares(rows, got.spec)
+    assert len(want) > 50 and set(want["feature"]).issuperset({"acct_members"})
+    pd.testing.assert_frame_equal(
+        shares.drop(columns="share"), want.drop(columns="share"), check_dtype=False
+    )
+    np.testing.assert_allclose(shares["share"], want["share"], rtol=0, atol=1e-12)
