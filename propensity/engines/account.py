@@ -13,7 +13,7 @@ Only events strictly before each row's anchor and inside the plan's longest wind
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import duckdb
@@ -23,17 +23,25 @@ import pandas as pd
 from propensity.account_plan import AccountPlan, MemberAggregate, account_plan
 from propensity.errors import DataContractError
 from propensity.features import FeatureInfo, FeatureSpec
+from propensity.features.sql import DUCKDB, Dialect
 from propensity.labels import LabelTimes
 
 __all__ = [
     "account_entities",
     "account_features",
+    "account_rows",
+    "account_tables_sql",
     "account_users_sql",
     "build_account_tables",
     "entity_rows",
     "is_account",
     "member_shares",
+    "members_family",
+    "plan_values",
     "seat_features",
+    "seats_from",
+    "seats_sql",
+    "shares_of",
     "with_members",
 ]
 
@@ -55,29 +63,56 @@ def account_features(
     ``members``, summing to 1 over the members of a row with a non-zero value.
     A member is seen from ``signup_at`` (``first_seen='first_event'``: its first event).
     """
+    frame = account_rows(rows)
+    name = f"_acct_rows_{next(_calls)}"
+    con.register(name, frame)
+    try:
+        return plan_values(lambda sql: con.execute(sql).df(), name, rows, plan, first_seen)
+    finally:
+        con.unregister(name)
+
+
+def account_rows(rows: pd.DataFrame, signup: bool = False) -> pd.DataFrame:
+    """``rid`` (the position), ``account_id`` and ``cutoff_at`` (and ``signup_at``) of account
+    rows, as every engine registers them for :func:`plan_values`, :func:`seats_sql` and
+    :func:`shares_of`."""
     missing = {"account_id", "cutoff_at"} - set(rows.columns)
     if missing:
         raise DataContractError(
             [f"Account rows need columns account_id and cutoff_at. Missing {sorted(missing)}."]
         )
-    long = max(int(a.window.total_seconds()) for a in plan.aggregates if a.window is not None)
-    long = max(long, _TREND_BEFORE)
-    name = f"_acct_rows_{next(_calls)}"
-    frame = pd.DataFrame(
+    out = pd.DataFrame(
         {
-            "rid": np.arange(len(rows)),
+            "rid": np.arange(len(rows), dtype="int64"),
             "account_id": rows["account_id"].astype(str).to_numpy(),
             "cutoff_at": pd.to_datetime(rows["cutoff_at"]).astype("datetime64[us]").to_numpy(),
         }
     )
-    con.register(name, frame)
-    try:
-        members = con.execute(_member_sql(plan, name, long, first_seen)).df()
-        breadth = con.execute(_breadth_sql(plan, name)).df() if _breadth(plan) else None
-    finally:
-        con.unregister(name)
+    if signup:
+        out["signup_at"] = pd.to_datetime(rows["signup_at"]).astype("datetime64[us]").to_numpy()
+    return out
+
+
+def plan_values(
+    query: Callable[[str], pd.DataFrame],
+    name: str,
+    rows: pd.DataFrame,
+    plan: AccountPlan,
+    first_seen: str = "signup",
+    dialect: Dialect = DUCKDB,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`account_features` on any engine: ``query`` runs SQL in ``dialect`` on the tables
+    ``events``, ``users`` and ``name`` (:func:`account_rows` of ``rows``) and returns a frame;
+    the members' parts come back per (row, member) and the account values and shares are
+    computed from them here, the same for every engine."""
+    long = max(int(a.window.total_seconds()) for a in plan.aggregates if a.window is not None)
+    long = max(long, _TREND_BEFORE)
+    members = query(_member_sql(plan, name, long, first_seen, dialect))
+    breadth = query(_breadth_sql(plan, name, dialect)) if _breadth(plan) else None
     feats = _account_values(plan, members, breadth, len(rows))
-    feats.insert(0, "cutoff_at", frame["cutoff_at"].to_numpy())
+    feats.insert(
+        0, "cutoff_at", pd.to_datetime(rows["cutoff_at"]).astype("datetime64[us]").to_numpy()
+    )
     feats.insert(0, "account_id", rows["account_id"].to_numpy())
     return feats, _shares(plan, members)
 
@@ -86,30 +121,31 @@ def _col(a: MemberAggregate) -> str:
     return f"m_{a.name}"
 
 
-def _filters(plan: AccountPlan, a: MemberAggregate) -> list[str]:
+def _filters(plan: AccountPlan, a: MemberAggregate, d: Dialect) -> list[str]:
     """Conditions on one joined event row ``age`` (seconds before the anchor), ``event``."""
     out = []
     if a.window is not None:
         out.append(f"age <= {int(a.window.total_seconds())}")
     if a.event is not None:
-        out.append("event = '" + a.event.replace("'", "''") + "'")
+        out.append(f"event = {d.literal(a.event)}")
     if a.members == "admins":
         out.append("is_admin")
     return out or ["true"]
 
 
-def _member_sql(plan: AccountPlan, rows: str, long: int, first_seen: str) -> str:
-    role = '"' + plan.role_column.replace('"', '""') + '"'
-    admin = "'" + plan.admin_role.replace("'", "''") + "'"
+def _member_sql(plan: AccountPlan, rows: str, long: int, first_seen: str, d: Dialect) -> str:
+    role = d.quote(plan.role_column)
+    admin = d.literal(plan.admin_role)
     seen = "u.signup_at" if first_seen == "signup" else "f.first_at"
     cols = []
     for a in plan.aggregates:
-        where = " AND ".join(_filters(plan, a))
+        where = " AND ".join(_filters(plan, a, d))
         if a.measure == "events":
             cols.append(f"count(e.event) FILTER (WHERE {where}) AS {_col(a)}")
         elif a.measure == "members" and a.members == "new":
             w = int(a.window.total_seconds()) if a.window is not None else None
-            new = "true" if w is None else f"epoch(any_value(m.cut) - any_value(m.seen)) <= {w}"
+            age = f"any_value(m.cut_s) - any_value({d.epoch_seconds('m.seen')})"
+            new = "true" if w is None else f"{age} <= {w}"
             cols.append(f"CASE WHEN {new} THEN 1 ELSE 0 END AS {_col(a)}")
         elif a.measure == "members" and a.window is None:
             cols.append(f"1 AS {_col(a)}")
@@ -122,20 +158,22 @@ def _member_sql(plan: AccountPlan, rows: str, long: int, first_seen: str) -> str
     ]
     for a in plan.aggregates:
         if a.measure == "top_member_share":
-            cols.append(f"count(e.event) FILTER (WHERE {' AND '.join(_filters(plan, a))}) AS top_n")
+            where = " AND ".join(_filters(plan, a, d))
+            cols.append(f"count(e.event) FILTER (WHERE {where}) AS top_n")
+    # ages in whole seconds (timestamps are whole seconds): the same integers on every engine
     return f"""
 WITH f AS (SELECT user_id, min(timestamp) AS first_at FROM events GROUP BY user_id),
 m AS (
-  SELECT r.rid, r.cutoff_at AS cut, u.user_id, CAST(u.{role} AS VARCHAR) AS role,
-         coalesce(u.{role} = {admin}, false) AS is_admin, {seen} AS seen
+  SELECT r.rid, r.cutoff_at AS cut, {d.epoch_seconds("r.cutoff_at")} AS cut_s, u.user_id,
+         CAST(u.{role} AS STRING) AS role, coalesce(u.{role} = {admin}, false) AS is_admin,
+         {seen} AS seen
   FROM {rows} r JOIN users u ON u.account_id = r.account_id LEFT JOIN f USING (user_id)
   WHERE {seen} < r.cutoff_at
 ),
 j AS (
-  SELECT m.rid, m.user_id, e.event,
-         epoch(m.cut) - epoch(e.timestamp) AS age
-  FROM m LEFT JOIN events e ON e.user_id = m.user_id AND e.timestamp < m.cut
-       AND e.timestamp >= m.cut - to_seconds({long})
+  SELECT m.rid, m.user_id, e.event, m.cut_s - {d.epoch_seconds("e.timestamp")} AS age
+  FROM m JOIN events e ON e.user_id = m.user_id AND e.timestamp < m.cut
+  WHERE {d.epoch_seconds("e.timestamp")} >= m.cut_s - {long}
 )
 SELECT m.rid, m.user_id, any_value(m.role) AS role, {", ".join(cols)}
 FROM m LEFT JOIN j e ON e.rid = m.rid AND e.user_id = m.user_id
@@ -147,12 +185,13 @@ def _breadth(plan: AccountPlan) -> list[MemberAggregate]:
     return [a for a in plan.aggregates if a.measure == "event_types"]
 
 
-def _breadth_sql(plan: AccountPlan, rows: str) -> str:
+def _breadth_sql(plan: AccountPlan, rows: str, d: Dialect) -> str:
     cols = []
     for a in _breadth(plan):
         w = "true"
         if a.window is not None:
-            w = f"e.timestamp >= r.cutoff_at - to_seconds({int(a.window.total_seconds())})"
+            span = int(a.window.total_seconds())
+            w = f"{d.epoch_seconds('e.timestamp')} >= {d.epoch_seconds('r.cutoff_at')} - {span}"
         cols.append(f"count(DISTINCT e.event) FILTER (WHERE {w}) AS {_col(a)}")
     return f"""
 SELECT r.rid, {", ".join(cols)}
@@ -239,35 +278,59 @@ def entity_rows(labels: LabelTimes) -> LabelTimes:
     return LabelTimes(frame[keep].reset_index(drop=True), labels.excluded, labels.settings)
 
 
+def build_account_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Temp tables ``_acct_events`` and ``_acct_users`` with one "user" per account (its members'
+    events together; the earliest signup, the most common email domain, the largest number or
+    most common value of every other users column), so the user-level feature families run on
+    an account as they run on a user (:func:`account_entities`): account momentum and fit."""
+    users_sql, events_sql = account_tables_sql(_users_columns(con), DUCKDB)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _acct_users AS {users_sql}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _acct_events AS {events_sql}")
+
+
 def account_users_sql(con: duckdb.DuckDBPyConnection) -> str:
     """A query of one "user" per account: ``user_id`` = the account, the earliest signup, the
     most common email domain, the largest number or most common value of every other users
-    column (the account's firmographics, as its fit features and the CRM's segments read them)."""
-    keys = ("user_id", "signup_at", "email_domain", "account_id")
-    extra = [r[:2] for r in con.execute("DESCRIBE users").fetchall() if r[0] not in keys]
+    column (the account's firmographics, as its fit features and the CRM's segments read them;
+    :func:`account_tables_sql`)."""
+    return account_tables_sql(_users_columns(con), DUCKDB)[0]
+
+
+def _users_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, bool]]:
+    """``(column, is_numeric)`` of the users table."""
     numeric = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT")
+    return [
+        (r[0], any(str(r[1]).upper().startswith(n) for n in numeric))
+        for r in con.execute("DESCRIBE users").fetchall()
+    ]
+
+
+def account_tables_sql(columns: list[tuple[str, bool]], d: Dialect) -> tuple[str, str]:
+    """The SQL of the account "users" and "events" of :func:`build_account_tables`, given the
+    users table's ``(column, is_numeric)``: numbers take the largest value, other columns the
+    most common one, ties to the smallest (so row order never picks it; DuckDB's ``mode``
+    fed in value order and Spark's deterministic ``mode`` both do that)."""
+    keys = ("user_id", "signup_at", "email_domain", "account_id")
+
+    def mode(q: str) -> str:
+        return f"mode({q} ORDER BY {q})" if d.name == "duckdb" else f"mode({q}, true)"
+
     cols = []
-    for name, dtype in extra:
-        q = '"' + name.replace('"', '""') + '"'
-        agg = "max" if any(dtype.upper().startswith(n) for n in numeric) else "mode"
-        cols.append(f", {agg}({q}) AS {q}")
-    return (
+    for name, is_number in columns:
+        if name in keys:
+            continue
+        q = d.quote(name)
+        cols.append(f", {'max(' + q + ')' if is_number else mode(q)} AS {q}")
+    users = (
         f"SELECT account_id AS user_id, min(signup_at) AS signup_at, "
-        f"mode(email_domain) AS email_domain, account_id{''.join(cols)} FROM users "
-        f"WHERE account_id IS NOT NULL GROUP BY account_id"
+        f"{mode('email_domain')} AS email_domain, account_id{''.join(cols)} "
+        f"FROM users WHERE account_id IS NOT NULL GROUP BY account_id"
     )
-
-
-def build_account_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Temp tables ``_acct_events`` and ``_acct_users`` with one "user" per account (its members'
-    events together; :func:`account_users_sql`), so the user-level feature families run on an
-    account as they run on a user (:func:`account_entities`): account momentum and fit."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _acct_users AS {account_users_sql(con)}")
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _acct_events AS SELECT u.account_id AS user_id, e.event, "
-        "e.timestamp, u.account_id, e.properties FROM events e "
-        "JOIN users u ON u.user_id = e.user_id WHERE u.account_id IS NOT NULL"
+    events = (
+        "SELECT u.account_id AS user_id, e.event, e.timestamp, u.account_id, e.properties "
+        "FROM events e JOIN users u ON u.user_id = e.user_id WHERE u.account_id IS NOT NULL"
     )
+    return users, events
 
 
 @contextmanager
@@ -296,29 +359,33 @@ def account_entities(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 def seat_features(con: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> pd.DataFrame:
     """``acct_seats_paid``: seats of the latest payment strictly before the anchor (0 when none,
     NaN without a payments table), one row per input row (``account_id``, ``cutoff_at``)."""
-    n = len(rows)
     if not _has(con, "payments"):
-        return pd.DataFrame({"acct_seats_paid": np.full(n, np.nan)})
+        return seats_from(None, len(rows))
     name = f"_acct_seats_{next(_calls)}"
-    frame = pd.DataFrame(
-        {
-            "rid": np.arange(n),
-            "account_id": rows["account_id"].astype(str).to_numpy(),
-            "cutoff_at": pd.to_datetime(rows["cutoff_at"]).astype("datetime64[us]").to_numpy(),
-        }
-    )
-    con.register(name, frame)
+    con.register(name, account_rows(rows))
     try:
-        got = con.execute(
-            f"""
-SELECT r.rid,
-  coalesce((SELECT arg_max(p.seats, p.paid_at) FROM payments p
-            WHERE p.account_id = r.account_id AND p.paid_at < r.cutoff_at), 0) AS paid
-FROM {name} r ORDER BY r.rid"""
-        ).df()
+        return seats_from(con.execute(seats_sql(name)).df(), len(rows))
     finally:
         con.unregister(name)
-    return pd.DataFrame({"acct_seats_paid": got["paid"].to_numpy(dtype=float)})
+
+
+def seats_sql(rows: str) -> str:
+    """Per row of ``rows`` (:func:`account_rows`) with a payment before its anchor: the seats of
+    the latest one (the most seats among payments at that same time), in portable SQL."""
+    return f"""
+WITH j AS (SELECT r.rid, p.paid_at, p.seats FROM {rows} r JOIN payments p
+           ON p.account_id = r.account_id AND p.paid_at < r.cutoff_at),
+l AS (SELECT rid, max(paid_at) AS last_at FROM j GROUP BY rid)
+SELECT j.rid, max(j.seats) AS paid FROM j JOIN l ON j.rid = l.rid AND j.paid_at = l.last_at
+GROUP BY j.rid"""
+
+
+def seats_from(got: pd.DataFrame | None, n: int) -> pd.DataFrame:
+    """``acct_seats_paid`` from :func:`seats_sql`'s rows (None: no payments table, all NaN)."""
+    if got is None:
+        return pd.DataFrame({"acct_seats_paid": np.full(n, np.nan)})
+    paid = got.set_index("rid")["paid"].astype(float).reindex(np.arange(n), fill_value=0.0)
+    return pd.DataFrame({"acct_seats_paid": paid.to_numpy(dtype=float)})
 
 
 def with_members(
@@ -330,7 +397,14 @@ def with_members(
     feats, _ = account_features(
         con, rows.frame, account_plan(), first_seen=task.get("first_seen", "signup")
     )
-    seats = seat_features(con, rows.frame)
+    return members_family(base, feats, seat_features(con, rows.frame), columns)
+
+
+def members_family(
+    base: pd.DataFrame, feats: pd.DataFrame, seats: pd.DataFrame, columns: list[str]
+) -> pd.DataFrame:
+    """``base`` with the plan's columns (``feats``, :func:`plan_values`) and the seats paid
+    (``seats``, :func:`seats_from`) appended as the ``members`` family, in ``columns`` order."""
     members = feats.drop(columns=["account_id", "cutoff_at"]).add_prefix("acct_")
     members["acct_seats_paid"] = seats["acct_seats_paid"].to_numpy()
     paying = members["acct_seats_paid"].to_numpy() > 0
@@ -353,53 +427,58 @@ def member_shares(
     ``n_<event>_*``): by each member's share of the events counted, the same window and
     vocabulary, from the account's first seen on (a partition of the account's count).
     """
+    name = f"_acct_share_rows_{next(_calls)}"
+    role = account_plan().role_column
+    has_role = any(r[0] == role for r in con.execute("DESCRIBE users").fetchall())
+    con.register(name, account_rows(rows.frame, signup=True))
+    try:
+        return shares_of(lambda sql: con.execute(sql).df(), name, rows, spec, has_role)
+    finally:
+        con.unregister(name)
+
+
+def shares_of(
+    query: Callable[[str], pd.DataFrame],
+    name: str,
+    rows: LabelTimes,
+    spec: FeatureSpec | None,
+    has_role: bool,
+    dialect: Dialect = DUCKDB,
+) -> pd.DataFrame:
+    """:func:`member_shares` on any engine: ``query`` runs SQL in ``dialect`` on ``events``,
+    ``users`` and ``name`` (:func:`account_rows` of ``rows``, with ``signup=True``)."""
     plan = account_plan()
     task = rows.settings.get("task") or {}
-    _, shares = account_features(con, rows.frame, plan, first_seen=task.get("first_seen", "signup"))
+    first_seen = task.get("first_seen", "signup")
+    _, shares = plan_values(query, name, rows.frame, plan, first_seen, dialect)
     out = [shares.assign(feature="acct_" + shares["feature"].astype(str))]
     counts = [] if spec is None else [
         f for f in spec.features if f.family == "counts" and f.kind in ("events", "count")
     ]  # fmt: skip
     if counts and len(rows.frame):
-        out.append(_count_shares(con, rows.frame, plan, spec, counts))  # type: ignore[arg-type]
+        sql = _count_sql(plan, name, spec, has_role, dialect)  # type: ignore[arg-type]
+        out.append(_count_shares(query(sql), counts))
     return pd.concat(out, ignore_index=True).sort_values(
         ["row", "feature", "user_id"], ignore_index=True
     )
 
 
-def _count_shares(
-    con: duckdb.DuckDBPyConnection,
-    rows: pd.DataFrame,
-    plan: AccountPlan,
-    spec: FeatureSpec,
-    counts: list[FeatureInfo],
-) -> pd.DataFrame:
-    name = f"_acct_count_rows_{next(_calls)}"
-    frame = pd.DataFrame(
-        {
-            "rid": np.arange(len(rows)),
-            "account_id": rows["account_id"].astype(str).to_numpy(),
-            "signup_at": pd.to_datetime(rows["signup_at"]).astype("datetime64[us]").to_numpy(),
-            "cutoff_at": pd.to_datetime(rows["cutoff_at"]).astype("datetime64[us]").to_numpy(),
-        }
+def _count_sql(plan: AccountPlan, rows: str, spec: FeatureSpec, has_role: bool, d: Dialect) -> str:
+    """Every member event of a known type between each row's first seen and anchor."""
+    role_sql = (
+        f"CAST(u.{d.quote(plan.role_column)} AS STRING)" if has_role else "CAST(NULL AS STRING)"
     )
-    role = '"' + plan.role_column.replace('"', '""') + '"'
-    has_role = any(r[0] == plan.role_column for r in con.execute("DESCRIBE users").fetchall())
-    role_sql = f"CAST(u.{role} AS VARCHAR)" if has_role else "CAST(NULL AS VARCHAR)"
-    con.register(name, frame)
-    try:
-        events = con.execute(
-            f"""
+    names = ", ".join(d.literal(e) for e in spec.events) or "NULL"
+    return f"""
 SELECT r.rid, u.user_id, {role_sql} AS role, e.event,
-       epoch(r.cutoff_at) - epoch(e.timestamp) AS age
-FROM {name} r JOIN users u ON u.account_id = r.account_id
+       {d.epoch_seconds("r.cutoff_at")} - {d.epoch_seconds("e.timestamp")} AS age
+FROM {rows} r JOIN users u ON u.account_id = r.account_id
 JOIN events e ON e.user_id = u.user_id AND e.timestamp < r.cutoff_at
      AND e.timestamp >= r.signup_at
-WHERE e.event IN (SELECT unnest(?))""",
-            [list(spec.events)],
-        ).df()
-    finally:
-        con.unregister(name)
+WHERE e.event IN ({names})"""
+
+
+def _count_shares(events: pd.DataFrame, counts: list[FeatureInfo]) -> pd.DataFrame:
     parts = []
     for info in counts:
         keep = np.ones(len(events), dtype=bool)

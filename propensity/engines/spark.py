@@ -11,6 +11,7 @@ job. So a config with a preset or a column mapping is refused here rather than r
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,11 +29,16 @@ from propensity.engines._spark import (
     register_tables,
     scoring_population_spark,
     spark_session,
+    task_label_times_spark,
+    task_population_spark,
 )
+from propensity.engines._spark.accounts import AccountViews, member_shares_spark, members_spark
 from propensity.engines._spark.scoring import score_spark, write_scores
+from propensity.engines.account import entity_rows, is_account, members_family
 from propensity.errors import ConfigError
 from propensity.features import FeatureFrame, FeatureSpec
 from propensity.features.named import event_support
+from propensity.features.sql import SPARK
 from propensity.io.summary import DataSummary, TableSummary
 from propensity.labels import LabelTimes
 
@@ -52,13 +58,16 @@ class SparkEngine:
         self, spark: SparkSession, summary: DataSummary, data_end: datetime | None = None
     ) -> None:
         self.spark, self.summary, self.data_end = spark, summary, data_end
+        self._accounts = AccountViews(spark)
 
     def latest(self) -> datetime | None:
         return self.summary.data_end or self.summary.last_event
 
     def label_times(self, cfg: LabelConfig, task: TaskConfig | None = None) -> LabelTimes:
-        _refuse_calendar(task)
-        return build_label_times_spark(self.spark, cfg, self.data_end)
+        if task is None:
+            return build_label_times_spark(self.spark, cfg, self.data_end)
+        labels = task_label_times_spark(self.spark, cfg, task, self.data_end)
+        return _entity_rows(labels, task)
 
     def check_trainable(
         self, labels: LabelTimes, cfg: LabelConfig, min_positives: int, min_negatives: int
@@ -68,7 +77,8 @@ class SparkEngine:
     def population(
         self, cfg: LabelConfig, as_of: datetime, task: TaskConfig | None = None
     ) -> LabelTimes:
-        _refuse_calendar(task)
+        if task is not None and task.anchors.kind == "calendar":
+            return _entity_rows(task_population_spark(self.spark, cfg, task, as_of), task)
         return scoring_population_spark(self.spark, cfg, as_of)
 
     def support(self, rows: LabelTimes, events: Iterable[str] | None = None) -> dict[str, int]:
@@ -76,7 +86,8 @@ class SparkEngine:
         label_rows(self.spark, rows).createOrReplaceTempView(view)
         try:
             fetch = lambda sql: [tuple(r) for r in self.spark.sql(sql).collect()]  # noqa: E731
-            return event_support(fetch, view, events)
+            with self._accounts.swapped(is_account(rows)):
+                return event_support(fetch, view, events)
         finally:
             self.spark.catalog.dropTempView(view)
 
@@ -86,11 +97,30 @@ class SparkEngine:
         rows = LabelTimes(
             labels.frame[learn].reset_index(drop=True), labels.excluded, labels.settings
         )
-        spec = learn_spec_spark(self.spark, rows, cfg)
-        return spec, compute_features_spark(self.spark, labels, spec)
+        if not is_account(labels):
+            spec = learn_spec_spark(self.spark, rows, cfg)
+            return spec, compute_features_spark(self.spark, labels, spec)
+        # an account: the user-level families over its members' events, then the members family
+        with self._accounts.swapped():
+            spec = learn_spec_spark(self.spark, rows, cfg)
+            base = compute_features_spark(self.spark, labels, spec)
+        spec = replace(spec, families=(*spec.families, "members"))
+        return spec, self._with_members(labels, base, spec)
 
     def features(self, rows: LabelTimes, spec: FeatureSpec) -> FeatureFrame:
-        return compute_features_spark(self.spark, rows, spec)
+        if "members" not in spec.families:
+            return compute_features_spark(self.spark, rows, spec)
+        base = replace(spec, families=tuple(f for f in spec.families if f != "members"))
+        with self._accounts.swapped():
+            result = compute_features_spark(self.spark, rows, base)
+        return self._with_members(rows, result, spec)
+
+    def _with_members(
+        self, rows: LabelTimes, base: FeatureFrame, spec: FeatureSpec
+    ) -> FeatureFrame:
+        feats, seats = members_spark(self.spark, rows)
+        frame = members_family(base.frame, feats, seats, list(spec.columns))
+        return FeatureFrame(frame, base.unseen_events)
 
     def score_in_place(
         self,
@@ -123,19 +153,21 @@ class SparkEngine:
                 "unseen_event_types": len(unseen), "output": str(out)}  # fmt: skip
 
     def member_shares(self, rows: LabelTimes, spec: FeatureSpec | None = None) -> pd.DataFrame:
-        raise ConfigError(
-            "task.entity 'account' is not supported with engine: spark yet. Use engine: duckdb."
-        )
+        """Each member's share of the attributable account features of ``rows``, by the SQL
+        the DuckDB engine runs (``engines.account.shares_of``)."""
+        return member_shares_spark(self.spark, rows, spec)
 
     def known_events(self, rows: pd.DataFrame, vocabulary: Iterable[str]) -> int:
         view = "_score_rows"
         self.spark.createDataFrame(rows[["user_id", "cutoff_at"]]).createOrReplaceTempView(view)
-        names = ", ".join("'" + v.replace("'", "''") + "'" for v in vocabulary) or "NULL"
+        names = ", ".join(SPARK.literal(v) for v in vocabulary) or "NULL"
+        accounts = any(str(c).startswith("acct_") for c in rows.columns)  # an account's table
         try:
-            [(n,)] = self.spark.sql(
-                f"SELECT count(*) FROM events e JOIN {view} r ON e.user_id = r.user_id "
-                f"WHERE e.timestamp < r.cutoff_at AND e.event IN ({names})"
-            ).collect()
+            with self._accounts.swapped(accounts):
+                [(n,)] = self.spark.sql(
+                    f"SELECT count(*) FROM events e JOIN {view} r ON e.user_id = r.user_id "
+                    f"WHERE e.timestamp < r.cutoff_at AND e.event IN ({names})"
+                ).collect()
         finally:
             self.spark.catalog.dropTempView(view)
         return int(n)
@@ -166,38 +198,23 @@ def open_spark(cfg: Config, spark: SparkSession | None = None) -> SparkEngine:
             "data.lost_users and label.lost_event are not supported with engine: spark yet. "
             "Remove them, or train with engine: duckdb."
         )
-    if data.payments is not None:
-        problems.append(
-            "data.payments (account tasks) is not supported with engine: spark yet. Remove it, "
-            "or use engine: duckdb."
-        )
     if data.users is None:
         problems.append(
             "data.users must name the users table for engine: spark (signup times come from it). "
             "Got none; write the canonical users table and set data.users."
         )
-    if cfg.task is not None and cfg.task.anchors.kind == "calendar":
-        problems.append(_CALENDAR)
     if problems:
         raise ConfigError(" ".join(problems))
     spark = spark or spark_session(cfg.spark)
-    register_tables(spark, data.events, data.users, data.conversions)
+    register_tables(spark, data.events, data.users, data.conversions, payments=data.payments)
     summary = _report(spark, data.events, data.users, data.conversions)
     return SparkEngine(spark, summary, data.end)
 
 
 # ---- helpers -------------------------------------------------------------------------------
-_CALENDAR = (
-    "task.anchors kind 'calendar' (the freemium, account and expansion tasks) is not supported "
-    "with engine: spark yet. Use engine: duckdb for it, or drop the task section to predict at "
-    "trial ages."
-)
-
-
-def _refuse_calendar(task: TaskConfig | None) -> None:
-    """Calendar anchors are DuckDB-only until the Spark label times and features have parity."""
-    if task is not None and task.anchors.kind == "calendar":
-        raise ConfigError(_CALENDAR)
+def _entity_rows(labels: LabelTimes, task: TaskConfig) -> LabelTimes:
+    """Account label times as the entity rows every feature plan reads (as on DuckDB)."""
+    return entity_rows(labels) if task.entity == "account" else labels
 
 
 def _report(spark: SparkSession, events: str, users: str, conversions: str | None) -> DataSummary:

@@ -16,7 +16,12 @@ from propensity.engines._spark.features import (
     label_rows,
     learn_spec_spark,
 )
-from propensity.engines._spark.labels import build_label_times_spark, scoring_population_spark
+from propensity.engines._spark.labels import (
+    build_label_times_spark,
+    scoring_population_spark,
+    task_label_times_spark,
+    task_population_spark,
+)
 from propensity.engines._spark.session import DEFAULT_CONF, LOCAL_TEST_CONF, spark_session
 from propensity.engines._spark.tables import register_tables
 
@@ -32,4 +37,6 @@ __all__ = [
     "register_tables",
     "scoring_population_spark",
     "spark_session",
+    "task_label_times_spark",
+    "task_population_spark",
 ]

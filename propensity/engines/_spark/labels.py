@@ -1,4 +1,5 @@
-"""Label times for the Spark engine, by the one definition in :mod:`propensity.labels`.
+"""Label times for the Spark engine, by the one definition in :mod:`propensity.labels` and
+:mod:`propensity.task_labels`.
 
 Label times have one row per (user, cutoff), so their inputs are per user: signup, account and
 first conversion. Spark reduces the big tables to those (and to ``data_end``, the latest
@@ -6,6 +7,15 @@ timestamp), the driver hands them to an in-memory DuckDB, and the very same
 :func:`~propensity.labels.build_label_times` / :func:`~propensity.labels.scoring_population`
 place the cutoffs. So there is no second implementation of the label rules to drift apart; the
 cost is one row per user on the driver (tens of MB for millions of users).
+
+Calendar anchors (:func:`~propensity.task_labels.task_label_times`) read the events too, but
+only through a few reductions, and Spark hands over exactly those: each user's last event of
+each UTC day (activity in the lookback before a midnight anchor), each user's first event
+(first seen, the first anchor), every event of ``task.target.event`` (the target's times), and
+for a population each user's last event before ``as_of``. Every query of ``task_labels`` gives
+the same answer on these rows as on the full log (each is a min, a max or a filter that the
+kept rows decide), so the rules still have one implementation; the cost is one row per active
+user-day on the driver. The ``payments`` table (one row per payment) goes over as it is.
 """
 
 from __future__ import annotations
@@ -16,14 +26,21 @@ from typing import TYPE_CHECKING
 import duckdb
 import pandas as pd
 
-from propensity.config import LabelConfig
+from propensity.config import LabelConfig, TaskConfig
 from propensity.errors import DataContractError
+from propensity.features.sql import SPARK
 from propensity.labels import LabelTimes, build_label_times, scoring_population
+from propensity.task_labels import task_label_times, task_population
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["build_label_times_spark", "scoring_population_spark"]
+__all__ = [
+    "build_label_times_spark",
+    "scoring_population_spark",
+    "task_label_times_spark",
+    "task_population_spark",
+]
 
 _USERS = (
     "SELECT CAST(user_id AS STRING) AS user_id, CAST(account_id AS STRING) AS account_id, "
@@ -44,6 +61,33 @@ def build_label_times_spark(
 ) -> LabelTimes:
     """:func:`propensity.labels.build_label_times` on the Spark views ``events``, ``users``,
     ``conversions`` (see :func:`propensity.engines._spark.register_tables`)."""
+    data_end = _data_end(spark, data_end)
+    with _per_user(spark) as con:
+        return build_label_times(con, cfg, data_end)
+
+
+def task_label_times_spark(
+    spark: SparkSession, cfg: LabelConfig, task: TaskConfig, data_end: datetime | None = None
+) -> LabelTimes:
+    """:func:`propensity.task_labels.task_label_times` on the Spark views (``payments`` too,
+    when registered): trial anchors as :func:`build_label_times_spark`, calendar anchors on the
+    event reductions described above."""
+    if task.anchors.kind != "calendar":
+        return build_label_times_spark(spark, cfg, data_end)
+    data_end = _data_end(spark, data_end)
+    with _per_user(spark, _activity_sql(task.target.event, None)) as con:
+        return task_label_times(con, cfg, task, data_end)
+
+
+def task_population_spark(
+    spark: SparkSession, cfg: LabelConfig, task: TaskConfig, as_of: datetime
+) -> LabelTimes:
+    """:func:`propensity.task_labels.task_population` on the Spark views (calendar anchors)."""
+    with _per_user(spark, _activity_sql(task.target.event, as_of)) as con:
+        return task_population(con, cfg, task, as_of)
+
+
+def _data_end(spark: SparkSession, data_end: datetime | None) -> datetime:
     if data_end is None:
         data_end = spark.sql(_DATA_END).collect()[0][0]
         if data_end is None:
@@ -53,8 +97,7 @@ def build_label_times_spark(
                     "place label times. Got empty tables instead; check the paths read."
                 ]
             )
-    with _per_user(spark) as con:
-        return build_label_times(con, cfg, data_end)
+    return data_end
 
 
 def scoring_population_spark(
@@ -66,11 +109,47 @@ def scoring_population_spark(
         return scoring_population(con, cfg, as_of, include_expired=include_expired)
 
 
-class _per_user:  # noqa: N801 - used like a function in a with statement
-    """An in-memory DuckDB holding the per-user reductions of the Spark tables."""
+_EVENTS = (
+    "SELECT CAST(user_id AS STRING) AS user_id, event, "
+    "CAST(timestamp AS TIMESTAMP_NTZ) AS ts FROM events WHERE user_id IS NOT NULL"
+)
 
-    def __init__(self, spark: SparkSession) -> None:
-        self.spark = spark
+
+def _activity_sql(target_event: str | None, as_of: datetime | None) -> str:
+    """The event rows ``task_labels`` needs (module docstring), as ``user_id, event, timestamp``:
+    kept rows are real events (their times), with ``event`` NULL unless it is the target's."""
+    parts = [
+        "SELECT user_id, CAST(NULL AS STRING) AS event, max(ts) AS timestamp FROM ev "
+        "GROUP BY user_id, CAST(ts AS DATE)",
+        "SELECT user_id, CAST(NULL AS STRING) AS event, min(ts) AS timestamp FROM ev "
+        "GROUP BY user_id",
+    ]
+    if target_event is not None:
+        parts.append(
+            f"SELECT user_id, event, ts AS timestamp FROM ev "
+            f"WHERE event = {SPARK.literal(target_event)}"
+        )
+    if as_of is not None:
+        at = pd.Timestamp(as_of).strftime("%Y-%m-%d %H:%M:%S.%f")
+        parts.append(
+            "SELECT user_id, CAST(NULL AS STRING) AS event, max(ts) AS timestamp FROM ev "
+            f"WHERE ts < TIMESTAMP_NTZ '{at}' GROUP BY user_id"
+        )
+    return f"WITH ev AS ({_EVENTS}) " + " UNION ALL ".join(parts)
+
+
+_PAYMENTS = (
+    "SELECT CAST(account_id AS STRING) AS account_id, "
+    "CAST(paid_at AS TIMESTAMP_NTZ) AS paid_at, CAST(seats AS DOUBLE) AS seats FROM payments"
+)
+
+
+class _per_user:  # noqa: N801 - used like a function in a with statement
+    """An in-memory DuckDB holding the per-user reductions of the Spark tables (and, given
+    ``events_sql``, those event rows; ``payments`` when Spark has that view)."""
+
+    def __init__(self, spark: SparkSession, events_sql: str | None = None) -> None:
+        self.spark, self.events_sql = spark, events_sql
 
     def __enter__(self) -> duckdb.DuckDBPyConnection:
         users = _naive(self.spark.sql(_USERS).toPandas(), "signup_at")
@@ -86,8 +165,23 @@ class _per_user:  # noqa: N801 - used like a function in a with statement
             "CREATE TABLE conversions AS SELECT user_id::VARCHAR AS user_id, "
             "converted_at::TIMESTAMP AS converted_at FROM _conv_df"
         )
-        # build_label_times checks that events exist; data_end is already known, so empty.
-        self.con.execute("CREATE TABLE events (user_id VARCHAR, timestamp TIMESTAMP)")
+        if self.events_sql is None:
+            # build_label_times checks that events exist; data_end is already known, so empty.
+            self.con.execute("CREATE TABLE events (user_id VARCHAR, timestamp TIMESTAMP)")
+        else:
+            events = _naive(self.spark.sql(self.events_sql).toPandas(), "timestamp")
+            self.con.register("_events_df", events)
+            self.con.execute(
+                "CREATE TABLE events AS SELECT user_id::VARCHAR AS user_id, "
+                "event::VARCHAR AS event, timestamp::TIMESTAMP AS timestamp FROM _events_df"
+            )
+        if self.spark.catalog.tableExists("payments"):
+            payments = _naive(self.spark.sql(_PAYMENTS).toPandas(), "paid_at")
+            self.con.register("_payments_df", payments)
+            self.con.execute(
+                "CREATE TABLE payments AS SELECT account_id::VARCHAR AS account_id, "
+                "paid_at::TIMESTAMP AS paid_at, seats::DOUBLE AS seats FROM _payments_df"
+            )
         return self.con
 
     def __exit__(self, *exc: object) -> None:

@@ -1,4 +1,5 @@
-"""Register the canonical tables (``events``, ``users``, ``conversions``) as Spark temp views.
+"""Register the canonical tables (``events``, ``users``, ``conversions``, ``payments``) as Spark
+temp views.
 
 Spark reads tables already in canonical form (``propensity/contract.py``): the column mapping,
 cleaning and validation of raw exports is the DuckDB reader's job, and a lakehouse usually has a
@@ -23,6 +24,7 @@ _NEEDED = {
     "events": ("user_id", "event", "timestamp"),
     "users": ("user_id", "signup_at", "account_id", "email_domain"),
     "conversions": ("user_id", "converted_at"),
+    "payments": ("account_id", "paid_at", "seats"),
 }
 
 
@@ -32,12 +34,16 @@ def register_tables(
     users: str | DataFrame,
     conversions: str | DataFrame | None = None,
     fmt: str = "parquet",
+    payments: str | DataFrame | None = None,
 ) -> dict[str, DataFrame]:
-    """Create the views ``events``, ``users`` and ``conversions`` from paths or DataFrames.
+    """Create the views ``events``, ``users``, ``conversions`` (and ``payments``) from paths or
+    DataFrames.
 
     A path is anything Spark reads with ``fmt`` (a folder of parquet parts, ``s3://...``,
     a glob). ``properties`` and ``account_id`` may be missing from events (added as nulls);
-    without conversions an empty table is used (scoring needs none).
+    without conversions an empty table is used (scoring needs none). Without payments there is
+    no ``payments`` view (one left by an earlier call is dropped): account tasks then count
+    first payments from conversions.
 
     >>> register_tables(spark, "data/events/", "data/users.parquet")  # doctest: +SKIP
     """
@@ -45,6 +51,8 @@ def register_tables(
     from pyspark.sql import functions as F
 
     given = {"events": events, "users": users, "conversions": conversions}
+    if payments is not None:
+        given["payments"] = payments
     frames: dict[str, DataFrame] = {}
     problems: list[str] = []
     for name, source in given.items():
@@ -92,4 +100,6 @@ def register_tables(
         raise DataContractError(problems)
     for name, df in frames.items():
         df.createOrReplaceTempView(name)
+    if payments is None:
+        spark.catalog.dropTempView("payments")
     return frames
