@@ -3,6 +3,8 @@ import spark``). One local[2] session serves every module, since JVM start-up is
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from propensity.config import SparkConfig
@@ -28,3 +30,23 @@ def spark():
     session = spark_session(SparkConfig(master="local[2]", conf=LOCAL_TEST_CONF))
     yield session
     session.stop()
+
+
+def assert_same_prepared(got, duck) -> None:
+    """Labels, exclusions, split, spec and every feature value of two prepared runs (exact for
+    keys, labels and categories; 1e-9 for numbers)."""
+    pd.testing.assert_frame_equal(got.labels.frame, duck.labels.frame)
+    assert got.labels.excluded == duck.labels.excluded
+    assert got.spec.hash == duck.spec.hash and got.spec.columns == duck.spec.columns
+    for part in ("train", "validation", "calibration", "test"):
+        np.testing.assert_array_equal(getattr(got.split, part), getattr(duck.split, part))
+    np.testing.assert_array_equal(got.main_rows, duck.main_rows)
+    assert got.unseen_events == duck.unseen_events
+    a, b = got.frame, duck.frame
+    assert list(a.columns) == list(b.columns) and (a.dtypes == b.dtypes).all()
+    cats = got.spec.categorical
+    for col in a.columns:
+        if col in cats or col in ("user_id", "cutoff_at", "label"):
+            assert a[col].equals(b[col]), col
+        else:
+            np.testing.assert_allclose(a[col], b[col], rtol=0, atol=1e-9, err_msg=col)

@@ -20,7 +20,7 @@ from propensity.simulate import simulate
 
 pytest.importorskip("pyspark")
 
-from spark_fixtures import SPARK_MARKS, spark  # noqa: E402, F401  (a fixture)
+from spark_fixtures import SPARK_MARKS, assert_same_prepared, spark  # noqa: E402, F401  (a fixture)
 
 from propensity.engines.spark import open_spark  # noqa: E402
 from propensity.pipeline.train import _scoring_like_rows  # noqa: E402
@@ -88,21 +88,8 @@ def world(spark, tmp_path_factory):  # noqa: F811 - the imported fixture
 def test_prepare_spark_equals_duckdb(world):
     """Check labels, split, spec, every feature value and the data report against DuckDB."""
     duck, got = world["duck"], world["spark"]
-    assert got.spec.hash == duck.spec.hash and got.spec.columns == duck.spec.columns
+    assert_same_prepared(got, duck)
     assert any(c.startswith("tr_") for c in got.spec.columns)  # transitions ranked by label
-    pd.testing.assert_frame_equal(got.labels.frame, duck.labels.frame)
-    for part in ("train", "validation", "calibration", "test"):
-        np.testing.assert_array_equal(getattr(got.split, part), getattr(duck.split, part))
-    np.testing.assert_array_equal(got.main_rows, duck.main_rows)
-    assert got.unseen_events == duck.unseen_events
-    a, b = got.frame, duck.frame
-    assert list(a.columns) == list(b.columns) and (a.dtypes == b.dtypes).all()
-    cats = got.spec.categorical
-    for col in a.columns:
-        if col in cats or col in ("user_id", "cutoff_at", "label"):
-            assert a[col].equals(b[col]), col
-        else:
-            np.testing.assert_allclose(a[col], b[col], rtol=0, atol=1e-9, err_msg=col)
     rows = {t.name: t.rows_kept for t in got.engine.summary.tables}
     assert rows == {t.name: t.rows_kept for t in duck.engine.summary.tables}
     assert got.engine.summary.last_event == duck.engine.summary.last_event

@@ -20,7 +20,7 @@ from propensity.task_labels import task_label_times, task_population
 
 pytest.importorskip("pyspark")
 
-from spark_fixtures import SPARK_MARKS, spark  # noqa: E402, F401  (a fixture)
+from spark_fixtures import SPARK_MARKS, assert_same_prepared, spark  # noqa: E402, F401  (a fixture)
 
 from propensity.engines.spark import open_spark  # noqa: E402
 
@@ -54,25 +54,6 @@ def _world(root: Path, task: str, entities: int, seed: int) -> dict:
     return {"root": root, "raw": raw, "cfg": config_from_dict(raw)}
 
 
-def _same_prepared(got, duck) -> None:
-    """Labels, split, spec and every feature value of two prepared runs."""
-    pd.testing.assert_frame_equal(got.labels.frame, duck.labels.frame)
-    assert got.labels.excluded == duck.labels.excluded
-    assert got.spec.hash == duck.spec.hash and got.spec.columns == duck.spec.columns
-    for part in ("train", "validation", "calibration", "test"):
-        np.testing.assert_array_equal(getattr(got.split, part), getattr(duck.split, part))
-    np.testing.assert_array_equal(got.main_rows, duck.main_rows)
-    assert got.unseen_events == duck.unseen_events
-    a, b = got.frame, duck.frame
-    assert list(a.columns) == list(b.columns) and (a.dtypes == b.dtypes).all()
-    cats = got.spec.categorical
-    for col in a.columns:
-        if col in cats or col in ("user_id", "cutoff_at", "label"):
-            assert a[col].equals(b[col]), col
-        else:
-            np.testing.assert_allclose(a[col], b[col], rtol=0, atol=1e-9, err_msg=col)
-
-
 @pytest.fixture(scope="module")
 def freemium(spark, tmp_path_factory):  # noqa: F811 - the imported fixture
     """A small freemium world, prepared by both engines."""
@@ -89,7 +70,7 @@ def test_freemium_prepare_spark_equals_duckdb(freemium):
     assert got.labels.calendar and len(got.labels.frame) > 500
     assert got.labels.frame["label"].sum() > 5
     assert any(c.startswith("lag7d_") for c in got.spec.columns)
-    _same_prepared(got, duck)
+    assert_same_prepared(got, duck)
 
 
 def test_freemium_population_and_other_targets_equal_duckdb(freemium, spark):  # noqa: F811
@@ -137,7 +118,7 @@ def test_account_prepare_and_shares_spark_equal_duckdb(team):
     assert "members" in got.spec.families and len(got.labels.frame) > 100
     assert got.labels.frame["label"].sum() >= 5
     assert (got.frame["acct_seats_paid"] > 0).any() == (team["cfg"].task.status == "paying")
-    _same_prepared(got, duck)
+    assert_same_prepared(got, duck)
     lt = duck.labels
     rows = LabelTimes(lt.frame.tail(300).reset_index(drop=True), lt.excluded, lt.settings)
     want = duck.engine.member_shares(rows, duck.spec)

@@ -9,7 +9,6 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import os
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +18,7 @@ from propensity.cli import _app
 from propensity.cli._app import (
     ConfigOption,
     EngineOption,
+    Task,
     app,
     check_dir,
     duration,
@@ -32,15 +32,6 @@ from propensity.cli._app import (
 from propensity.config import DataConfig, Preset, load_config
 
 __all__ = ["app", "main"]
-
-
-class DemoTask(StrEnum):
-    """The tasks ``demo`` runs end to end."""
-
-    trial = "trial"
-    freemium = "freemium"
-    account = "account"
-    expansion = "expansion"
 
 
 @app.command()
@@ -314,12 +305,12 @@ def demo(
         ),
     ] = None,
     task: Annotated[
-        DemoTask,
+        Task,
         typer.Option(
             help="trial: users at trial ages; freemium: active free users weekly; account: "
             "unpaid team accounts weekly; expansion: paying accounts weekly."
         ),
-    ] = DemoTask.trial,
+    ] = Task.trial,
 ) -> None:
     """Simulate a product, then train, compare with rules and score: the whole job end to end."""
     from propensity.cli.render import print_demo
@@ -327,7 +318,7 @@ def demo(
 
     with user_errors():
         check_dir(out_dir, "--out")
-        kind = None if task is DemoTask.trial else task.value
+        kind = None if task is Task.trial else task.value
         config = config or Path(f"configs/{'demo' if kind is None else kind}.yaml")
         with steps() as progress:
             outcome = run_demo(

@@ -23,6 +23,7 @@ from propensity.errors import PropensityError, PropensityWarning
 __all__ = [
     "ConfigOption",
     "Engine",
+    "Task",
     "EngineOption",
     "app",
     "check_dir",
@@ -116,6 +117,15 @@ def _show_warnings() -> None:
             shown(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
+
+
+class Task(StrEnum):
+    """The worlds ``simulate`` writes and the tasks ``demo`` runs end to end."""
+
+    trial = "trial"
+    freemium = "freemium"
+    account = "account"
+    expansion = "expansion"
 
 
 class Engine(StrEnum):

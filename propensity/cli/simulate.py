@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from propensity.cli._app import app, check_dir, duration, load, out, usage, user_errors
+from propensity.cli._app import Task, app, check_dir, duration, load, out, usage, user_errors
 from propensity.config import Preset
 
 __all__ = ["simulate"]
@@ -19,13 +19,6 @@ class Format(StrEnum):
     parquet = "parquet"
     csv = "csv"
     jsonl = "jsonl"
-
-
-class SimTask(StrEnum):
-    trial = "trial"
-    freemium = "freemium"
-    account = "account"
-    expansion = "expansion"
 
 
 @app.command()
@@ -60,8 +53,8 @@ def simulate(
         float | None, typer.Option(help="Target conversion rate within the horizon, e.g. 0.02.")
     ] = None,
     task: Annotated[
-        SimTask, typer.Option(help="World: trial clock, freemium users, accounts, expansion.")
-    ] = SimTask.trial,
+        Task, typer.Option(help="World: trial clock, freemium users, accounts, expansion.")
+    ] = Task.trial,
     lookback: Annotated[
         str, typer.Option(help="Tasks: active within this before an anchor to be eligible.")
     ] = "28d",
@@ -104,7 +97,7 @@ def simulate(
             first = date.fromisoformat(start)
         except ValueError:
             raise usage(f"--start must be a date like 2025-01-01, got {start!r}") from None
-        default_horizon = "30d" if task == SimTask.trial else "28d"
+        default_horizon = "30d" if task == Task.trial else "28d"
         window, after, back = (
             duration(option, value, parse_duration)
             for option, value in (
@@ -114,7 +107,7 @@ def simulate(
             )
         )
         check_dir(out_dir, "--out")
-        if task != SimTask.trial:
+        if task != Task.trial:
             summary = simulate_task(
                 out_dir, task.value, entities=users, seed=seed, start=first, days=days,
                 format=fmt.value, preset=preset, horizon=after, lookback=back, signup=signup,
