@@ -56,10 +56,8 @@ import numpy as np
 import pandas as pd
 
 from propensity.config import load_config
+from propensity.engines import ScoreScope, open_engine
 from propensity.evaluate import ranking_metrics
-from propensity.features import compute_features
-from propensity.io import load_data
-from propensity.labels import scoring_population
 from propensity.model import PQLModel
 from propensity.pipeline.demo import oracle_on_test
 from propensity.pipeline.score import score_job
@@ -174,16 +172,18 @@ def _later_cohort(cfg: Any, folder: Path, model_dir: Path) -> dict[str, float]:
     later = cfg.model_copy(update={"data": cfg.data.model_copy(update=paths)})
     model = PQLModel.load(model_dir)
     spec = model.spec
-    data = load_data(later.data)
     paid = pd.read_parquet(b / "conversions.parquet").groupby("user_id")["converted_at"].min()
     y_all, raw_all, cal_all = [], [], []
     for days in AS_OF_DAYS:
         as_of = datetime(2025, 7, 1) + timedelta(days=days)
         out = folder / f"scores-{days}.parquet"
-        written = score_job(later, as_of, out, model_uri=str(model_dir)).scores
-        population = scoring_population(data.con, later.label, as_of)
-        features = compute_features(data.con, population, spec).frame
-        raw = pd.Series(model.predict_raw(features), index=features["user_id"].astype(str))
+        # the job reads only the window its as-of needs; the raw scores are recomputed on
+        # that very engine, so both cover the same users with the same features
+        engine = open_engine(later, ScoreScope(spec, lambda latest, t=as_of: (t, t)))
+        written = score_job(later, as_of, out, model_uri=str(model_dir), engine=engine).scores
+        features = engine.features(engine.population(later.label, as_of, later.task), spec)
+        frame = features.frame
+        raw = pd.Series(model.predict_raw(frame), index=frame["user_id"].astype(str))
         scores = written.set_index("user_id")["score"]
         when = pd.to_datetime(scores.index.map(paid)).tz_localize(None)
         y = ((when >= as_of) & (when < as_of + later.label.horizon)).astype(int)
