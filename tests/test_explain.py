@@ -206,6 +206,34 @@ def test_prepared_trees_are_kept_per_booster_and_used_by_shap_values(fitted, mon
     assert np.abs(fast - booster.predict(to_matrix(X.iloc[:60]), pred_contrib=True)).max() < 1e-12
 
 
+def test_a_booster_prepared_in_the_background_is_explained_fast_and_exactly(monkeypatch):
+    """A score job's background preparation makes a small call take the fast path, exactly."""
+    import propensity.explain._treeshap as treeshap
+
+    ours = treeshap.TreeShapModel.shap_values
+    calls = []
+
+    def spy(self, matrix, **kwargs):
+        calls.append(len(matrix))
+        return ours(self, matrix, **kwargs)
+
+    monkeypatch.setattr(treeshap.TreeShapModel, "shap_values", spy)
+    X, y = _frame(seed=3)
+    booster = _booster(X, y)  # its own booster: nothing prepared it yet
+    assert not treeshap.is_prepared(booster)
+    thread = treeshap.prepare_in_background(booster)
+    assert thread is not None and treeshap.is_warming(booster)
+    assert treeshap.prepare_in_background(booster) is None  # one preparation per booster
+    # 50 rows is below FAST_MIN_ROWS_COLD: without the warm-up this call would go native;
+    # with it the call waits for the preparation, if still running, and computes it ours
+    fast = shap_values(booster, X.iloc[:50])
+    assert calls == [50]
+    thread.join()
+    assert treeshap.is_prepared(booster)
+    native = booster.predict(to_matrix(X.iloc[:50]), pred_contrib=True)
+    assert np.abs(fast - native).max() < 1e-12
+
+
 @pytest.mark.parametrize(
     ("name", "value", "pct", "text"),
     [

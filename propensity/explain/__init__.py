@@ -4,7 +4,7 @@ Contributions are on the raw model's log-odds scale; the calibrated probability 
 map of the raw score, so positive contributions raise it too.
 """
 
-from propensity.explain._treeshap import TreeShapModel
+from propensity.explain._treeshap import TreeShapModel, prepare_in_background
 from propensity.explain.importance import mean_abs_shap
 from propensity.explain.reasons import (
     CONTEXT_FEATURES,
@@ -23,6 +23,7 @@ __all__ = [
     "TreeShapModel",
     "fit_reference",
     "mean_abs_shap",
+    "prepare_in_background",
     "reason_codes",
     "reason_columns",
     "sentence",

@@ -26,7 +26,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["TreeShapModel", "is_prepared", "prepared", "supports"]
+__all__ = [
+    "TreeShapModel",
+    "is_prepared",
+    "is_warming",
+    "prepare_in_background",
+    "prepared",
+    "supports",
+]
 
 # A leaf with up to this many distinct path features keeps a memo of 2**d patterns x d values
 # (at 10: 80 KiB, allocated untouched; only the patterns met are written). Longer paths, rare
@@ -49,6 +56,10 @@ def supports(booster) -> bool:
 
 
 _PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_WARMING: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# one preparation at a time: a caller that meets a booster being prepared in the background
+# waits for that work instead of doing it twice
+_PREPARING = threading.Lock()
 
 
 def prepared(booster) -> TreeShapModel:
@@ -58,11 +69,40 @@ def prepared(booster) -> TreeShapModel:
     given another best iteration) is prepared again.
     """
     key = (booster.num_trees(), getattr(booster, "best_iteration", 0))
-    hit = _PREPARED.get(booster)
-    if hit is None or hit[0] != key:
-        hit = (key, TreeShapModel(booster))
-        _PREPARED[booster] = hit
+    with _PREPARING:
+        hit = _PREPARED.get(booster)
+        if hit is None or hit[0] != key:
+            hit = (key, TreeShapModel(booster))
+            _PREPARED[booster] = hit
     return hit[1]
+
+
+def prepare_in_background(booster) -> threading.Thread | None:
+    """Start preparing ``booster`` (numba's import and compiled code, the trees) in a thread.
+
+    A score job calls this as soon as its model is loaded, so the fixed cost of the first
+    explanation overlaps the data read (DuckDB releases the GIL while it reads) instead of
+    adding to it. Returns the thread, or None when there is nothing to do.
+    """
+    if is_prepared(booster) or is_warming(booster) or not supports(booster):
+        return None
+
+    def work() -> None:
+        try:
+            prepared(booster)
+        except Exception:  # noqa: BLE001 (the caller's own call meets the error and falls back)
+            _WARMING.pop(booster, None)
+
+    thread = threading.Thread(target=work, name="treeshap-prepare", daemon=True)
+    _WARMING[booster] = thread
+    thread.start()
+    return thread
+
+
+def is_warming(booster) -> bool:
+    """Whether a background preparation of this booster is running or has finished."""
+    thread = _WARMING.get(booster)
+    return thread is not None
 
 
 def is_prepared(booster) -> bool:

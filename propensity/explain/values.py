@@ -12,7 +12,9 @@ SHAP value.
   Its trees are prepared once per booster and kept. A call that would have to prepare them
   first (and, in a fresh process, import numba and load its compiled code: about a second of
   CPU) goes to ``"native"`` below ``FAST_MIN_ROWS_COLD`` rows, a call on a prepared booster
-  below ``FAST_MIN_ROWS``, so it is never the slower of the two. Unsupported boosters (linear
+  below ``FAST_MIN_ROWS``, so it is never the slower of the two. A score job starts the
+  preparation in a thread as soon as its model is loaded (``prepare_in_background``), so the
+  start-up overlaps the data read. Unsupported boosters (linear
   trees, multiclass, rf) use ``"native"``.
 """
 
@@ -25,7 +27,13 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from propensity.explain._treeshap import TreeShapModel, is_prepared, prepared, supports
+from propensity.explain._treeshap import (
+    TreeShapModel,
+    is_prepared,
+    is_warming,
+    prepared,
+    supports,
+)
 
 __all__ = ["Method", "shap_values", "to_matrix"]
 
@@ -81,7 +89,9 @@ def shap_values(
         if explainer is None:
             # Below a few hundred rows the fixed cost of starting numba and preparing the trees
             # outweighs the per-row saving, so the C++ recursion is faster there.
-            floor = FAST_MIN_ROWS if is_prepared(booster) else FAST_MIN_ROWS_COLD
+            # a booster prepared (or being prepared) in the background costs no start-up here
+            ready = is_prepared(booster) or is_warming(booster)
+            floor = FAST_MIN_ROWS if ready else FAST_MIN_ROWS_COLD
             if len(matrix) < floor or not supports(booster):
                 return shap_values(booster, matrix, "native", n_threads)
             try:

@@ -21,6 +21,7 @@ from propensity.config import Config
 from propensity.drift import psi_table, vocabulary_drift
 from propensity.engines import Engine, ScoreScope, open_engine, scores_in_place
 from propensity.errors import DataContractError, DriftError, PropensityError
+from propensity.explain import prepare_in_background
 from propensity.io import atomic_paths, read_previous_scores, write_table
 from propensity.io.atomic import write_frame
 from propensity.io.outputs import check_output_dir, check_output_file
@@ -139,6 +140,9 @@ def score_job(
     model = loaded.pqlmodel
     spec = model.spec
     fmt = fmt or cfg.scoring.output_format
+    if cfg.scoring.reason_codes and not scores_in_place(cfg):
+        # numba's start-up and the trees' preparation (~0.6 s) overlap the data read
+        prepare_in_background(model.booster)
 
     progress("reading and checking the data")
     # only the events this as-of and the model's spec need are read (DuckDB: io/window.py)
