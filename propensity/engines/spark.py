@@ -193,11 +193,6 @@ def open_spark(cfg: Config, spark: SparkSession | None = None) -> SparkEngine:
             f"data.format must be 'parquet' (or 'auto') for engine: spark. Got {data.format!r}; "
             f"convert the tables to canonical parquet first."
         )
-    if data.lost_users is not None or cfg.label.lost_event is not None:
-        problems.append(
-            "data.lost_users and label.lost_event are not supported with engine: spark yet. "
-            "Remove them, or train with engine: duckdb."
-        )
     if data.users is None:
         problems.append(
             "data.users must name the users table for engine: spark (signup times come from it). "
@@ -206,7 +201,10 @@ def open_spark(cfg: Config, spark: SparkSession | None = None) -> SparkEngine:
     if problems:
         raise ConfigError(" ".join(problems))
     spark = spark or spark_session(cfg.spark)
-    register_tables(spark, data.events, data.users, data.conversions, payments=data.payments)
+    register_tables(
+        spark, data.events, data.users, data.conversions, payments=data.payments,
+        lost_users=data.lost_users,
+    )  # fmt: skip
     summary = _report(spark, data.events, data.users, data.conversions)
     return SparkEngine(spark, summary, data.end)
 
