@@ -43,14 +43,14 @@ def open_engine(cfg: Config, scope: ScoreScope | None = None) -> Engine:
 
 def check_wired_task(task: TaskConfig | None) -> None:
     """Refuse a task ``discover`` cannot run yet: an account entity (train and score run it on
-    DuckDB; discover's milestones and rules read users)."""
+    either engine; discover's milestones and rules read users)."""
     if task is not None and task.entity == "account":
         from propensity.errors import ConfigError
 
         raise ConfigError(
             "task.entity 'account' is not supported by discover yet (train and score run "
-            "account tasks on engine duckdb). Use a user task for discover, or drop the task "
-            "section; see docs/tasks.md."
+            "account tasks). Use a user task for discover, or drop the task section; see "
+            "docs/tasks.md."
         )
 
 
