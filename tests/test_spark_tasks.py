@@ -16,6 +16,7 @@ import yaml
 
 from propensity.config import config_from_dict
 from propensity.engines import open_engine
+from propensity.errors import InsufficientDataError
 from propensity.io import load_data
 from propensity.labels import LabelTimes
 from propensity.pipeline.prepare import prepare
@@ -171,10 +172,30 @@ def test_losses_exclude_the_same_rows_as_duckdb(freemium, spark, tmp_path):  # n
     for a, b in pairs:
         pd.testing.assert_frame_equal(a.frame, b.frame)
         assert a.excluded == b.excluded and a.settings == b.settings
-    lost_counts = [b.excluded.get("lost_before_anchor", 0) + b.excluded.get("lost_before_cutoff",
-                   0) + b.excluded.get("lost", 0) for _, b in pairs]  # fmt: skip
-    assert all(n > 0 for n in lost_counts), lost_counts
+    reasons = ("lost_before_anchor", "lost_before_cutoff", "lost")  # calendar, trial, scoring
+    counts = [sum(b.excluded.get(r, 0) for r in reasons) for _, b in pairs]
+    assert all(n > 0 for n in counts), counts
     assert pairs[0][1].frame["label"].sum() > 5 and pairs[1][1].frame["label"].sum() > 5
+
+
+def test_check_trainable_refuses_what_duckdb_refuses(freemium):
+    """Check that the Spark engine refuses too few payers and rows without activity before
+    their cutoffs with DuckDB's messages, and passes what DuckDB passes."""
+    cfg = freemium["cfg"]
+    duck, got = freemium["duck"].engine, freemium["spark"].engine
+    trial = cfg.label.model_copy(update={"observation_window": timedelta(days=14)})
+    labels = duck.label_times(trial)
+    early = labels.frame.assign(cutoff_at=labels.frame["signup_at"])  # nothing before it
+    cases = [(labels, 10**6, 5), (LabelTimes(early, labels.excluded, labels.settings), 5, 5)]
+    for rows, positives, negatives in cases:
+        said = []
+        for engine in (got, duck):
+            with pytest.raises(InsufficientDataError) as info:
+                engine.check_trainable(rows, trial, positives, negatives)
+            said.append(str(info.value))
+        assert said[0] == said[1]
+    assert "None of the" in said[1]
+    got.check_trainable(labels, trial, 5, 5)  # enough payers, active users: no error
 
 
 # the fixture's small worlds make a model the promotion gate calls weak; parity is what counts
@@ -184,7 +205,7 @@ def test_account_score_job_spark_equals_duckdb(team, tmp_path):
     same scores, PQLs, reasons and named members, and writes the same outputs."""
     cfg, duck = team["cfg"], team["duck"]
     y = duck.labels.frame["label"].to_numpy()
-    # half the training rows flagged: the few paying accounts at as_of hold PQLs too
+    # half the training rows flagged, so that the few paying accounts (expansion) hold PQLs too
     folder = str(small_model(duck.frame, y, duck.spec, 0.5).save(tmp_path / "model"))
     as_of = datetime(2025, 4, 7)
     want = score_job(cfg, as_of, tmp_path / "duck.parquet", model_uri=folder)

@@ -40,7 +40,7 @@ from propensity.features import FeatureFrame, FeatureSpec
 from propensity.features.named import event_support
 from propensity.features.sql import SPARK
 from propensity.io.summary import DataSummary, TableSummary
-from propensity.labels import LabelTimes
+from propensity.labels import ACTIVE_USERS_SQL, LabelTimes, check_trainable
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -72,7 +72,20 @@ class SparkEngine:
     def check_trainable(
         self, labels: LabelTimes, cfg: LabelConfig, min_positives: int, min_negatives: int
     ) -> None:
-        """Not checked on Spark yet (the DuckDB check counts activity with DuckDB SQL)."""
+        """:func:`propensity.labels.check_trainable`, its activity count run on Spark."""
+        check_trainable(
+            None, labels, cfg, min_positives, min_negatives, count_active=self._active_users
+        )
+
+    def _active_users(self, main: pd.DataFrame) -> int:
+        view = "_propensity_main_rows"
+        rows = LabelTimes(main.reset_index(drop=True))
+        label_rows(self.spark, rows).createOrReplaceTempView(view)
+        try:
+            [(n,)] = self.spark.sql(ACTIVE_USERS_SQL.format(rows=view)).collect()
+        finally:
+            self.spark.catalog.dropTempView(view)
+        return int(n)
 
     def population(
         self, cfg: LabelConfig, as_of: datetime, task: TaskConfig | None = None
