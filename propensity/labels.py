@@ -22,6 +22,7 @@ Everything is computed in DuckDB; only the (small) label-times table comes back 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ from propensity.config import LabelConfig
 from propensity.errors import DataContractError, InsufficientDataError
 
 __all__ = [
+    "ACTIVE_USERS_SQL",
     "LabelTimes",
     "build_label_times",
     "check_trainable",
@@ -271,17 +273,21 @@ def scoring_population(
 
 
 def check_trainable(
-    con: duckdb.DuckDBPyConnection,
+    con: duckdb.DuckDBPyConnection | None,
     labels: LabelTimes,
     cfg: LabelConfig,
     min_positives: int,
     min_negatives: int,
+    *,
+    count_active: Callable[[pd.DataFrame], int] | None = None,
 ) -> None:
     """Refuse, before any feature is built, label times no honest model can learn from.
 
     Counts one row per user (the main cutoff, as every reported number does): too few users
     who converted within the horizon or who did not, or no user with any event between signup
     and cutoff (every behavioural feature would be empty: times misread, or a wrong mapping).
+    ``count_active`` counts those users of the main rows on another engine (default: the
+    ``events`` of ``con``).
     """
     window = cfg.observation_window.total_seconds() / 86_400
     if labels.calendar:  # every (entity, anchor) row counts; an anchor is no trial age
@@ -304,14 +310,7 @@ def check_trainable(
         )
     if labels.calendar:
         return  # eligibility already asked for an event in the lookback before each anchor
-    con.register("_lt_main", main[["user_id", "signup_at", "cutoff_at"]])
-    try:
-        [(active,)] = con.execute(
-            "SELECT count(DISTINCT m.user_id) FROM _lt_main m JOIN events e "
-            "ON e.user_id = m.user_id AND e.timestamp >= m.signup_at AND e.timestamp < m.cutoff_at"
-        ).fetchall()
-    finally:
-        con.unregister("_lt_main")
+    active = (count_active or (lambda rows: _active_users(con, rows)))(main)
     if active == 0:
         raise InsufficientDataError(
             f"None of the {len(main):,} labelled users has an event between signup and their "
@@ -319,6 +318,23 @@ def check_trainable(
             f"Check that events and users are read in the same time zone and mapped to the right "
             f"columns (data.timezone, data.columns), and that signup_at is the trial start."
         )
+
+
+ACTIVE_USERS_SQL = (
+    "SELECT count(DISTINCT m.user_id) FROM {rows} m JOIN events e "
+    "ON e.user_id = m.user_id AND e.timestamp >= m.signup_at AND e.timestamp < m.cutoff_at"
+)  # users of the rows ``{rows}`` with an event between signup and cutoff, in portable SQL
+
+
+def _active_users(con: duckdb.DuckDBPyConnection | None, main: pd.DataFrame) -> int:
+    if con is None:
+        raise TypeError("check_trainable needs con or count_active")
+    con.register("_lt_main", main[["user_id", "signup_at", "cutoff_at"]])
+    try:
+        [(active,)] = con.execute(ACTIVE_USERS_SQL.format(rows="_lt_main")).fetchall()
+    finally:
+        con.unregister("_lt_main")
+    return int(active)
 
 
 def _days(days: float) -> str:

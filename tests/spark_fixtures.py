@@ -3,13 +3,19 @@ import spark``). One local[2] session serves every module, since JVM start-up is
 
 from __future__ import annotations
 
+import json
+
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 
 from propensity.config import SparkConfig
+from propensity.features import FeatureSpec
+from propensity.model.bundle import PQLModel
+from propensity.model.calibrate import Calibrator
 
-__all__ = ["SPARK_MARKS", "spark"]
+__all__ = ["SPARK_MARKS", "assert_same_prepared", "small_model", "spark"]
 
 # pyspark's own noise under warnings-as-errors, each one named
 SPARK_MARKS = [
@@ -50,3 +56,26 @@ def assert_same_prepared(got, duck) -> None:
             assert a[col].equals(b[col]), col
         else:
             np.testing.assert_allclose(a[col], b[col], rtol=0, atol=1e-9, err_msg=col)
+
+
+def small_model(
+    frame: pd.DataFrame, y: np.ndarray, spec: FeatureSpec, flagged: float = 0.1
+) -> PQLModel:
+    """A 20-tree model of ``frame`` (the spec's columns), calibrated, flagging the top
+    ``flagged`` of its rows: enough to compare two engines' scores, with no split to satisfy."""
+    cols = list(spec.columns)
+    X = frame[cols]
+    params = {"objective": "binary", "num_leaves": 4, "learning_rate": 0.1,
+              "min_data_in_leaf": 20, "num_threads": 1, "seed": 0, "deterministic": True,
+              "verbose": -1}  # fmt: skip
+    booster = lgb.train(params, lgb.Dataset(X, label=y), num_boost_round=20)
+    calibrator = Calibrator(method="sigmoid").fit(booster.predict(X), y)
+    return PQLModel(
+        booster=booster,
+        calibrator=calibrator,
+        threshold=float(np.quantile(calibrator.predict(booster.predict(X)), 1 - flagged)),
+        feature_columns=cols,
+        categorical={c: list(levels) for c, levels in spec.categorical.items()},
+        feature_spec=json.loads(spec.to_json()),
+        feature_spec_hash=spec.hash,
+    )

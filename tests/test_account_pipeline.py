@@ -1,7 +1,7 @@
 """End-to-end tests of account tasks on DuckDB: a simulated team world trained and scored through
 the CLI (account PQLs and expansion), rows keyed on the account, and every account PQL naming
-members of that account; discover refuses account tasks in one line (the Spark engine refuses
-every calendar task: tests/test_task_pipeline.py)."""
+members of that account; discover refuses account tasks in one line (Spark's account score job
+is held to this one: tests/test_spark_tasks.py)."""
 
 from __future__ import annotations
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import datetime
 from pathlib import Path
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,17 +20,16 @@ from propensity.config import (
 )
 from propensity.errors import ConfigError, DataContractError
 from propensity.explain import reason_columns
-from propensity.features import FeatureSpec, compute_features, learn_spec
+from propensity.features import compute_features, learn_spec
 from propensity.io import load_data
 from propensity.labels import build_label_times, scoring_population
-from propensity.model.bundle import PQLModel
-from propensity.model.calibrate import Calibrator
 from propensity.scoring import score_frame
 from propensity.simulate import simulate
 
 pyspark = pytest.importorskip("pyspark")
 
 from pyspark.sql import functions as F  # noqa: E402
+from spark_fixtures import small_model  # noqa: E402
 
 from propensity.engines._spark import (  # noqa: E402
     LOCAL_TEST_CONF,
@@ -202,31 +199,12 @@ def test_features_equal_duckdb(spark, world):
         assert r["hours_since_last_doc_shared"] == pytest.approx(1 / 3600, abs=1e-12)
 
 
-def _model(frame: pd.DataFrame, y: np.ndarray, spec: FeatureSpec) -> PQLModel:
-    cols = list(spec.columns)
-    X = frame[cols]
-    params = {"objective": "binary", "num_leaves": 4, "learning_rate": 0.1,
-              "min_data_in_leaf": 20, "num_threads": 1, "seed": 0, "deterministic": True,
-              "verbose": -1}  # fmt: skip
-    booster = lgb.train(params, lgb.Dataset(X, label=y), num_boost_round=20)
-    calibrator = Calibrator(method="sigmoid").fit(booster.predict(X), y)
-    return PQLModel(
-        booster=booster,
-        calibrator=calibrator,
-        threshold=float(np.quantile(calibrator.predict(booster.predict(X)), 0.9)),
-        feature_columns=cols,
-        categorical={c: list(levels) for c, levels in spec.categorical.items()},
-        feature_spec=json.loads(spec.to_json()),
-        feature_spec_hash=spec.hash,
-    )
-
-
 def test_spark_scores_equal_local(spark, world, tmp_path, monkeypatch):
     """Check that spark_udf probabilities and the reason codes equal local scoring."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     train = world["duck"].frame
-    model = _model(train, world["lt"].frame["label"].to_numpy(), world["spec"])
+    model = small_model(train, world["lt"].frame["label"].to_numpy(), world["spec"])
     cfg = config_from_dict({"data": {"events": "e"}, "mlflow": {"registered_model": "sparkm"}})
     with start_run(cfg, "train", project_dir=tmp_path) as run:
         version = run.register_model(run.log_model(model))

@@ -1,5 +1,5 @@
 """End-to-end tests of a calendar task through the CLI: a simulated freemium world trained and
-scored on DuckDB, and the Spark score job refusing account tasks in one line."""
+scored on DuckDB, and the Spark score job's options for account tasks checked in one line."""
 
 from __future__ import annotations
 
@@ -84,18 +84,23 @@ def test_freemium_trains_and_scores_active_free_users(freemium):
     assert "lag0d_events_28d" in (run_dir / "feature_spec.json").read_text()
 
 
-def test_spark_score_refuses_account_tasks(tmp_path):
-    """Check that score with engine spark on an account task exits 2 in one line, before work."""
+def test_spark_account_score_writes_one_file_and_refuses_crm(tmp_path):
+    """Check that score with engine spark on an account task asks for one --out file (its rows
+    come to the driver, as on DuckDB) and refuses --crm in one line, exit 2, before any work."""
     config = _config(tmp_path, engine="spark")
     raw = yaml.safe_load(config.read_text())
     raw["task"]["entity"] = "account"
     config.write_text(yaml.safe_dump(raw))
     out = tmp_path / "scores"
     argv = ["score", "--config", str(config), "--as-of", "2025-05-19", "--out", str(out)]
+    result = CliRunner().invoke(app, [*argv, "--crm"])
+    assert result.exit_code == 2, result.output
+    assert "--crm is not supported with engine spark yet" in result.output
+    assert "Traceback" not in result.output and not out.exists()
+    out.mkdir()  # a folder is what the in-place (user) job writes, not this one
     result = CliRunner().invoke(app, argv)
     assert result.exit_code == 2, result.output
-    assert "an account task is not supported with engine spark yet" in result.output
-    assert "Traceback" not in result.output and not out.exists()
+    assert "--out" in result.output and "Traceback" not in result.output
 
 
 def test_oracle_reads_a_task_worlds_truth(tmp_path):

@@ -14,7 +14,14 @@ from propensity.engines.base import Engine, ScoreScope
 if TYPE_CHECKING:
     from propensity.config import Config, TaskConfig
 
-__all__ = ["Engine", "ScoreScope", "check_wired_task", "open_engine", "scores_in_place"]
+__all__ = [
+    "Engine",
+    "ScoreScope",
+    "check_wired_task",
+    "open_engine",
+    "scores_in_place",
+    "single_machine",
+]
 
 
 def open_engine(cfg: Config, scope: ScoreScope | None = None) -> Engine:
@@ -36,21 +43,30 @@ def open_engine(cfg: Config, scope: ScoreScope | None = None) -> Engine:
 
 def check_wired_task(task: TaskConfig | None) -> None:
     """Refuse a task ``discover`` cannot run yet: an account entity (train and score run it on
-    DuckDB; discover's milestones and rules read users)."""
+    either engine; discover's milestones and rules read users)."""
     if task is not None and task.entity == "account":
         from propensity.errors import ConfigError
 
         raise ConfigError(
             "task.entity 'account' is not supported by discover yet (train and score run "
-            "account tasks on engine duckdb). Use a user task for discover, or drop the task "
-            "section; see docs/tasks.md."
+            "account tasks). Use a user task for discover, or drop the task section; see "
+            "docs/tasks.md."
         )
 
 
 def scores_in_place(cfg: Config) -> bool:
-    """Whether ``cfg.engine`` scores and writes where the data is (a folder of parquet parts).
+    """Whether the score job of ``cfg`` scores and writes where the data is (a folder of parquet
+    parts): Spark's, for a user entity.
 
-    Such an engine makes none of the single-machine outputs (previous-run changes, drift,
-    account roll-up, csv): see docs/spark.md, "Known limits".
+    Such a job makes none of the single-machine outputs (previous-run changes, drift, account
+    roll-up, csv): see docs/spark.md, "Known limits". An account task's job never does: its rows
+    (one per eligible account) come to the driver, where each PQL names the members behind it
+    (``pipeline/accounts.py``), by the one body every engine runs (docs/tasks.md, "On Spark").
     """
-    return cfg.engine == "spark"
+    return cfg.engine == "spark" and not (cfg.task is not None and cfg.task.entity == "account")
+
+
+def single_machine(cfg: Config) -> bool:
+    """Whether ``cfg.engine`` holds the tables in a DuckDB connection on this machine, which the
+    CRM steps (``score --crm``, ``outcomes``) and the backtest read."""
+    return cfg.engine == "duckdb"

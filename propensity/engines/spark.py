@@ -40,7 +40,7 @@ from propensity.features import FeatureFrame, FeatureSpec
 from propensity.features.named import event_support
 from propensity.features.sql import SPARK
 from propensity.io.summary import DataSummary, TableSummary
-from propensity.labels import LabelTimes
+from propensity.labels import ACTIVE_USERS_SQL, LabelTimes, check_trainable
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -72,7 +72,20 @@ class SparkEngine:
     def check_trainable(
         self, labels: LabelTimes, cfg: LabelConfig, min_positives: int, min_negatives: int
     ) -> None:
-        """Not checked on Spark yet (the DuckDB check counts activity with DuckDB SQL)."""
+        """:func:`propensity.labels.check_trainable`, its activity count run on Spark."""
+        check_trainable(
+            None, labels, cfg, min_positives, min_negatives, count_active=self._active_users
+        )
+
+    def _active_users(self, main: pd.DataFrame) -> int:
+        view = "_propensity_main_rows"
+        rows = LabelTimes(main.reset_index(drop=True))
+        label_rows(self.spark, rows).createOrReplaceTempView(view)
+        try:
+            [(n,)] = self.spark.sql(ACTIVE_USERS_SQL.format(rows=view)).collect()
+        finally:
+            self.spark.catalog.dropTempView(view)
+        return int(n)
 
     def population(
         self, cfg: LabelConfig, as_of: datetime, task: TaskConfig | None = None
@@ -193,11 +206,6 @@ def open_spark(cfg: Config, spark: SparkSession | None = None) -> SparkEngine:
             f"data.format must be 'parquet' (or 'auto') for engine: spark. Got {data.format!r}; "
             f"convert the tables to canonical parquet first."
         )
-    if data.lost_users is not None or cfg.label.lost_event is not None:
-        problems.append(
-            "data.lost_users and label.lost_event are not supported with engine: spark yet. "
-            "Remove them, or train with engine: duckdb."
-        )
     if data.users is None:
         problems.append(
             "data.users must name the users table for engine: spark (signup times come from it). "
@@ -206,7 +214,10 @@ def open_spark(cfg: Config, spark: SparkSession | None = None) -> SparkEngine:
     if problems:
         raise ConfigError(" ".join(problems))
     spark = spark or spark_session(cfg.spark)
-    register_tables(spark, data.events, data.users, data.conversions, payments=data.payments)
+    register_tables(
+        spark, data.events, data.users, data.conversions, payments=data.payments,
+        lost_users=data.lost_users,
+    )  # fmt: skip
     summary = _report(spark, data.events, data.users, data.conversions)
     return SparkEngine(spark, summary, data.end)
 

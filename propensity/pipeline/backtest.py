@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from propensity.config import Config
-from propensity.engines import ScoreScope, open_engine, scores_in_place
+from propensity.engines import ScoreScope, open_engine, single_machine
 from propensity.errors import DataContractError, PropensityError
 from propensity.io import write_table
 from propensity.labels import LabelTimes
@@ -76,7 +76,7 @@ def backtest_job(
     """Score every date from ``start`` to ``end`` (inclusive) and write the stacked scores."""
     from propensity.tracking import load_model
 
-    if scores_in_place(cfg):
+    if not single_machine(cfg):
         raise PropensityError(
             f"A backtest (--to) is not supported with engine {cfg.engine} yet; use engine "
             f"duckdb for it. See 'propensity COMMAND --help'."

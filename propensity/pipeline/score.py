@@ -19,7 +19,7 @@ import pandas as pd
 
 from propensity.config import Config
 from propensity.drift import psi_table, vocabulary_drift
-from propensity.engines import Engine, ScoreScope, open_engine, scores_in_place
+from propensity.engines import Engine, ScoreScope, open_engine, scores_in_place, single_machine
 from propensity.errors import DataContractError, DriftError, PropensityError
 from propensity.explain import prepare_in_background
 from propensity.io import atomic_paths, read_previous_scores, write_table
@@ -82,24 +82,24 @@ def check_score_options(
 ) -> None:
     """Refuse, before any work, an ``--out`` or option the configured engine cannot honour.
 
-    An engine that scores in place writes a folder of parquet parts and makes none of the
-    single-machine outputs; the others write one file, never over an input.
+    A job that scores in place writes a folder of parquet parts and makes none of the
+    single-machine outputs; the others write one file, never over an input (an account task on
+    Spark too: its rows come to the driver). The CRM tables are built on DuckDB only.
     """
-    if not scores_in_place(cfg):
+    in_place = scores_in_place(cfg)
+    if in_place:
+        check_output_dir(out, "--out")
+    else:
         d = cfg.data
         inputs = (d.events, d.users, d.conversions, d.lost_users, d.payments)
         check_output_file(out, "--out", inputs)
-        return
-    check_output_dir(out, "--out")
     unsupported = [
         name
         for name, given in (
-            ("--previous", previous is not None),
-            ("--fail-on-drift", fail_on_drift),
-            ("a .csv --out", csv),
-            ("--crm", crm),
-            # the in-place job names no members behind an account PQL yet (docs/tasks.md)
-            ("an account task", cfg.task is not None and cfg.task.entity == "account"),
+            ("--previous", in_place and previous is not None),
+            ("--fail-on-drift", in_place and fail_on_drift),
+            ("a .csv --out", in_place and csv),
+            ("--crm", crm and not single_machine(cfg)),  # pipeline/crm.py reads DuckDB tables
         )
         if given
     ]

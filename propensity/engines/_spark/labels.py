@@ -16,6 +16,11 @@ for a population each user's last event before ``as_of``. Every query of ``task_
 the same answer on these rows as on the full log (each is a min, a max or a filter that the
 kept rows decide), so the rules still have one implementation; the cost is one row per active
 user-day on the driver. The ``payments`` table (one row per payment) goes over as it is.
+
+Losses (``data.lost_users``, ``label.lost_event``) are read by those rules only through each
+user's first loss, so Spark hands over that: the ``lost_users`` view reduced to each user's
+earliest ``lost_at``, and each user's first ``lost_event`` as one event row (a real event, so
+every other reduction above keeps its answer).
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ def build_label_times_spark(
     """:func:`propensity.labels.build_label_times` on the Spark views ``events``, ``users``,
     ``conversions`` (see :func:`propensity.engines._spark.register_tables`)."""
     data_end = _data_end(spark, data_end)
-    with _per_user(spark) as con:
+    with _per_user(spark, lost_event=cfg.lost_event) as con:
         return build_label_times(con, cfg, data_end)
 
 
@@ -75,7 +80,7 @@ def task_label_times_spark(
     if task.anchors.kind != "calendar":
         return build_label_times_spark(spark, cfg, data_end)
     data_end = _data_end(spark, data_end)
-    with _per_user(spark, _activity_sql(task.target.event, None)) as con:
+    with _per_user(spark, _activity_sql(task.target.event, None), cfg.lost_event) as con:
         return task_label_times(con, cfg, task, data_end)
 
 
@@ -83,7 +88,7 @@ def task_population_spark(
     spark: SparkSession, cfg: LabelConfig, task: TaskConfig, as_of: datetime
 ) -> LabelTimes:
     """:func:`propensity.task_labels.task_population` on the Spark views (calendar anchors)."""
-    with _per_user(spark, _activity_sql(task.target.event, as_of)) as con:
+    with _per_user(spark, _activity_sql(task.target.event, as_of), cfg.lost_event) as con:
         return task_population(con, cfg, task, as_of)
 
 
@@ -105,7 +110,7 @@ def scoring_population_spark(
 ) -> LabelTimes:
     """:func:`propensity.labels.scoring_population` on the Spark views ``users`` and
     ``conversions``."""
-    with _per_user(spark) as con:
+    with _per_user(spark, lost_event=cfg.lost_event) as con:
         return scoring_population(con, cfg, as_of, include_expired=include_expired)
 
 
@@ -138,6 +143,18 @@ def _activity_sql(target_event: str | None, as_of: datetime | None) -> str:
     return f"WITH ev AS ({_EVENTS}) " + " UNION ALL ".join(parts)
 
 
+def _first_loss_sql(lost_event: str) -> str:
+    """Each user's first ``lost_event``, as an event row (``user_id, event, timestamp``)."""
+    return (
+        f"SELECT user_id, event, min(ts) AS timestamp FROM ({_EVENTS}) "
+        f"WHERE event = {SPARK.literal(lost_event)} GROUP BY user_id, event"
+    )
+
+
+_LOST_USERS = (
+    "SELECT CAST(user_id AS STRING) AS user_id, CAST(min(lost_at) AS TIMESTAMP_NTZ) AS lost_at "
+    "FROM lost_users GROUP BY user_id"
+)
 _PAYMENTS = (
     "SELECT CAST(account_id AS STRING) AS account_id, "
     "CAST(paid_at AS TIMESTAMP_NTZ) AS paid_at, CAST(seats AS DOUBLE) AS seats FROM payments"
@@ -146,10 +163,13 @@ _PAYMENTS = (
 
 class _per_user:  # noqa: N801 - used like a function in a with statement
     """An in-memory DuckDB holding the per-user reductions of the Spark tables (and, given
-    ``events_sql``, those event rows; ``payments`` when Spark has that view)."""
+    ``events_sql``, those event rows; ``payments`` and ``lost_users`` when Spark has those
+    views; each user's first ``lost_event`` as an event row)."""
 
-    def __init__(self, spark: SparkSession, events_sql: str | None = None) -> None:
-        self.spark, self.events_sql = spark, events_sql
+    def __init__(
+        self, spark: SparkSession, events_sql: str | None = None, lost_event: str | None = None
+    ) -> None:
+        self.spark, self.events_sql, self.lost_event = spark, events_sql, lost_event
 
     def __enter__(self) -> duckdb.DuckDBPyConnection:
         users = _naive(self.spark.sql(_USERS).toPandas(), "signup_at")
@@ -165,15 +185,28 @@ class _per_user:  # noqa: N801 - used like a function in a with statement
             "CREATE TABLE conversions AS SELECT user_id::VARCHAR AS user_id, "
             "converted_at::TIMESTAMP AS converted_at FROM _conv_df"
         )
-        if self.events_sql is None:
-            # build_label_times checks that events exist; data_end is already known, so empty.
-            self.con.execute("CREATE TABLE events (user_id VARCHAR, timestamp TIMESTAMP)")
-        else:
-            events = _naive(self.spark.sql(self.events_sql).toPandas(), "timestamp")
+        # build_label_times checks that events exist (data_end is already known): without
+        # events_sql only the first losses, if any
+        parts = [self.events_sql] if self.events_sql is not None else []
+        if self.lost_event is not None:
+            parts.append(_first_loss_sql(self.lost_event))
+        self.con.execute(
+            "CREATE TABLE events (user_id VARCHAR, event VARCHAR, timestamp TIMESTAMP)"
+        )
+        if parts:
+            frames = [self.spark.sql(sql).toPandas() for sql in parts]
+            events = _naive(pd.concat(frames, ignore_index=True), "timestamp")
             self.con.register("_events_df", events)
             self.con.execute(
-                "CREATE TABLE events AS SELECT user_id::VARCHAR AS user_id, "
-                "event::VARCHAR AS event, timestamp::TIMESTAMP AS timestamp FROM _events_df"
+                "INSERT INTO events SELECT user_id::VARCHAR, event::VARCHAR, "
+                "timestamp::TIMESTAMP FROM _events_df"
+            )
+        if self.spark.catalog.tableExists("lost_users"):
+            lost = _naive(self.spark.sql(_LOST_USERS).toPandas(), "lost_at")
+            self.con.register("_lost_df", lost)
+            self.con.execute(
+                "CREATE TABLE lost_users AS SELECT user_id::VARCHAR AS user_id, "
+                "lost_at::TIMESTAMP AS lost_at FROM _lost_df"
             )
         if self.spark.catalog.tableExists("payments"):
             payments = _naive(self.spark.sql(_PAYMENTS).toPandas(), "paid_at")

@@ -1,5 +1,5 @@
-"""Register the canonical tables (``events``, ``users``, ``conversions``, ``payments``) as Spark
-temp views.
+"""Register the canonical tables (``events``, ``users``, ``conversions``, ``payments``,
+``lost_users``) as Spark temp views.
 
 Spark reads tables already in canonical form (``propensity/contract.py``): the column mapping,
 cleaning and validation of raw exports is the DuckDB reader's job, and a lakehouse usually has a
@@ -25,7 +25,9 @@ _NEEDED = {
     "users": ("user_id", "signup_at", "account_id", "email_domain"),
     "conversions": ("user_id", "converted_at"),
     "payments": ("account_id", "paid_at", "seats"),
+    "lost_users": ("user_id", "lost_at"),
 }
+_OPTIONAL = ("payments", "lost_users")  # no view when not given (an earlier call's is dropped)
 
 
 def register_tables(
@@ -35,15 +37,17 @@ def register_tables(
     conversions: str | DataFrame | None = None,
     fmt: str = "parquet",
     payments: str | DataFrame | None = None,
+    lost_users: str | DataFrame | None = None,
 ) -> dict[str, DataFrame]:
-    """Create the views ``events``, ``users``, ``conversions`` (and ``payments``) from paths or
-    DataFrames.
+    """Create the views ``events``, ``users``, ``conversions`` (and ``payments``,
+    ``lost_users``) from paths or DataFrames.
 
     A path is anything Spark reads with ``fmt`` (a folder of parquet parts, ``s3://...``,
     a glob). ``properties`` and ``account_id`` may be missing from events (added as nulls);
     without conversions an empty table is used (scoring needs none). Without payments there is
     no ``payments`` view (one left by an earlier call is dropped): account tasks then count
-    first payments from conversions.
+    first payments from conversions. Likewise ``lost_users`` (label times then read losses from
+    ``label.lost_event`` only, if set).
 
     >>> register_tables(spark, "data/events/", "data/users.parquet")  # doctest: +SKIP
     """
@@ -51,8 +55,9 @@ def register_tables(
     from pyspark.sql import functions as F
 
     given = {"events": events, "users": users, "conversions": conversions}
-    if payments is not None:
-        given["payments"] = payments
+    for name, source in (("payments", payments), ("lost_users", lost_users)):
+        if source is not None:
+            given[name] = source
     frames: dict[str, DataFrame] = {}
     problems: list[str] = []
     for name, source in given.items():
@@ -100,6 +105,7 @@ def register_tables(
         raise DataContractError(problems)
     for name, df in frames.items():
         df.createOrReplaceTempView(name)
-    if payments is None:
-        spark.catalog.dropTempView("payments")
+    for name in _OPTIONAL:
+        if name not in given:
+            spark.catalog.dropTempView(name)
     return frames
