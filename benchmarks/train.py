@@ -4,8 +4,8 @@ Each measurement runs in a fresh subprocess so that peak RSS (VmHWM) belongs to 
 For every size it prints wall time, CPU time (all threads of the process) and peak memory of
 
 - ``fit_model`` as ``propensity train`` runs it: the config sets only the learning rate, so
-  the seeded search runs (16 trials + the config's at rate 0.1, each on at most 40k train and
-  40k validation rows binned once for all trials, judged on validation log loss), then
+  the seeded search runs (16 trials + the config's at rate 0.1, each on at most 100k train and
+  100k validation rows binned once for all trials, judged on validation log loss), then
   the winner's refit with early stopping, calibration (out-of-fold fits only when the
   calibration slice has fewer than ``CROSS_FIT_BELOW_POSITIVES`` positives), threshold and
   bootstrap intervals;
@@ -19,7 +19,8 @@ the other workers), plus the memory the fit adds over the size of the feature ta
 
     python benchmarks/train.py [--rows 100000] [--million] [--features 150] [--threads 2]
 
-Measured here (2 cores shared with 4-5 other workers, OMP_WAIT_POLICY=PASSIVE):
+Measured here (2 cores shared with 4-5 other workers, OMP_WAIT_POLICY=PASSIVE), before the
+search cap went from 40k to 100k train rows (2026-12-03; not re-measured since):
 
 - 100k rows (60k train), load ~10: fit_model 207 s wall / 70.2 s CPU, best round 99, test
   AUC 0.767, calibration slice alone (1,000+ positives, no out-of-fold fits); bare
