@@ -111,9 +111,9 @@ def clean(
             reason = f"after data.end ({cfg.end:%Y-%m-%d %H:%M})"
             drop_where(con, table, f"{ts} > {end}", reason, f"CAST({ts} AS VARCHAR)", run.drops)
     _internal(con, cfg, tables, run)
-    # From here on rules remove whole users only, so one pass over the events gives every
-    # per-user figure the rest needs: the events of unknown users, the users with enough events
-    # for the bots' gap rule, and the smallest account of each (each a scan of the events before)
+    # From here on rules remove whole users only, so one pass over the events gives the
+    # per-user figures the rest needs: the events of unknown users and the smallest account of
+    # each (each a scan of the events before)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {PER_USER} AS SELECT user_id, count(*) AS n, "
         "min(account_id) AS account_id FROM stage_events GROUP BY user_id"
@@ -196,7 +196,7 @@ def _day_only(con: duckdb.DuckDBPyConnection, tz: str) -> bool:
 
 def _bots(con: duckdb.DuckDBPyConnection, cfg: DataConfig, tables: list[str], run: Cleaning):
     rule = bot_rule(cfg.bots, run.day_only)
-    run.bots = find_bots(con, cfg.bots, run.day_only, per_user=PER_USER)
+    run.bots = find_bots(con, cfg.bots, run.day_only)
     shown = "; ".join(f"{shorten(redact(u), 40)}: {why}" for u, why in run.bots[:3])
     more = f"; ... ({len(run.bots) - 3} more)" if len(run.bots) > 3 else ""
     if not cfg.bots.exclude:
