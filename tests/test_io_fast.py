@@ -203,6 +203,7 @@ def _tricky_events(seed: int) -> pd.DataFrame:
     rows = [(u, int(s)) for u, times in users.items() for s in times]
     frame = pd.DataFrame(rows, columns=["user_id", "epoch"])
     frame["timestamp"] = pd.to_datetime(frame.pop("epoch"), unit="s")
+    frame["account_id"] = np.array(["a1", "a2", None])[rng.integers(0, 3, len(frame))]
     return frame.sample(frac=1, random_state=seed)
 
 
@@ -211,7 +212,7 @@ def test_bot_rules_equal_the_plain_rules_on_tricky_users(seed):
     """Check that find_bots (one (user, day) pass, hourly and exact gap checks only for the
     users who might break them) flags the users the plain rules flag, for the same reasons."""
     from propensity.config import BotsConfig
-    from propensity.io.bots import find_bots
+    from propensity.io.bots import find_bots, per_user_sql
 
     con = duckdb.connect()
     frame = _tricky_events(seed)
@@ -229,6 +230,8 @@ def test_bot_rules_equal_the_plain_rules_on_tricky_users(seed):
             reference = _reference_bots(con, cfg, day_only)
             expected = _expected(reference, cfg, day_only)
             found = find_bots(con, cfg, day_only)
+            con.execute(f"CREATE OR REPLACE TABLE per_user AS {per_user_sql('stage_events')}")
+            assert find_bots(con, cfg, day_only, per_user="per_user") == found
             assert [u for u, _ in found] == sorted(expected)
             assert [(u, why) for u, why in found if not why.startswith(expected[u])] == []
             if not day_only and cfg == BotsConfig():

@@ -16,7 +16,7 @@ import duckdb
 
 from propensity.config import BotsConfig
 
-__all__ = ["bot_rule", "find_bots"]
+__all__ = ["bot_rule", "find_bots", "per_user_sql"]
 
 
 _DAY_FLOOR = 500  # the relative per-day rule never flags a day with fewer events than this
@@ -45,13 +45,16 @@ def find_bots(
     cfg: BotsConfig,
     day_only: bool,
     table: str = "stage_events",
+    per_user: str | None = None,
 ) -> list[tuple[str, str]]:
     """``(user_id, why)`` of every user of `table` the rules flag, sorted by user id.
 
-    One (user, day) aggregation serves every rule: each user's busiest day, the few users
-    whose busiest day could break an hourly rule, and a lower bound of each user's gap
-    variation (:func:`_gap_bound`) that leaves only the users who might be regular to the
-    exact check (their events sorted, gap by gap).
+    One (user, day) aggregation serves every rule (:func:`per_user_sql`): each user's busiest
+    day, the few users whose busiest day could break an hourly rule, and a lower bound of each
+    user's gap variation (:func:`_gap_bound`) that leaves only the users who might be regular
+    to the exact check (their events sorted, gap by gap). ``per_user``: a table made by
+    :func:`per_user_sql` from `table`, holding exactly its users now,
+    read instead of aggregating again.
     """
     busy = f"day_n > {int(cfg.max_events_per_day)}"
     if cfg.busiest_day_factor > 0:
@@ -118,24 +121,11 @@ def find_bots(
         )"""
         hour_cols = "h.peak, h.peak_day, h.hours, h.hours_day"
     hour_join = "LEFT JOIN per_hour h ON h.user_id = u.user_id" if hourly else ""
-    # the first and last event of each (user, day), in whole microseconds (exact integers)
-    spans = "" if day_only else ", epoch_us(min(timestamp)) AS lo, epoch_us(max(timestamp)) AS hi"
-    bounds = (
-        ""
-        if day_only
-        else """, count(*) AS days, max(hi) - min(lo) AS span,
-                   count(*) FILTER (WHERE hi > lo) AS spread_days, sum(hi - lo) AS within,
-                   coalesce(sum(CAST(hi - lo AS DOUBLE) ^ 2 / (n - 1))
-                            FILTER (WHERE hi > lo), 0) AS within_sq"""
-    )
+    users = f"SELECT * FROM {per_user}" if per_user is not None else per_user_sql(table)
     rows = con.execute(
         f"""
-        WITH daily AS (
-            SELECT user_id, date_trunc('day', timestamp) AS d, count(*) AS n{spans}
-            FROM {table} GROUP BY ALL
-        ), per_day AS (
-            SELECT user_id, max(n) AS day_n, arg_min(d, (-n, d)) AS n_day, sum(n) AS n{bounds}
-            FROM daily GROUP BY user_id
+        WITH per_day AS (
+            {users}
         ), typical AS (
             SELECT quantile_cont(day_n, 0.99) AS p99 FROM per_day
         ){hourly}{regular}
@@ -169,3 +159,26 @@ def _gap_bound(cv: float) -> str:
         f"span > 0 AND {k_low} * {sq_low} <= "
         f"CAST(span AS DOUBLE) ^ 2 * (1 + {cv!r} ^ 2) * (1 + 1e-6)"
     )
+
+
+def per_user_sql(table: str) -> str:
+    """Each user of `table` from one (user, day) aggregation: events ``n``, smallest
+    ``account_id``, busiest day (``day_n`` events on ``n_day``, the earliest of ties) and what
+    :func:`_gap_bound` reads (active ``days``, ``span`` between the first and last event,
+    ``spread_days`` whose first and last event differ, the sum of those days' spans
+    ``within`` and ``within_sq``, each day's span squared over its events less one)."""
+    # whole microseconds: exact integers, so the spans and their sums are exact too
+    return f"""
+        SELECT user_id, CAST(sum(n) AS BIGINT) AS n, min(account_id) AS account_id,
+               max(n) AS day_n, arg_min(d, (-n, d)) AS n_day,
+               count(*) AS days, max(hi) - min(lo) AS span,
+               count(*) FILTER (WHERE hi > lo) AS spread_days,
+               CAST(sum(hi - lo) AS BIGINT) AS within,
+               coalesce(sum(CAST(hi - lo AS DOUBLE) ^ 2 / (n - 1)) FILTER (WHERE hi > lo), 0)
+                   AS within_sq
+        FROM (
+            SELECT user_id, date_trunc('day', timestamp) AS d, count(*) AS n,
+                   min(account_id) AS account_id,
+                   epoch_us(min(timestamp)) AS lo, epoch_us(max(timestamp)) AS hi
+            FROM {table} GROUP BY user_id, d
+        ) GROUP BY user_id"""

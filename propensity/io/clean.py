@@ -16,7 +16,7 @@ import duckdb
 
 from propensity.config import DataConfig
 from propensity.errors import redact, shorten
-from propensity.io.bots import bot_rule, find_bots
+from propensity.io.bots import bot_rule, find_bots, per_user_sql
 from propensity.io.dedup import Dedup
 from propensity.io.sources import sql_string
 from propensity.io.timestamps import local_sql
@@ -31,7 +31,7 @@ _TIMES = {
     "lost_users": "lost_at",
 }
 BOT_REASON = "bot or scripted account (data.bots)"
-PER_USER = "_user_events"  # each user's events and smallest account, while cleaning
+PER_USER = "_user_events"  # each user's events, account and busiest day, while cleaning
 
 
 @dataclass(frozen=True)
@@ -111,13 +111,10 @@ def clean(
             reason = f"after data.end ({cfg.end:%Y-%m-%d %H:%M})"
             drop_where(con, table, f"{ts} > {end}", reason, f"CAST({ts} AS VARCHAR)", run.drops)
     _internal(con, cfg, tables, run)
-    # From here on rules remove whole users only, so one pass over the events gives the
-    # per-user figures the rest needs: the events of unknown users and the smallest account of
-    # each (each a scan of the events before)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {PER_USER} AS SELECT user_id, count(*) AS n, "
-        "min(account_id) AS account_id FROM stage_events GROUP BY user_id"
-    )
+    # From here on rules remove whole users only, so one (user, day) pass over the events gives
+    # every per-user figure the rest needs: the events of unknown users, what the bots' rules
+    # read, and the smallest account of each (each a scan of the events before)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {PER_USER} AS {per_user_sql('stage_events')}")
     if cfg.unknown_user_events == "drop":
         unknown = "user_id NOT IN (SELECT user_id FROM stage_users)"
         (n,) = con.execute(f"SELECT count(*) FROM {PER_USER} WHERE {unknown}").fetchone()
@@ -196,7 +193,7 @@ def _day_only(con: duckdb.DuckDBPyConnection, tz: str) -> bool:
 
 def _bots(con: duckdb.DuckDBPyConnection, cfg: DataConfig, tables: list[str], run: Cleaning):
     rule = bot_rule(cfg.bots, run.day_only)
-    run.bots = find_bots(con, cfg.bots, run.day_only)
+    run.bots = find_bots(con, cfg.bots, run.day_only, per_user=PER_USER)
     shown = "; ".join(f"{shorten(redact(u), 40)}: {why}" for u, why in run.bots[:3])
     more = f"; ... ({len(run.bots) - 3} more)" if len(run.bots) > 3 else ""
     if not cfg.bots.exclude:
