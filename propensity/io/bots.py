@@ -167,15 +167,15 @@ def per_user_sql(table: str) -> str:
     :func:`_gap_bound` reads (active ``days``, ``span`` between the first and last event,
     ``spread_days`` whose first and last event differ, the sum of those days' spans
     ``within`` and ``within_sq``, each day's span squared over its events less one)."""
-    # whole microseconds: exact integers, so the spans and their sums are exact too
+    # Whole microseconds: exact integers, as are their sums in a double (below 2^53 µs, 285
+    # years). The busiest day is the earliest of ties: the key orders by events, then day.
     return f"""
         SELECT user_id, CAST(sum(n) AS BIGINT) AS n, min(account_id) AS account_id,
-               max(n) AS day_n, arg_min(d, (-n, d)) AS n_day,
+               max(n) AS day_n, arg_max(d, n * 10000000 - epoch_us(d) // 86400000000) AS n_day,
                count(*) AS days, max(hi) - min(lo) AS span,
-               count(*) FILTER (WHERE hi > lo) AS spread_days,
-               CAST(sum(hi - lo) AS BIGINT) AS within,
-               coalesce(sum(CAST(hi - lo AS DOUBLE) ^ 2 / (n - 1)) FILTER (WHERE hi > lo), 0)
-                   AS within_sq
+               sum(CAST(hi > lo AS INTEGER)) AS spread_days,
+               sum(CAST(hi - lo AS DOUBLE)) AS within,
+               sum(CAST(hi - lo AS DOUBLE) ^ 2 / greatest(n - 1, 1)) AS within_sq
         FROM (
             SELECT user_id, date_trunc('day', timestamp) AS d, count(*) AS n,
                    min(account_id) AS account_id,
