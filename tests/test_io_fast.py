@@ -238,3 +238,17 @@ def test_bot_rules_equal_the_plain_rules_on_tricky_users(seed):
                 regular = {u for u, *_, cv in reference if cv is not None and cv < 0.1}
                 assert {"t0", "t5"} <= regular and not regular >= {"t20", "t30"}
                 assert {"burst", "crawler"} <= set(expected)
+
+
+def test_the_reader_imports_no_pandas():
+    """Check that importing the reader and its config leaves pandas unimported (about half a
+    second of every load's start-up, which reading the data never needs)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from propensity.config import DataConfig; from propensity.io import "
+        "load_data; print('pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
