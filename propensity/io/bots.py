@@ -162,15 +162,15 @@ def _gap_bound(cv: float) -> str:
 
 
 def per_user_sql(table: str) -> str:
-    """Each user of `table` from one (user, day) aggregation: events ``n``, smallest
-    ``account_id``, busiest day (``day_n`` events on ``n_day``, the earliest of ties) and what
-    :func:`_gap_bound` reads (active ``days``, ``span`` between the first and last event,
-    ``spread_days`` whose first and last event differ, the sum of those days' spans
-    ``within`` and ``within_sq``, each day's span squared over its events less one)."""
+    """Each user of `table` from one (user, day) aggregation: events ``n``, busiest day
+    (``day_n`` events on ``n_day``, the earliest of ties) and what :func:`_gap_bound` reads
+    (active ``days``, ``span`` between the first and last event, ``spread_days`` whose first
+    and last event differ, the sum of those days' spans ``within`` and ``within_sq``, each
+    day's span squared over its events less one)."""
     # Whole microseconds: exact integers, as are their sums in a double (below 2^53 µs, 285
     # years). The busiest day is the earliest of ties: the key orders by events, then day.
     return f"""
-        SELECT user_id, CAST(sum(n) AS BIGINT) AS n, min(account_id) AS account_id,
+        SELECT user_id, CAST(sum(n) AS BIGINT) AS n,
                max(n) AS day_n, arg_max(d, n * 10000000 - epoch_us(d) // 86400000000) AS n_day,
                count(*) AS days, max(hi) - min(lo) AS span,
                sum(CAST(hi > lo AS INTEGER)) AS spread_days,
@@ -178,7 +178,6 @@ def per_user_sql(table: str) -> str:
                sum(CAST(hi - lo AS DOUBLE) ^ 2 / greatest(n - 1, 1)) AS within_sq
         FROM (
             SELECT user_id, date_trunc('day', timestamp) AS d, count(*) AS n,
-                   min(account_id) AS account_id,
                    epoch_us(min(timestamp)) AS lo, epoch_us(max(timestamp)) AS hi
             FROM {table} GROUP BY user_id, d
         ) GROUP BY user_id"""
