@@ -20,9 +20,22 @@ Measured at 10M events / 100k users, data.memory_limit 1GB, 2 threads, on 2 shar
   Same run, quiet machine (load 1.5-1.9, medians of 3, main and this branch back to back):
   before x11.7 wall, x12.7 CPU (11.6 s / 21.1 s); after x9.2 wall, x9.8 CPU (9.9 s / 17.5 s).
   With data.memory_limit 300MB it spills and stays at 0.54 GB peak RSS (8.9 s, load 2.6).
-  Not yet within 3x: what is left is the bots' rules (a (user, day) aggregation with one group
-  per active user-day and a per-user sort for the gap rule: about 40% of the load), staging
-  the projection, and finding the shared row hashes (one hash aggregation over the events).
+- 2026-12-03 (load), the bots' gap rule pre-filtered from one (user, day) aggregation that
+  also counts each user's events (no sort of every user's events, one pass less), shared row
+  hashes found by a sort of the hashes, the users' account fill a pass of its own only when
+  needed, no pandas import: `python benchmarks/io.py --rows 10000000` on main, then on this
+  branch, medians of 3, on a machine shared with other jobs: main x10.0 wall, x10.2 CPU
+  (33.5 s / 16.45 s; scan 3.36 s / 1.61 s), load 6.4-6.8; after x7.0 wall, x7.7 CPU (19.9 s
+  / 13.28 s; scan 2.84 s / 1.73 s), load 5.3-5.5, peak 1.15 GB. Earlier (account still in the
+  (user, day) pass), back to back at load
+  12-17: main x9.5 wall, x9.4 CPU (17.95 s CPU); after x7.5 wall, x9.1 CPU (14.73 s CPU).
+  CPU per statement in one process (load ~10): the (user, day) pass ~5-6 s (was 7.2 s for
+  the bots' query plus 1.3 s for the per-user pass), staging 3.1 s, shared hashes 1.4 s
+  (2.5 s). At 2M rows (load ~10): main x6.7 wall, x6.0 CPU; after x5.9, x5.9.
+  Not yet within 3x: what is left is the (user, day) aggregation itself (one group per active
+  user-day, ~7.7M groups at 10M, and its first and last event per day for the gap bound),
+  staging the projection (~1.7 s CPU of it is materialising the raw columns) and the sort of
+  the row hashes.
 """
 
 from __future__ import annotations

@@ -32,12 +32,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Literal
 
 from propensity.config import Preset
 from propensity.errors import DataContractError
+
+if TYPE_CHECKING:  # imported where frames are checked: reading the data needs no pandas
+    import pandas as pd
 
 __all__ = [
     "CONVERSIONS",
@@ -218,6 +219,8 @@ class FrameContract:
 
         >>> LABEL_TIMES.validate(frame, one_row_per="user_id")  # doctest: +SKIP
         """
+        import pandas as pd
+
         if not isinstance(frame, pd.DataFrame):
             raise DataContractError(
                 [

@@ -124,3 +124,131 @@ def test_ids_skip_trim_only_when_it_changes_nothing():
     assert [(x, fast) for x, fast, _ in rows] == [(x, plain) for x, _, plain in rows]
     # the plain ASCII ids take the shortcut (the trimmed ones are still trimmed)
     assert {x: fast for x, fast, _ in rows}[f"u1{SPACES[5]}"] == "u1"
+
+
+def _reference_bots(con: duckdb.DuckDBPyConnection, cfg, day_only: bool) -> list[tuple]:
+    """The plain rules (what the reader did before): every user's hours and sorted gaps."""
+    hourly = (
+        "SELECT user_id, NULL AS peak, NULL AS peak_day, NULL AS hours, NULL AS hours_day "
+        "FROM stage_events GROUP BY user_id"
+        if day_only
+        else """SELECT user_id, max(peak) AS peak, arg_min(d, (-peak, d)) AS peak_day,
+                   max(active_hours) AS hours, arg_min(d, (-active_hours, d)) AS hours_day
+            FROM (SELECT user_id, date_trunc('day', h) AS d, count(*) AS active_hours,
+                         max(n) AS peak
+                  FROM (SELECT user_id, date_trunc('hour', timestamp) AS h, count(*) AS n
+                        FROM stage_events GROUP BY ALL) GROUP BY ALL) GROUP BY user_id"""
+    )
+    regular = f"""SELECT user_id, count(*) AS k, stddev_pop(g) / avg(g) AS cv FROM (
+            SELECT user_id, epoch(timestamp) - lag(epoch(timestamp))
+                   OVER (PARTITION BY user_id ORDER BY timestamp) AS g
+            FROM stage_events WHERE user_id IN (SELECT user_id FROM stage_events
+                GROUP BY user_id HAVING count(*) > {cfg.regular_min_gaps}))
+        WHERE g > 0 GROUP BY user_id HAVING count(*) >= {cfg.regular_min_gaps}"""
+    return con.execute(
+        f"""WITH per_day AS (
+            SELECT user_id, max(n) AS day_n, arg_min(d, (-n, d)) AS n_day FROM (
+                SELECT user_id, date_trunc('day', timestamp) AS d, count(*) AS n
+                FROM stage_events GROUP BY ALL) GROUP BY user_id
+        ), typical AS (SELECT quantile_cont(day_n, 0.99) AS p99 FROM per_day)
+        SELECT u.user_id, u.day_n, u.n_day, t.p99, h.peak, h.peak_day, h.hours, h.hours_day,
+               r.k, r.cv
+        FROM per_day u CROSS JOIN typical t JOIN ({hourly}) h USING (user_id)
+        LEFT JOIN ({regular}) r USING (user_id) ORDER BY user_id"""
+    ).fetchall()
+
+
+def _expected(rows: list[tuple], cfg, day_only: bool) -> dict[str, str]:
+    """Each flagged user and the start of their reason, from the reference's per-user figures
+    (the rules in find_bots's order; the busiest day's reason is cut before its p99)."""
+    out = {}
+    for user, day_n, n_day, p99, peak, peak_day, hours, hours_day, k, cv in rows:
+        busy = day_n > cfg.max_events_per_day or (
+            cfg.busiest_day_factor > 0 and day_n > max(500, cfg.busiest_day_factor * p99)
+        )
+        if not day_only and peak > cfg.max_events_per_hour:
+            out[user] = f"{peak:,} events in one hour on {peak_day:%Y-%m-%d}"
+        elif busy:
+            out[user] = f"{day_n:,} events on {n_day:%Y-%m-%d} (the busiest 1%"
+        elif not day_only and hours > cfg.max_active_hours_per_day:
+            out[user] = f"active in {hours} of the 24 hours of {hours_day:%Y-%m-%d}"
+        elif not day_only and cv is not None and cv < cfg.regular_gap_cv:
+            out[user] = f"{k} gaps between events varying by {cv:.3f} of their mean"
+    return out
+
+
+def _tricky_events(seed: int) -> pd.DataFrame:
+    """People at random times, one-event-a-day users, timers with jitter on both sides of the
+    gap rule's 0.1, repeated seconds, timers across midnight, bursts and a crawler."""
+    rng = np.random.default_rng(seed)
+    t0 = pd.Timestamp("2025-01-01").value // 10**9
+    users: dict[str, np.ndarray] = {}
+    for i in range(150):  # people: a few sessions a day
+        n = int(rng.integers(1, 400))
+        days = rng.integers(0, 30, n) * 86400
+        users[f"p{i}"] = t0 + days + rng.integers(8 * 3600, 20 * 3600, n)
+    for i in range(40):  # one event a day, at a time drawn around noon
+        n = int(rng.integers(40, 70))
+        users[f"d{i}"] = t0 + np.arange(n) * 86400 + 43200 + rng.integers(-600 * i, 600 * i + 1, n)
+    for i, jitter in enumerate(np.linspace(0.0, 0.3, 31)):  # timers, cv from 0 to ~0.17
+        n = 50 + i % 5
+        step = int(rng.integers(30, 5000))
+        gaps = np.maximum(1, np.round(step * (1 + jitter * rng.uniform(-1, 1, n)))).astype(int)
+        start = t0 + int(rng.integers(0, 86400))
+        times = start + np.concatenate([[0], np.cumsum(gaps)])
+        users[f"t{i}"] = np.repeat(times, 1 + (rng.random(len(times)) < 0.1))  # repeated seconds
+    users["burst"] = t0 + np.cumsum(rng.integers(1, 4, 1500))
+    users["crawler"] = t0 + np.arange(2, 24 * 3600, 1800)
+    users["still"] = np.full(80, t0 + 5)  # 80 events in one second: no gap at all
+    rows = [(u, int(s)) for u, times in users.items() for s in times]
+    frame = pd.DataFrame(rows, columns=["user_id", "epoch"])
+    frame["timestamp"] = pd.to_datetime(frame.pop("epoch"), unit="s")
+    frame["account_id"] = np.array(["a1", "a2", None])[rng.integers(0, 3, len(frame))]
+    return frame.sample(frac=1, random_state=seed)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bot_rules_equal_the_plain_rules_on_tricky_users(seed):
+    """Check that find_bots (one (user, day) pass, hourly and exact gap checks only for the
+    users who might break them) flags the users the plain rules flag, for the same reasons."""
+    from propensity.config import BotsConfig
+    from propensity.io.bots import find_bots, per_user_sql
+
+    con = duckdb.connect()
+    frame = _tricky_events(seed)
+    con.register("timed", frame)
+    con.register("day_only", frame.assign(timestamp=frame["timestamp"].dt.floor("D")))
+    configs = [
+        BotsConfig(),
+        BotsConfig(regular_gap_cv=0.05, regular_min_gaps=20, busiest_day_factor=0),
+        BotsConfig(regular_gap_cv=0.2, max_active_hours_per_day=12, busiest_day_factor=3),
+    ]
+    for cfg in configs:
+        for day_only in (False, True):
+            source = "day_only" if day_only else "timed"
+            con.execute(f"CREATE OR REPLACE TABLE stage_events AS SELECT * FROM {source}")
+            reference = _reference_bots(con, cfg, day_only)
+            expected = _expected(reference, cfg, day_only)
+            found = find_bots(con, cfg, day_only)
+            con.execute(f"CREATE OR REPLACE TABLE per_user AS {per_user_sql('stage_events')}")
+            assert find_bots(con, cfg, day_only, per_user="per_user") == found
+            assert [u for u, _ in found] == sorted(expected)
+            assert [(u, why) for u, why in found if not why.startswith(expected[u])] == []
+            if not day_only and cfg == BotsConfig():
+                regular = {u for u, *_, cv in reference if cv is not None and cv < 0.1}
+                assert {"t0", "t5"} <= regular and not regular >= {"t20", "t30"}
+                assert {"burst", "crawler"} <= set(expected)
+
+
+def test_the_reader_imports_no_pandas():
+    """Check that importing the reader and its config leaves pandas unimported (about half a
+    second of every load's start-up, which reading the data never needs)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from propensity.config import DataConfig; from propensity.io import "
+        "load_data; print('pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

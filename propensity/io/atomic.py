@@ -23,12 +23,13 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Literal
 
 from propensity.errors import OutputError
 from propensity.io.workspace import alive, owner_token
+
+if TYPE_CHECKING:  # only frames handed in are written: reading data imports no pandas
+    import pandas as pd
 
 __all__ = ["atomic_path", "atomic_paths", "output_error", "run_folder", "write_table"]
 

@@ -16,7 +16,7 @@ import duckdb
 
 from propensity.config import BotsConfig
 
-__all__ = ["bot_rule", "find_bots"]
+__all__ = ["bot_rule", "find_bots", "per_user_sql"]
 
 
 _DAY_FLOOR = 500  # the relative per-day rule never flags a day with fewer events than this
@@ -49,8 +49,12 @@ def find_bots(
 ) -> list[tuple[str, str]]:
     """``(user_id, why)`` of every user of `table` the rules flag, sorted by user id.
 
-    ``per_user``: a table of ``(user_id, n)``, each user's events in `table` (users absent from
-    `table` may remain in it), read instead of counting them again.
+    One (user, day) aggregation serves every rule (:func:`per_user_sql`): each user's busiest
+    day, the few users whose busiest day could break an hourly rule, and a lower bound of each
+    user's gap variation (:func:`_gap_bound`) that leaves only the users who might be regular
+    to the exact check (their events sorted, gap by gap). ``per_user``: a table made by
+    :func:`per_user_sql` from `table`, holding exactly its users now,
+    read instead of aggregating again.
     """
     busy = f"day_n > {int(cfg.max_events_per_day)}"
     if cfg.busiest_day_factor > 0:
@@ -79,18 +83,14 @@ def find_bots(
             "format('{} gaps between events varying by {:.3f} of their mean', k, cv)",
         ]
         min_gaps = int(cfg.regular_min_gaps)
-        heavy = (
-            f"SELECT user_id FROM {table} GROUP BY user_id HAVING count(*) > {min_gaps}"
-            if per_user is None
-            else f"SELECT user_id FROM {per_user} WHERE n > {min_gaps}"
-        )
         regular = f"""
-        , heavy AS (
-            {heavy}
+        , suspects AS (
+            SELECT user_id FROM per_day
+            WHERE n > {min_gaps} AND {_gap_bound(float(cfg.regular_gap_cv))}
         ), gaps AS (
             SELECT e.user_id, epoch(e.timestamp) - lag(epoch(e.timestamp))
                    OVER (PARTITION BY e.user_id ORDER BY e.timestamp) AS g
-            FROM {table} e SEMI JOIN heavy h ON e.user_id = h.user_id
+            FROM {table} e SEMI JOIN suspects s ON e.user_id = s.user_id
         ), regular AS (
             SELECT user_id, count(*) AS k, stddev_pop(g) / avg(g) AS cv
             FROM gaps WHERE g > 0 GROUP BY user_id HAVING count(*) >= {min_gaps}
@@ -115,28 +115,69 @@ def find_bots(
             SELECT user_id, date_trunc('day', h) AS d, count(*) AS active_hours, max(n) AS peak
             FROM hourly GROUP BY ALL
         ), per_hour AS (
-            SELECT user_id, max(peak) AS peak, arg_max(d, peak) AS peak_day,
-                   max(active_hours) AS hours, arg_max(d, active_hours) AS hours_day
+            SELECT user_id, max(peak) AS peak, arg_min(d, (-peak, d)) AS peak_day,
+                   max(active_hours) AS hours, arg_min(d, (-active_hours, d)) AS hours_day
             FROM hours_daily GROUP BY user_id
         )"""
         hour_cols = "h.peak, h.peak_day, h.hours, h.hours_day"
     hour_join = "LEFT JOIN per_hour h ON h.user_id = u.user_id" if hourly else ""
+    users = f"SELECT * FROM {per_user}" if per_user is not None else per_user_sql(table)
     rows = con.execute(
         f"""
-        WITH daily AS (
-            SELECT user_id, date_trunc('day', timestamp) AS d, count(*) AS n
-            FROM {table} GROUP BY ALL
-        ), per_day AS (
-            SELECT user_id, max(n) AS day_n, arg_max(d, n) AS n_day
-            FROM daily GROUP BY user_id
+        WITH per_day AS (
+            {users}
         ), typical AS (
             SELECT quantile_cont(day_n, 0.99) AS p99 FROM per_day
         ){hourly}{regular}
         SELECT user_id, CASE {" ".join(whys)} END AS why FROM (
-            SELECT u.*, {hour_cols}, t.p99, {cols}
+            SELECT u.user_id, u.day_n, u.n_day, {hour_cols}, t.p99, {cols}
             FROM per_day u CROSS JOIN typical t {hour_join} {join}
         ) WHERE {" OR ".join(checks)}
         ORDER BY user_id
         """
     ).fetchall()
     return [(str(user), str(why)) for user, why in rows]
+
+
+def _gap_bound(cv: float) -> str:
+    """True for the users of ``per_day`` whose gaps might vary by less than `cv` of their mean.
+
+    A user's distinct event times t_0 < ... < t_k make k gaps summing to the span S, and the
+    gaps' coefficient of variation is sqrt(k * sum(g^2) / S^2 - 1). Both factors have lower
+    bounds from the (user, day) aggregates alone: k is at least the days - 1 gaps between
+    active days plus one gap inside each day whose first and last event differ; inside such a
+    day, its (at most n - 1) gaps sum to its span D, so their squares sum to at least
+    D^2 / (n - 1); the days - 1 gaps between days sum to S minus the days' spans, so their
+    squares sum to at least that squared over days - 1 (Cauchy-Schwarz, both). A user whose
+    bound already reaches `cv` (with a margin far above rounding) cannot be flagged; only the
+    others, timer-driven scripts and a few people with one event a day, are checked exactly.
+    """
+    k_low = "(days - 1 + spread_days)"
+    between = "CAST(span - within AS DOUBLE)"
+    sq_low = f"(within_sq + CASE WHEN days > 1 THEN {between} ^ 2 / (days - 1) ELSE 0 END)"
+    return (
+        f"span > 0 AND {k_low} * {sq_low} <= "
+        f"CAST(span AS DOUBLE) ^ 2 * (1 + {cv!r} ^ 2) * (1 + 1e-6)"
+    )
+
+
+def per_user_sql(table: str) -> str:
+    """Each user of `table` from one (user, day) aggregation: events ``n``, busiest day
+    (``day_n`` events on ``n_day``, the earliest of ties) and what :func:`_gap_bound` reads
+    (active ``days``, ``span`` between the first and last event, ``spread_days`` whose first
+    and last event differ, the sum of those days' spans ``within`` and ``within_sq``, each
+    day's span squared over its events less one)."""
+    # Whole microseconds: exact integers, as are their sums in a double (below 2^53 µs, 285
+    # years). The busiest day is the earliest of ties: the key orders by events, then day.
+    return f"""
+        SELECT user_id, CAST(sum(n) AS BIGINT) AS n,
+               max(n) AS day_n, arg_max(d, n * 10000000 - epoch_us(d) // 86400000000) AS n_day,
+               count(*) AS days, max(hi) - min(lo) AS span,
+               sum(CAST(hi > lo AS INTEGER)) AS spread_days,
+               sum(CAST(hi - lo AS DOUBLE)) AS within,
+               sum(CAST(hi - lo AS DOUBLE) ^ 2 / greatest(n - 1, 1)) AS within_sq
+        FROM (
+            SELECT user_id, date_trunc('day', timestamp) AS d, count(*) AS n,
+                   epoch_us(min(timestamp)) AS lo, epoch_us(max(timestamp)) AS hi
+            FROM {table} GROUP BY user_id, d
+        ) GROUP BY user_id"""

@@ -16,7 +16,7 @@ import duckdb
 
 from propensity.config import DataConfig
 from propensity.errors import redact, shorten
-from propensity.io.bots import bot_rule, find_bots
+from propensity.io.bots import bot_rule, find_bots, per_user_sql
 from propensity.io.dedup import Dedup
 from propensity.io.sources import sql_string
 from propensity.io.timestamps import local_sql
@@ -31,7 +31,7 @@ _TIMES = {
     "lost_users": "lost_at",
 }
 BOT_REASON = "bot or scripted account (data.bots)"
-PER_USER = "_user_events"  # each user's events and smallest account, while cleaning
+PER_USER = "_user_events"  # each user's events and busiest day, while cleaning
 
 
 @dataclass(frozen=True)
@@ -111,13 +111,10 @@ def clean(
             reason = f"after data.end ({cfg.end:%Y-%m-%d %H:%M})"
             drop_where(con, table, f"{ts} > {end}", reason, f"CAST({ts} AS VARCHAR)", run.drops)
     _internal(con, cfg, tables, run)
-    # From here on rules remove whole users only, so one pass over the events gives every
-    # per-user figure the rest needs: the events of unknown users, the users with enough events
-    # for the bots' gap rule, and the smallest account of each (each a scan of the events before)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {PER_USER} AS SELECT user_id, count(*) AS n, "
-        "min(account_id) AS account_id FROM stage_events GROUP BY user_id"
-    )
+    # From here on rules remove whole users only, so one (user, day) pass over the events gives
+    # the per-user figures the rest needs: the events of unknown users and what the bots' rules
+    # read (a scan of the events each before)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {PER_USER} AS {per_user_sql('stage_events')}")
     if cfg.unknown_user_events == "drop":
         unknown = "user_id NOT IN (SELECT user_id FROM stage_users)"
         (n,) = con.execute(f"SELECT count(*) FROM {PER_USER} WHERE {unknown}").fetchone()
@@ -134,15 +131,21 @@ def clean(
     run.day_only = _day_only(con, cfg.timezone)
     _bots(con, cfg, tables, run)
     _properties(con, run)
-    # users without an account take the account their events carry, so account features work
-    # (bots and unknown users are gone from stage_users, so their stale rows here join nothing)
-    source = PER_USER if accounts == "stage_events" else accounts
-    con.execute(
-        "UPDATE stage_users SET account_id = e.account_id FROM "
-        f"(SELECT user_id, min(account_id) AS account_id FROM {source} "
-        " WHERE account_id IS NOT NULL GROUP BY user_id) e "
-        "WHERE stage_users.account_id IS NULL AND stage_users.user_id = e.user_id"
-    )
+    # users without an account take the smallest account their events carry, so account
+    # features work: a pass of its own, only when some user has none (carried in the (user,
+    # day) pass it cost more); rules removed whole users only, so each remaining user's
+    # account is the one their events carried before
+    (missing,) = con.execute("SELECT count(*) FROM stage_users WHERE account_id IS NULL").fetchone()
+    if missing:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _user_accounts AS SELECT user_id, min(account_id) AS "
+            f"account_id FROM {accounts} WHERE account_id IS NOT NULL GROUP BY user_id"
+        )
+        con.execute(
+            "UPDATE stage_users SET account_id = e.account_id FROM _user_accounts e "
+            "WHERE stage_users.account_id IS NULL AND stage_users.user_id = e.user_id"
+        )
+        con.execute("DROP TABLE _user_accounts")
     con.execute(f"DROP TABLE {PER_USER}")
     if has_table(con, "stage_payments"):
         _payments(con, cfg, run)

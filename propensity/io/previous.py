@@ -9,10 +9,12 @@ the fix, before any work is done.
 from __future__ import annotations
 
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from propensity.errors import DataContractError, redact, shorten
+
+if TYPE_CHECKING:  # pandas is imported where it is used: reading data needs none of it
+    import pandas as pd
 
 __all__ = ["read_previous_scores"]
 
@@ -33,6 +35,8 @@ def read_previous_scores(path: str | Path, key: str = "user_id") -> pd.DataFrame
     """The previous run's entity ids (column ``key``: ``user_id``, or ``account_id`` for an
     account task) as text in ``user_id``, the key scoring compares on, ``is_pql`` (bool) and
     ``score`` (float, if any)."""
+    import pandas as pd
+
     path = Path(path)
     if path.is_dir():
         raise _fail(path, "is a folder")
