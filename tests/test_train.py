@@ -121,23 +121,6 @@ def test_search_is_seeded_and_keeps_the_best():
     assert a.model.booster.num_trees() == a.best_iteration
 
 
-def test_a_search_run_side_by_side_is_repeatable():
-    """Check that trials fit two at a time (n_jobs=2, past TPE's random start) give the same
-    trials and model twice, with trial 0 the config's settings."""
-    from propensity.model.train import _search_workers
-
-    assert [_search_workers(n, 17) for n in (1, 2, 64)] == [1, 2, 8]
-    assert _search_workers(4, 3) == 3
-    frame, _ = _truth(4_000, seed=6)
-    cfg = _cfg(min_positives=20, min_child_samples=20, n_jobs=2, search={"trials": 8})
-    a, b = _fit(frame, cfg), _fit(frame, cfg)
-    assert [t["trial"] for t in a.search] == list(range(9))
-    assert a.search == b.search
-    assert a.search[0]["num_leaves"] == 31 and a.search[0]["min_data_in_leaf"] == 20
-    assert a.model.booster.model_to_string() == b.model.booster.model_to_string()
-    assert a.params["num_threads"] == 2  # the refit uses every thread again
-
-
 def test_search_runs_only_when_no_setting_is_given():
     """Check that a config without LightGBM settings searches (seeded), and one with them not."""
     from propensity.config import AUTO_SEARCH_TRIALS

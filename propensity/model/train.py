@@ -14,10 +14,10 @@ The threshold is chosen on the test slice (the period whose weekly volume the po
 and reported on it too, so for the ``capacity`` and ``precision`` policies the reported precision
 at the threshold is slightly optimistic; ranking and calibration metrics are not affected.
 The search's trials are cheap and their cost is bounded whatever the data's size (learning rate
-0.1, user samples of at most ``SEARCH_MAX_ROWS`` train and validation rows, binned once, fit
-side by side on one thread each) and the winner is refit at the configured rate on every row,
-so the time budget is only a safety net; were it to cut trials short, the result would depend
-on machine speed, so the ``search`` record of the result says how many trials ran.
+0.1, user samples of at most ``SEARCH_MAX_ROWS`` train and validation rows, binned once) and
+the winner is refit at the configured rate on every row, so the time budget is only a safety
+net; were it to cut trials short, the result would depend on machine speed, so the ``search``
+record of the result says how many trials ran.
 
 >>> result = fit_model(frame, cols, cats, cfg, spec_dict, spec_hash)  # doctest: +SKIP
 >>> result.metrics["test_calibrated"]["roc_auc"]  # doctest: +SKIP
@@ -25,10 +25,7 @@ on machine speed, so the ``search`` record of the result says how many trials ra
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -416,7 +413,7 @@ def _fit_one(
     best = booster.best_iteration or booster.current_iteration()
     # keep only the trees up to the best iteration, so a saved model predicts the same
     trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    p_valid = trimmed.predict(X_valid, num_threads=params["num_threads"])
+    p_valid = trimmed.predict(X_valid)
     ap = float(average_precision_score(y_valid, p_valid))
     return trimmed, best, ap, _log_loss(y_valid, p_valid), p_valid
 
@@ -454,10 +451,9 @@ def _train(
 
     Trial 0 is the config's settings; then optuna's TPE sampler, seeded, proposes
     ``search_trials()`` more, each fit at ``SEARCH_LEARNING_RATE`` on (user samples of) the
-    train and validation slices, binned once, and judged on the sampled validation rows. Trials
-    run ``model.n_jobs`` at a time (one LightGBM thread each), proposed and told in batches in a
-    fixed order. A fixed trial count keeps the search repeatable; the time budget is a safety
-    net that normal runs never reach.
+    train and validation slices, binned once, and judged on the sampled validation rows. A fixed
+    trial count keeps the search repeatable; the time budget is a safety net that normal runs
+    never reach.
     """
     params = base_params(cfg.model, cfg.seed)
     n_trials = cfg.model.search_trials()
@@ -478,63 +474,43 @@ def _train(
         "train": _user_sample(parts["train"], users, SEARCH_MAX_ROWS, cfg.seed),
         "validation": _user_sample(parts["validation"], valid_users, SEARCH_MAX_ROWS, cfg.seed),
     }
-    # Trials run side by side, one LightGBM thread each, as many at a time as the model has
-    # threads: a 40k-row fit uses a second thread poorly (~1.3x faster for ~1.5x the CPU),
-    # a second trial fully. Each worker has its own copy of the sample, binned once for all its
-    # trials (feature_pre_filter off so that trials may change min_data_in_leaf): concurrent
-    # boosters never share a Dataset.
-    workers = _search_workers(cfg.model.n_jobs, n_trials + 1)
-    single = {**coarse, "num_threads": 1}
-    binning = {**single, "feature_pre_filter": False}
-    datasets = [_binned(sample, binning) for _ in range(workers)]
+    # binned once; feature_pre_filter off so that trials may change min_data_in_leaf
+    binning = {**coarse, "feature_pre_filter": False}
+    train_set = lgb.Dataset(*sample["train"], params=binning, free_raw_data=False).construct()
+    valid_set = lgb.Dataset(
+        *sample["validation"], reference=train_set, params=binning, free_raw_data=False
+    ).construct()
     trials: list[dict[str, Any]] = []
     rows = {"train_rows": sample["train"][1].size, "validation_rows": sample["validation"][1].size}
 
-    def fit(candidate: dict[str, Any], data: tuple[lgb.Dataset, lgb.Dataset]) -> dict[str, Any]:
-        _, best, ap, loss, _ = _fit_one(candidate, sample, cfg, data)
-        return {"log_loss": loss, "average_precision": ap, "best_iteration": best}
+    def run(candidate: dict[str, Any]) -> float:
+        _, best, ap, loss, _ = _fit_one(candidate, sample, cfg, (train_set, valid_set))
+        trials.append(
+            {
+                "trial": len(trials),
+                "log_loss": loss,
+                "average_precision": ap,
+                "best_iteration": best,
+            }
+            | _searched(candidate)
+            | rows
+        )
+        return loss
+
+    run(coarse)
+
+    def objective(trial: optuna.Trial) -> float:
+        return run({**coarse, **_suggest(trial)})
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=min(6, n_trials))
     study = optuna.create_study(direction="minimize", sampler=sampler)
-    # Batches of ``workers`` trials, asked, fit and told in a fixed order: the proposals depend
-    # on the trial count and the threads, never on which trial finished first. The config's
-    # settings (trial 0) open the first batch. The budget, like optuna's timeout, is checked
-    # before each batch.
-    started, asked = time.monotonic(), 0
-    with ThreadPoolExecutor(workers) as pool:
-        while asked < n_trials and time.monotonic() - started < cfg.model.search.time_budget_s:
-            opening = [single] if not trials else []
-            batch = [study.ask() for _ in range(min(workers - len(opening), n_trials - asked))]
-            candidates = opening + [{**single, **_suggest(trial)} for trial in batch]
-            records = list(pool.map(fit, candidates, datasets))
-            for candidate, record in zip(candidates, records, strict=True):
-                trials.append({"trial": len(trials)} | record | _searched(candidate) | rows)
-            for trial, record in zip(batch, records[len(opening) :], strict=True):
-                study.tell(trial, record["log_loss"])
-            asked += len(batch)
+    study.optimize(objective, n_trials=n_trials, timeout=cfg.model.search.time_budget_s)
     # first best wins ties, so the config's own settings are kept unless something beats them
     winner = min(trials, key=lambda t: (t["log_loss"], t["trial"]))
     chosen = {**params, **_as_params(winner)}
     booster, best, _, _, p_valid = _fit_one(chosen, parts, cfg)
     return booster, chosen, best, trials, p_valid
-
-
-def _search_workers(n_jobs: int, fits: int) -> int:
-    """Trials fit at once: the model's threads (all cores when ``n_jobs`` <= 0), at most 8."""
-    threads = n_jobs if n_jobs > 0 else (os.cpu_count() or 1)
-    return max(1, min(threads, fits, 8))
-
-
-def _binned(
-    sample: dict[str, tuple[pd.DataFrame, np.ndarray]], params: dict[str, Any]
-) -> tuple[lgb.Dataset, lgb.Dataset]:
-    """The search sample's train and validation Datasets, binned on its train rows."""
-    train_set = lgb.Dataset(*sample["train"], params=params, free_raw_data=False).construct()
-    valid_set = lgb.Dataset(
-        *sample["validation"], reference=train_set, params=params, free_raw_data=False
-    ).construct()
-    return train_set, valid_set
 
 
 def _user_sample(
