@@ -11,7 +11,7 @@ import pytest
 from spec_fixtures import model_spec, spec_fields, with_spec_columns
 
 from propensity.errors import ModelError
-from propensity.model.bundle import PQLModel
+from propensity.model.bundle import PQLModel, align_features
 from propensity.model.calibrate import Calibrator
 
 LEVELS = ["free_mail", "corporate", "enterprise"]
@@ -103,6 +103,26 @@ def test_prepare_reorders_casts_and_drops_unseen_levels(model):
     assert prepared["n_doc_shared_7d"].dtype == "float64"
     assert list(prepared["domain_class"].cat.categories) == LEVELS
     assert prepared["domain_class"].isna().tolist() == [False, True, True]
+
+
+def test_align_features_rows_equal_aligning_the_taken_rows():
+    """Check that align_features(rows=) equals aligning frame.iloc[rows], nullable ints too."""
+    frame = pd.DataFrame(
+        {
+            "user_id": ["a", "b", "c", "d"],
+            "x": [1.5, np.nan, 3.0, 4.0],
+            "n": pd.array([1, None, 3, 4], dtype="Int64"),
+            "k": [2, 1, 0, 5],
+            "seg": pd.Categorical(["p", None, "q", "p"]),
+        },
+        index=[10, 11, 12, 13],
+    )
+    columns, levels, rows = ["k", "x", "n", "seg"], {"seg": ["q", "p"]}, np.array([3, 1, 0])
+    taken = align_features(frame, columns, levels, rows=rows)
+    pd.testing.assert_frame_equal(taken, align_features(frame.iloc[rows], columns, levels))
+    assert taken["n"].tolist()[1] != taken["n"].tolist()[1]  # NA became NaN
+    with pytest.raises(ModelError, match="'user_id' must be numeric"):
+        align_features(frame, ["user_id"], {}, rows=rows)
 
 
 def test_check_columns_names_missing_and_extra(model):

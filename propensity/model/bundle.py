@@ -384,28 +384,42 @@ def _load_calibrator(path: Path) -> Calibrator:
 
 
 def align_features(
-    X: pd.DataFrame, feature_columns: list[str], categorical: dict[str, list[str]]
+    X: pd.DataFrame,
+    feature_columns: list[str],
+    categorical: dict[str, list[str]],
+    rows: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Select ``feature_columns`` in order; categoricals on the given levels, the rest float64.
 
     Training and scoring both go through here, so the booster always sees the same encoding.
+    ``rows`` (positions) keeps only those rows, taken column by column: one copy of the
+    features, instead of a copy of every column of ``X`` (keys included) and then another.
     """
     out = {}
     for col in feature_columns:
         values = X[col]
         if col in categorical:
+            if rows is not None:
+                values = values.iloc[rows]
             levels = categorical[col]
             values = values.astype(object).where(values.notna(), None)
             out[col] = pd.Categorical(values, categories=levels)
         else:
             try:
-                out[col] = pd.to_numeric(values, errors="raise").astype("float64").to_numpy()
+                numbers = pd.to_numeric(values, errors="raise")
+                if rows is None or not isinstance(numbers.dtype, np.dtype):
+                    # nullable dtypes: astype turns their NA into NaN
+                    out[col] = numbers.astype("float64").to_numpy()
+                else:  # a view when already float64: the row take is the only copy
+                    out[col] = numbers.to_numpy(dtype="float64")
+                if rows is not None:
+                    out[col] = out[col][rows]
             except (ValueError, TypeError):
                 raise ModelError(
                     f"Feature column {col!r} must be numeric for this model. Got dtype "
                     f"{values.dtype} instead; recompute features with the model's spec."
                 ) from None
-    return pd.DataFrame(out, index=X.index)
+    return pd.DataFrame(out, index=X.index if rows is None else X.index[rows])
 
 
 def _preview(names: list[str], limit: int = 8) -> str:

@@ -131,17 +131,17 @@ def fit_model(
     )
     _check_counts(split, y, counted, cfg.model)
 
-    # encode slice by slice: one copy of the table in total, not a full copy and then slices
+    # encode slice by slice, column by column: one copy of the features in total
     parts = {
         name: (
-            align_features(frame.iloc[split.positions(name)], feature_columns, levels),
+            align_features(frame, feature_columns, levels, rows=split.positions(name)),
             y[split.positions(name)],
         )
         for name in SLICES
     }
     users = frame["user_id"].to_numpy()[split.train]
     valid_users = frame["user_id"].to_numpy()[split.validation]
-    booster, params, best_iteration, trials = _train(parts, cfg, users, valid_users)
+    booster, params, best_iteration, trials, p_valid = _train(parts, cfg, users, valid_users)
 
     # The calibrator learns from scores the model did not train on, every trial age (score
     # meets them all): the calibration slice, plus, when that slice is small, cross-fitted
@@ -170,13 +170,12 @@ def fit_model(
     test_rows = frame.iloc[test_positions]
     y_test = y[test_positions]
     p_raw_test = model.predict_raw(test_rows[feature_columns])
-    p_test = model.predict_proba(test_rows[feature_columns])[:, 1]
+    p_test = model.calibrator.predict(p_raw_test)  # what predict_proba does, booster run once
     weeks = split.weeks("test")
     policy = ThresholdPolicy(cfg=cfg.threshold, weeks=weeks).fit(p_test, y_test)
     choice = policy.choice_
     model.threshold = policy.threshold_
     bins = cfg.calibration.ece_bins
-    p_valid = booster.predict(parts["validation"][0])
     metrics: dict[str, Any] = {
         "split": split.summary(frame),
         "test_slice": {"rows": int(y_test.size), "positives": int(y_test.sum())},
@@ -390,9 +389,9 @@ def _fit_one(
     parts: dict[str, tuple[pd.DataFrame, np.ndarray]],
     cfg: Config,
     datasets: tuple[lgb.Dataset, lgb.Dataset] | None = None,
-) -> tuple[lgb.Booster, int, float, float]:
-    """One LightGBM fit with early stopping: the trimmed booster, its best round, and its
-    validation AP and log loss at that round.
+) -> tuple[lgb.Booster, int, float, float, np.ndarray]:
+    """One LightGBM fit with early stopping: the trimmed booster, its best round, its
+    validation AP and log loss at that round, and its validation scores.
 
     ``datasets`` (train, validation), when given, are reused as built (the search bins its
     sample once for every trial instead of once per trial).
@@ -416,7 +415,7 @@ def _fit_one(
     trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     p_valid = trimmed.predict(X_valid)
     ap = float(average_precision_score(y_valid, p_valid))
-    return trimmed, best, ap, _log_loss(y_valid, p_valid)
+    return trimmed, best, ap, _log_loss(y_valid, p_valid), p_valid
 
 
 def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
@@ -451,9 +450,9 @@ def _train(
     cfg: Config,
     users: np.ndarray,
     valid_users: np.ndarray | None = None,
-) -> tuple[lgb.Booster, dict[str, Any], int, list[dict[str, Any]]]:
-    """The config's model, or the refit best of a seeded out-of-time search on validation
-    log loss.
+) -> tuple[lgb.Booster, dict[str, Any], int, list[dict[str, Any]], np.ndarray]:
+    """The config's model, or the refit best of a seeded out-of-time search on validation log
+    loss; with the model's validation scores (fit_model reports them: no second prediction).
 
     Trial 0 is the config's settings; then optuna's TPE sampler, seeded, proposes
     ``search_trials()`` more, each fit at ``SEARCH_LEARNING_RATE`` on (user samples of) the
@@ -464,7 +463,7 @@ def _train(
     params = base_params(cfg.model, cfg.seed)
     n_trials = cfg.model.search_trials()
     if not n_trials:
-        booster, best, ap, loss = _fit_one(params, parts, cfg)
+        booster, best, ap, loss, p_valid = _fit_one(params, parts, cfg)
         trial = {
             "trial": 0,
             "log_loss": loss,
@@ -472,7 +471,7 @@ def _train(
             "best_iteration": best,
             **_searched(params),
         }
-        return booster, params, best, [trial]
+        return booster, params, best, [trial], p_valid
 
     coarse = {**params, "learning_rate": max(params["learning_rate"], SEARCH_LEARNING_RATE)}
     valid_users = np.arange(parts["validation"][1].size) if valid_users is None else valid_users
@@ -490,7 +489,7 @@ def _train(
     rows = {"train_rows": sample["train"][1].size, "validation_rows": sample["validation"][1].size}
 
     def run(candidate: dict[str, Any]) -> float:
-        _, best, ap, loss = _fit_one(candidate, sample, cfg, (train_set, valid_set))
+        _, best, ap, loss, _ = _fit_one(candidate, sample, cfg, (train_set, valid_set))
         trials.append(
             {
                 "trial": len(trials),
@@ -515,8 +514,8 @@ def _train(
     # first best wins ties, so the config's own settings are kept unless something beats them
     winner = min(trials, key=lambda t: (t["log_loss"], t["trial"]))
     chosen = {**params, **_as_params(winner)}
-    booster, best, _, _ = _fit_one(chosen, parts, cfg)
-    return booster, chosen, best, trials
+    booster, best, _, _, p_valid = _fit_one(chosen, parts, cfg)
+    return booster, chosen, best, trials, p_valid
 
 
 def _user_sample(
