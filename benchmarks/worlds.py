@@ -51,8 +51,9 @@ worlds and other workers (load 10-15) and chose 13-leaf trees, 0.910x; alone at 
 same code chose 7-leaf trees, 0.934x, and ``fit_model`` on that world's prepared rows gives the
 same 7-leaf choice with all 17 trials run. The 13-leaf settings are those of an early trial, so
 under heavy load the search most likely hit its 300 s time budget (``model.search.time_budget_s``)
-before the later trials: the choice then depends on machine speed. Trial counts are not yet
-written to the run's artifacts, so this is inferred, not read.
+before the later trials: the choice then depended on machine speed. Since then the search has
+no time limit by default (a budget, when set, warns when it cuts the search short) and
+``metrics.json`` records the trials planned and run.
 
 Why events_352 sat below the floor with the 40k cap, checked on the same prepared rows of the
 45k world (``fit_model`` re-run with one change each; a paired bootstrap of the test slice puts

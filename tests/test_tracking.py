@@ -216,7 +216,7 @@ def test_flatten_params_formats_and_redacts():
     assert flat["data.exclude.user_ids"] == "<2 ids>"
     assert flat["data.exclude.email_domains"] == '["ourco.com"]'
     assert flat["mlflow.registered_model"] == NAME
-    assert flat["model.search.time_budget_s"] == "300.0"
+    assert flat["model.search.time_budget_s"] == "None"  # no limit: the same model anywhere
     nested = {"owner": "ana@example.com", "rules": [{"a": 1}, {"a": timedelta(hours=36)}]}
     assert flatten_params(nested) == {
         "owner": "<redacted>",

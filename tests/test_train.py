@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from propensity.config import Config, config_from_dict
-from propensity.errors import DataContractError, InsufficientDataError
+from propensity.errors import DataContractError, InsufficientDataError, PropensityWarning
 from propensity.evaluate import expected_calibration_error, ranking_metrics
 from propensity.model.split import split_out_of_time
 from propensity.model.train import fit_model
@@ -119,6 +119,23 @@ def test_search_is_seeded_and_keeps_the_best():
     }
     assert a.params["learning_rate"] == 0.05  # trials ran at 0.1; the refit at the configured rate
     assert a.model.booster.num_trees() == a.best_iteration
+
+
+def test_a_search_cut_short_by_its_time_budget_warns_and_says_so():
+    """Check that the search has no time limit by default, and that a budget that stops it warns
+    and is recorded (a search cut short by time depends on machine speed)."""
+    frame, _ = _truth(4_000, seed=4)
+    cfg = _cfg(min_positives=20, min_child_samples=20, search={"trials": 2})
+    assert cfg.model.search.time_budget_s is None
+    whole = _fit(frame, cfg)
+    assert whole.metrics["search"] == {"trials_planned": 3, "trials_run": 3}
+    tight = _cfg(
+        min_positives=20, min_child_samples=20, search={"trials": 2, "time_budget_s": 1e-9}
+    )
+    with pytest.warns(PropensityWarning, match=r"time budget .* after 1 of 3 trials"):
+        cut = _fit(frame, tight)
+    # the config's own settings always run; optuna found the budget spent before its first
+    assert cut.metrics["search"] == {"trials_planned": 3, "trials_run": 1}
 
 
 def test_search_runs_only_when_no_setting_is_given():

@@ -41,8 +41,9 @@ class SplitConfig(Section):
 class SearchConfig(Section):
     # None: search (AUTO_SEARCH_TRIALS) only when the config sets no LightGBM setting
     trials: int | None = Field(default=None, ge=0)
-    # a safety net only: a search cut short by time depends on machine speed
-    time_budget_s: float = Field(default=300.0, gt=0)
+    # None: no limit. A search cut short by time depends on machine speed and load, so the
+    # same data could give another model; set one only where time matters more (it warns)
+    time_budget_s: float | None = Field(default=None, gt=0)
 
 
 AUTO_SEARCH_TRIALS = 16
