@@ -21,6 +21,11 @@ import pandas as pd
 from propensity.config import FeaturesConfig
 from propensity.contract import LABEL_TIMES, PLAN_KEYS
 from propensity.errors import ConfigError, DataContractError
+from propensity.features.calendar_sql import (
+    build_calendar_plan,
+    calendar_phase_sql,
+    calendar_ready,
+)
 from propensity.features.spec import FAMILIES, FeatureSpec
 from propensity.features.sql import (
     DUCKDB,
@@ -125,7 +130,7 @@ def learn_spec_and_features(
         _Learned(run, rows, label_times.has_label, cfg, label_times.calendar) as learned,
     ):
         spec = learned.spec
-        plan = build_plan(spec, DUCKDB, rows.name, rows.prefix, codes=learned.codes)
+        plan = _plan(con, spec, rows, learned.codes)
         return spec, _run_plan(con, plan, label_times, spec, learned.materialised)
 
 
@@ -145,8 +150,24 @@ def compute_features(
     (['user_id', 'cutoff_at'], True)
     """
     with _Rows(con, label_times) as rows:
-        plan = build_plan(spec, DUCKDB, rows.name, rows.prefix, history=history)
+        plan = _plan(con, spec, rows, None, history)
         return _run_plan(con, plan, label_times, spec, ())
+
+
+def _plan(
+    con: duckdb.DuckDBPyConnection,
+    spec: FeatureSpec,
+    rows: _Rows,
+    codes: dict[str, int] | None,
+    history: str | None = None,
+) -> Plan:
+    """The calendar plan when every cutoff sits on one weekly grid (each event read once),
+    else the portable plan; both give the same values."""
+    if calendar_ready(spec):
+        [(phases, phase, split_users)] = con.execute(calendar_phase_sql(rows.name)).fetchall()
+        if phases == 1 and split_users == 0:
+            return build_calendar_plan(spec, rows.name, rows.prefix, int(phase), codes)
+    return build_plan(spec, DUCKDB, rows.name, rows.prefix, codes=codes, history=history)
 
 
 def _run_plan(
