@@ -30,18 +30,19 @@ __all__ = ["WEEK", "build_calendar_plan", "calendar_phase_sql", "calendar_ready"
 
 WEEK = 604800
 _DAY_S = 86400
-# Families whose columns this plan computes; any other (properties, account) keeps the
-# portable plan.
+# Families whose columns this plan computes (account counts with the portable plan's steps,
+# which never read the row-event join); properties need the portable plan (float sums per row).
 _FAMILIES = frozenset(
     {"counts", "recency", "activity", "timing", "order", "transitions", "diversity", "fit",
-     "lagged"}
+     "lagged", "account"}
 )  # fmt: skip
 
 
 def calendar_ready(spec: FeatureSpec) -> bool:
     """Whether ``spec``'s windows and families let rows on a weekly grid use this plan."""
     spans = [*spec.windows_s, *spec.lags_s, spec.lag_window_s, spec.lag_recent_s]
-    return set(spec.families) <= _FAMILIES and all(s % WEEK == 0 for s in spans)
+    fams = set(spec.families) - ({"properties"} if not spec.properties else set())
+    return fams <= _FAMILIES and all(s % WEEK == 0 for s in spans)
 
 
 def calendar_phase_sql(rows: str) -> str:
@@ -97,6 +98,8 @@ class _Calendar(_Builder):
             steps.append(self._ev())  # learning's join (materialised already): unseen counts
         steps += [self._uev(), self._useq(), self._udays(), self._uw(), self._cu(), self._look()]
         steps += [self._piv_c(), self._act_c(), self._streak_c(), self._lagd_c()]
+        if "account" in self.fams:
+            steps += [self._acu(), self._aev(), self._acr(), self._acct()]
         if "fit" in self.fams:
             steps.append(self._fit())
         names = {s.name for s in steps}
