@@ -196,21 +196,29 @@ LEFT JOIN {self._n("udays")} d ON d.user_id = q.user_id AND d.w = q.w"""
         return self.spec.transitions if "transitions" in self.fams else ()
 
     def _cu(self) -> Step:
-        # Running totals over each user's weeks with events (integer sums stay exact).
-        r = "OVER (PARTITION BY user_id ORDER BY w ROWS UNBOUNDED PRECEDING)"
+        # Running totals over every week from each user's first week with events to the week
+        # before her last anchor (a dense grid: a row's lookups are then equality joins; it is
+        # about as small as the weeks with events, 71k against 46k rows at 1M events).
+        r = "OVER (PARTITION BY g.user_id ORDER BY g.w ROWS UNBOUNDED PRECEDING)"
 
         def run(agg: str, col: str) -> str:
             if agg == "SUM":
-                return f"CAST(SUM({col}) {r} AS BIGINT) AS {col}"
-            return f"{agg}({col}) {r} AS {col}"
+                return f"CAST(SUM(q.{col}) {r} AS BIGINT) AS {col}"
+            return f"{agg}(q.{col}) {r} AS {col}"
 
         cols = [run("SUM", "n"), run("MIN", "first_t"), run("MAX", "last_t")]
         cols += [run("SUM", c) for c in ("sessions", "gap_sum", "gap_n", "nd", "days")]
-        cols += [run("MAX", "gap_max"), run("MAX", "maxpos"), f"COUNT(*) {r} AS weeks"]
+        cols += [run("MAX", "gap_max"), run("MAX", "maxpos"), f"COUNT(q.n) {r} AS weeks"]
         for i in self.slots:
             cols += [run("SUM", f"c{i}"), run("MIN", f"f{i}"), run("MAX", f"l{i}")]
         cols += [run("SUM", f"tr{j}") for j, _ in enumerate(self._transitions())]
-        sql = f"SELECT user_id, w, {', '.join(cols)} FROM {self._n('uw')}"
+        a = f"CAST((cut - {self.phase}) / {WEEK} AS BIGINT)"
+        grid = f"""SELECT f.user_id, UNNEST(range(f.w0, l.a)) AS w
+  FROM (SELECT user_id, MIN(w) AS w0 FROM {self._n("uw")} GROUP BY user_id) f
+  JOIN (SELECT user_id, MAX({a}) AS a FROM {self._n("rows")} GROUP BY user_id) l
+    ON l.user_id = f.user_id"""
+        sql = f"""SELECT g.user_id, g.w, {", ".join(cols)}
+FROM ({grid}) g LEFT JOIN {self._n("uw")} q ON q.user_id = g.user_id AND q.w = g.w"""
         return Step(self._n("cu"), sql)
 
     def _offsets(self) -> list[int]:
@@ -223,7 +231,7 @@ LEFT JOIN {self._n("udays")} d ON d.user_id = q.user_id AND d.w = q.w"""
         return sorted({0, *wk})
 
     def _look(self) -> Step:
-        # Row r at anchor week A reads the totals of the last week with events <= A - 1 - o.
+        # Row r at anchor week A reads the totals at week A - 1 - o (none before its first week).
         # The rows relation of a coded plan is materialised before the phase is known, so the
         # anchor week is computed here (cut - phase is a whole number of weeks).
         counts = ["n", "nd", "weeks", "last_t", *(f"c{i}" for i in self.slots)]
@@ -235,13 +243,11 @@ LEFT JOIN {self._n("udays")} d ON d.user_id = q.user_id AND d.w = q.w"""
         for o in self._offsets():
             sel += [f"o{o}.{c} AS {c}_o{o}" for c in counts]
             joins.append(
-                f"ASOF LEFT JOIN {self._n('cu')} o{o} ON o{o}.user_id = r.user_id "
-                f"AND r.a - {1 + o} >= o{o}.w"
+                f"LEFT JOIN {self._n('cu')} o{o} ON o{o}.user_id = r.user_id AND o{o}.w = r.a{o}"
             )
-        base = (
-            f"SELECT rid, user_id, cut, sig, CAST((cut - {self.phase}) / {WEEK} AS BIGINT) AS a "
-            f"FROM {self._n('rows')}"
-        )
+        a = f"CAST((cut - {self.phase}) / {WEEK} AS BIGINT)"
+        keys = "".join(f", {a} - {1 + o} AS a{o}" for o in self._offsets())
+        base = f"SELECT rid, user_id, cut, sig{keys} FROM {self._n('rows')}"
         sql = f"SELECT {', '.join(sel)}\nFROM ({base}) r\n" + "\n".join(joins)
         return Step(self._n("look"), sql)
 
