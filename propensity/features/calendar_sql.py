@@ -26,7 +26,13 @@ from __future__ import annotations
 from propensity.features.spec import FeatureSpec
 from propensity.features.sql import _NLOGN_SCALE, DUCKDB, Plan, Step, _Builder, names_step
 
-__all__ = ["WEEK", "build_calendar_plan", "calendar_phase_sql", "calendar_ready"]
+__all__ = [
+    "WEEK",
+    "build_calendar_plan",
+    "calendar_phase_sql",
+    "calendar_ready",
+    "calendar_vocabulary_sql",
+]
 
 WEEK = 604800
 _DAY_S = 86400
@@ -61,12 +67,30 @@ def build_calendar_plan(
     prefix: str,
     phase: int,
     codes: dict[str, int] | None = None,
+    with_ev: bool = False,
 ) -> Plan:
     """The plan of :func:`propensity.features.sql.build_plan` for rows whose cutoffs are all
-    ``phase`` modulo a week (:func:`calendar_phase_sql`), for a :func:`calendar_ready` spec."""
+    ``phase`` modulo a week (:func:`calendar_phase_sql`), for a :func:`calendar_ready` spec.
+
+    ``with_ev``: a coded plan whose learning materialised the row-event join ``ev`` (to rank
+    transitions) counts the unseen events from it; otherwise they come from ``uev``.
+    """
     if not calendar_ready(spec):
         raise ValueError(f"spec is not calendar-ready (families {spec.families})")
-    return _Calendar(spec, rows, prefix, phase, codes).plan()
+    return _Calendar(spec, rows, prefix, phase, codes, with_ev).plan()
+
+
+def calendar_vocabulary_sql(prefix: str, phase: int, min_support: int) -> str:
+    """:func:`propensity.features.sql.vocabulary_sql` from a coded calendar plan's ``uev``
+    (materialised) instead of the row-event join: each learn row meets its user's per-week
+    counts before its anchor week, which holds the same events."""
+    a = f"CAST((r.cut - {phase}) / {WEEK} AS BIGINT)"
+    return f"""SELECT q.k, COUNT(DISTINCT r.uid) AS users, SUM(q.n) AS n
+FROM {prefix}rows r
+JOIN (SELECT user_id, w, k, COUNT(*) AS n FROM {prefix}uev WHERE k IS NOT NULL
+      GROUP BY user_id, w, k) q ON q.user_id = r.user_id AND q.w < {a}
+WHERE r.learn = 1
+GROUP BY q.k HAVING COUNT(DISTINCT r.uid) >= {int(min_support)}"""
 
 
 def _mod(x: str, n: int) -> str:
@@ -87,14 +111,16 @@ class _Calendar(_Builder):
         prefix: str,
         phase: int,
         codes: dict[str, int] | None,
+        with_ev: bool = False,
     ) -> None:
         super().__init__(spec, DUCKDB, rows, prefix, codes)
         self.phase = int(phase)
+        self.with_ev = with_ev and self.coded
         self.slots = range(len(self.ev_index))
 
     def plan(self) -> Plan:
         steps = [self._rows(), *([self._names()] if self.coded else [])]
-        if self.coded:
+        if self.with_ev:
             steps.append(self._ev())  # learning's join (materialised already): unseen counts
         steps += [self._uev(), self._useq(), self._udays(), self._uw(), self._cu(), self._look()]
         steps += [self._piv_c(), self._act_c(), self._streak_c(), self._lagd_c()]
@@ -104,9 +130,9 @@ class _Calendar(_Builder):
             steps.append(self._fit())
         names = {s.name for s in steps}
         # `uev` is a table so that the unseen-event count reads it too.
-        shared = (self._n("rows"), *((self._n("names"), self._n("ev")) if self.coded else ()))
-        shared += (self._n("uev"),)
-        unseen = self._unseen() if self.coded else self._unseen_c()
+        shared = (self._n("rows"), *((self._n("names"),) if self.coded else ()))
+        shared += (*((self._n("ev"),) if self.with_ev else ()), self._n("uev"))
+        unseen = self._unseen() if self.with_ev else self._unseen_c()
         return Plan(tuple(steps), self._final(names), unseen, shared)
 
     def _names(self) -> Step:
@@ -318,9 +344,10 @@ FROM ({grid}) g LEFT JOIN {self._n("uw")} q ON q.user_id = g.user_id AND q.w = g
     def _unseen_c(self) -> str:
         # Events outside the vocabulary before each row's cutoff, summed over rows, from the
         # per-(user, week) counts (a row counts its user's weeks before its anchor).
+        unseen = f"k IS NULL OR NOT ({self.seen})" if self.coded else "k < 0"
         other = (
             f"SELECT user_id, w, COALESCE(event, '<null>') AS event, COUNT(*) AS n "
-            f"FROM {self._n('uev')} WHERE k < 0 GROUP BY ALL"
+            f"FROM {self._n('uev')} WHERE {unseen} GROUP BY ALL"
         )
         a = f"CAST((r.cut - {self.phase}) / {WEEK} AS BIGINT)"
         return f"""SELECT o.event, SUM(o.n) AS n FROM {self._n("rows")} r
