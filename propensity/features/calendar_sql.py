@@ -68,16 +68,18 @@ def build_calendar_plan(
     phase: int,
     codes: dict[str, int] | None = None,
     with_ev: bool = False,
+    history: str | None = None,
 ) -> Plan:
     """The plan of :func:`propensity.features.sql.build_plan` for rows whose cutoffs are all
     ``phase`` modulo a week (:func:`calendar_phase_sql`), for a :func:`calendar_ready` spec.
 
     ``with_ev``: a coded plan whose learning materialised the row-event join ``ev`` (to rank
     transitions) counts the unseen events from it; otherwise they come from ``uev``.
+    ``history`` is :func:`~propensity.features.sql.build_plan`'s (account active users).
     """
     if not calendar_ready(spec):
         raise ValueError(f"spec is not calendar-ready (families {spec.families})")
-    return _Calendar(spec, rows, prefix, phase, codes, with_ev).plan()
+    return _Calendar(spec, rows, prefix, phase, codes, with_ev, history).plan()
 
 
 def calendar_vocabulary_sql(prefix: str, phase: int, min_support: int) -> str:
@@ -112,8 +114,9 @@ class _Calendar(_Builder):
         phase: int,
         codes: dict[str, int] | None,
         with_ev: bool = False,
+        history: str | None = None,
     ) -> None:
-        super().__init__(spec, DUCKDB, rows, prefix, codes)
+        super().__init__(spec, DUCKDB, rows, prefix, codes, history)
         self.phase = int(phase)
         self.with_ev = with_ev and self.coded
         self.slots = range(len(self.ev_index))

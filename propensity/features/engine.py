@@ -169,7 +169,7 @@ def _plan(
     else the portable plan; both give the same values."""
     phase = _calendar_phase(_DuckRunner(con), spec, rows.name)
     if phase is not None:
-        return build_calendar_plan(spec, rows.name, rows.prefix, phase, codes, with_ev)
+        return build_calendar_plan(spec, rows.name, rows.prefix, phase, codes, with_ev, history)
     return build_plan(spec, DUCKDB, rows.name, rows.prefix, codes=codes, history=history)
 
 
