@@ -23,6 +23,8 @@ the Spark engine keeps the portable plan (the parity tests hold the two together
 
 from __future__ import annotations
 
+import re
+
 from propensity.features.spec import FeatureSpec
 from propensity.features.sql import _NLOGN_SCALE, DUCKDB, Plan, Step, _Builder, names_step
 
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 WEEK = 604800
+# The final select's aliases of the portable plan's `act`, `streak` and `lagd` (features/sql.py).
+_OTHER_ALIASES = re.compile(r"\b[asg]\.")
 _DAY_S = 86400
 # Families whose columns this plan computes (account counts with the portable plan's steps,
 # which never read the row-event join); properties need the portable plan (float sums per row).
@@ -125,8 +129,7 @@ class _Calendar(_Builder):
         steps = [self._rows(), *([self._names()] if self.coded else [])]
         if self.with_ev:
             steps.append(self._ev())  # learning's join (materialised already): unseen counts
-        steps += [self._uev(), self._useq(), self._udays(), self._uw(), self._cu(), self._look()]
-        steps += [self._piv_c(), self._act_c(), self._streak_c(), self._lagd_c()]
+        steps += [self._uev(), self._useq(), self._udays(), self._uw(), self._cu(), self._piv_c()]
         if "account" in self.fams:
             steps += [self._acu(), self._aev(), self._acr(), self._acct()]
         if "fit" in self.fams:
@@ -259,7 +262,7 @@ FROM ({grid}) g LEFT JOIN {self._n("uw")} q ON q.user_id = g.user_id AND q.w = g
                 wk += [lag // WEEK, lag // WEEK + wl, lag // WEEK + rc]
         return sorted({0, *wk})
 
-    def _look(self) -> Step:
+    def _look(self) -> str:
         # Row r at anchor week A reads the totals at week A - 1 - o (none before its first week).
         # The rows relation of a coded plan is materialised before the phase is known, so the
         # anchor week is computed here (cut - phase is a whole number of weeks).
@@ -277,8 +280,7 @@ FROM ({grid}) g LEFT JOIN {self._n("uw")} q ON q.user_id = g.user_id AND q.w = g
         a = f"CAST((cut - {self.phase}) / {WEEK} AS BIGINT)"
         keys = "".join(f", {a} - {1 + o} AS a{o}" for o in self._offsets())
         base = f"SELECT rid, user_id, cut, sig{keys} FROM {self._n('rows')}"
-        sql = f"SELECT {', '.join(sel)}\nFROM ({base}) r\n" + "\n".join(joins)
-        return Step(self._n("look"), sql)
+        return f"SELECT {', '.join(sel)}\nFROM ({base}) r\n" + "\n".join(joins)
 
     # ---- the portable plan's per-row relations, from the lookups ----------------------------
     def _between(self, col: str, lo: int, hi: int) -> str:
@@ -319,30 +321,33 @@ FROM ({grid}) g LEFT JOIN {self._n("uw")} q ON q.user_id = g.user_id AND q.w = g
             cols += [f"{self._between(f'c{i}', lo, wl)} AS c{i}_nl{j}"
                      for j, (lo, _, wl) in enumerate(lag)]  # fmt: skip
             cols += [f"f{i}_o0 AS first{i}", f"l{i}_o0 AS last{i}"]
-        sql = f"SELECT rid, {', '.join(cols)} FROM {self._n('look')}"
+        cols += self._act_c() + self._streak_c() + self._lagd_c()
+        sql = f"SELECT rid, {', '.join(cols)} FROM ({self._look()}) l"
         return Step(self._n("piv"), sql)
 
     def _lag_weeks(self) -> list[tuple[int, int, int]]:
         wl, rc = self.spec.lag_window_s // WEEK, self.spec.lag_recent_s // WEEK
         return [(lag // WEEK, lag // WEEK + rc, lag // WEEK + wl) for lag in self._lags()]
 
-    def _act_c(self) -> Step:
+    def _act_c(self) -> list[str]:
         cols = ["sessions_o0 AS sessions", "gap_sum_o0 AS gap_sum", "gap_n_o0 AS gap_n"]
         cols.append("gap_max_o0 AS gap_max")
-        cols += [f"tr{j}_o0 AS tr{j}" for j, _ in enumerate(self._transitions())]
-        return Step(self._n("act"), f"SELECT rid, {', '.join(cols)} FROM {self._n('look')}")
+        return cols + [f"tr{j}_o0 AS tr{j}" for j, _ in enumerate(self._transitions())]
 
-    def _streak_c(self) -> Step:
-        sql = f"SELECT rid, days_o0 AS active_days, maxpos_o0 AS longest FROM {self._n('look')}"
-        return Step(self._n("streak"), sql)
+    def _streak_c(self) -> list[str]:
+        return ["days_o0 AS active_days", "maxpos_o0 AS longest"]
 
-    def _lagd_c(self) -> Step:
+    def _lagd_c(self) -> list[str]:
         cols = []
         for j, (lo, _, wl) in enumerate(self._lag_weeks()):
             cols += [f"{self._between('nd', lo, wl)} AS ad{j}", f"weeks_o{lo} AS aw{j}"]
-        if not cols:
-            cols = ["0 AS ad_none"]
-        return Step(self._n("lagd"), f"SELECT rid, {', '.join(cols)} FROM {self._n('look')}")
+        return cols
+
+    def _final(self, names: set[str]) -> str:
+        # `piv` holds the portable plan's `act`, `streak` and `lagd` columns too (no name is
+        # shared), so their aliases become `p`: one join of the rows instead of four, and no
+        # wide intermediate table materialised four times (it spilled at 10M events).
+        return _OTHER_ALIASES.sub("p.", super()._final(names))
 
     def _unseen_c(self) -> str:
         # Events outside the vocabulary before each row's cutoff, summed over rows, from the
