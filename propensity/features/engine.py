@@ -21,6 +21,12 @@ import pandas as pd
 from propensity.config import FeaturesConfig
 from propensity.contract import LABEL_TIMES, PLAN_KEYS
 from propensity.errors import ConfigError, DataContractError
+from propensity.features.calendar_sql import (
+    build_calendar_plan,
+    calendar_phase_sql,
+    calendar_ready,
+    calendar_vocabulary_sql,
+)
 from propensity.features.spec import FAMILIES, FeatureSpec
 from propensity.features.sql import (
     DUCKDB,
@@ -125,7 +131,9 @@ def learn_spec_and_features(
         _Learned(run, rows, label_times.has_label, cfg, label_times.calendar) as learned,
     ):
         spec = learned.spec
-        plan = build_plan(spec, DUCKDB, rows.name, rows.prefix, codes=learned.codes)
+        plan = _plan(
+            con, spec, rows, learned.codes, with_ev=f"{rows.prefix}ev" in learned.materialised
+        )
         return spec, _run_plan(con, plan, label_times, spec, learned.materialised)
 
 
@@ -145,8 +153,33 @@ def compute_features(
     (['user_id', 'cutoff_at'], True)
     """
     with _Rows(con, label_times) as rows:
-        plan = build_plan(spec, DUCKDB, rows.name, rows.prefix, history=history)
+        plan = _plan(con, spec, rows, None, history)
         return _run_plan(con, plan, label_times, spec, ())
+
+
+def _plan(
+    con: duckdb.DuckDBPyConnection,
+    spec: FeatureSpec,
+    rows: _Rows,
+    codes: dict[str, int] | None,
+    history: str | None = None,
+    with_ev: bool = False,
+) -> Plan:
+    """The calendar plan when every cutoff sits on one weekly grid (each event read once),
+    else the portable plan; both give the same values."""
+    phase = _calendar_phase(_DuckRunner(con), spec, rows.name)
+    if phase is not None:
+        return build_calendar_plan(spec, rows.name, rows.prefix, phase, codes, with_ev, history)
+    return build_plan(spec, DUCKDB, rows.name, rows.prefix, codes=codes, history=history)
+
+
+def _calendar_phase(run: SqlRunner, spec: FeatureSpec, rows: str) -> int | None:
+    """The cutoffs' common instant modulo a week when the calendar plan applies (DuckDB, a
+    :func:`calendar_ready` spec, one signup per user), else None."""
+    if run.dialect != DUCKDB or not calendar_ready(spec):
+        return None
+    [(phases, phase, split_users)] = run.fetch(calendar_phase_sql(rows))
+    return int(phase) if phases == 1 and split_users == 0 else None
 
 
 def _run_plan(
@@ -436,8 +469,19 @@ class _Learned:
         )
         plan = build_plan(probe, run.dialect, rows.name, p, codes=dict.fromkeys(prop_events, 0))
         self._materialise(plan, "rows")
-        self._materialise(plan, "ev")
-        events = _vocabulary(run, p, names, cfg)
+        # Rows on a weekly grid learn from each user's events read once (`uev`, which the
+        # calendar plan reuses) instead of the row-event join, unless transitions are ranked
+        # (they read the join's per-row sequence).
+        weekly = FeatureSpec(**{**_fields(probe), "windows_s": _windows(cfg)})
+        phase = _calendar_phase(run, weekly, rows.name)
+        if phase is not None and not ("transitions" in families and cfg.top_transitions > 0):
+            cal = build_calendar_plan(weekly, rows.name, p, phase, codes={})
+            self._materialise(cal, "uev")
+            found = run.fetch(calendar_vocabulary_sql(p, phase, cfg.min_event_support))
+        else:
+            self._materialise(plan, "ev")
+            found = run.fetch(vocabulary_sql(p, cfg.min_event_support))
+        events = _vocabulary(found, names, cfg)
         key_events = tuple(sorted(set(cfg.key_events))) if cfg.key_events else events
         milestones = tuple(
             (m.first, m.then, None if m.within is None else _sec(m.within)) for m in cfg.milestones
@@ -446,7 +490,7 @@ class _Learned:
         base = FeatureSpec(
             families=families,
             events=events,
-            windows_s=tuple(sorted({_sec(w) for w in cfg.windows})),
+            windows_s=_windows(cfg),
             session_gap_s=_sec(cfg.session_gap),
             key_events=key_events,
             milestones=milestones,
@@ -516,13 +560,16 @@ class _Learned:
         return tuple((str(a), str(b)) for a, b in zip(top["prev"], top["event"], strict=True))
 
 
+def _windows(cfg: FeaturesConfig) -> tuple[int, ...]:
+    return tuple(sorted({_sec(w) for w in cfg.windows}))
+
+
 def _vocabulary(
-    run: SqlRunner, prefix: str, names: dict[str, int], cfg: FeaturesConfig
+    found: list[tuple[Any, ...]], names: dict[str, int], cfg: FeaturesConfig
 ) -> tuple[str, ...]:
-    """Event types seen by ``min_event_support`` users, the ``max_event_types`` most common
-    (ties by name), plus every event type the config names."""
+    """Event types seen by ``min_event_support`` users (``found``: code, users, events), the
+    ``max_event_types`` most common (ties by name), plus every event type the config names."""
     name_of = {c: e for e, c in names.items()}
-    found = run.fetch(vocabulary_sql(prefix, cfg.min_event_support))
     ranked = sorted((-int(users), -int(n), name_of[int(c)]) for c, users, n in found)
     named = {*cfg.key_events, *(p.event for p in cfg.properties)}
     named |= {e for m in cfg.milestones for e in (m.first, m.then)}
