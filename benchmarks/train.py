@@ -16,8 +16,9 @@ For every size it prints wall time, CPU time (all threads of the process) and pe
 
 and the ratios fit_model / baseline (wall and CPU: on a shared machine wall time mostly measures
 the other workers), plus the memory the fit adds over the size of the feature table, and
-fit_model's stages (wall, from timers around ``_train`` and ``_fit_one``): the search, the final
-fit, and the rest (encoding the frame, calibration, test scores, threshold, bootstrap intervals).
+fit_model's stages (wall, from timers around ``fit_searched`` and ``fit_one``): the search, the
+final fit, and the rest (encoding the frame, calibration, test scores, threshold, bootstrap
+intervals).
 
 What the ratio is: the whole of ``propensity train``'s model step against the strictest floor.
 Both bin the same train matrix; only fit_model also picks its settings (the search), finds its
@@ -194,16 +195,17 @@ def run_one(
 
 @contextlib.contextmanager
 def _stage_clock() -> Iterator[dict[str, float]]:
-    """Wall seconds of fit_model's stages: ``train_s`` (search + final fit, ``_train``) and
-    ``final_fit_s`` (the final fit alone: the last ``_fit_one`` without prebuilt datasets).
+    """Wall seconds of fit_model's stages: ``train_s`` (search + final fit, ``fit_searched``) and
+    ``final_fit_s`` (the final fit alone: the last ``fit_one`` without prebuilt datasets).
 
     Timers wrapped around the module's own functions for this measurement only; the search is
     ``train_s - final_fit_s``, everything else (encoding, calibration, metrics) the rest.
     """
+    import propensity.model.search as search_module
     import propensity.model.train as train_module
 
     stages = {"train_s": 0.0, "final_fit_s": 0.0}
-    fit_one, train = train_module._fit_one, train_module._train
+    fit_one, train = search_module.fit_one, train_module.fit_searched
 
     def timed_fit_one(params, parts, cfg, datasets=None):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
@@ -218,11 +220,11 @@ def _stage_clock() -> Iterator[dict[str, float]]:
         stages["train_s"] = time.perf_counter() - started
         return out
 
-    train_module._fit_one, train_module._train = timed_fit_one, timed_train
+    search_module.fit_one, train_module.fit_searched = timed_fit_one, timed_train
     try:
         yield stages
     finally:
-        train_module._fit_one, train_module._train = fit_one, train
+        search_module.fit_one, train_module.fit_searched = fit_one, train
 
 
 def _child(
@@ -266,7 +268,7 @@ def main() -> None:
         print(json.dumps(result))
         return
     from propensity.config import ModelConfig
-    from propensity.model.train import patience
+    from propensity.model.boost import patience
 
     rows_list = [*args.rows, *([1_000_000] if args.million else [])]
     print(f"load average at start: {os.getloadavg()}")
@@ -276,7 +278,7 @@ def main() -> None:
     for rows in rows_list:
         fit = _child("fit_model", rows, args.features, args.threads, search=not args.no_search)
         # the baseline grows exactly the trees the model keeps, with the model's parameters;
-        # fit_model grows a patience past the best (propensity.model.train.patience) and does
+        # fit_model grows a patience past the best (propensity.model.boost.patience) and does
         # everything else besides
         best = fit["best_iteration"]
         grown = best + patience(best, ModelConfig().early_stopping_rounds)

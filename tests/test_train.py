@@ -165,9 +165,9 @@ def test_search_runs_only_when_no_setting_is_given():
 def test_search_trials_are_capped_and_the_refit_uses_every_row(monkeypatch):
     """Check that every trial sees at most ~SEARCH_MAX_ROWS train and validation rows (whole
     users), and that the chosen settings are refit on the whole train slice."""
-    import propensity.model.train as train
+    import propensity.model.search as search
 
-    monkeypatch.setattr(train, "SEARCH_MAX_ROWS", 400)
+    monkeypatch.setattr(search, "SEARCH_MAX_ROWS", 400)
     frame, _ = _truth(6_000, seed=5)
     cfg = _cfg(min_positives=20, min_child_samples=20, search={"trials": 2})
     result = _fit(frame, cfg)
@@ -183,15 +183,15 @@ def test_search_trials_are_capped_and_the_refit_uses_every_row(monkeypatch):
 
 def test_search_samples_whole_users():
     """Check that the search's row sample keeps every cutoff of a kept user and no other."""
-    from propensity.model.train import _user_sample
+    from propensity.model.search import user_sample
 
     users = np.repeat(np.arange(1_000), 3)
     X, y = pd.DataFrame({"u": users}), np.zeros(users.size)
-    Xs, ys = _user_sample((X, y), users, 1_500, seed=7)
+    Xs, ys = user_sample((X, y), users, 1_500, seed=7)
     counts = Xs["u"].value_counts()
     assert (counts == 3).all() and 400 < counts.size < 600 and ys.size == Xs.shape[0]
-    assert _user_sample((X, y), users, 1_500, seed=7)[0].equals(Xs)
-    assert _user_sample((X, y), users, 5_000, seed=7)[0] is X
+    assert user_sample((X, y), users, 1_500, seed=7)[0].equals(Xs)
+    assert user_sample((X, y), users, 5_000, seed=7)[0] is X
 
 
 def test_too_few_positives_names_counts_and_config_key():
@@ -246,9 +246,9 @@ def _stopped_at(losses: list[float], ceiling: int) -> tuple[int, int]:
     """(iteration the callback stopped at, best iteration it reported) for these losses."""
     import lightgbm as lgb
 
-    from propensity.model.train import _early_stopping
+    from propensity.model.boost import early_stopping
 
-    callback = _early_stopping(ceiling)
+    callback = early_stopping(ceiling)
     for i, loss in enumerate(losses):
         env = lgb.callback.CallbackEnv(None, {}, i, 0, len(losses), [("valid", "l", loss, False)])
         try:
@@ -263,7 +263,7 @@ def _stopped_at(losses: list[float], ceiling: int) -> tuple[int, int]:
 )
 def test_early_stopping_waits_a_fifth_of_the_best_round(best_round, ceiling, waited):
     """Check that training stops max(20, best/5) rounds (at most the ceiling) past the best."""
-    from propensity.model.train import patience
+    from propensity.model.boost import patience
 
     losses = [1.0 / (i + 1) for i in range(best_round)] + [1.0] * 2000
     stopped, best = _stopped_at(losses, ceiling)

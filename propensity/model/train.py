@@ -27,23 +27,22 @@ of 17 trials and another model came out); a budget that cuts it short warns, and
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-import optuna
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from propensity.config import Config, ModelConfig
 from propensity.contract import TRAINING
-from propensity.errors import InsufficientDataError, PropensityWarning
+from propensity.errors import InsufficientDataError
 from propensity.evaluate import bootstrap_roc_auc, ranking_metrics, reliability_curve
 from propensity.model.bundle import PQLModel, align_features
 from propensity.model.calibrate import fit_calibrator
+from propensity.model.search import fit_searched
 from propensity.model.split import SLICES, Split, split_out_of_time
 from propensity.model.threshold import ThresholdPolicy, threshold_report
 
@@ -51,7 +50,6 @@ __all__ = [
     "CROSS_FIT_BELOW_POSITIVES",
     "MIN_EVAL_PER_CLASS",
     "TrainingResult",
-    "base_params",
     "fit_model",
     "scalar_metrics",
 ]
@@ -79,26 +77,6 @@ class TrainingResult:
     best_iteration: int
     params: dict[str, Any]
     search: list[dict[str, Any]] = field(default_factory=list)
-
-
-def base_params(model: ModelConfig, seed: int) -> dict[str, Any]:
-    """LightGBM parameters from the config, pinned for bit-for-bit repeatable training."""
-    return {
-        "objective": "binary",
-        "metric": "binary_logloss",
-        "learning_rate": model.learning_rate,
-        "num_leaves": model.num_leaves,
-        "min_data_in_leaf": model.min_child_samples,
-        "feature_fraction": model.feature_fraction,
-        "bagging_fraction": model.bagging_fraction,
-        "bagging_freq": 1 if model.bagging_fraction < 1 else 0,
-        "lambda_l2": model.reg_lambda,
-        "seed": seed,
-        "deterministic": True,
-        "force_row_wise": True,
-        "num_threads": model.n_jobs,
-        "verbose": -1,
-    }
 
 
 def fit_model(
@@ -144,7 +122,7 @@ def fit_model(
     }
     users = frame["user_id"].to_numpy()[split.train]
     valid_users = frame["user_id"].to_numpy()[split.validation]
-    booster, params, best_iteration, trials, p_valid = _train(parts, cfg, users, valid_users)
+    booster, params, best_iteration, trials, p_valid = fit_searched(parts, cfg, users, valid_users)
 
     # The calibrator learns from scores the model did not train on, every trial age (score
     # meets them all): the calibration slice, plus, when that slice is small, cross-fitted
@@ -346,229 +324,3 @@ def _out_of_fold(
         data = lgb.Dataset(X[~held], y[~held], free_raw_data=True)
         out[held] = lgb.train(params, data, num_boost_round=rounds).predict(X[held])
     return out
-
-
-# -- training --------------------------------------------------------------------------------
-
-
-PATIENCE_FRACTION = 0.2  # rounds without improvement allowed, as a share of the best round
-PATIENCE_FLOOR = 20
-
-
-def patience(best_round: int, ceiling: int) -> int:
-    """Rounds to wait for a better validation loss after the best one so far (1-based).
-
-    A fixed patience wastes the same number of trees whatever the run: 200 rounds past a best
-    at round 150 more than doubles the fit. Scaled with the best round (a fifth of it, at least
-    ``PATIENCE_FLOOR``, at most ``model.early_stopping_rounds``), it costs at most ~20% more
-    trees, while a run that is still improving late keeps a long enough wait.
-
-    >>> patience(50, 200), patience(400, 200), patience(1000, 100)
-    (20, 80, 100)
-    """
-    return min(ceiling, max(PATIENCE_FLOOR, int(PATIENCE_FRACTION * best_round)))
-
-
-def _early_stopping(ceiling: int) -> Callable[[Any], None]:
-    """LightGBM callback: stop when the validation loss has not improved for `patience` rounds.
-
-    The single validation set and metric (binary_logloss, lower is better) are those of
-    :func:`base_params`; like ``lgb.early_stopping`` it reports the best iteration at the end.
-    """
-    best = {"score": np.inf, "iteration": 0, "results": []}
-
-    def callback(env: Any) -> None:
-        score = env.evaluation_result_list[0][2]
-        if score < best["score"]:
-            best.update(score=score, iteration=env.iteration, results=env.evaluation_result_list)
-        waited = env.iteration - best["iteration"]
-        if waited >= patience(best["iteration"] + 1, ceiling) or (
-            env.iteration == env.end_iteration - 1
-        ):
-            raise lgb.callback.EarlyStopException(best["iteration"], best["results"])
-
-    callback.order = 30  # type: ignore[attr-defined]  # where lgb.early_stopping runs
-    return callback
-
-
-def _fit_one(
-    params: dict[str, Any],
-    parts: dict[str, tuple[pd.DataFrame, np.ndarray]],
-    cfg: Config,
-    datasets: tuple[lgb.Dataset, lgb.Dataset] | None = None,
-) -> tuple[lgb.Booster, int, float, float, np.ndarray]:
-    """One LightGBM fit with early stopping: the trimmed booster, its best round, its
-    validation AP and log loss at that round, and its validation scores.
-
-    ``datasets`` (train, validation), when given, are reused as built (the search bins its
-    sample once for every trial instead of once per trial).
-    """
-    X_train, y_train = parts["train"]
-    X_valid, y_valid = parts["validation"]
-    if datasets is None:
-        train_set = lgb.Dataset(X_train, y_train, free_raw_data=True)
-        valid_set = lgb.Dataset(X_valid, y_valid, reference=train_set)
-    else:
-        train_set, valid_set = datasets
-    booster = lgb.train(
-        params,
-        train_set,
-        num_boost_round=cfg.model.n_estimators,
-        valid_sets=[valid_set],
-        callbacks=[_early_stopping(cfg.model.early_stopping_rounds)],
-    )
-    best = booster.best_iteration or booster.current_iteration()
-    # keep only the trees up to the best iteration, so a saved model predicts the same
-    trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    p_valid = trimmed.predict(X_valid)
-    ap = float(average_precision_score(y_valid, p_valid))
-    return trimmed, best, ap, _log_loss(y_valid, p_valid), p_valid
-
-
-def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, 1e-15, 1 - 1e-15)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
-
-
-# The search's trials run at this learning rate (or the configured one, if higher) on at most
-# SEARCH_MAX_ROWS train rows and SEARCH_MAX_ROWS validation rows (whole users, seeded), binned
-# once for every trial: the cost of a trial is bounded whatever the size of the data (on 1M rows
-# the 17 trials cost less than the final fit). The chosen settings are then refit once on every
-# train row at the configured learning rate, early-stopped on the whole validation slice.
-#
-# Trials are judged on validation log loss, not average precision. AP on a few hundred validation
-# positives moves by more than the settings change it (on a 352-event world, 17 trials spread
-# 0.34-0.39 and the AP winner was the worst of three on the later test slice); log loss uses
-# every row's probability, is what early stopping already minimises, and rewards the calibrated
-# scores the product writes. The rate is 0.1, not coarser: at 0.2 large trees stop after ~15
-# rounds and look worse than they are (the same world's search then chose 4-leaf trees whose
-# refit at 0.05 lost to the defaults).
-#
-# The row cap is 100k, not 40k: settings chosen on a sample transfer badly to a train slice twice
-# its size (leaf sizes and tree depth that suit 40k rows underfit 85k). On a 45k-user world with
-# 352 event types (85k train rows) the search on a 40k sample chose 4-leaf trees, 0.914x of the
-# oracle's test AP; on every row, 7-leaf trees, 0.934x (ROC AUC 0.993x -> 0.997x).
-SEARCH_LEARNING_RATE = 0.1
-SEARCH_MAX_ROWS = 100_000
-
-
-def _train(
-    parts: dict[str, tuple[pd.DataFrame, np.ndarray]],
-    cfg: Config,
-    users: np.ndarray,
-    valid_users: np.ndarray | None = None,
-) -> tuple[lgb.Booster, dict[str, Any], int, list[dict[str, Any]], np.ndarray]:
-    """The config's model, or the refit best of a seeded out-of-time search on validation log
-    loss; with the model's validation scores (fit_model reports them: no second prediction).
-
-    Trial 0 is the config's settings; then optuna's TPE sampler, seeded, proposes
-    ``search_trials()`` more, each fit at ``SEARCH_LEARNING_RATE`` on (user samples of) the
-    train and validation slices, binned once, and judged on the sampled validation rows. A fixed
-    trial count keeps the search repeatable; a time budget, when set, may cut it short (it warns).
-    """
-    params = base_params(cfg.model, cfg.seed)
-    n_trials = cfg.model.search_trials()
-    if not n_trials:
-        booster, best, ap, loss, p_valid = _fit_one(params, parts, cfg)
-        trial = {
-            "trial": 0,
-            "log_loss": loss,
-            "average_precision": ap,
-            "best_iteration": best,
-            **_searched(params),
-        }
-        return booster, params, best, [trial], p_valid
-
-    coarse = {**params, "learning_rate": max(params["learning_rate"], SEARCH_LEARNING_RATE)}
-    valid_users = np.arange(parts["validation"][1].size) if valid_users is None else valid_users
-    sample = {
-        "train": _user_sample(parts["train"], users, SEARCH_MAX_ROWS, cfg.seed),
-        "validation": _user_sample(parts["validation"], valid_users, SEARCH_MAX_ROWS, cfg.seed),
-    }
-    # binned once; feature_pre_filter off so that trials may change min_data_in_leaf
-    binning = {**coarse, "feature_pre_filter": False}
-    train_set = lgb.Dataset(*sample["train"], params=binning, free_raw_data=False).construct()
-    valid_set = lgb.Dataset(
-        *sample["validation"], reference=train_set, params=binning, free_raw_data=False
-    ).construct()
-    trials: list[dict[str, Any]] = []
-    rows = {"train_rows": sample["train"][1].size, "validation_rows": sample["validation"][1].size}
-
-    def run(candidate: dict[str, Any]) -> float:
-        _, best, ap, loss, _ = _fit_one(candidate, sample, cfg, (train_set, valid_set))
-        trials.append(
-            {
-                "trial": len(trials),
-                "log_loss": loss,
-                "average_precision": ap,
-                "best_iteration": best,
-            }
-            | _searched(candidate)
-            | rows
-        )
-        return loss
-
-    run(coarse)
-
-    def objective(trial: optuna.Trial) -> float:
-        return run({**coarse, **_suggest(trial)})
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=min(6, n_trials))
-    study = optuna.create_study(direction="minimize", sampler=sampler)
-    budget = cfg.model.search.time_budget_s
-    study.optimize(objective, n_trials=n_trials, timeout=budget)
-    if len(trials) < n_trials + 1:
-        warnings.warn(
-            PropensityWarning(
-                f"The settings search stopped at its time budget (model.search.time_budget_s: "
-                f"{budget:g} s) after {len(trials)} of {n_trials + 1} trials, so another machine "
-                f"or load may pick other settings from the same data. Remove the budget, raise "
-                f"it, or set model.search.trials lower."
-            ),
-            stacklevel=2,
-        )
-    # first best wins ties, so the config's own settings are kept unless something beats them
-    winner = min(trials, key=lambda t: (t["log_loss"], t["trial"]))
-    chosen = {**params, **_as_params(winner)}
-    booster, best, _, _, p_valid = _fit_one(chosen, parts, cfg)
-    return booster, chosen, best, trials, p_valid
-
-
-def _user_sample(
-    train: tuple[pd.DataFrame, np.ndarray], users: np.ndarray, max_rows: int, seed: int
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """At most ``max_rows`` rows of whole users (every cutoff of a kept user), seeded."""
-    X, y = train
-    if y.size <= max_rows:
-        return train
-    unique, inverse = np.unique(users, return_inverse=True)
-    keep_users = np.random.default_rng(seed).random(unique.size) < max_rows / y.size
-    keep = keep_users[inverse]
-    return X[keep], y[keep]
-
-
-_SEARCHED = ("num_leaves", "min_data_in_leaf", "feature_fraction", "bagging_fraction", "lambda_l2")
-
-
-def _searched(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: params[k] for k in _SEARCHED}
-
-
-def _as_params(trial: dict[str, Any]) -> dict[str, Any]:
-    """A search record's settings as LightGBM parameters (bagging needs its frequency)."""
-    searched = _searched(trial)
-    return searched | {"bagging_freq": 1 if searched["bagging_fraction"] < 1 else 0}
-
-
-def _suggest(trial: optuna.Trial) -> dict[str, Any]:
-    """One point of a search space around LightGBM's useful ranges, small trees included."""
-    bagging = trial.suggest_float("bagging_fraction", 0.5, 1.0)
-    return {
-        "num_leaves": trial.suggest_int("num_leaves", 3, 63, log=True),
-        "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 10, 300, log=True),
-        "feature_fraction": trial.suggest_float("feature_fraction", 0.3, 1.0),
-        "bagging_fraction": bagging,
-        "bagging_freq": 1 if bagging < 1 else 0,
-        "lambda_l2": trial.suggest_float("lambda_l2", 1e-3, 30.0, log=True),
-    }
