@@ -41,7 +41,11 @@ trial_30d       30000 100k       313   0.970   0.992 0.009 / 0.009      4 sigmoi
 base_rate_2pct  30000 40k         50   0.909       -  0.003 / 0.003     4 isotonic    -     3.4
 =============== ===== ===== ======== ======= ======= ============= ====== =========== ==== =====
 
-(base_rate_2pct is the 2026-12-02 measurement.) users_600 is refused with one message naming
+(base_rate_2pct is the 2026-12-02 measurement.) Rerun on ``main`` at 300a1b2 (100k cap, no
+time limit on the search), one world at a time, load 2.5-3.1: events_352 (45k) the same choice
+and numbers as above, 0.934x, 7 leaves, later ECE 0.007 / 0.006, 3.6 min; base_rate_2pct (30k)
+50 test positives, 0.837x, ROC AUC 0.988x, later ECE 0.003 / 0.002, 6 leaves, 1.4 min (with 50
+positives the AP ratio is mostly noise). users_600 is refused with one message naming
 every short slice (validation 4 positives, calibration 2, test 3; at least 5 of each are
 needed): 600 users at a 9.5% rate leave ~46 users per evaluation slice, so no model and no
 headline, which is the honest outcome, not a crash. Later-cohort ECE is <= 0.009 everywhere.
