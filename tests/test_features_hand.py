@@ -370,3 +370,24 @@ def test_every_timestamp_unit_and_zone_gives_the_same_features(
     got = compute_features(con, LabelTimes(frame), spec).frame
     cols = list(spec.columns)
     pd.testing.assert_frame_equal(got[cols], feats[cols])
+
+
+def test_a_cutoff_decades_after_signup_gives_the_same_features(feats: pd.DataFrame) -> None:
+    """Check that rows with a cutoff over 2^31 s after signup (a 64-bit event join) get the
+    values the 32-bit join gives the other rows, and their own long ages right."""
+    from propensity.features.engine import fits_int32, row_table
+
+    lt = label_times()
+    far = _h(S1, 24 * 365 * 70)  # 70 years: t no longer fits a 32-bit integer
+    long = lt.frame.iloc[[0]].assign(cutoff_at=far, cutoff_age_days=365.0 * 70)
+    frame = pd.concat([lt.frame, long], ignore_index=True)
+    assert fits_int32(row_table(lt.frame)) and not fits_int32(row_table(frame))
+    spec = learn_spec(make_con(), lt, CFG)
+    spec = FeatureSpec(**{**spec.to_dict(), **_tuples(spec), "transitions": (
+        ("login", "doc_created"), ("doc_shared", "login"), ("page_view", "login"))})  # fmt: skip
+    got = compute_features(make_con(), LabelTimes(frame), spec).frame
+    cols = list(spec.columns)
+    pd.testing.assert_frame_equal(got[cols].iloc[: len(feats)], feats[cols])
+    age_h = (far - S1).total_seconds() / 3600
+    assert got["hours_since_last_event"].iloc[-1] == pytest.approx(age_h - 200)
+    assert got["tenure_days"].iloc[-1] == pytest.approx((age_h - 0.25) / 24)

@@ -126,6 +126,7 @@ def build_plan(
     prefix: str,
     codes: dict[str, int] | None = None,
     history: str | None = None,
+    narrow: bool = False,
 ) -> Plan:
     """The SQL that computes ``spec`` for the label rows in relation ``rows``.
 
@@ -141,8 +142,12 @@ def build_plan(
     so learning the vocabulary and transitions and computing the features share one scan and
     one join of the events. ``rows`` must then also have ``uid`` (an integer per user) and
     ``learn`` (1 for rows to learn on).
+
+    ``narrow`` (DuckDB): the row-event join ``ev`` holds 32-bit integers, which sorts and groups
+    faster; only when every cutoff is less than 2^31 s (68 years) after its signup and there are
+    fewer than 2^31 rows, so no value can overflow (:func:`propensity.features.engine` checks).
     """
-    b = _Builder(spec, dialect, rows, prefix, codes, history)
+    b = _Builder(spec, dialect, rows, prefix, codes, history, narrow)
     return b.plan()
 
 
@@ -190,9 +195,11 @@ class _Builder:
         prefix: str,
         codes: dict[str, int] | None,
         history: str | None = None,
+        narrow: bool = False,
     ) -> None:
         self.spec, self.d, self.rows, self.p = spec, dialect, rows, prefix
         self.history = history
+        self.narrow = narrow and dialect == DUCKDB
         self.fams = set(spec.families)
         self.coded = codes is not None
         # Column slots are ranks in the sorted vocabulary; codes are what `k` holds. Both
@@ -214,6 +221,12 @@ class _Builder:
 
     def _n(self, name: str) -> str:
         return f"{self.p}{name}"
+
+    def _int(self, expr: str) -> str:
+        # 32-bit keys and times in the row-event join: its window sorts and groups ran ~25%
+        # faster than on BIGINT at 2M events (half the key bytes); sums and final values are
+        # the same (every feature is cast to DOUBLE, every count is BIGINT).
+        return f"CAST({expr} AS INTEGER)" if self.narrow else expr
 
     # ---- steps -----------------------------------------------------------------------------
     def plan(self) -> Plan:
@@ -257,7 +270,9 @@ class _Builder:
         code = f"CASE event {code} ELSE -1 END" if code else "-1"
         inner = ", ".join([f"{code} AS k", "event", *props])
         outer = "".join(f", e.p{k}" for k in range(len(props)))
-        sql = f"""SELECT r.rid, e.k, e.ts - r.sig AS t, r.cut - r.sig AS age,
+        i = self._int
+        sql = f"""SELECT {i("r.rid")} AS rid, e.k, {i("e.ts - r.sig")} AS t,
+  {i("r.cut - r.sig")} AS age,
   CASE WHEN e.k < 0 THEN COALESCE(e.event, '<null>') END AS other{outer}
 FROM (SELECT user_id, {self.d.epoch_seconds("timestamp")} AS ts, {inner} FROM events) e
 JOIN {self._n("rows")} r ON e.user_id = r.user_id
@@ -269,8 +284,9 @@ WHERE e.ts < r.cut AND e.ts >= r.sig"""
         # the features read the vocabulary's codes (`seen`), the unseen count the rest.
         inner = ", ".join(["event", *props])
         outer = "".join(f", e.p{k}" for k in range(len(props)))
-        sql = f"""SELECT r.rid, r.uid, r.learn, n.c AS k, e.ts - r.sig AS t,
-  r.cut - r.sig AS age{outer}
+        i = self._int
+        sql = f"""SELECT {i("r.rid")} AS rid, {i("r.uid")} AS uid, {i("r.learn")} AS learn,
+  {i("n.c")} AS k, {i("e.ts - r.sig")} AS t, {i("r.cut - r.sig")} AS age{outer}
 FROM (SELECT user_id, {self.d.epoch_seconds("timestamp")} AS ts, {inner} FROM events) e
 JOIN {self._n("rows")} r ON e.user_id = r.user_id
 LEFT JOIN {self._n("names")} n ON n.event = e.event
