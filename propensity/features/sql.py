@@ -337,17 +337,25 @@ GROUP BY rid"""
         return list(self.spec.properties) if "properties" in self.fams else []
 
     def _re(self) -> Step:
-        cols = ["COUNT(*) AS n_all", "MIN(t) AS first_t", "MAX(t) AS last_t"]
+        # Counts per (row, event type) are 32-bit too when the join is: the pivot keeps one
+        # state per event type and column, and halving them made the final statement ~20%
+        # faster at 2M events (a row with 2^31 events of one type would raise, never wrap).
+        n = self._int
+        cols = [f"{n('COUNT(*)')} AS n_all", "MIN(t) AS first_t", "MAX(t) AS last_t"]
         for i, w in enumerate(self.spec.windows_s):
             # COUNT, not SUM(CASE .. 1 ELSE 0): DuckDB sums INTEGER into HUGEINT (slow).
-            cols.append(f"COUNT(CASE WHEN t >= age - {w} THEN 1 END) AS n_w{i}")
+            cols.append(f"{n(f'COUNT(CASE WHEN t >= age - {w} THEN 1 END)')} AS n_w{i}")
         for i, lag in enumerate(self._lags()):
             # [cut - lag - window, cut - lag) and its last `recent`, and the last event before
             # cut - lag; t counts from signup, age is the cutoff's t
             wl, r = self.spec.lag_window_s, self.spec.lag_recent_s
             end = f"t < age - {lag}"
-            cols.append(f"COUNT(CASE WHEN {end} AND t >= age - {lag + wl} THEN 1 END) AS nl{i}")
-            cols.append(f"COUNT(CASE WHEN {end} AND t >= age - {lag + r} THEN 1 END) AS nr{i}")
+            cols.append(
+                f"{n(f'COUNT(CASE WHEN {end} AND t >= age - {lag + wl} THEN 1 END)')} AS nl{i}"
+            )
+            cols.append(
+                f"{n(f'COUNT(CASE WHEN {end} AND t >= age - {lag + r} THEN 1 END)')} AS nr{i}"
+            )
             cols.append(f"MAX(CASE WHEN {end} THEN t END) AS ll{i}")
         for k, _ in enumerate(self._props()):
             cols += [
