@@ -171,7 +171,14 @@ def _plan(
     if phase is not None:
         return build_calendar_plan(spec, rows.name, rows.prefix, phase, codes, with_ev, history)
     return build_plan(
-        spec, DUCKDB, rows.name, rows.prefix, codes=codes, history=history, narrow=rows.narrow
+        spec,
+        DUCKDB,
+        rows.name,
+        rows.prefix,
+        codes=codes,
+        history=history,
+        narrow=rows.narrow,
+        lean=rows.lean,
     )
 
 
@@ -310,6 +317,12 @@ class _Rows:
         self.name = f"{self.prefix}input"
         self.frame = row_table(frame, learn)
         self.narrow = fits_int32(self.frame)
+        # Every row a learn row of its own user (learn_spec, one cutoff per user): the event
+        # join needs no user or learn column.
+        f = self.frame
+        self.lean = (
+            bool(f["learn"].all()) and int(f["uid"].to_numpy().max(initial=-1)) == len(f) - 1
+        )
 
     def __enter__(self) -> _Rows:
         self.con.register(f"{self.name}_df", self.frame)
@@ -444,6 +457,7 @@ class _Learned:
         self.calendar = calendar
         # Spark's rows relation has no `narrow`: its plan keeps 64-bit integers.
         self.narrow = bool(getattr(rows, "narrow", False)) and run.dialect == DUCKDB
+        self.lean = bool(getattr(rows, "lean", False)) and run.dialect == DUCKDB
         self.materialised: tuple[str, ...] = ()
 
     def __enter__(self) -> _Learned:
@@ -492,6 +506,7 @@ class _Learned:
             p,
             codes=dict.fromkeys(prop_events, 0),
             narrow=self.narrow,
+            lean=self.lean,
         )
         self._materialise(plan, "rows")
         # Rows on a weekly grid learn from each user's events read once (`uev`, which the
@@ -505,7 +520,7 @@ class _Learned:
             found = run.fetch(calendar_vocabulary_sql(p, phase, cfg.min_event_support))
         else:
             self._materialise(plan, "ev")
-            found = run.fetch(vocabulary_sql(p, cfg.min_event_support))
+            found = run.fetch(vocabulary_sql(p, cfg.min_event_support, self.lean))
         events = _vocabulary(found, names, cfg)
         key_events = tuple(sorted(set(cfg.key_events))) if cfg.key_events else events
         milestones = tuple(
@@ -536,7 +551,15 @@ class _Learned:
         self.codes |= {e: -2 - i for i, e in enumerate(absent)}
         transitions: tuple[tuple[str, str], ...] = ()
         if "transitions" in families and cfg.top_transitions > 0 and events:
-            plan = build_plan(base, run.dialect, rows.name, p, codes=self.codes, narrow=self.narrow)
+            plan = build_plan(
+                base,
+                run.dialect,
+                rows.name,
+                p,
+                codes=self.codes,
+                narrow=self.narrow,
+                lean=self.lean,
+            )
             self._materialise(plan, "seq")
             transitions = self._top_transitions(base)
         spec = FeatureSpec(**{**_fields(base), "transitions": transitions})
