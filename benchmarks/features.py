@@ -21,6 +21,22 @@ shared). Phases:
 Printed: wall and CPU seconds, events/s, peak RSS, the ratios the issue sets targets for
 (Polars / ours >= 1.5, ours / scan <= 4, peak <= DuckDB memory limit + 20%), and the largest
 difference between our values and Polars' (and the spec they learned) as a cross-check.
+
+Measured 2026-12-03 (branch ``feature-speed``), 2 shared cores, ``--repeats 1 --no-all`` run
+alternately on main and on the branch, three times each (ratios per run, main -> branch):
+
+- 10M events / 100k users, load 0.9-1.6: Polars / ours 0.70, 0.85, 0.87 -> 0.80, 0.97, 0.89
+  (CPU 0.76-0.92 -> 0.88-1.09); ours / scan 9.1, 8.4, 7.8 -> 5.9, 6.0, 6.9; ours 6.05 s wall,
+  11.6 s CPU (medians) -> 5.98 s, 11.1 s; peak 0.85-0.88 -> 0.60 of the 2 GB limit.
+- 2M events / 20k users, load 0.3-0.8: Polars / ours 0.86, 0.82, 0.87 -> 1.02, 0.91, 0.95;
+  ours / scan 11.9, 12.4, 9.6 -> 9.4, 10.5, 9.3; ours 1.20 s, 2.36 s CPU -> 0.91 s, 1.83 s.
+
+What changed: the row-event join holds 32-bit integers (its sort for the LAG window and every
+group-by after it read half the key bytes), so do the per-(row, event type) counts the pivot
+reads, and the join carries no user/learn columns when every row is a learn row of its own
+user. Not met: 1.5x Polars, 4x the scan. Per statement at 10M (one process, load ~2.5): the
+event join 25%, the LAG window 21%, the final statement (per-event group-by, pivot, activity,
+days, select) 31%, the vocabulary's COUNT(DISTINCT) and the transitions' DISTINCT 17%.
 """
 
 from __future__ import annotations

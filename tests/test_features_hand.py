@@ -370,3 +370,42 @@ def test_every_timestamp_unit_and_zone_gives_the_same_features(
     got = compute_features(con, LabelTimes(frame), spec).frame
     cols = list(spec.columns)
     pd.testing.assert_frame_equal(got[cols], feats[cols])
+
+
+def test_a_cutoff_decades_after_signup_gives_the_same_features(feats: pd.DataFrame) -> None:
+    """Check that rows with a cutoff over 2^31 s after signup (a 64-bit event join) get the
+    values the 32-bit join gives the other rows, and their own long ages right."""
+    from propensity.features.engine import fits_int32, row_table
+
+    lt = label_times()
+    far = _h(S1, 24 * 365 * 70)  # 70 years: t no longer fits a 32-bit integer
+    long = lt.frame.iloc[[0]].assign(cutoff_at=far, cutoff_age_days=365.0 * 70)
+    frame = pd.concat([lt.frame, long], ignore_index=True)
+    assert fits_int32(row_table(lt.frame)) and not fits_int32(row_table(frame))
+    spec = learn_spec(make_con(), lt, CFG)
+    spec = FeatureSpec(**{**spec.to_dict(), **_tuples(spec), "transitions": (
+        ("login", "doc_created"), ("doc_shared", "login"), ("page_view", "login"))})  # fmt: skip
+    got = compute_features(make_con(), LabelTimes(frame), spec).frame
+    cols = list(spec.columns)
+    pd.testing.assert_frame_equal(got[cols].iloc[: len(feats)], feats[cols])
+    age_h = (far - S1).total_seconds() / 3600
+    assert got["hours_since_last_event"].iloc[-1] == pytest.approx(age_h - 200)
+    assert got["tenure_days"].iloc[-1] == pytest.approx((age_h - 0.25) / 24)
+
+
+def test_one_learn_row_per_user_learns_what_a_learn_mask_learns() -> None:
+    """Check that rows all learning, one per user (an event join without user and learn columns),
+    learn the spec and values that the same rows learn beside a row left out by the mask."""
+    import numpy as np
+
+    from propensity.features import learn_spec_and_features
+
+    cfg = CFG.model_copy(update={"top_transitions": 3})
+    lt = label_times()
+    one_each = LabelTimes(lt.frame.iloc[:5].reset_index(drop=True))  # u1..u5, all learning
+    spec, ff = learn_spec_and_features(make_con(), one_each, cfg)
+    mask = np.array([True] * 5 + [False])  # u1's second row joins but does not learn
+    spec_m, ff_m = learn_spec_and_features(make_con(), lt, cfg, mask)
+    assert spec.transitions and spec == spec_m
+    cols = list(spec.columns)
+    pd.testing.assert_frame_equal(ff.frame[cols], ff_m.frame[cols].iloc[:5])

@@ -170,7 +170,16 @@ def _plan(
     phase = _calendar_phase(_DuckRunner(con), spec, rows.name)
     if phase is not None:
         return build_calendar_plan(spec, rows.name, rows.prefix, phase, codes, with_ev, history)
-    return build_plan(spec, DUCKDB, rows.name, rows.prefix, codes=codes, history=history)
+    return build_plan(
+        spec,
+        DUCKDB,
+        rows.name,
+        rows.prefix,
+        codes=codes,
+        history=history,
+        narrow=rows.narrow,
+        lean=rows.lean,
+    )
 
 
 def _calendar_phase(run: SqlRunner, spec: FeatureSpec, rows: str) -> int | None:
@@ -279,6 +288,19 @@ def row_table(frame: pd.DataFrame, learn: np.ndarray | None = None) -> pd.DataFr
     return rows
 
 
+def fits_int32(rows: pd.DataFrame) -> bool:
+    """Whether a plan of these rows may hold its row-event join in 32-bit integers: fewer than
+    2^31 rows and every cutoff under 2^31 s after its signup (then ``t`` and ``age`` fit)."""
+    if len(rows) >= 2**31 - 1:
+        return False
+    try:
+        span = (pd.to_datetime(rows["cutoff_at"]) - pd.to_datetime(rows["signup_at"])).max()
+    except (TypeError, ValueError):  # e.g. one column zoned and the other naive: stay 64-bit
+        return False
+    # Epoch seconds are floored, so a difference may exceed the span by a second.
+    return bool(pd.isna(span) or span.total_seconds() < 2**31 - 4)
+
+
 class _Rows:
     """Registers the label rows (with an integer ``rid``) for the duration of a ``with``."""
 
@@ -294,6 +316,13 @@ class _Rows:
         self.prefix = f"_pf{next(_calls)}_"
         self.name = f"{self.prefix}input"
         self.frame = row_table(frame, learn)
+        self.narrow = fits_int32(self.frame)
+        # Every row a learn row of its own user (learn_spec, one cutoff per user): the event
+        # join needs no user or learn column.
+        f = self.frame
+        self.lean = (
+            bool(f["learn"].all()) and int(f["uid"].to_numpy().max(initial=-1)) == len(f) - 1
+        )
 
     def __enter__(self) -> _Rows:
         self.con.register(f"{self.name}_df", self.frame)
@@ -426,6 +455,9 @@ class _Learned:
     ):
         self.run, self.rows, self.has_label, self.cfg = run, rows, has_label, cfg
         self.calendar = calendar
+        # Spark's rows relation has no `narrow`: its plan keeps 64-bit integers.
+        self.narrow = bool(getattr(rows, "narrow", False)) and run.dialect == DUCKDB
+        self.lean = bool(getattr(rows, "lean", False)) and run.dialect == DUCKDB
         self.materialised: tuple[str, ...] = ()
 
     def __enter__(self) -> _Learned:
@@ -467,7 +499,15 @@ class _Learned:
             properties=properties,
             **_lag_fields(cfg, families),
         )
-        plan = build_plan(probe, run.dialect, rows.name, p, codes=dict.fromkeys(prop_events, 0))
+        plan = build_plan(
+            probe,
+            run.dialect,
+            rows.name,
+            p,
+            codes=dict.fromkeys(prop_events, 0),
+            narrow=self.narrow,
+            lean=self.lean,
+        )
         self._materialise(plan, "rows")
         # Rows on a weekly grid learn from each user's events read once (`uev`, which the
         # calendar plan reuses) instead of the row-event join, unless transitions are ranked
@@ -480,7 +520,7 @@ class _Learned:
             found = run.fetch(calendar_vocabulary_sql(p, phase, cfg.min_event_support))
         else:
             self._materialise(plan, "ev")
-            found = run.fetch(vocabulary_sql(p, cfg.min_event_support))
+            found = run.fetch(vocabulary_sql(p, cfg.min_event_support, self.lean))
         events = _vocabulary(found, names, cfg)
         key_events = tuple(sorted(set(cfg.key_events))) if cfg.key_events else events
         milestones = tuple(
@@ -511,7 +551,15 @@ class _Learned:
         self.codes |= {e: -2 - i for i, e in enumerate(absent)}
         transitions: tuple[tuple[str, str], ...] = ()
         if "transitions" in families and cfg.top_transitions > 0 and events:
-            plan = build_plan(base, run.dialect, rows.name, p, codes=self.codes)
+            plan = build_plan(
+                base,
+                run.dialect,
+                rows.name,
+                p,
+                codes=self.codes,
+                narrow=self.narrow,
+                lean=self.lean,
+            )
             self._materialise(plan, "seq")
             transitions = self._top_transitions(base)
         spec = FeatureSpec(**{**_fields(base), "transitions": transitions})
