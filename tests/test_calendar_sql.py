@@ -19,8 +19,9 @@ from propensity.config import (
     load_config,
 )
 from propensity.engines.duckdb import open_duckdb
-from propensity.features import engine
+from propensity.features import engine, learn
 from propensity.features.calendar_sql import calendar_ready
+from propensity.features.rows import DuckRows
 from propensity.simulate.tasks import simulate_task
 from propensity.task_labels import task_label_times
 
@@ -78,7 +79,8 @@ def _both(con, labels, cfg):
     spec, ff = engine.learn_spec_and_features(con, labels, cfg)
     computed = engine.compute_features(con, labels, spec)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(engine, "_calendar_phase", lambda *args: None)  # the portable plan
+        for module in (engine, learn):  # the portable plan, for learning and for the features
+            mp.setattr(module, "calendar_phase", lambda *args: None)
         spec_p, ff_p = engine.learn_spec_and_features(con, labels, cfg)
         computed_p = engine.compute_features(con, labels, spec)
     assert spec == spec_p
@@ -92,7 +94,7 @@ def _same(a: engine.FeatureFrame, b: engine.FeatureFrame) -> None:
 
 
 def _uses_calendar_plan(con, labels, spec) -> bool:
-    with engine._Rows(con, labels) as rows:
+    with DuckRows(con, labels) as rows:
         plan = engine._plan(con, spec, rows, None)
     return any(s.name.endswith("uev") for s in plan.steps)
 

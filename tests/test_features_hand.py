@@ -375,7 +375,7 @@ def test_every_timestamp_unit_and_zone_gives_the_same_features(
 def test_a_cutoff_decades_after_signup_gives_the_same_features(feats: pd.DataFrame) -> None:
     """Check that rows with a cutoff over 2^31 s after signup (a 64-bit event join) get the
     values the 32-bit join gives the other rows, and their own long ages right."""
-    from propensity.features.engine import fits_int32, row_table
+    from propensity.features.rows import fits_int32, row_table
 
     lt = label_times()
     far = _h(S1, 24 * 365 * 70)  # 70 years: t no longer fits a 32-bit integer

@@ -24,14 +24,19 @@ the Spark engine keeps the portable plan (the parity tests hold the two together
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from propensity.features.spec import FeatureSpec
 from propensity.features.sql import _NLOGN_SCALE, DUCKDB, Plan, Step, _Builder, names_step
+
+if TYPE_CHECKING:
+    from propensity.features.rows import SqlRunner
 
 __all__ = [
     "WEEK",
     "build_calendar_plan",
     "calendar_phase_sql",
+    "calendar_phase",
     "calendar_ready",
     "calendar_vocabulary_sql",
 ]
@@ -361,3 +366,12 @@ FROM ({grid}) g LEFT JOIN {self._n("uw")} q ON q.user_id = g.user_id AND q.w = g
         return f"""SELECT o.event, SUM(o.n) AS n FROM {self._n("rows")} r
 JOIN ({other}) o ON o.user_id = r.user_id AND o.w < {a}
 GROUP BY o.event"""
+
+
+def calendar_phase(run: SqlRunner, spec: FeatureSpec, rows: str) -> int | None:
+    """The cutoffs' common instant modulo a week when the calendar plan applies (DuckDB, a
+    :func:`calendar_ready` spec, one signup per user), else None."""
+    if run.dialect != DUCKDB or not calendar_ready(spec):
+        return None
+    [(phases, phase, split_users)] = run.fetch(calendar_phase_sql(rows))
+    return int(phase) if phases == 1 and split_users == 0 else None

@@ -23,7 +23,8 @@ from propensity.config import FeaturesConfig
 from propensity.contract import PLAN_KEYS
 from propensity.errors import DataContractError
 from propensity.features import FeatureFrame, FeatureSpec, learn_spec
-from propensity.features.engine import assemble_features, require_row_keys, row_table
+from propensity.features.engine import assemble_features
+from propensity.features.rows import require_row_keys, row_table
 from propensity.features.sql import SPARK, build_plan
 from propensity.labels import LabelTimes
 
@@ -190,7 +191,7 @@ class SparkFeatures:
 
 
 class _SparkRunner:
-    """:class:`propensity.features.engine.SqlRunner` on Spark: persisted temp views."""
+    """:class:`propensity.features.rows.SqlRunner` on Spark: persisted temp views."""
 
     dialect = SPARK
     # Spark's type names as DuckDB spells them, for the user-column checks.
