@@ -172,19 +172,10 @@ class _per_user:  # noqa: N801 - used like a function in a with statement
         self.spark, self.events_sql, self.lost_event = spark, events_sql, lost_event
 
     def __enter__(self) -> duckdb.DuckDBPyConnection:
-        users = _naive(self.spark.sql(_USERS).toPandas(), "signup_at")
-        conversions = _naive(self.spark.sql(_FIRST_CONVERSION).toPandas(), "converted_at")
         self.con = duckdb.connect(config={"threads": 2})
-        self.con.register("_users_df", users)
-        self.con.register("_conv_df", conversions)
-        self.con.execute(
-            "CREATE TABLE users AS SELECT user_id::VARCHAR AS user_id, "
-            "account_id::VARCHAR AS account_id, signup_at::TIMESTAMP AS signup_at FROM _users_df"
-        )
-        self.con.execute(
-            "CREATE TABLE conversions AS SELECT user_id::VARCHAR AS user_id, "
-            "converted_at::TIMESTAMP AS converted_at FROM _conv_df"
-        )
+        user = "user_id::VARCHAR AS user_id"
+        self._pull("users", _USERS, "signup_at", f"{user}, account_id::VARCHAR AS account_id")
+        self._pull("conversions", _FIRST_CONVERSION, "converted_at", user)
         # build_label_times checks that events exist (data_end is already known): without
         # events_sql only the first losses, if any
         parts = [self.events_sql] if self.events_sql is not None else []
@@ -202,20 +193,21 @@ class _per_user:  # noqa: N801 - used like a function in a with statement
                 "timestamp::TIMESTAMP FROM _events_df"
             )
         if self.spark.catalog.tableExists("lost_users"):
-            lost = _naive(self.spark.sql(_LOST_USERS).toPandas(), "lost_at")
-            self.con.register("_lost_df", lost)
-            self.con.execute(
-                "CREATE TABLE lost_users AS SELECT user_id::VARCHAR AS user_id, "
-                "lost_at::TIMESTAMP AS lost_at FROM _lost_df"
-            )
+            self._pull("lost_users", _LOST_USERS, "lost_at", user)
         if self.spark.catalog.tableExists("payments"):
-            payments = _naive(self.spark.sql(_PAYMENTS).toPandas(), "paid_at")
-            self.con.register("_payments_df", payments)
-            self.con.execute(
-                "CREATE TABLE payments AS SELECT account_id::VARCHAR AS account_id, "
-                "paid_at::TIMESTAMP AS paid_at, seats::DOUBLE AS seats FROM _payments_df"
-            )
+            account = "account_id::VARCHAR AS account_id, seats::DOUBLE AS seats"
+            self._pull("payments", _PAYMENTS, "paid_at", account)
         return self.con
+
+    def _pull(self, table: str, sql: str, time_col: str, columns: str) -> None:
+        """Spark's ``sql`` as the DuckDB table ``table``: ``columns`` (with their casts), then
+        ``time_col`` as a naive TIMESTAMP."""
+        frame = _naive(self.spark.sql(sql).toPandas(), time_col)
+        self.con.register(f"_{table}_df", frame)
+        self.con.execute(
+            f"CREATE TABLE {table} AS SELECT {columns}, {time_col}::TIMESTAMP AS {time_col} "
+            f"FROM _{table}_df"
+        )
 
     def __exit__(self, *exc: object) -> None:
         self.con.close()
