@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from propensity.config import config_from_dict
+from propensity.config import CrmConfig, config_from_dict
 from propensity.engines import open_engine
 from propensity.errors import InsufficientDataError
 from propensity.io import load_data
+from propensity.io.sinks import open_sink
 from propensity.labels import LabelTimes
 from propensity.pipeline.prepare import prepare
 from propensity.pipeline.score import check_score_options, score_job
@@ -172,6 +173,9 @@ def test_losses_exclude_the_same_rows_as_duckdb(freemium, spark, tmp_path):  # n
     for a, b in pairs:
         pd.testing.assert_frame_equal(a.frame, b.frame)
         assert a.excluded == b.excluded and a.settings == b.settings
+    listed = [(t.name, t.source, t.rows_kept) for t in got.summary.tables]
+    assert listed == [(t.name, t.source, t.rows_kept) for t in duck.summary.tables]
+    assert listed[-1] == ("lost_users", str(path), len(lost))  # the data summary lists it
     reasons = ("lost_before_anchor", "lost_before_cutoff", "lost")  # calendar, trial, scoring
     counts = [sum(b.excluded.get(r, 0) for r in reasons) for _, b in pairs]
     assert all(n > 0 for n in counts), counts
@@ -201,18 +205,39 @@ def test_check_trainable_refuses_what_duckdb_refuses(freemium):
 # the fixture's small worlds make a model the promotion gate calls weak; parity is what counts
 @pytest.mark.filterwarnings("ignore:WEAK MODEL:propensity.errors.PropensityWarning")
 def test_account_score_job_spark_equals_duckdb(team, tmp_path):
-    """Check that the account (expansion) score job on Spark scores DuckDB's accounts with the
-    same scores, PQLs, reasons and named members, and writes the same outputs."""
+    """Check that the account (expansion) score job with --crm on Spark scores DuckDB's accounts
+    with the same scores, PQLs, reasons and named members, writes the same outputs and the same
+    CRM tables (accounts, their conversions (the task's target), lifecycle and routes)."""
     cfg, duck = team["cfg"], team["duck"]
     y = duck.labels.frame["label"].to_numpy()
     # half the training rows flagged, so that the few paying accounts (expansion) hold PQLs too
     folder = str(small_model(duck.frame, y, duck.spec, 0.5).save(tmp_path / "model"))
     as_of = datetime(2025, 4, 7)
-    want = score_job(cfg, as_of, tmp_path / "duck.parquet", model_uri=folder)
-    on_spark = cfg.model_copy(update={"engine": "spark"})
+    rule = {"name": "b2b", "route": "sales",
+            "when": [{"column": "domain_class", "in": ["business", "enterprise"]}]}  # fmt: skip
+    crm = {"routing": {"rules": [rule]}, "sink": {"path": str(tmp_path / "duck.db")}}
+    cfg = cfg.model_copy(update={"crm": CrmConfig.model_validate(crm)})
+    want = score_job(cfg, as_of, tmp_path / "duck.parquet", model_uri=folder, crm=True)
+    crm["sink"] = {"path": str(tmp_path / "spark.db")}
+    on_spark = cfg.model_copy(update={"engine": "spark", "crm": CrmConfig.model_validate(crm)})
     out = tmp_path / "spark.parquet"
     check_score_options(on_spark, out, None, False, False)  # one file, as on DuckDB
-    got = score_job(on_spark, as_of, out, model_uri=folder, engine=team["spark"].engine)
+    engine = team["spark"].engine
+    got = score_job(on_spark, as_of, out, model_uri=folder, engine=engine, crm=True)
+    tables = []
+    for c in (on_spark, cfg):
+        sink = open_sink(c.crm.sink)
+        tables.append((sink.read_current(), sink.read_history()))
+        sink.close()
+    for a, b in zip(*tables, strict=True):
+        assert len(b) > 20 and b["is_pql"].any() and b["route"].nunique() == 2
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=0, atol=1e-9)
+    # the accounts scored are unconverted: their conversions (the task's target) alike here
+    want_t, got_t = (e.entity_tables(cfg.label, cfg.task) for e in (duck.engine, engine))
+    assert len(want_t.converted) >= 5
+    pd.testing.assert_frame_equal(got_t.converted, want_t.converted)
+    pd.testing.assert_frame_equal(got_t.users, want_t.users, check_dtype=False)
+    assert got.summary["crm_pqls"] == want.summary["crm_pqls"]
     a, b = got.scores, want.scores
     assert "user_id" not in a.columns and len(b) > 20 and b["is_pql"].any()
     assert a["account_id"].tolist() == b["account_id"].tolist()

@@ -17,6 +17,7 @@ import typer
 from propensity.cli import _app
 from propensity.cli._app import (
     ConfigOption,
+    Engine,
     EngineOption,
     Task,
     app,
@@ -212,13 +213,13 @@ def score(
 
     fmt = "csv" if out_path.suffix == ".csv" else None
     if to is not None:
-        _backtest(config, as_of, to, every, out_path, model, crm)
+        _backtest(config, as_of, to, every, out_path, model, crm, engine)
         return
     with user_errors():
         cfg = load(config, engine)
         from propensity.pipeline.score import check_score_options, score_job
 
-        check_score_options(cfg, out_path, previous, fail_on_drift, fmt == "csv", crm)
+        check_score_options(cfg, out_path, previous, fail_on_drift, fmt == "csv")
         with steps(log=False) as progress:
             outcome = score_job(
                 cfg, as_of, out_path, model, previous, fail_on_drift, fmt, progress, crm
@@ -227,15 +228,22 @@ def score(
 
 
 def _backtest(
-    config: Path, start: str, end: str, every: str, out_path: Path, model: str | None, crm: bool
+    config: Path,
+    start: str,
+    end: str,
+    every: str,
+    out_path: Path,
+    model: str | None,
+    crm: bool,
+    engine: Engine | None,
 ) -> None:
     from propensity.config import parse_duration
     from propensity.pipeline.backtest import backtest_job
     from propensity.pipeline.score import check_score_options
 
     with user_errors():
-        cfg = load(config)
-        check_score_options(cfg, out_path, None, False, out_path.suffix == ".csv", crm)
+        cfg = load(config, engine)
+        check_score_options(cfg, out_path, None, False, out_path.suffix == ".csv", backtest=True)
         step = duration("--every", every, parse_duration)
         with steps(log=False) as progress:
             done = backtest_job(cfg, start, end, step, out_path, model, crm, progress=progress)

@@ -9,7 +9,16 @@ from typing import Annotated
 
 import typer
 
-from propensity.cli._app import ConfigOption, app, check_dir, load, out, steps, user_errors
+from propensity.cli._app import (
+    ConfigOption,
+    EngineOption,
+    app,
+    check_dir,
+    load,
+    out,
+    steps,
+    user_errors,
+)
 
 __all__ = ["crm_export", "outcomes"]
 
@@ -27,13 +36,14 @@ def outcomes(
             "each row's true chance of converting.",
         ),
     ] = None,
+    engine: EngineOption = None,
 ) -> None:
     """Realized precision, recall, PQL-to-paid per segment and route, and the holdout lift."""
     from propensity.cli.render import print_outcomes
     from propensity.pipeline.outcomes import outcomes_job
 
     with user_errors():
-        cfg = load(config)
+        cfg = load(config, engine)
         check_dir(out_dir, "--out")
         with steps(log=False) as progress:
             done = outcomes_job(cfg, out_dir, model, progress=progress, truth=truth)

@@ -20,7 +20,6 @@ __all__ = [
     "check_wired_task",
     "open_engine",
     "scores_in_place",
-    "single_machine",
 ]
 
 
@@ -64,9 +63,3 @@ def scores_in_place(cfg: Config) -> bool:
     (``pipeline/accounts.py``), by the one body every engine runs (docs/tasks.md, "On Spark").
     """
     return cfg.engine == "spark" and not (cfg.task is not None and cfg.task.entity == "account")
-
-
-def single_machine(cfg: Config) -> bool:
-    """Whether ``cfg.engine`` holds the tables in a DuckDB connection on this machine, which the
-    CRM steps (``score --crm``, ``outcomes``) and the backtest read."""
-    return cfg.engine == "duckdb"

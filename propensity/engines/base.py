@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from propensity.config import FeaturesConfig, LabelConfig, TaskConfig
+from propensity.engines.entities import EntityTables
 from propensity.features import FeatureFrame, FeatureSpec
 from propensity.io.summary import DataSummary
 from propensity.labels import LabelTimes
@@ -89,4 +90,9 @@ class Engine(Protocol):
 
     def known_events(self, rows: pd.DataFrame, vocabulary: Iterable[str]) -> int:
         """Events before each row's cutoff (``user_id``, ``cutoff_at``) whose type is known."""
+        ...
+
+    def entity_tables(self, cfg: LabelConfig, task: TaskConfig | None = None) -> EntityTables:
+        """What the CRM steps read (``engines.entities.entity_tables``): each entity's first
+        conversion (the task's target) and its users row, small tables on the driver."""
         ...

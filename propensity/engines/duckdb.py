@@ -21,6 +21,7 @@ from propensity.engines.account import (
     with_members,
 )
 from propensity.engines.base import ScoreScope
+from propensity.engines.entities import EntityTables, entity_tables
 from propensity.features import (
     FeatureFrame,
     FeatureSpec,
@@ -115,6 +116,9 @@ class DuckDBEngine:
         """Each member's share of the attributable account features of ``rows``
         (``engines.account.member_shares``), for naming the users behind an account PQL."""
         return member_shares(self.con, rows, spec)
+
+    def entity_tables(self, cfg: LabelConfig, task: TaskConfig | None = None) -> EntityTables:
+        return entity_tables(self.con, cfg, task)
 
     @contextmanager
     def _entities(self, accounts: bool) -> Iterator[None]:

@@ -33,8 +33,10 @@ from propensity.engines._spark import (
     task_population_spark,
 )
 from propensity.engines._spark.accounts import AccountViews, member_shares_spark, members_spark
+from propensity.engines._spark.labels import entity_tables_spark
 from propensity.engines._spark.scoring import score_spark, write_scores
 from propensity.engines.account import entity_rows, is_account, members_family
+from propensity.engines.entities import EntityTables
 from propensity.errors import ConfigError
 from propensity.features import FeatureFrame, FeatureSpec
 from propensity.features.named import event_support
@@ -165,10 +167,24 @@ class SparkEngine:
         return {**_written_summary(spark, str(out), when), "as_of": when.isoformat(),
                 "unseen_event_types": len(unseen), "output": str(out)}  # fmt: skip
 
+    def written_scores(self, out: Path | str, when: datetime) -> pd.DataFrame:
+        """The score table :meth:`score_in_place` wrote to ``out`` at ``when`` (one row per
+        user, on the driver: what the CRM step of ``score --crm`` reads)."""
+        from pyspark.sql import functions as F
+
+        part = self.spark.read.parquet(str(out)).where(F.col("as_of") == F.lit(pd.Timestamp(when)))
+        frame = part.orderBy("user_id").toPandas()
+        return frame.assign(as_of=pd.Timestamp(when))
+
     def member_shares(self, rows: LabelTimes, spec: FeatureSpec | None = None) -> pd.DataFrame:
         """Each member's share of the attributable account features of ``rows``, by the SQL
         the DuckDB engine runs (``engines.account.shares_of``)."""
         return member_shares_spark(self.spark, rows, spec)
+
+    def entity_tables(self, cfg: LabelConfig, task: TaskConfig | None = None) -> EntityTables:
+        """Each entity's conversion and its users row, by DuckDB's definition on the few
+        tables Spark hands the driver (``engines/_spark/labels.py``)."""
+        return entity_tables_spark(self.spark, cfg, task)
 
     def known_events(self, rows: pd.DataFrame, vocabulary: Iterable[str]) -> int:
         view = "_score_rows"
@@ -218,7 +234,10 @@ def open_spark(cfg: Config, spark: SparkSession | None = None) -> SparkEngine:
         spark, data.events, data.users, data.conversions, payments=data.payments,
         lost_users=data.lost_users,
     )  # fmt: skip
-    summary = _report(spark, data.events, data.users, data.conversions)
+    optional = {"lost_users": data.lost_users, "payments": data.payments}
+    sources = {"events": data.events, "users": data.users, "conversions": data.conversions}
+    sources.update({name: path for name, path in optional.items() if path is not None})
+    summary = _report(spark, sources, data.end)
     return SparkEngine(spark, summary, data.end)
 
 
@@ -228,34 +247,41 @@ def _entity_rows(labels: LabelTimes, task: TaskConfig) -> LabelTimes:
     return entity_rows(labels) if task.entity == "account" else labels
 
 
-def _report(spark: SparkSession, events: str, users: str, conversions: str | None) -> DataSummary:
-    """The data summary (:func:`propensity.io.summary.summarise`) on the Spark views, no drops."""
+def _report(
+    spark: SparkSession, sources: dict[str, str | None], end: datetime | None
+) -> DataSummary:
+    """The data summary (:func:`propensity.io.summary.summarise`) on the Spark views, no drops:
+    every table in ``sources`` (their views), in its order, as DuckDB lists them."""
+    counts = ", ".join(f"(SELECT count(*) FROM {name})" for name in sources)
     row = spark.sql(
-        "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM users), "
-        "(SELECT count(*) FROM conversions), (SELECT count(DISTINCT user_id) FROM events), "
+        f"SELECT {counts}, (SELECT count(DISTINCT user_id) FROM events), "
         "(SELECT count(DISTINCT user_id) FROM conversions), "
         "(SELECT CAST(min(timestamp) AS TIMESTAMP_NTZ) FROM events), "
         "(SELECT CAST(max(timestamp) AS TIMESTAMP_NTZ) FROM events)"
     ).collect()[0]
-    n_events, n_users, n_conv, with_events, converted, first, last = row
+    rows = dict(zip(sources, row[: len(sources)], strict=True))
+    with_events, converted, first, last = row[len(sources) :]
     types = spark.sql(
         "SELECT event, count(*) AS n FROM events GROUP BY event ORDER BY n DESC, event"
     ).collect()
-    counts = {"events": n_events, "users": n_users, "conversions": n_conv}
-    sources = {"events": events, "users": users, "conversions": conversions}
+    notes = ["engine: spark read the canonical tables as they are (no cleaning step)"]
+    if end is not None:
+        notes.append(f"data ends at {end:%Y-%m-%d %H:%M:%S} (data.end)")
     return DataSummary(
         tables=tuple(
-            TableSummary(name, sources[name], int(counts[name]), int(counts[name]))
-            for name in ("events", "users", "conversions")
+            TableSummary(name, source, int(rows[name]), int(rows[name]))
+            for name, source in sources.items()
         ),
         drops=(),
-        notes=("engine: spark read the canonical tables as they are (no cleaning step)",),
-        users=int(n_users),
+        notes=tuple(notes),
+        users=int(rows["users"]),
         users_with_events=int(with_events),
         converted_users=int(converted),
         first_event=first,
         last_event=last,
         event_types=tuple((str(r[0]), int(r[1])) for r in types),
+        data_end=end if end is not None else last,
+        data_end_configured=end is not None,
     )
 
 

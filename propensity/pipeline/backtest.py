@@ -5,7 +5,8 @@ population computed in one pass (the engine takes many cutoffs per user, as in t
 date is then scored exactly as a separate ``propensity score`` run would score it (the same
 population, features, scores, flags and reasons; ``tests/test_backtest.py`` holds them equal).
 Drift checks are left to the daily job. With ``crm=True`` each date also runs the CRM step in
-date order, as daily syncs would have.
+date order, as daily syncs would have. On Spark the populations and features run on Spark and
+the rest on the driver, as an account task's score job does.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Any
 import pandas as pd
 
 from propensity.config import Config
-from propensity.engines import ScoreScope, open_engine, single_machine
-from propensity.errors import DataContractError, PropensityError
+from propensity.engines import ScoreScope, open_engine
+from propensity.errors import DataContractError
 from propensity.io import write_table
 from propensity.labels import LabelTimes
 from propensity.pipeline.score import resolve_as_of
@@ -76,11 +77,6 @@ def backtest_job(
     """Score every date from ``start`` to ``end`` (inclusive) and write the stacked scores."""
     from propensity.tracking import load_model
 
-    if not single_machine(cfg):
-        raise PropensityError(
-            f"A backtest (--to) is not supported with engine {cfg.engine} yet; use engine "
-            f"duckdb for it. See 'propensity COMMAND --help'."
-        )
     began = time.perf_counter()
     uri = model_uri or f"models:/{cfg.mlflow.registered_model}@champion"
     progress(f"loading the model {uri}")
@@ -102,6 +98,12 @@ def backtest_job(
     stacked = pd.concat(frames, ignore_index=True)
     progress(f"computing features for {len(stacked):,} (user, date) rows in one pass")
     rows = LabelTimes(stacked.drop(columns="_date"), {}, {"kind": "scoring", "backtest": True})
+    # On every engine the features come to the driver and each date runs score_job's
+    # single-machine body, even for a Spark user task, whose daily job scores in place (Spark's
+    # UDF, a parquet part per as_of): a backtest's output is one stacked file that the CRM
+    # steps then read date by date in order, so its rows end on the driver anyway, and the
+    # one scoring body keeps it equal to DuckDB's backtest and to daily runs (reason codes,
+    # holdout, flags). Its rows are the populations of the dates, as in a score job.
     features = engine.features(rows, spec).frame
     info = {"name": loaded.name, "version": loaded.version, "run_id": loaded.run_id}
     inputs = sink = None

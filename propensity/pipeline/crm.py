@@ -1,33 +1,30 @@
 """The CRM step of a score run: lifecycle, routing and both tables into the configured sink.
 
-``crm_sync(cfg, con, scores, as_of, threshold, version)`` reads the sink's current table,
-advances it with the run's scores (conversions and segments read from the run's DuckDB
-connection) and writes the new current table and the run's history rows in one transaction.
+``crm_sync(cfg, inputs, scores, as_of, threshold, version)`` reads the sink's current table,
+advances it with the run's scores (``inputs``: conversions and segments, read through the
+run's engine on either DuckDB or Spark) and writes the new current table and the run's history
+rows in one transaction.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import duckdb
 import pandas as pd
 
 from propensity.config import Config
 from propensity.crm import crm_fields, segments
 from propensity.crm.run import CrmTables, crm_step
-from propensity.engines.account import account_users_sql
-from propensity.errors import DataContractError, PropensityError
+from propensity.engines import Engine
+from propensity.errors import DataContractError
 from propensity.io import write_table
 from propensity.io.sinks import Sink, open_sink
-from propensity.labels import has_table
-from propensity.task_labels import target_times
 
 __all__ = [
     "CrmInputs",
     "crm_sync",
-    "engine_con",
     "export_current",
     "read_crm_inputs",
     "read_sink_table",
@@ -43,40 +40,16 @@ class CrmInputs:
         self.segments = segments
 
 
-def engine_con(engine: Any, cfg: Config) -> duckdb.DuckDBPyConnection:
-    """The DuckDB connection holding the engine's canonical tables (the CRM steps read it)."""
-    con = getattr(engine, "con", None)
-    if not isinstance(con, duckdb.DuckDBPyConnection):
-        raise PropensityError(
-            f"The CRM tables are built on engine duckdb; got engine {cfg.engine}. Set "
-            f"engine: duckdb for 'score --crm' and 'outcomes'."
-        )
-    return con
-
-
-def read_crm_inputs(engine: Any, cfg: Config) -> CrmInputs:
+def read_crm_inputs(engine: Engine, cfg: Config) -> CrmInputs:
     """Each entity's first conversion and its segment columns (no email, only its class).
 
     The entity follows the task: a user, or an account (its users' columns aggregated as its fit
     features aggregate them); its conversion is the task's target (an account's first payment,
-    an expansion), so the CRM marks ``converted`` what the model predicts."""
-    con = engine_con(engine, cfg)
-    task = cfg.task
-    if task is not None and (task.entity == "account" or task.anchors.kind == "calendar"):
-        converted = target_times(con, cfg.label, task)
-    elif has_table(con, "conversions"):
-        converted = con.execute(
-            "SELECT user_id AS entity_id, MIN(converted_at) AS converted_at FROM conversions "
-            "GROUP BY user_id"
-        ).df()
-    else:
-        converted = pd.DataFrame(
-            {"entity_id": pd.Series(dtype=object), "converted_at": pd.Series(dtype="M8[ns]")}
-        )
-    accounts = task is not None and task.entity == "account"
-    users = con.execute(account_users_sql(con) if accounts else "SELECT * FROM users").df()
-    seg = segments(users, cfg.features.enterprise_domains, cfg.features.free_mail_domains)
-    return CrmInputs(converted, seg)
+    an expansion), so the CRM marks ``converted`` what the model predicts. Either engine hands
+    over these small tables (``Engine.entity_tables``)."""
+    tables = engine.entity_tables(cfg.label, cfg.task)
+    seg = segments(tables.users, cfg.features.enterprise_domains, cfg.features.free_mail_domains)
+    return CrmInputs(tables.converted, seg)
 
 
 def crm_sync(

@@ -19,7 +19,7 @@ import pandas as pd
 
 from propensity.config import Config
 from propensity.drift import psi_table, vocabulary_drift
-from propensity.engines import Engine, ScoreScope, open_engine, scores_in_place, single_machine
+from propensity.engines import Engine, ScoreScope, open_engine, scores_in_place
 from propensity.errors import DataContractError, DriftError, PropensityError
 from propensity.explain import prepare_in_background
 from propensity.io import atomic_paths, read_previous_scores, write_table
@@ -78,15 +78,21 @@ def _paths(out: Path, fmt: str) -> dict[str, Path]:
 
 
 def check_score_options(
-    cfg: Config, out: Path, previous: Path | None, fail_on_drift: bool, csv: bool, crm: bool = False
+    cfg: Config,
+    out: Path,
+    previous: Path | None,
+    fail_on_drift: bool,
+    csv: bool,
+    *,
+    backtest: bool = False,
 ) -> None:
     """Refuse, before any work, an ``--out`` or option the configured engine cannot honour.
 
     A job that scores in place writes a folder of parquet parts and makes none of the
     single-machine outputs; the others write one file, never over an input (an account task on
-    Spark too: its rows come to the driver). The CRM tables are built on DuckDB only.
+    Spark too: its rows come to the driver; and a ``backtest``, on any engine: one stacked file).
     """
-    in_place = scores_in_place(cfg)
+    in_place = scores_in_place(cfg) and not backtest
     if in_place:
         check_output_dir(out, "--out")
     else:
@@ -99,7 +105,6 @@ def check_score_options(
             ("--previous", in_place and previous is not None),
             ("--fail-on-drift", in_place and fail_on_drift),
             ("a .csv --out", in_place and csv),
-            ("--crm", crm and not single_machine(cfg)),  # pipeline/crm.py reads DuckDB tables
         )
         if given
     ]
@@ -166,6 +171,9 @@ def score_job(
         progress(f"scoring {len(population):,} users in trial where the data is")
         place = engine.score_in_place  # type: ignore[attr-defined]
         summary = place(population, loaded, uri, spec, cfg, when, out)
+        if crm:  # the partition just written, as the CRM step reads any score table
+            written = engine.written_scores(out, when)  # type: ignore[attr-defined]
+            summary.update(_sync_crm(cfg, engine, written, when, model.threshold, loaded, progress))
         summary["seconds"] = round(time.perf_counter() - began, 2)
         return ScoreOutcome(None, summary, None, {"scores": Path(out)}, when, uri)
     progress(f"computing {len(spec.columns)} features for {len(population):,} users in trial")
@@ -224,21 +232,31 @@ def score_job(
         "seconds": round(time.perf_counter() - began, 2),
     }
     if crm:
-        from propensity.pipeline.crm import crm_sync, read_crm_inputs
-
-        progress("updating the CRM tables")
-        tables = crm_sync(
-            cfg,
-            read_crm_inputs(engine, cfg),
-            result.scores,
-            when,
-            model.threshold,
-            str(loaded.version),
-        )
-        summary["crm_pqls"] = int(tables.current["is_pql"].sum())
-        summary["crm_history_rows"] = len(tables.history)
+        threshold = model.threshold
+        summary.update(_sync_crm(cfg, engine, result.scores, when, threshold, loaded, progress))
     written = {k: v for k, v in paths.items() if v.exists() or k == "scores"}
     return ScoreOutcome(scores, summary, drift, written, when, uri)
+
+
+def _sync_crm(
+    cfg: Config,
+    engine: Engine,
+    scores: pd.DataFrame,
+    when: datetime,
+    threshold: float,
+    loaded: Any,
+    progress: Callable[[str], None],
+) -> dict[str, int]:
+    """Advance the CRM tables with the run's ``scores``; the counts for the summary."""
+    from propensity.pipeline.crm import crm_sync, read_crm_inputs
+
+    progress("updating the CRM tables")
+    inputs = read_crm_inputs(engine, cfg)
+    tables = crm_sync(cfg, inputs, scores, when, threshold, str(loaded.version))
+    return {
+        "crm_pqls": int(tables.current["is_pql"].sum()),
+        "crm_history_rows": len(tables.history),
+    }
 
 
 def _drift(

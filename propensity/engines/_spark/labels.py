@@ -21,6 +21,11 @@ Losses (``data.lost_users``, ``label.lost_event``) are read by those rules only 
 user's first loss, so Spark hands over that: the ``lost_users`` view reduced to each user's
 earliest ``lost_at``, and each user's first ``lost_event`` as one event row (a real event, so
 every other reduction above keeps its answer).
+
+The CRM steps (:func:`~propensity.engines.entities.entity_tables`) read each entity's
+conversion and its users row: Spark hands over the whole users table (its columns are the
+segments), each user's first conversion and, when the conversion is the task's target, every
+event of ``task.target.event`` (its first one, and the first after the first payment).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import duckdb
 import pandas as pd
 
 from propensity.config import LabelConfig, TaskConfig
+from propensity.engines.entities import EntityTables, entity_tables, needs_target_times
 from propensity.errors import DataContractError
 from propensity.features.sql import SPARK
 from propensity.labels import LabelTimes, build_label_times, scoring_population
@@ -42,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "build_label_times_spark",
+    "entity_tables_spark",
     "scoring_population_spark",
     "task_label_times_spark",
     "task_population_spark",
@@ -114,6 +121,19 @@ def scoring_population_spark(
         return scoring_population(con, cfg, as_of, include_expired=include_expired)
 
 
+def entity_tables_spark(
+    spark: SparkSession, cfg: LabelConfig, task: TaskConfig | None
+) -> EntityTables:
+    """:func:`propensity.engines.entities.entity_tables` on the Spark views (module docstring):
+    each entity's conversion and its users row, the same tables as on DuckDB."""
+    events = None
+    if needs_target_times(task) and task.target.event is not None:  # type: ignore[union-attr]
+        target = SPARK.literal(task.target.event)  # type: ignore[union-attr]
+        events = f"SELECT user_id, event, ts AS timestamp FROM ({_EVENTS}) WHERE event = {target}"
+    with _per_user(spark, events, whole_users=True) as con:
+        return entity_tables(con, cfg, task)
+
+
 _EVENTS = (
     "SELECT CAST(user_id AS STRING) AS user_id, event, "
     "CAST(timestamp AS TIMESTAMP_NTZ) AS ts FROM events WHERE user_id IS NOT NULL"
@@ -164,18 +184,32 @@ _PAYMENTS = (
 class _per_user:  # noqa: N801 - used like a function in a with statement
     """An in-memory DuckDB holding the per-user reductions of the Spark tables (and, given
     ``events_sql``, those event rows; ``payments`` and ``lost_users`` when Spark has those
-    views; each user's first ``lost_event`` as an event row)."""
+    views; each user's first ``lost_event`` as an event row; ``whole_users``: every column of
+    ``users``, not only the keys and signup)."""
 
     def __init__(
-        self, spark: SparkSession, events_sql: str | None = None, lost_event: str | None = None
+        self,
+        spark: SparkSession,
+        events_sql: str | None = None,
+        lost_event: str | None = None,
+        *,
+        whole_users: bool = False,
     ) -> None:
         self.spark, self.events_sql, self.lost_event = spark, events_sql, lost_event
+        self.whole_users = whole_users
 
     def __enter__(self) -> duckdb.DuckDBPyConnection:
         self.con = duckdb.connect(config={"threads": 2})
         user = "user_id::VARCHAR AS user_id"
-        self._pull("users", _USERS, "signup_at", f"{user}, account_id::VARCHAR AS account_id")
-        self._pull("conversions", _FIRST_CONVERSION, "converted_at", user)
+        keys = f"{user}, account_id::VARCHAR AS account_id, signup_at::TIMESTAMP AS signup_at"
+        if self.whole_users:  # every column, in the users' own order, keys cast alike
+            self._pull("users", _whole_users_sql(self.spark), "signup_at", f"* REPLACE ({keys})")
+        else:
+            self._pull("users", _USERS, "signup_at", keys)
+        self._pull(
+            "conversions", _FIRST_CONVERSION, "converted_at",
+            f"{user}, converted_at::TIMESTAMP AS converted_at",
+        )  # fmt: skip
         # build_label_times checks that events exist (data_end is already known): without
         # events_sql only the first losses, if any
         parts = [self.events_sql] if self.events_sql is not None else []
@@ -193,24 +227,36 @@ class _per_user:  # noqa: N801 - used like a function in a with statement
                 "timestamp::TIMESTAMP FROM _events_df"
             )
         if self.spark.catalog.tableExists("lost_users"):
-            self._pull("lost_users", _LOST_USERS, "lost_at", user)
+            lost = f"{user}, lost_at::TIMESTAMP AS lost_at"
+            self._pull("lost_users", _LOST_USERS, "lost_at", lost)
         if self.spark.catalog.tableExists("payments"):
-            account = "account_id::VARCHAR AS account_id, seats::DOUBLE AS seats"
+            account = (
+                "account_id::VARCHAR AS account_id, seats::DOUBLE AS seats, "
+                "paid_at::TIMESTAMP AS paid_at"
+            )
             self._pull("payments", _PAYMENTS, "paid_at", account)
         return self.con
 
-    def _pull(self, table: str, sql: str, time_col: str, columns: str) -> None:
-        """Spark's ``sql`` as the DuckDB table ``table``: ``columns`` (with their casts), then
-        ``time_col`` as a naive TIMESTAMP."""
+    def _pull(self, table: str, sql: str, time_col: str, select: str) -> None:
+        """Spark's ``sql`` as the DuckDB table ``table`` (``SELECT select``, with its casts),
+        ``time_col`` made a naive timestamp on the way."""
         frame = _naive(self.spark.sql(sql).toPandas(), time_col)
         self.con.register(f"_{table}_df", frame)
-        self.con.execute(
-            f"CREATE TABLE {table} AS SELECT {columns}, {time_col}::TIMESTAMP AS {time_col} "
-            f"FROM _{table}_df"
-        )
+        self.con.execute(f"CREATE TABLE {table} AS SELECT {select} FROM _{table}_df")
 
     def __exit__(self, *exc: object) -> None:
         self.con.close()
+
+
+def _whole_users_sql(spark: SparkSession) -> str:
+    """Every column of the ``users`` view, its keys and signup cast as in ``_USERS``."""
+    cast = {
+        "user_id": "CAST(user_id AS STRING) AS user_id",
+        "account_id": "CAST(account_id AS STRING) AS account_id",
+        "signup_at": "CAST(signup_at AS TIMESTAMP_NTZ) AS signup_at",
+    }
+    cols = [cast.get(c, f"`{c}`") for c in spark.table("users").columns]
+    return f"SELECT {', '.join(cols)} FROM users"
 
 
 def _naive(frame: pd.DataFrame, col: str) -> pd.DataFrame:
