@@ -130,10 +130,13 @@ def test_killed_sink_job_leaves_whole_tables(kind, tmp_path, request):
     dsn = request.getfixturevalue("postgres_dsn") if kind == "postgres" else None
     schema = f"k_{uuid.uuid4().hex[:12]}"
     rng = random.Random(15)
-    ctx = multiprocessing.get_context("fork")
+    # children fork from a clean server with the sinks imported: they start at once, so the
+    # kills land in the writes, and never inherit a lock another thread of this worker held
+    # (a plain fork of a worker that ran Spark or DuckDB can hang before its first write)
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["pandas", "propensity.io.sinks.duckdb", "propensity.crm", __name__])
     last, began = -1, time.perf_counter()
     for _ in range(20):
-        # a forked child starts at once (no imports), so the kills land in the writes
         ready = ctx.Event()
         child = ctx.Process(target=_writer, args=((kind, tmp_path, dsn, schema), last + 1, ready))
         child.start()

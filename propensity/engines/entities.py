@@ -60,4 +60,7 @@ def entity_tables(
         )
     accounts = task is not None and task.entity == "account"
     users = con.execute(account_users_sql(con) if accounts else "SELECT * FROM users").df()
+    # sorted, so that every engine hands the CRM the same tables in the same order
+    converted = converted.sort_values("entity_id", kind="stable", ignore_index=True)
+    users = users.sort_values("user_id", kind="stable", ignore_index=True)
     return EntityTables(converted, users)
