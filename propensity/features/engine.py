@@ -154,7 +154,7 @@ def _run_plan(
     # the whole DAG and materialises each CTE once.
     shared = [s for s in plan.steps if s.name in plan.shared and s.name not in done]
     ctes = ",\n".join(
-        f"{s.name} AS MATERIALIZED ({s.sql})"
+        f"{s.name} AS {'NOT ' if s.name in plan.inline else ''}MATERIALIZED ({s.sql})"
         for s in plan.steps
         if s.name not in plan.shared and s.name not in done
     )
