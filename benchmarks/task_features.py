@@ -26,7 +26,10 @@ freemium rows x 191; the machine was shared and heavily loaded, so only the rati
   1.60x, 1.83x): the calendar plan's account counts on the weekly grid (instead of each row
   joining its account's events since signup), its ``piv`` fused into the final select, and
   rows assembled at their ``rid`` (no ORDER BY of the whole table, one copy into the float
-  block; this also speeds the trial build).
+  block; this also speeds the trial build);
+- then single rounds (``--repeats 1``) as the load fell: main 2.05x (load 11-13: 51.6 s /
+  105.6 s) and 6.75x (load 3-5: 11.5 s / 77.6 s); calendar-speed2 1.49x (load 4-6: 14.5 s /
+  21.5 s) and 1.40x (load 6: 40.6 s / 56.9 s).
 """
 
 from __future__ import annotations
