@@ -16,6 +16,20 @@ machine is shared); medians are compared.
 Printed per task: events, label rows, features, label-time and feature seconds, events/s and
 feature cells/s, then the ratio the issue sets a bar for (issue 14: the calendar task's feature
 build at 10M events within 1.5x of the trial task's), both raw and per event.
+
+Recorded 2026-12-03 (``--events 10000000``, 281,987 trial rows x 143 features, 676,990
+freemium rows x 191; the machine was shared and heavily loaded, so only the ratios mean much):
+
+- main at f643113, ``--repeats 3`` (load 8-20): trial 114.7 s, freemium 230.8 s, 2.01x (rounds
+  3.55x, 1.89x, 2.01x);
+- calendar-speed2, ``--repeats 2`` (load 12-30): trial 63.8 s, freemium 108.6 s, 1.70x (rounds
+  1.60x, 1.83x): the calendar plan's account counts on the weekly grid (instead of each row
+  joining its account's events since signup), its ``piv`` fused into the final select, and
+  rows assembled at their ``rid`` (no ORDER BY of the whole table, one copy into the float
+  block; this also speeds the trial build);
+- then single rounds (``--repeats 1``) as the load fell: main 2.05x (load 11-13: 51.6 s /
+  105.6 s) and 6.75x (load 3-5: 11.5 s / 77.6 s); calendar-speed2 1.49x (load 4-6: 14.5 s /
+  21.5 s) and 1.40x (load 6: 40.6 s / 56.9 s).
 """
 
 from __future__ import annotations

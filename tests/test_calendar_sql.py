@@ -3,6 +3,7 @@ once, and get exactly the portable plan's spec, features and unseen-event counts
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta
 
 import duckdb
@@ -153,5 +154,30 @@ def test_freemium_world_features_equal_the_portable_plan(tmp_path):
     (ff, computed), (ff_p, computed_p) = _both(eng.con, labels, cfg.features)
     assert _uses_calendar_plan(eng.con, labels, engine.learn_spec(eng.con, labels, cfg.features))
     assert len(ff.frame.columns) > 100
+    _same(ff, ff_p)
+    _same(computed, computed_p)
+
+
+def test_account_counts_equal_the_portable_plan_around_signups():
+    """Check that account event counts (windows and since signup) and active users from the
+    weekly grids equal the portable plan's, with teammates' events in each user's signup week
+    just before and after her signup, before her first event, and a user's own events before
+    her signup (which never count for her)."""
+    rng = random.Random(3)
+    events = []
+    for i, (u, signup, *_) in enumerate(USERS):
+        for h in (-30, -2, -1, 0, 1, 2, 30):  # around every member's signup, any member
+            events.append((USERS[(i + 1) % 5][0], "login", signup + timedelta(hours=h)))
+        events += [
+            (u, rng.choice(NAMES[:4]), MON + timedelta(hours=rng.randrange(-5 * 24, 50 * 24)))
+            for _ in range(25)
+        ]
+    con = _con(USERS, events)
+    labels = _labels(con, "weekly")
+    cfg = CFG.model_copy(update={"windows": (W, 4 * W, 8 * W)})
+    (ff, computed), (ff_p, computed_p) = _both(con, labels, cfg)
+    assert _uses_calendar_plan(con, labels, engine.learn_spec(con, labels, cfg))
+    account = [c for c in ff.frame.columns if c.startswith("account_")]
+    assert account and ff.frame[account].to_numpy().sum() > 0
     _same(ff, ff_p)
     _same(computed, computed_p)

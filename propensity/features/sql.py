@@ -110,13 +110,15 @@ class Plan:
     """Steps in dependency order, the final feature select, and the unseen-event count.
 
     ``shared`` names the steps both selects read: materialise those once (the rest may be
-    inlined as CTEs).
+    inlined as CTEs). ``inline`` names steps the final select alone reads once, which an engine
+    may fuse into it instead of materialising them.
     """
 
     steps: tuple[Step, ...]
     final: str
     unseen: str
     shared: tuple[str, ...] = ()
+    inline: tuple[str, ...] = ()
 
 
 def build_plan(
