@@ -171,6 +171,8 @@ def run_one(
             "params": result.params,
             "test_auc": round(result.metrics["test_calibrated"]["roc_auc"], 4),
             "cross_fitted": result.metrics["calibration"]["cross_fitted"],
+            "trials": len(result.search),
+            "pruned": sum(bool(t.get("pruned")) for t in result.search),
         }
     else:
         train = split_out_of_time(frame, cfg.split).train
@@ -207,9 +209,9 @@ def _stage_clock() -> Iterator[dict[str, float]]:
     stages = {"train_s": 0.0, "final_fit_s": 0.0}
     fit_one, train = search_module.fit_one, train_module.fit_searched
 
-    def timed_fit_one(params, parts, cfg, datasets=None):  # type: ignore[no-untyped-def]
+    def timed_fit_one(params, parts, cfg, datasets=None, callbacks=()):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
-        out = fit_one(params, parts, cfg, datasets)
+        out = fit_one(params, parts, cfg, datasets, callbacks)
         if datasets is None:
             stages["final_fit_s"] = time.perf_counter() - started
         return out
@@ -286,7 +288,7 @@ def main() -> None:
         for r in (fit, base):
             notes = (
                 f"best_iteration={best} (~{grown} trees grown) test_auc={r['test_auc']} "
-                f"cross_fitted={r['cross_fitted']}"
+                f"cross_fitted={r['cross_fitted']} trials={r['trials']} (pruned {r['pruned']})"
                 if r["kind"] == "fit_model"
                 else f"bare lightgbm.train, {best} trees, same matrix and parameters"
             )
