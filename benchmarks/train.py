@@ -83,6 +83,15 @@ between the two children mean little at that load, CPU ratios more):
   with a 100-round warm-up: on that world 2 of 16 trials pruned and the same choice as main
   (7 leaves, 0.934x); on the default world 4 pruned, 4 leaves chosen instead of 11, 0.940x
   vs 0.944x (within the ~0.02 noise of the ratio).
+- As shipped on the branch (100-round warm-up), 1M rows: at load 13-64 (the peak of the day)
+  fit_model 1251.2 s / 165.4 s CPU, bare 87.0 s / 38.4 s CPU, x4.30 CPU, 4 of 17 trials
+  pruned, the same final model (best round 176, test AUC 0.7636); again at load 3.8-4.5:
+  fit_model 253.8 s / 157.5 s CPU, bare 31.1 s / 31.0 s CPU, x8.17 wall, x5.09 CPU; stages:
+  search 190.7 s, final fit 44.0 s (x1.42), rest 19.1 s; without the search x2.03. fit_model
+  got about one of the two cores on average there (157.5 s CPU in 253.8 s), so these walls
+  do not compare with main's 99.5 s at load 2.3; the end-to-end gain of this branch is not
+  shown above the noise of a shared machine. Not within 1.3x: the final fit alone is
+  x0.99-1.42 of the bare fit, so the search and the rest would have to cost nothing.
 
 Earlier (2026-12-02, before encoding column by column and one booster pass over the test
 slice): 1M as shipped 121.7 s / 198.4 s CPU, x3.57 wall / x3.25 CPU (load ~2);
