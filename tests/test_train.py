@@ -138,6 +138,31 @@ def test_a_search_cut_short_by_its_time_budget_warns_and_says_so():
     assert cut.metrics["search"] == {"trials_planned": 3, "trials_run": 1}
 
 
+def test_search_prunes_hopeless_trials_repeatably(monkeypatch):
+    """Check that trials worse than the finished trials' median at the same round are pruned,
+    recorded as such and never chosen, and that two runs prune and choose the same."""
+    import propensity.model.search as search
+
+    # these small fits stop before the 100-round warm-up; a shorter one lets pruning happen
+    monkeypatch.setattr(search, "PRUNE_WARMUP_ROUNDS", 30)
+    frame, _ = _truth(6_000, seed=6)
+    cfg = _cfg(min_positives=20, min_child_samples=20, search={"trials": 12})
+    a, b = _fit(frame, cfg), _fit(frame, cfg)
+    assert a.search == b.search
+    assert a.model.booster.model_to_string() == b.model.booster.model_to_string()
+    pruned = [t for t in a.search if t["pruned"]]
+    finished = [t for t in a.search if not t["pruned"]]
+    assert pruned and len(finished) >= 6  # the config's trial and the first 5 always finish
+    assert not any(t["pruned"] for t in a.search[:6])
+    for trial in pruned:
+        assert trial["average_precision"] is None and trial["best_iteration"] >= 1
+        assert np.isfinite(trial["log_loss"])
+    best = min(finished, key=lambda t: t["log_loss"])
+    assert a.params["num_leaves"] == best["num_leaves"]
+    assert a.params["lambda_l2"] == best["lambda_l2"]
+    assert a.metrics["search"] == {"trials_planned": 13, "trials_run": 13}
+
+
 def test_search_runs_only_when_no_setting_is_given():
     """Check that a config without LightGBM settings searches (seeded), and one with them not."""
     from propensity.config import AUTO_SEARCH_TRIALS

@@ -3,7 +3,7 @@ best round, the booster trimmed to its best round and judged on the validation s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightgbm as lgb
@@ -81,12 +81,14 @@ def fit_one(
     parts: dict[str, tuple[pd.DataFrame, np.ndarray]],
     cfg: Config,
     datasets: tuple[lgb.Dataset, lgb.Dataset] | None = None,
+    callbacks: Sequence[Callable[[Any], None]] = (),
 ) -> tuple[lgb.Booster, int, float, float, np.ndarray]:
     """One LightGBM fit with early stopping: the trimmed booster, its best round, its
     validation AP and log loss at that round, and its validation scores.
 
     ``datasets`` (train, validation), when given, are reused as built (the search bins its
-    sample once for every trial instead of once per trial).
+    sample once for every trial instead of once per trial); ``callbacks`` run after early
+    stopping's, each round (the search's pruning).
     """
     X_train, y_train = parts["train"]
     X_valid, y_valid = parts["validation"]
@@ -100,7 +102,7 @@ def fit_one(
         train_set,
         num_boost_round=cfg.model.n_estimators,
         valid_sets=[valid_set],
-        callbacks=[early_stopping(cfg.model.early_stopping_rounds)],
+        callbacks=[early_stopping(cfg.model.early_stopping_rounds), *callbacks],
     )
     best = booster.best_iteration or booster.current_iteration()
     # keep only the trees up to the best iteration, so a saved model predicts the same

@@ -395,31 +395,37 @@ def align_features(
     ``rows`` (positions) keeps only those rows, taken column by column: one copy of the
     features, instead of a copy of every column of ``X`` (keys included) and then another.
     """
-    out = {}
-    for col in feature_columns:
+    numeric = [col for col in feature_columns if col not in categorical]
+    # The numbers are written straight into one float block (a row of it per column), which
+    # the frame then wraps without a copy: building the frame from a dict of columns would
+    # copy every number a second time to consolidate them.
+    block = np.empty((len(numeric), len(X) if rows is None else rows.size))
+    for j, col in enumerate(numeric):
         values = X[col]
-        if col in categorical:
-            if rows is not None:
-                values = values.iloc[rows]
-            levels = categorical[col]
-            values = values.astype(object).where(values.notna(), None)
-            out[col] = pd.Categorical(values, categories=levels)
+        try:
+            numbers = pd.to_numeric(values, errors="raise")
+        except (ValueError, TypeError):
+            raise ModelError(
+                f"Feature column {col!r} must be numeric for this model. Got dtype "
+                f"{values.dtype} instead; recompute features with the model's spec."
+            ) from None
+        if isinstance(numbers.dtype, np.dtype):  # a view when already float64
+            array = numbers.to_numpy(dtype="float64")
+        else:  # nullable dtypes: astype turns their NA into NaN
+            array = numbers.astype("float64").to_numpy()
+        if rows is None:
+            block[j] = array
         else:
-            try:
-                numbers = pd.to_numeric(values, errors="raise")
-                if rows is None or not isinstance(numbers.dtype, np.dtype):
-                    # nullable dtypes: astype turns their NA into NaN
-                    out[col] = numbers.astype("float64").to_numpy()
-                else:  # a view when already float64: the row take is the only copy
-                    out[col] = numbers.to_numpy(dtype="float64")
-                if rows is not None:
-                    out[col] = out[col][rows]
-            except (ValueError, TypeError):
-                raise ModelError(
-                    f"Feature column {col!r} must be numeric for this model. Got dtype "
-                    f"{values.dtype} instead; recompute features with the model's spec."
-                ) from None
-    return pd.DataFrame(out, index=X.index if rows is None else X.index[rows])
+            np.take(array, rows, out=block[j])
+    index = X.index if rows is None else X.index[rows]
+    out = pd.DataFrame(block.T, index=index, columns=pd.Index(numeric, dtype=object), copy=False)
+    for position, col in enumerate(feature_columns):  # in order: each lands at its position
+        if col in categorical:
+            values = X[col] if rows is None else X[col].iloc[rows]
+            values = values.astype(object).where(values.notna(), None)
+            codes = pd.Categorical(values, categories=categorical[col])
+            out.insert(position, col, codes)
+    return out
 
 
 def _preview(names: list[str], limit: int = 8) -> str:

@@ -68,11 +68,10 @@ class Split:
                 "end": None if end is None else end.isoformat(),
                 "weeks": self.weeks(name),
             }
-            if frame is not None:
-                rows = frame.iloc[pos]
-                info["users"] = int(rows["user_id"].nunique())
-                if "label" in rows:
-                    info["positives"] = int(rows["label"].sum())
+            if frame is not None:  # only the two columns counted, not a copy of every column
+                info["users"] = int(frame["user_id"].iloc[pos].nunique())
+                if "label" in frame:
+                    info["positives"] = int(frame["label"].iloc[pos].sum())
             out[name] = info
         return out
 

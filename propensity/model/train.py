@@ -112,13 +112,14 @@ def fit_model(
     )
     _check_counts(split, y, counted, cfg.model)
 
-    # encode slice by slice, column by column: one copy of the features in total
+    # encode slice by slice, column by column: one copy of the features in total (the test
+    # slice is encoded below, its counted rows only, for the model's own predict path)
     parts = {
         name: (
             align_features(frame, feature_columns, levels, rows=split.positions(name)),
             y[split.positions(name)],
         )
-        for name in SLICES
+        for name in SLICES[:3]
     }
     users = frame["user_id"].to_numpy()[split.train]
     valid_users = frame["user_id"].to_numpy()[split.validation]
@@ -147,10 +148,14 @@ def fit_model(
         feature_spec_hash=feature_spec_hash,
     )
     # Every reported number is computed on what `score` writes: the model's own predict path.
+    # (the keys and the feature columns of the test rows are taken apart: a row take of the
+    # whole frame would copy every column once more)
     test_positions = split.test[counted[split.test]]
-    test_rows = frame.iloc[test_positions]
+    test_rows = frame[["user_id", "cutoff_at", "label"]].iloc[test_positions]
     y_test = y[test_positions]
-    p_raw_test = model.predict_raw(test_rows[feature_columns])
+    p_raw_test = model.predict_raw(
+        align_features(frame, feature_columns, levels, rows=test_positions)
+    )
     p_test = model.calibrator.predict(p_raw_test)  # what predict_proba does, booster run once
     weeks = split.weeks("test")
     policy = ThresholdPolicy(cfg=cfg.threshold, weeks=weeks).fit(p_test, y_test)
