@@ -92,7 +92,9 @@ _CHILD = {
     "propensity": """
 from propensity.config import DataConfig
 from propensity.io import load_data
-r = load_data(DataConfig(events=EVENTS, users=USERS, memory_limit=LIMIT)).report
+from propensity.io.load import connect
+con = connect(threads=THREADS, memory_limit=LIMIT)  # the baselines' thread count
+r = load_data(DataConfig(events=EVENTS, users=USERS, memory_limit=LIMIT), con=con).report
 print(r.tables[0].rows_kept)
 """,
     # every column decoded: the floor for a reader that must look at all of them
