@@ -137,19 +137,13 @@ def clean(
     # features work; rules removed whole users only, so each remaining user's account is the
     # one their events carried before
     if fill:
-        con.execute(
-            f"UPDATE stage_users SET account_id = e.account_id FROM {PER_USER} e WHERE "
-            "stage_users.account_id IS NULL AND stage_users.user_id = e.user_id"
-        )
+        _fill_accounts(con, PER_USER)
     elif accounts != "stage_events" and _missing_accounts(con):
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _user_accounts AS SELECT user_id, min(account_id) AS "
             f"account_id FROM {accounts} WHERE account_id IS NOT NULL GROUP BY user_id"
         )
-        con.execute(
-            "UPDATE stage_users SET account_id = e.account_id FROM _user_accounts e "
-            "WHERE stage_users.account_id IS NULL AND stage_users.user_id = e.user_id"
-        )
+        _fill_accounts(con, "_user_accounts")
         con.execute("DROP TABLE _user_accounts")
     con.execute(f"DROP TABLE {PER_USER}")
     if has_table(con, "stage_payments"):
@@ -191,6 +185,21 @@ def _internal(con: duckdb.DuckDBPyConnection, cfg: DataConfig, tables: list[str]
             "user_id",
             run.drops,
         )
+
+
+def _fill_accounts(con: duckdb.DuckDBPyConnection, accounts: str) -> None:
+    """Give users without an account the one `accounts` (one row per user) holds for them.
+
+    The users table is written anew, in its order, instead of updated in place: an UPDATE of
+    a million users' accounts took most of a load (54 s of CPU for 1M users, 10M events).
+    """
+    con.execute(
+        "CREATE OR REPLACE TABLE _users_filled AS SELECT u.* REPLACE "
+        "(coalesce(u.account_id, e.account_id) AS account_id) FROM stage_users u "
+        f"LEFT JOIN {accounts} e ON u.user_id = e.user_id ORDER BY u.rowid"
+    )
+    con.execute("DROP TABLE stage_users")
+    con.execute("ALTER TABLE _users_filled RENAME TO stage_users")
 
 
 def _missing_accounts(con: duckdb.DuckDBPyConnection) -> int:
