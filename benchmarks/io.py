@@ -43,7 +43,8 @@ Measured at 10M events / 100k users, data.memory_limit 1GB, 2 threads, on 2 shar
   ~100 events, so every user is still aggregated by day: main x7.2 CPU, x4.8 wall (16.55 s
   CPU; scan 2.30 s), load 22-43, peak 1.08 GB; after (this branch, next run)
   x5.9 CPU, x8.4 wall (14.75 s CPU; scan 2.49 s), load 8-17, peak 1.14 GB: within noise, as
-  expected on this data.
+  expected on this data. Back to back right after, quieter: main x7.3 CPU, x7.2 wall (15.17 s
+  / 2.07 s CPU), load 6.1-7.1; after x7.4 CPU, x7.4 wall (13.04 s / 1.76 s CPU), load 3.6-4.8.
   The same 10M events over 1M users (`prof.py`-style, one process each, CPU per statement,
   load 14-43): main 75.7 s CPU (the UPDATE of 1M users' accounts 54 s, the (user, day) pass
   9.5 s, the account pass 2.6 s); after 13.9 s CPU (the account fill 1.1 s, the (user, day)
