@@ -36,6 +36,20 @@ Measured at 10M events / 100k users, data.memory_limit 1GB, 2 threads, on 2 shar
   user-day, ~7.7M groups at 10M, and its first and last event per day for the gap bound),
   staging the projection (~1.7 s CPU of it is materialising the raw columns) and the sort of
   the row hashes.
+- 2026-12-03 (io-speed2): the bots' (user, day) figures only for users with more events than
+  the smallest hourly / gap limit (every user when one has enough to break the busiest-day
+  rule, so its p99 stays exact), the account fill carried by that first per-user count, and
+  the account fill writing the users table anew instead of an UPDATE. Here every user has
+  ~100 events, so every user is still aggregated by day: main x7.2 CPU, x4.8 wall (16.55 s
+  CPU; scan 2.30 s), load 22-43, peak 1.08 GB; after (this branch, next run)
+  x5.9 CPU, x8.4 wall (14.75 s CPU; scan 2.49 s), load 8-17, peak 1.14 GB: within noise, as
+  expected on this data. Back to back right after, quieter: main x7.3 CPU, x7.2 wall (15.17 s
+  / 2.07 s CPU), load 6.1-7.1; after x7.4 CPU, x7.4 wall (13.04 s / 1.76 s CPU), load 3.6-4.8.
+  The same 10M events over 1M users (`prof.py`-style, one process each, CPU per statement,
+  load 14-43): main 75.7 s CPU (the UPDATE of 1M users' accounts 54 s, the (user, day) pass
+  9.5 s, the account pass 2.6 s); after 13.9 s CPU (the account fill 1.1 s, the (user, day)
+  figures 0.8 s). The propensity child now gets --threads like the baselines (it ran with
+  2 threads whatever --threads said).
 """
 
 from __future__ import annotations
@@ -92,7 +106,9 @@ _CHILD = {
     "propensity": """
 from propensity.config import DataConfig
 from propensity.io import load_data
-r = load_data(DataConfig(events=EVENTS, users=USERS, memory_limit=LIMIT)).report
+from propensity.io.load import connect
+con = connect(threads=THREADS, memory_limit=LIMIT)  # the baselines' thread count
+r = load_data(DataConfig(events=EVENTS, users=USERS, memory_limit=LIMIT), con=con).report
 print(r.tables[0].rows_kept)
 """,
     # every column decoded: the floor for a reader that must look at all of them

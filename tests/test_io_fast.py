@@ -212,29 +212,41 @@ def test_bot_rules_equal_the_plain_rules_on_tricky_users(seed):
     """Check that find_bots (one (user, day) pass, hourly and exact gap checks only for the
     users who might break them) flags the users the plain rules flag, for the same reasons."""
     from propensity.config import BotsConfig
-    from propensity.io.bots import find_bots, per_user_sql
+    from propensity.io.bots import find_bots, per_user_sql, per_user_table
 
     con = duckdb.connect()
     frame = _tricky_events(seed)
     con.register("timed", frame)
     con.register("day_only", frame.assign(timestamp=frame["timestamp"].dt.floor("D")))
+    # without the burst no user has 500 events, so per_user_table aggregates by day only the
+    # users with enough events to break an hourly or the gap rule
+    con.register("no_burst", frame[frame["user_id"] != "burst"])
     configs = [
         BotsConfig(),
         BotsConfig(regular_gap_cv=0.05, regular_min_gaps=20, busiest_day_factor=0),
         BotsConfig(regular_gap_cv=0.2, max_active_hours_per_day=12, busiest_day_factor=3),
     ]
     for cfg in configs:
-        for day_only in (False, True):
-            source = "day_only" if day_only else "timed"
+        for day_only, source in ((False, "timed"), (True, "day_only"), (False, "no_burst")):
             con.execute(f"CREATE OR REPLACE TABLE stage_events AS SELECT * FROM {source}")
             reference = _reference_bots(con, cfg, day_only)
             expected = _expected(reference, cfg, day_only)
             found = find_bots(con, cfg, day_only)
             con.execute(f"CREATE OR REPLACE TABLE per_user AS {per_user_sql('stage_events')}")
             assert find_bots(con, cfg, day_only, per_user="per_user") == found
+            per_user_table(con, cfg, "stage_events", "some_days", account=True)
+            assert find_bots(con, cfg, day_only, per_user="some_days") == found
+            accounts = "SELECT user_id, min(account_id) FROM stage_events GROUP BY ALL ORDER BY 1"
+            some = con.execute("SELECT user_id, account_id FROM some_days ORDER BY 1").fetchall()
+            assert some == con.execute(accounts).fetchall()
+            if source == "no_burst" and cfg == BotsConfig():
+                (aggregated,) = con.execute(
+                    "SELECT count(day_n) FROM some_days WHERE n <= 21"
+                ).fetchone()
+                assert aggregated == 0
             assert [u for u, _ in found] == sorted(expected)
             assert [(u, why) for u, why in found if not why.startswith(expected[u])] == []
-            if not day_only and cfg == BotsConfig():
+            if source == "timed" and cfg == BotsConfig():
                 regular = {u for u, *_, cv in reference if cv is not None and cv < 0.1}
                 assert {"t0", "t5"} <= regular and not regular >= {"t20", "t30"}
                 assert {"burst", "crawler"} <= set(expected)

@@ -719,3 +719,31 @@ def test_bad_payments_are_one_clear_problem(tmp_path, payments, expected):
     payments.to_csv(tmp_path / "payments.csv", index=False)
     [problem] = _problems(_config(tmp_path, payments=str(tmp_path / "payments.csv")))
     assert problem.startswith(expected), problem
+
+
+def test_users_without_an_account_take_their_events_smallest(tmp_path):
+    """Check that a user without an account takes the smallest account their events carry,
+    one with an account keeps it, one whose events carry none stays without, in their order."""
+    events = pd.DataFrame(
+        {
+            "user_id": ["u2", "u2", "u2", "u1", "u3", "u4"],
+            "event": ["login"] * 6,
+            "timestamp": pd.to_datetime(["2025-01-02 09:00:00"] * 6)
+            + pd.to_timedelta(range(6), unit="min"),
+            "account_id": ["b9", None, "b2", "a1", None, "z1"],
+        }
+    )
+    users = pd.DataFrame(
+        {
+            "user_id": ["u4", "u2", "u3", "u1"],
+            "signup_at": pd.to_datetime(["2025-01-01"] * 4),
+            "account_id": ["kept", None, None, None],
+        }
+    )
+    cfg = DataConfig(
+        events=_write(events, tmp_path / "events", "parquet"),
+        users=_write(users, tmp_path / "users", "parquet"),
+    )
+    loaded = load_data(cfg, now=NOW)
+    rows = loaded.con.execute("SELECT user_id, account_id FROM users").fetchall()
+    assert rows == [("u4", "kept"), ("u2", "b2"), ("u3", None), ("u1", "a1")]

@@ -16,7 +16,7 @@ import duckdb
 
 from propensity.config import BotsConfig
 
-__all__ = ["bot_rule", "find_bots", "per_user_sql"]
+__all__ = ["bot_rule", "find_bots", "per_user_sql", "per_user_table"]
 
 
 _DAY_FLOOR = 500  # the relative per-day rule never flags a day with fewer events than this
@@ -159,6 +159,57 @@ def _gap_bound(cv: float) -> str:
         f"span > 0 AND {k_low} * {sq_low} <= "
         f"CAST(span AS DOUBLE) ^ 2 * (1 + {cv!r} ^ 2) * (1 + 1e-6)"
     )
+
+
+def per_user_table(
+    con: duckdb.DuckDBPyConnection,
+    cfg: BotsConfig,
+    table: str,
+    into: str,
+    account: bool = False,
+) -> None:
+    """Create `into`: the columns of :func:`per_user_sql` for every user of `table`, with the
+    (user, day) figures only for the users a rule could flag (NULL for the rest, which no rule
+    flags), and with ``account``, each user's smallest ``account_id``.
+
+    Most of the cost of the bots' rules is the (user, day) aggregation, one group per active
+    user-day. A user's busiest day has at most their ``n`` events, so a user with no more
+    events than an hourly limit cannot break an hourly rule, nor one with no more than
+    ``regular_min_gaps`` the gap rule; first one cheap per-user count, then the (user, day)
+    pass over the others' events only. The busiest-day rule compares with the busiest 1%
+    (p99) of every user: when any user has enough events to break it, every user is aggregated
+    by day, so that p99 is exact whenever it can flag someone (and otherwise it flags no one).
+    """
+    accounts = ", min(account_id) AS account_id" if account else ""
+    counts = f"{into}_n"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {counts} AS SELECT user_id, count(*) AS n{accounts} "
+        f"FROM {table} GROUP BY user_id"
+    )
+    day_limit = int(cfg.max_events_per_day)
+    if cfg.busiest_day_factor > 0:
+        day_limit = min(day_limit, _DAY_FLOOR)
+    # the fewest events that might break a rule other than the busiest day's (a day-only
+    # export, which those rules skip, is decided later: this holds for it too)
+    limits = (cfg.max_events_per_hour, cfg.max_active_hours_per_day, cfg.regular_min_gaps)
+    floor = int(min(limits))
+    n_busy, n_low = con.execute(
+        f"SELECT count(*) FILTER (WHERE n > {day_limit}), count(*) FILTER (WHERE n <= {floor}) "
+        f"FROM {counts}"
+    ).fetchone()
+    days = per_user_sql(table).split("FROM (", 1)
+    if n_busy == 0 and n_low:  # the others' events only (a semi join, cheaper than the pass)
+        days[1] = days[1].replace(
+            f"FROM {table} GROUP BY",
+            f"FROM {table} WHERE user_id IN (SELECT user_id FROM {counts} WHERE n > {floor}) "
+            "GROUP BY",
+        )
+    figures = days[0].replace("CAST(sum(n) AS BIGINT) AS n,", "") + "FROM (" + days[1]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT u.*, d.* EXCLUDE (user_id) "
+        f"FROM {counts} u LEFT JOIN ({figures}) d USING (user_id)"
+    )
+    con.execute(f"DROP TABLE {counts}")
 
 
 def per_user_sql(table: str) -> str:
