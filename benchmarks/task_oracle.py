@@ -19,6 +19,7 @@ the top; with ``--bootstrap B`` the sd of the AP ratio over B resamples of the t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -77,6 +78,8 @@ def main() -> None:
         outcome = train(cfg, progress=lambda m: None)
         o = oracle_on_test(outcome.test_frame, tmp / "world" / "truth.parquet")
         test = outcome.test_frame
+        meta = json.loads(next((tmp / "out").rglob("bundle.json")).read_text())["metadata"]
+        fitted = f"{meta['params']['num_leaves']} leaves, {meta['best_iteration']} trees, "
         raw = oracle_on_test(test.assign(p=test["p_raw"]), tmp / "world" / "truth.parquet")
         sd = ratio_sd(test, pd.read_parquet(tmp / "world" / "truth.parquet"), args.bootstrap)
     print(
@@ -85,7 +88,7 @@ def main() -> None:
         f"{o['oracle_average_precision']:.4f} = {o['average_precision_ratio']:.3f}x "
         f"(sd {sd:.3f}; raw scores {raw['average_precision_ratio']:.3f}x); ROC AUC "
         f"{o['model_roc_auc']:.4f} / {o['oracle_roc_auc']:.4f} = {o['roc_auc_ratio']:.3f}x; "
-        f"ECE {outcome.headline['ece']:.4f}; {time.perf_counter() - began:.0f} s, load "
+        f"ECE {outcome.headline['ece']:.4f}; {fitted}{time.perf_counter() - began:.0f} s, load "
         f"{os.getloadavg()[0]:.1f}"
     )
 
