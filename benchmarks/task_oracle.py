@@ -19,7 +19,9 @@ Measured 2026-12-03, seed 7, 20k entities, ``--bootstrap 200`` (100 for the seco
 shared machine at load 18-30:
 
 - shipped configs: freemium AP 0.1895 / 0.2104 = 0.901x (sd 0.035; raw scores 0.901x: the
-  calibrator costs no ranking), ROC AUC 0.990x, ECE 0.0015;
+  calibrator costs no ranking), ROC AUC 0.990x, ECE 0.0015; seed 8: 0.888x (sd 0.037, 1,300
+  test positives), ROC AUC 0.986x, ECE 0.0017; seed 9: 0.880x (sd 0.030, 1,125), ROC AUC
+  0.989x, ECE 0.0023 (load 11);
 - ``min_child_samples: 300`` (larger leaves helped LightGBM on the simulator's exact inputs, see
   ``task_ceiling.py``): freemium 0.905x (sd 0.033), 290 trees; account 0.915x (sd 0.017, was
   0.903x), ROC AUC 0.993x, ECE 0.0030, 351 trees; expansion 0.934x (sd 0.019, was 0.942x),
