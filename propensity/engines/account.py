@@ -23,7 +23,7 @@ import pandas as pd
 from propensity.account_plan import AccountPlan, MemberAggregate, account_plan
 from propensity.errors import DataContractError
 from propensity.features import FeatureInfo, FeatureSpec
-from propensity.features.sql import DUCKDB, Dialect
+from propensity.features.portable import DUCKDB, Dialect
 from propensity.labels import LabelTimes
 
 __all__ = [

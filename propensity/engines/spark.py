@@ -40,7 +40,7 @@ from propensity.engines.entities import EntityTables
 from propensity.errors import ConfigError
 from propensity.features import FeatureFrame, FeatureSpec
 from propensity.features.named import event_support
-from propensity.features.sql import SPARK
+from propensity.features.portable import SPARK
 from propensity.io.summary import DataSummary, TableSummary
 from propensity.labels import ACTIVE_USERS_SQL, LabelTimes, check_trainable
 

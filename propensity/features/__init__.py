@@ -40,8 +40,8 @@ from propensity.features.engine import (
     learn_spec,
     learn_spec_and_features,
 )
+from propensity.features.portable import DUCKDB, SPARK, Dialect
 from propensity.features.spec import FeatureInfo, FeatureSpec
-from propensity.features.sql import DUCKDB, SPARK, Dialect
 
 __all__ = [
     "DUCKDB",

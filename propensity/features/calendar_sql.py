@@ -26,8 +26,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from propensity.features.portable import DUCKDB, NLOGN_SCALE, Plan, Step
 from propensity.features.spec import FeatureSpec
-from propensity.features.sql import _NLOGN_SCALE, DUCKDB, Plan, Step, _Builder, names_step
+from propensity.features.sql import _Builder
+from propensity.features.vocabulary_sql import names_step
 
 if TYPE_CHECKING:
     from propensity.features.rows import SqlRunner
@@ -92,7 +94,7 @@ def build_calendar_plan(
 
 
 def calendar_vocabulary_sql(prefix: str, phase: int, min_support: int) -> str:
-    """:func:`propensity.features.sql.vocabulary_sql` from a coded calendar plan's ``uev``
+    """:func:`propensity.features.vocabulary_sql.vocabulary_sql` from a coded calendar plan's ``uev``
     (materialised) instead of the row-event join: each learn row meets its user's per-week
     counts before its anchor week, which holds the same events."""
     a = f"CAST((r.cut - {phase}) / {WEEK} AS BIGINT)"
@@ -412,7 +414,7 @@ LEFT JOIN (
         ]
         # As the portable plan: n ln n per event type in integer micro-units (exact sums).
         nlogn = [
-            f"CASE WHEN c{i}_o0 > 0 THEN CAST(ROUND(c{i}_o0 * LN(c{i}_o0) * {_NLOGN_SCALE}) "
+            f"CASE WHEN c{i}_o0 > 0 THEN CAST(ROUND(c{i}_o0 * LN(c{i}_o0) * {NLOGN_SCALE}) "
             f"AS BIGINT) ELSE 0 END"
             for i in self.slots
         ]

@@ -18,13 +18,14 @@ from propensity.config import FeaturesConfig
 from propensity.errors import DataContractError
 from propensity.features.calendar_sql import build_calendar_plan, calendar_phase
 from propensity.features.learn import Learned, check_config
+from propensity.features.portable import DUCKDB, Plan
 from propensity.features.rows import (
     DuckRows,
     DuckRunner,
     SqlRunner,
 )
 from propensity.features.spec import FeatureSpec
-from propensity.features.sql import DUCKDB, Plan, build_plan
+from propensity.features.sql import build_plan
 from propensity.labels import LabelTimes
 
 __all__ = [

@@ -19,16 +19,11 @@ from propensity.features.calendar_sql import (
     calendar_phase,
     calendar_vocabulary_sql,
 )
+from propensity.features.portable import DUCKDB, Plan
 from propensity.features.rows import RowsRelation, SqlRunner
 from propensity.features.spec import FAMILIES, FeatureSpec
-from propensity.features.sql import (
-    DUCKDB,
-    Plan,
-    build_plan,
-    names_step,
-    transitions_sql,
-    vocabulary_sql,
-)
+from propensity.features.sql import build_plan
+from propensity.features.vocabulary_sql import names_step, transitions_sql, vocabulary_sql
 
 __all__ = ["Learned", "check_config"]
 

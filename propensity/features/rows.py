@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from propensity.contract import LABEL_TIMES, PLAN_KEYS
-from propensity.features.sql import DUCKDB, Dialect
+from propensity.features.portable import DUCKDB, Dialect
 from propensity.labels import LabelTimes
 
 __all__ = [

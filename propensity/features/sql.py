@@ -1,20 +1,7 @@
 """Portable SQL for every feature family: written once, run unchanged on DuckDB and Spark SQL.
 
-Why not write DuckDB SQL and transpile it? A trial with sqlglot showed silent differences
-(``date_diff`` in seconds, day-of-week numbering, ordered list aggregation dropped) and
-constructs that do not port at all (ordered collect/first, ``mode``, ASOF join, timestamp
-buckets). So the feature SQL is written in a small subset both engines run identically, with
-Spark's ANSI mode on:
+The SQL is written in the subset :mod:`propensity.features.portable` describes. Beyond it:
 
-- timestamps become integer epoch seconds once, in the first relations (``rows`` and ``ev``);
-  that conversion, string literals, identifier quoting and JSON extraction are the only
-  dialect-specific pieces and live behind :class:`Dialect`;
-- after that only integer arithmetic, ``CASE WHEN``, ``SUM/COUNT/MIN/MAX/COUNT(DISTINCT)``,
-  ``LAG``/``ROW_NUMBER`` windows ordered by ``(t, k)`` so ties are deterministic, ``LN``,
-  ``GREATEST``/``LEAST``, ``COALESCE``, ``NULLIF``-guarded division (Spark ANSI raises on /0) and
-  ``CAST(... AS DOUBLE/BIGINT)``; no ``FILTER``, ``QUALIFY``, ``//`` or engine-only functions;
-- integer division is never needed: day keys are ``t - t % 86400`` (exact multiples), so
-  ``/ 86400`` is exact before the cast;
 - event types become small integer codes ``k`` (their rank in the sorted vocabulary, so
   ordering by ``k`` is ordering by name) in the same scan that filters the vocabulary; every
   later group, sort and pivot works on integers, not strings;
@@ -24,101 +11,23 @@ Spark's ANSI mode on:
 - counts are ``COUNT(CASE WHEN ... THEN 1 END)`` and pivots ``MAX``, not ``SUM``: DuckDB
   widens a ``SUM`` of integers to 128-bit HUGEINT (2-3x slower aggregates).
 
-A plan is a list of :class:`Step` (name + one ``SELECT``) and a final ``SELECT``; each engine
-decides how to materialise steps (DuckDB: temp tables; Spark: cached temp views). Inputs are the
-relations ``events``, ``users`` and a rows relation (``rid``, ``user_id``, ``account_id``,
-``signup_at``, ``cutoff_at``). Only events with ``signup_at <= timestamp < cutoff_at`` and an
-event type in the spec's vocabulary are seen by any feature; ``t`` is seconds since signup.
+A plan's inputs are the relations ``events``, ``users`` and a rows relation (``rid``,
+``user_id``, ``account_id``, ``signup_at``, ``cutoff_at``). Only events with
+``signup_at <= timestamp < cutoff_at`` and an event type in the spec's vocabulary are seen by
+any feature; ``t`` is seconds since signup.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from propensity.features.account_sql import AccountSteps
+from propensity.features.portable import DAY, DUCKDB, HOUR, NLOGN_SCALE, Dialect, Plan, Step
 from propensity.features.spec import FeatureInfo, FeatureSpec
+from propensity.features.vocabulary_sql import names_step
 
-__all__ = [
-    "DUCKDB",
-    "SPARK",
-    "Dialect",
-    "Plan",
-    "Step",
-    "build_plan",
-    "names_step",
-    "transitions_sql",
-    "vocabulary_sql",
-]
+__all__ = ["build_plan"]
 
-
-@dataclass(frozen=True)
-class Dialect:
-    """The few expressions that differ between engines."""
-
-    name: str
-
-    def epoch_seconds(self, col: str) -> str:
-        """Integer seconds since 1970 of a naive UTC ``TIMESTAMP``."""
-        if self.name == "duckdb":
-            # epoch_ns accepts every timestamp unit DuckDB has (TIMESTAMP_S/_MS/_NS, TIMESTAMP,
-            # TIMESTAMPTZ as its instant); epoch_ms fails on _S/_MS/_NS since DuckDB 2.0.
-            return f"(epoch_ns({col}) // 1000000000)"
-        # Spark reads naive timestamps in the session zone; the Spark engine pins it to UTC.
-        return f"unix_seconds(CAST({col} AS TIMESTAMP))"
-
-    def literal(self, value: str) -> str:
-        """A string literal that holds ``value`` verbatim (event names come from user data)."""
-        if self.name == "duckdb":
-            return "'" + value.replace("'", "''") + "'"
-        # Spark treats backslash as an escape and concatenates adjacent literals ('a''b' = 'ab').
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-    def quote(self, ident: str) -> str:
-        """A quoted identifier (user attribute columns may hold any character)."""
-        if self.name == "duckdb":
-            return '"' + ident.replace('"', '""') + '"'
-        return "`" + ident.replace("`", "``") + "`"
-
-    def json_number(self, col: str, key: str) -> str:
-        """A numeric JSON property as DOUBLE, NULL when absent or not a number."""
-        if self.name == "duckdb":
-            return f"TRY_CAST(json_extract_string({col}, '$.{key}') AS DOUBLE)"
-        return f"TRY_CAST(get_json_object({col}, '$.{key}') AS DOUBLE)"
-
-
-DUCKDB = Dialect("duckdb")
-SPARK = Dialect("spark")
-
-# Spark types ``3600.0`` as DECIMAL, so ``x / 3600.0`` came back rounded to 6 decimals there;
-# a DOUBLE divisor gives the same IEEE division on both engines.
-_HOUR = "CAST(3600 AS DOUBLE)"
-_DAY = "CAST(86400 AS DOUBLE)"
-_NLOGN_SCALE = "CAST(1000000 AS DOUBLE)"
 # Per-row steps the final select joins, with their aliases.
 _ALIASES = (("piv", "p"), ("act", "a"), ("streak", "s"), ("acct", "c"), ("lagd", "g"))
-
-
-@dataclass(frozen=True)
-class Step:
-    """One named intermediate relation."""
-
-    name: str
-    sql: str
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Steps in dependency order, the final feature select, and the unseen-event count.
-
-    ``shared`` names the steps both selects read: materialise those once (the rest may be
-    inlined as CTEs). ``inline`` names steps the final select alone reads once, which an engine
-    may fuse into it instead of materialising them.
-    """
-
-    steps: tuple[Step, ...]
-    final: str
-    unseen: str
-    shared: tuple[str, ...] = ()
-    inline: tuple[str, ...] = ()
 
 
 def build_plan(
@@ -156,50 +65,7 @@ def build_plan(
     return b.plan()
 
 
-def names_step(prefix: str) -> Step:
-    """Every event type in ``events`` with its code ``c``: its rank among the sorted names.
-
-    Ranks keep ordering by code equal to ordering by name, which the sequence steps rely on
-    to break ties in time.
-    """
-    sql = (
-        "SELECT event, ROW_NUMBER() OVER (ORDER BY event) - 1 AS c "
-        "FROM (SELECT DISTINCT event FROM events WHERE event IS NOT NULL) n"
-    )
-    return Step(f"{prefix}names", sql)
-
-
-def vocabulary_sql(prefix: str, min_support: int, lean: bool = False) -> str:
-    """Per event code seen by the learn rows: distinct users and events (a coded plan's ``ev``).
-
-    ``lean``: the plan's ``ev`` has no ``uid``/``learn`` (every row a learn row of its own user).
-    """
-    if lean:
-        return (
-            f"SELECT k, COUNT(DISTINCT rid) AS users, COUNT(*) AS n FROM {prefix}ev "
-            f"WHERE k IS NOT NULL GROUP BY k HAVING COUNT(DISTINCT rid) >= {int(min_support)}"
-        )
-    return (
-        f"SELECT k, COUNT(DISTINCT uid) AS users, COUNT(*) AS n FROM {prefix}ev "
-        f"WHERE learn = 1 AND k IS NOT NULL GROUP BY k "
-        f"HAVING COUNT(DISTINCT uid) >= {int(min_support)}"
-    )
-
-
-def transitions_sql(prefix: str, rows: str, min_support: int, has_label: bool) -> str:
-    """Consecutive vocabulary pairs of the learn rows: rows with the pair and their positives.
-
-    Reads a coded plan's ``seq`` (materialised) and the label rows ``rows``.
-    """
-    label = "l.label" if has_label else "0"
-    return f"""SELECT p.prev, p.k, COUNT(*) AS n_with, SUM({label}) AS pos_with
-FROM (SELECT DISTINCT rid, prev, k FROM {prefix}seq WHERE prev IS NOT NULL) p
-JOIN {rows} l ON l.rid = p.rid
-WHERE l.learn = 1
-GROUP BY p.prev, p.k HAVING COUNT(*) >= {int(min_support)}"""
-
-
-class _Builder:
+class _Builder(AccountSteps):
     def __init__(
         self,
         spec: FeatureSpec,
@@ -399,7 +265,7 @@ GROUP BY rid"""
             # rows (1e-15 noise that changed LightGBM's best iteration between two trainings);
             # an integer sum is exact whatever the order. 1e-6 is far below any split LightGBM
             # can tell apart on an entropy.
-            f"SUM(CAST(ROUND(n_all * LN(n_all) * {_NLOGN_SCALE}) AS BIGINT)) AS nlogn",
+            f"SUM(CAST(ROUND(n_all * LN(n_all) * {NLOGN_SCALE}) AS BIGINT)) AS nlogn",
         ]
         for i, _ in enumerate(self._lags()):
             cols += [f"SUM(nl{i}) AS ne_nl{i}", f"SUM(nr{i}) AS ne_nr{i}", f"MAX(ll{i}) AS ll{i}"]
@@ -468,67 +334,6 @@ FROM (SELECT rid, island, COUNT(*) AS dlen FROM {self._n("days")} GROUP BY rid, 
 GROUP BY rid"""
         return Step(self._n("streak"), sql)
 
-    def _acu(self) -> Step:
-        # Users of the accounts some row belongs to, with integer codes: the account join below
-        # compares millions of pairs, and integer keys made it ~2x faster than strings.
-        sql = f"""SELECT user_id, account_id, DENSE_RANK() OVER (ORDER BY account_id) AS acc,
-  DENSE_RANK() OVER (ORDER BY user_id) AS uid
-FROM users WHERE account_id IN (SELECT DISTINCT account_id FROM {self._n("rows")})"""
-        return Step(self._n("acu"), sql)
-
-    def _aev(self) -> Step:
-        # Events of every user in those accounts, on the users' account.
-        sql = f"""SELECT u.acc, u.uid, {self.d.epoch_seconds("e.timestamp")} AS ts
-FROM events e JOIN {self._n("acu")} u ON e.user_id = u.user_id
-WHERE {self._in_vocab("e.event")}"""
-        return Step(self._n("aev"), sql)
-
-    def _acr(self) -> Step:
-        # Each row's account code, its user's code (-1 when the user is in no such account) and
-        # the earliest timestamp any account count looks at.
-        lo = "r.sig"
-        if self.spec.windows_s:
-            lo = f"LEAST(r.sig, r.cut - {max(self.spec.windows_s)})"
-        sql = f"""SELECT r.rid, r.cut, r.sig, {lo} AS lo, a.acc, COALESCE(u.uid, -1) AS uid
-FROM {self._n("rows")} r
-JOIN (SELECT DISTINCT account_id, acc FROM {self._n("acu")}) a ON a.account_id = r.account_id
-LEFT JOIN (SELECT DISTINCT user_id, uid FROM {self._n("acu")}) u ON u.user_id = r.user_id"""
-        return Step(self._n("acr"), sql)
-
-    def _acct(self) -> Step:
-        # Active users need only each user's first event, a table of users, not of events. The
-        # event counts join each row to the other users' events in [lo, cut) only: bounding the
-        # join by the widest window instead of every earlier event cut it from 17M to 3M pairs
-        # at 10M events (account steps 6.9 s -> 2.9 s).
-        counts = [
-            f"COUNT(CASE WHEN a.ts >= r.cut - {w} THEN 1 END) AS ae_w{i}"
-            for i, w in enumerate(self.spec.windows_s)
-        ]
-        counts.append("COUNT(CASE WHEN a.ts >= r.sig THEN 1 END) AS ae_all")
-        outer = ", ".join(f"n.ae_w{i}" for i in range(len(self.spec.windows_s)))
-        outer = f"{outer}, n.ae_all" if outer else "n.ae_all"
-        acr, aev = self._n("acr"), self._n("aev")
-        first = f"SELECT acc, uid, MIN(ts) AS first_ts FROM {aev} GROUP BY acc, uid"
-        if self.history is not None:
-            first = f"""SELECT u.acc, u.uid, MIN({self.d.epoch_seconds("h.first_at")}) AS first_ts
-  FROM {self.history} h JOIN {self._n("acu")} u ON h.user_id = u.user_id
-  WHERE {self._in_vocab("h.event")} GROUP BY u.acc, u.uid"""
-        sql = f"""SELECT r.rid, u.active_users, {outer}
-FROM {acr} r
-LEFT JOIN (
-  SELECT r.rid, COUNT(*) AS active_users
-  FROM {acr} r JOIN ({first}) f
-    ON f.acc = r.acc AND f.uid <> r.uid AND f.first_ts < r.cut
-  GROUP BY r.rid
-) u ON u.rid = r.rid
-LEFT JOIN (
-  SELECT r.rid, {", ".join(counts)}
-  FROM {acr} r JOIN {aev} a
-    ON a.acc = r.acc AND a.uid <> r.uid AND a.ts < r.cut AND a.ts >= r.lo
-  GROUP BY r.rid
-) n ON n.rid = r.rid"""
-        return Step(self._n("acct"), sql)
-
     def _fit(self) -> Step:
         s, lit, q = self.spec, self.lit, self.d.quote
         dom = "LOWER(TRIM(u.email_domain))"
@@ -590,7 +395,7 @@ FROM {self._n("rows")} r LEFT JOIN users u ON u.user_id = r.user_id"""
                 f"LN(1 + CAST({r} AS DOUBLE)) - LN(1 + CAST({n} - {r} AS DOUBLE) * "
                 f"{self.spec.lag_recent_s} / CAST({rest} AS DOUBLE))"
             ),
-            "days_since": lambda: f"((r.cut - r.sig) - {f.lag_s} - p.ll{i}) / {_DAY}",
+            "days_since": lambda: f"((r.cut - r.sig) - {f.lag_s} - p.ll{i}) / {DAY}",
         }[f.kind]()
 
     def _win(self, info: FeatureInfo) -> str:
@@ -628,10 +433,10 @@ FROM {self._n("rows")} r LEFT JOIN users u ON u.user_id = r.user_id"""
                 f"COALESCE(p.c{idx[f.event]}_n_all, 0) / "
                 f"CAST(GREATEST(COALESCE(s.active_days, 0), 1) AS DOUBLE)"
             ),
-            "hours_since_last_event": lambda: f"({age} - p.last_any) / {_HOUR}",
-            "hours_since_last": lambda: f"({age} - p.last{idx[f.event]}) / {_HOUR}",
-            "tenure_days": lambda: f"({age} - p.first_any) / {_DAY}",
-            "cutoff_age_days": lambda: f"{age} / {_DAY}",
+            "hours_since_last_event": lambda: f"({age} - p.last_any) / {HOUR}",
+            "hours_since_last": lambda: f"({age} - p.last{idx[f.event]}) / {HOUR}",
+            "tenure_days": lambda: f"({age} - p.first_any) / {DAY}",
+            "cutoff_age_days": lambda: f"{age} / {DAY}",
             "active_days": lambda: "COALESCE(s.active_days, 0)",
             "sessions": lambda: "COALESCE(a.sessions, 0)",
             "events_per_session": lambda: "p.ne_n_all / CAST(NULLIF(a.sessions, 0) AS DOUBLE)",
@@ -640,9 +445,9 @@ FROM {self._n("rows")} r LEFT JOIN users u ON u.user_id = r.user_id"""
                 f"CAST(p.ne_{self._win(f)} AS DOUBLE) * {age} / "
                 f"NULLIF(LEAST({f.window_s}, {age}) * p.ne_n_all, 0)"
             ),
-            "gap_mean_hours": lambda: f"a.gap_sum / CAST(NULLIF(a.gap_n, 0) AS DOUBLE) / {_HOUR}",
-            "gap_max_hours": lambda: f"a.gap_max / {_HOUR}",
-            "hours_to_first": lambda: f"p.first{idx[f.event]} / {_HOUR}",
+            "gap_mean_hours": lambda: f"a.gap_sum / CAST(NULLIF(a.gap_n, 0) AS DOUBLE) / {HOUR}",
+            "gap_max_hours": lambda: f"a.gap_max / {HOUR}",
+            "hours_to_first": lambda: f"p.first{idx[f.event]} / {HOUR}",
             "before": lambda: (
                 f"CASE WHEN p.first{idx[f.event]} < p.first{idx[f.event_b]} THEN 1 ELSE 0 END"
             ),
@@ -657,7 +462,7 @@ FROM {self._n("rows")} r LEFT JOIN users u ON u.user_id = r.user_id"""
             "distinct_events": lambda: "COALESCE(p.distinct_events, 0)",
             "event_entropy": lambda: (
                 "CASE WHEN p.ne_n_all > 0 THEN "
-                f"GREATEST(LN(p.ne_n_all) - p.nlogn / {_NLOGN_SCALE} / NULLIF(p.ne_n_all, 0), 0.0) "
+                f"GREATEST(LN(p.ne_n_all) - p.nlogn / {NLOGN_SCALE} / NULLIF(p.ne_n_all, 0), 0.0) "
                 "ELSE 0.0 END"
             ),
             "active_users": lambda: "COALESCE(c.active_users, 0)",

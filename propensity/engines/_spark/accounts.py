@@ -32,7 +32,7 @@ from propensity.engines.account import (
     shares_of,
 )
 from propensity.features import FeatureSpec
-from propensity.features.sql import SPARK
+from propensity.features.portable import SPARK
 from propensity.labels import LabelTimes
 
 if TYPE_CHECKING:

@@ -24,8 +24,9 @@ from propensity.contract import PLAN_KEYS
 from propensity.errors import DataContractError
 from propensity.features import FeatureFrame, FeatureSpec, learn_spec
 from propensity.features.engine import assemble_features
+from propensity.features.portable import SPARK
 from propensity.features.rows import require_row_keys, row_table
-from propensity.features.sql import SPARK, build_plan
+from propensity.features.sql import build_plan
 from propensity.labels import LabelTimes
 
 if TYPE_CHECKING:

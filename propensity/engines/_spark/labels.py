@@ -39,7 +39,7 @@ import pandas as pd
 from propensity.config import LabelConfig, TaskConfig
 from propensity.engines.entities import EntityTables, entity_tables, needs_target_times
 from propensity.errors import DataContractError
-from propensity.features.sql import SPARK
+from propensity.features.portable import SPARK
 from propensity.labels import LabelTimes, build_label_times, scoring_population
 from propensity.task_labels import task_label_times, task_population
 
