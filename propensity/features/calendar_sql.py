@@ -94,8 +94,8 @@ def build_calendar_plan(
 
 
 def calendar_vocabulary_sql(prefix: str, phase: int, min_support: int) -> str:
-    """:func:`propensity.features.vocabulary_sql.vocabulary_sql` from a coded calendar plan's ``uev``
-    (materialised) instead of the row-event join: each learn row meets its user's per-week
+    """:func:`propensity.features.vocabulary_sql.vocabulary_sql` from a coded calendar plan's
+    ``uev`` (materialised) instead of the row-event join: each learn row meets its user's per-week
     counts before its anchor week, which holds the same events."""
     a = f"CAST((r.cut - {phase}) / {WEEK} AS BIGINT)"
     return f"""SELECT q.k, COUNT(DISTINCT r.uid) AS users, SUM(q.n) AS n
