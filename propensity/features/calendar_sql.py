@@ -274,23 +274,26 @@ FROM ({grid}) g LEFT JOIN {self._n("uw")} q ON q.user_id = g.user_id AND q.w = g
 
     def _look(self) -> str:
         # Row r at anchor week A reads the totals at week A - 1 - o (none before its first week).
+        # The grid is dense, so the totals o weeks earlier are LAG(total, o) on the grid: one
+        # join of the rows to it instead of one per offset (each rebuilt a hash table of the
+        # whole grid), and LAG is NULL exactly where that join found no week.
         # The rows relation of a coded plan is materialised before the phase is known, so the
         # anchor week is computed here (cut - phase is a whole number of weeks).
         counts = ["n", "nd", "weeks", "last_t", *(f"c{i}" for i in self.slots)]
         full = ["first_t", "sessions", "gap_sum", "gap_n", "gap_max", "days", "maxpos"]
         full += [f"{x}{i}" for i in self.slots for x in ("f", "l")]
         full += [f"tr{j}" for j, _ in enumerate(self._transitions())]
-        sel = ["r.rid", "r.cut", "r.sig", *(f"o0.{c} AS {c}_o0" for c in full)]
-        joins = []
+        over = "OVER (PARTITION BY user_id ORDER BY w)"
+        lagged = [f"{c} AS {c}_o0" for c in (*full, *counts)]
         for o in self._offsets():
-            sel += [f"o{o}.{c} AS {c}_o{o}" for c in counts]
-            joins.append(
-                f"LEFT JOIN {self._n('cu')} o{o} ON o{o}.user_id = r.user_id AND o{o}.w = r.a{o}"
-            )
-        a = f"CAST((cut - {self.phase}) / {WEEK} AS BIGINT)"
-        keys = "".join(f", {a} - {1 + o} AS a{o}" for o in self._offsets())
-        base = f"SELECT rid, user_id, cut, sig{keys} FROM {self._n('rows')}"
-        return f"SELECT {', '.join(sel)}\nFROM ({base}) r\n" + "\n".join(joins)
+            if o:
+                lagged += [f"LAG({c}, {o}) {over} AS {c}_o{o}" for c in counts]
+        grid = f"SELECT user_id, w, {', '.join(lagged)} FROM {self._n('cu')}"
+        a = f"CAST((cut - {self.phase}) / {WEEK} AS BIGINT) - 1"
+        base = f"SELECT rid, user_id, cut, sig, {a} AS a FROM {self._n('rows')}"
+        return f"""SELECT r.rid, r.cut, r.sig, l.* EXCLUDE (user_id, w)
+FROM ({base}) r
+LEFT JOIN ({grid}) l ON l.user_id = r.user_id AND l.w = r.a"""
 
     # ---- account counts on the weekly grid ------------------------------------------------
     # The portable plan joins each row to its account's events since signup; here the events
