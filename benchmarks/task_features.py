@@ -30,6 +30,18 @@ freemium rows x 191; the machine was shared and heavily loaded, so only the rati
 - then single rounds (``--repeats 1``) as the load fell: main 2.05x (load 11-13: 51.6 s /
   105.6 s) and 6.75x (load 3-5: 11.5 s / 77.6 s); calendar-speed2 1.49x (load 4-6: 14.5 s /
   21.5 s) and 1.40x (load 6: 40.6 s / 56.9 s).
+
+On a quiet machine (2026-12-03 13:10, nothing else running, ``--repeats 3``, load 1.3-1.9),
+main with calendar-speed2 merged: trial 11.7 s, freemium 22.8 s: **1.95x** (rounds 1.95x,
+2.20x, 2.29x); so the earlier loaded rounds flattered the branch, and the bar (1.5x) is not met.
+Per step (freemium, each step materialised alone, load ~1.7): learning (the row-event join and
+the vocabulary) 3.3 s, ``useq`` 1.8 s, ``udays`` 0.6 s, ``uw`` 1.7 s, ``cu`` 3.0 s, ``piv`` 4.8 s,
+the account steps 2.9 s, ``fit`` 0.6 s, and the final select's fetch (677k rows x 192 values
+into Arrow and the float block) ~2.3 s beyond its 1.5 s query. The freemium world has 2.4x the
+trial's rows and 3.2x its feature cells, so the per-cell rate is already 1.6x the trial's.
+Then ``piv`` read the totals o weeks back as LAG on the dense grid (one join instead of nine):
+13% less CPU for that step (A/B in one process on the same inputs, 3 rounds: 9.28-9.75 s ->
+8.08-8.55 s CPU), about 0.7 s of the build.
 """
 
 from __future__ import annotations
