@@ -246,13 +246,19 @@ LEFT JOIN {self._n("udays")} d ON d.user_id = q.user_id AND d.w = q.w"""
         def run(agg: str, col: str) -> str:
             if agg == "SUM":
                 return f"CAST(SUM(q.{col}) {r} AS BIGINT) AS {col}"
+            if agg in ("FIRST_VALUE", "LAST_VALUE"):
+                return f"{agg}(q.{col} IGNORE NULLS) {r} AS {col}"
             return f"{agg}(q.{col}) {r} AS {col}"
 
-        cols = [run("SUM", "n"), run("MIN", "first_t"), run("MAX", "last_t")]
+        # A week's first and last times rise with the week, so the running MIN of the first
+        # times is the first one seen and the running MAX of the last times the latest one:
+        # FIRST_/LAST_VALUE give the same values without a segment tree per column (the 30
+        # running MIN/MAX columns were ~2 of this step's 3 s at 10M events).
+        cols = [run("SUM", "n"), run("FIRST_VALUE", "first_t"), run("LAST_VALUE", "last_t")]
         cols += [run("SUM", c) for c in ("sessions", "gap_sum", "gap_n", "nd", "days")]
         cols += [run("MAX", "gap_max"), run("MAX", "maxpos"), f"COUNT(q.n) {r} AS weeks"]
         for i in self.slots:
-            cols += [run("SUM", f"c{i}"), run("MIN", f"f{i}"), run("MAX", f"l{i}")]
+            cols += [run("SUM", f"c{i}"), run("FIRST_VALUE", f"f{i}"), run("LAST_VALUE", f"l{i}")]
         cols += [run("SUM", f"tr{j}") for j, _ in enumerate(self._transitions())]
         a = f"CAST((cut - {self.phase}) / {WEEK} AS BIGINT)"
         grid = f"""SELECT f.user_id, UNNEST(range(f.w0, l.a)) AS w
