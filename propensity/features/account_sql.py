@@ -6,6 +6,7 @@ dialect ``d``, ``history``, ``_n`` (prefixed step names) and ``_in_vocab``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from propensity.features.portable import Step
@@ -20,11 +21,8 @@ class AccountSteps:
     d: Any
     history: str | None
 
-    def _n(self, name: str) -> str:
-        raise NotImplementedError
-
-    def _in_vocab(self, col: str) -> str:
-        raise NotImplementedError
+    _n: Callable[[str], str]
+    _in_vocab: Callable[[str], str]
 
     def _acu(self) -> Step:
         # Users of the accounts some row belongs to, with integer codes: the account join below
