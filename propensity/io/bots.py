@@ -197,14 +197,10 @@ def per_user_table(
         f"SELECT count(*) FILTER (WHERE n > {day_limit}), count(*) FILTER (WHERE n <= {floor}) "
         f"FROM {counts}"
     ).fetchone()
-    days = per_user_sql(table).split("FROM (", 1)
+    where = ""
     if n_busy == 0 and n_low:  # the others' events only (a semi join, cheaper than the pass)
-        days[1] = days[1].replace(
-            f"FROM {table} GROUP BY",
-            f"FROM {table} WHERE user_id IN (SELECT user_id FROM {counts} WHERE n > {floor}) "
-            "GROUP BY",
-        )
-    figures = days[0].replace("CAST(sum(n) AS BIGINT) AS n,", "") + "FROM (" + days[1]
+        where = f"user_id IN (SELECT user_id FROM {counts} WHERE n > {floor})"
+    figures = per_user_sql(table, where, with_n=False)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT u.*, d.* EXCLUDE (user_id) "
         f"FROM {counts} u LEFT JOIN ({figures}) d USING (user_id)"
@@ -212,16 +208,19 @@ def per_user_table(
     con.execute(f"DROP TABLE {counts}")
 
 
-def per_user_sql(table: str) -> str:
+def per_user_sql(table: str, where: str = "", with_n: bool = True) -> str:
     """Each user of `table` from one (user, day) aggregation: events ``n``, busiest day
     (``day_n`` events on ``n_day``, the earliest of ties) and what :func:`_gap_bound` reads
     (active ``days``, ``span`` between the first and last event, ``spread_days`` whose first
     and last event differ, the sum of those days' spans ``within`` and ``within_sq``, each
-    day's span squared over its events less one)."""
+    day's span squared over its events less one).
+
+    ``where`` keeps only the events it holds; ``with_n`` False leaves ``n`` out (counted
+    elsewhere)."""
     # Whole microseconds: exact integers, as are their sums in a double (below 2^53 µs, 285
     # years). The busiest day is the earliest of ties: the key orders by events, then day.
     return f"""
-        SELECT user_id, CAST(sum(n) AS BIGINT) AS n,
+        SELECT user_id, {"CAST(sum(n) AS BIGINT) AS n," if with_n else ""}
                max(n) AS day_n, arg_max(d, n * 10000000 - epoch_us(d) // 86400000000) AS n_day,
                count(*) AS days, max(hi) - min(lo) AS span,
                sum(CAST(hi > lo AS INTEGER)) AS spread_days,
@@ -230,5 +229,5 @@ def per_user_sql(table: str) -> str:
         FROM (
             SELECT user_id, date_trunc('day', timestamp) AS d, count(*) AS n,
                    epoch_us(min(timestamp)) AS lo, epoch_us(max(timestamp)) AS hi
-            FROM {table} GROUP BY user_id, d
+            FROM {table} {f"WHERE {where}" if where else ""} GROUP BY user_id, d
         ) GROUP BY user_id"""
