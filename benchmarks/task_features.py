@@ -98,9 +98,9 @@ def run_one(task: str, data: Path, config: str) -> dict:
     engine = open_duckdb(cfg)
     t0 = time.perf_counter()
     labels = engine.label_times(cfg.label, cfg.task)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     spec, ff = engine.learn_spec(labels, cfg.features, None)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     [(events,)] = engine.con.execute("SELECT COUNT(*) FROM events").fetchall()
     return {
         "task": task,
@@ -109,6 +109,8 @@ def run_one(task: str, data: Path, config: str) -> dict:
         "features": len(spec.columns),
         "label_s": t1 - t0,
         "features_s": t2 - t1,
+        # All threads of this process: on a shared machine wall time mostly measures the others.
+        "features_cpu_s": c2 - c1,
     }
 
 
@@ -136,12 +138,16 @@ def main() -> None:
             runs[task].append(json.loads(done.stdout.strip().splitlines()[-1]))
             load = os.getloadavg()[0]
             got = runs[task][-1]
-            print(f"round {r + 1} {task}: features {got['features_s']:.1f} s (load {load:.1f})")
+            print(
+                f"round {r + 1} {task}: features {got['features_s']:.1f} s, "
+                f"{got['features_cpu_s']:.1f} s CPU (load {load:.1f})"
+            )
     med = {
         task: {
             **rs[0],
             "label_s": statistics.median(x["label_s"] for x in rs),
             "features_s": statistics.median(x["features_s"] for x in rs),
+            "features_cpu_s": statistics.median(x["features_cpu_s"] for x in rs),
         }
         for task, rs in runs.items()
     }
@@ -158,9 +164,10 @@ def main() -> None:
     cal, trial = med["freemium"], med["trial"]
     raw = cal["features_s"] / trial["features_s"]
     per_event = raw * trial["events"] / cal["events"]
+    cpu = cal["features_cpu_s"] / trial["features_cpu_s"]
     print(
-        f"calendar / trial feature build: {raw:.2f}x ({per_event:.2f}x per event); "
-        f"issue bar: <= 1.5x"
+        f"calendar / trial feature build: {raw:.2f}x wall ({per_event:.2f}x per event), "
+        f"{cpu:.2f}x CPU; issue bar: <= 1.5x"
     )
 
 

@@ -185,7 +185,10 @@ class _Calendar(_Builder, CalendarAccountSteps):
         # 32-bit keys and times (`narrow`): useq's sort of every event by them is the plan's
         # largest cost, and reads half the key bytes.
         i = self._int
-        sql = f"""SELECT {i("u.uid")} AS uid, e.ts, {i("e.ts - u.sig")} AS t, {i(k)} AS k, e.event,
+        # A coded `k` names every event (the names table has them all), so the unseen-event
+        # count maps codes back to names and `uev` carries no string column.
+        event = "" if self.coded else " e.event,"
+        sql = f"""SELECT {i("u.uid")} AS uid, e.ts, {i("e.ts - u.sig")} AS t, {i(k)} AS k,{event}
   {i(self._week("e.ts"))} AS w
 FROM (SELECT user_id, event, {ts} AS ts FROM events) e
 JOIN (SELECT user_id, MIN(uid) AS uid, MIN(sig) AS sig, MAX(cut) AS last_cut
@@ -392,15 +395,23 @@ LEFT JOIN ({grid}) l ON l.uid = r.uid AND l.w = r.a"""
     def _unseen_c(self) -> str:
         # Events outside the vocabulary before each row's cutoff, summed over rows, from the
         # per-(user, week) counts (a row counts its user's weeks before its anchor).
-        unseen = f"k IS NULL OR NOT ({self.seen})" if self.coded else "k < 0"
-        other = (
-            f"SELECT uid, w, COALESCE(event, '<null>') AS event, COUNT(*) AS n "
-            f"FROM {self._n('uev')} WHERE {unseen} GROUP BY ALL"
-        )
         a = f"CAST((r.cut - {self.phase}) / {WEEK} AS BIGINT)"
-        return f"""SELECT o.event, SUM(o.n) AS n FROM {self._n("rows")} r
+        if not self.coded:
+            other = (
+                f"SELECT uid, w, COALESCE(event, '<null>') AS event, COUNT(*) AS n "
+                f"FROM {self._n('uev')} WHERE k < 0 GROUP BY ALL"
+            )
+            return f"""SELECT o.event, SUM(o.n) AS n FROM {self._n("rows")} r
 JOIN ({other}) o ON o.uid = r.uid AND o.w < {a}
 GROUP BY o.event"""
+        other = (
+            f"SELECT uid, w, k, COUNT(*) AS n FROM {self._n('uev')} "
+            f"WHERE k IS NULL OR NOT ({self.seen}) GROUP BY ALL"
+        )
+        return f"""SELECT COALESCE(m.event, '<null>') AS event, c.n
+FROM (SELECT o.k, SUM(o.n) AS n FROM {self._n("rows")} r
+      JOIN ({other}) o ON o.uid = r.uid AND o.w < {a} GROUP BY o.k) c
+LEFT JOIN {self._n("names")} m ON m.c = c.k"""
 
 
 def calendar_phase(run: SqlRunner, spec: FeatureSpec, rows: str) -> int | None:
