@@ -42,6 +42,23 @@ trial's rows and 3.2x its feature cells, so the per-cell rate is already 1.6x th
 Then ``piv`` read the totals o weeks back as LAG on the dense grid (one join instead of nine):
 13% less CPU for that step (A/B in one process on the same inputs, 3 rounds: 9.28-9.75 s ->
 8.08-8.55 s CPU), about 0.7 s of the build.
+
+CPU seconds (all threads of the child; printed since 2026-12-03 evening, with the CPU ratio)
+say more than wall time on a machine shared with other workers. Branch ``cal-speed3`` (per-user
+steps keyed by the rows' integer ``uid``, 32-bit keys/times/codes in ``uev``, no ``LAG(k)``
+without transitions, no event-name column in a coded ``uev``), ``--repeats 3``, load 4-7:
+trial 10.1-11.9 s CPU, freemium 17.6-19.3 s CPU: **1.63x CPU** (rounds 1.61x, 1.65x, 1.74x;
+wall 0.81x, meaningless at that load). Main measured the same way (one process each,
+alternating, load ~6): freemium 21.8-23.8 s CPU against the branch's 18.7-19.8 s, and trial
+~10.5 s CPU: about 2.0x. Tried on the branch and not kept (A/B in one process on the same
+materialised inputs, CPU): per-user first times instead of running FIRST_VALUE (no change
+beyond noise), ``uw`` from a (user, week, type) pre-aggregate (1.6 -> 2.5 s), ``FILTER``
+instead of ``CASE`` in ``uw`` (1.6 -> 2.8 s), running totals and LAGs in one window (6.3-7.2
+-> ~6.0 s, within noise), framed sums instead of LAG (10.5 s against 2.8 s), per-user LISTs
+indexed instead of LAG (4.5-5.0 s against 2.7-2.8 s), the vocabulary by a window or an ASOF
+join instead of the join (1.44-1.83 s against 1.26-1.51 s). DuckDB's profile of the fused
+statement puts what is left in its window operators (``useq``'s sort of 6.3M events, ``cu``'s
+running totals, the LAG lookups), ``uw``'s group-by and the account grids.
 """
 
 from __future__ import annotations
