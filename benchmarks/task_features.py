@@ -42,6 +42,23 @@ trial's rows and 3.2x its feature cells, so the per-cell rate is already 1.6x th
 Then ``piv`` read the totals o weeks back as LAG on the dense grid (one join instead of nine):
 13% less CPU for that step (A/B in one process on the same inputs, 3 rounds: 9.28-9.75 s ->
 8.08-8.55 s CPU), about 0.7 s of the build.
+
+CPU seconds (all threads of the child; printed since 2026-12-03 evening, with the CPU ratio)
+say more than wall time on a machine shared with other workers. Branch ``cal-speed3`` (per-user
+steps keyed by the rows' integer ``uid``, 32-bit keys/times/codes in ``uev``, no ``LAG(k)``
+without transitions, no event-name column in a coded ``uev``), ``--repeats 3``, load 4-7:
+trial 10.1-11.9 s CPU, freemium 17.6-19.3 s CPU: **1.63x CPU** (rounds 1.61x, 1.65x, 1.74x;
+wall 0.81x, meaningless at that load). Main measured the same way (one process each,
+alternating, load ~6): freemium 21.8-23.8 s CPU against the branch's 18.7-19.8 s, and trial
+~10.5 s CPU: about 2.0x. Tried on the branch and not kept (A/B in one process on the same
+materialised inputs, CPU): per-user first times instead of running FIRST_VALUE (no change
+beyond noise), ``uw`` from a (user, week, type) pre-aggregate (1.6 -> 2.5 s), ``FILTER``
+instead of ``CASE`` in ``uw`` (1.6 -> 2.8 s), running totals and LAGs in one window (6.3-7.2
+-> ~6.0 s, within noise), framed sums instead of LAG (10.5 s against 2.8 s), per-user LISTs
+indexed instead of LAG (4.5-5.0 s against 2.7-2.8 s), the vocabulary by a window or an ASOF
+join instead of the join (1.44-1.83 s against 1.26-1.51 s). DuckDB's profile of the fused
+statement puts what is left in its window operators (``useq``'s sort of 6.3M events, ``cu``'s
+running totals, the LAG lookups), ``uw``'s group-by and the account grids.
 """
 
 from __future__ import annotations
@@ -98,9 +115,9 @@ def run_one(task: str, data: Path, config: str) -> dict:
     engine = open_duckdb(cfg)
     t0 = time.perf_counter()
     labels = engine.label_times(cfg.label, cfg.task)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     spec, ff = engine.learn_spec(labels, cfg.features, None)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     [(events,)] = engine.con.execute("SELECT COUNT(*) FROM events").fetchall()
     return {
         "task": task,
@@ -109,6 +126,8 @@ def run_one(task: str, data: Path, config: str) -> dict:
         "features": len(spec.columns),
         "label_s": t1 - t0,
         "features_s": t2 - t1,
+        # All threads of this process: on a shared machine wall time mostly measures the others.
+        "features_cpu_s": c2 - c1,
     }
 
 
@@ -136,12 +155,16 @@ def main() -> None:
             runs[task].append(json.loads(done.stdout.strip().splitlines()[-1]))
             load = os.getloadavg()[0]
             got = runs[task][-1]
-            print(f"round {r + 1} {task}: features {got['features_s']:.1f} s (load {load:.1f})")
+            print(
+                f"round {r + 1} {task}: features {got['features_s']:.1f} s, "
+                f"{got['features_cpu_s']:.1f} s CPU (load {load:.1f})"
+            )
     med = {
         task: {
             **rs[0],
             "label_s": statistics.median(x["label_s"] for x in rs),
             "features_s": statistics.median(x["features_s"] for x in rs),
+            "features_cpu_s": statistics.median(x["features_cpu_s"] for x in rs),
         }
         for task, rs in runs.items()
     }
@@ -158,9 +181,10 @@ def main() -> None:
     cal, trial = med["freemium"], med["trial"]
     raw = cal["features_s"] / trial["features_s"]
     per_event = raw * trial["events"] / cal["events"]
+    cpu = cal["features_cpu_s"] / trial["features_cpu_s"]
     print(
-        f"calendar / trial feature build: {raw:.2f}x ({per_event:.2f}x per event); "
-        f"issue bar: <= 1.5x"
+        f"calendar / trial feature build: {raw:.2f}x wall ({per_event:.2f}x per event), "
+        f"{cpu:.2f}x CPU; issue bar: <= 1.5x"
     )
 
 

@@ -82,17 +82,19 @@ def build_calendar_plan(
     codes: dict[str, int] | None = None,
     with_ev: bool = False,
     history: str | None = None,
+    narrow: bool = False,
 ) -> Plan:
     """The plan of :func:`propensity.features.sql.build_plan` for rows whose cutoffs are all
     ``phase`` modulo a week (:func:`calendar_phase_sql`), for a :func:`calendar_ready` spec.
 
     ``with_ev``: a coded plan whose learning materialised the row-event join ``ev`` (to rank
     transitions) counts the unseen events from it; otherwise they come from ``uev``.
-    ``history`` is :func:`~propensity.features.sql.build_plan`'s (account active users).
+    ``history`` and ``narrow`` are :func:`~propensity.features.sql.build_plan`'s (account
+    active users; 32-bit user keys, times from signup and codes in the per-event steps).
     """
     if not calendar_ready(spec):
         raise ValueError(f"spec is not calendar-ready (families {spec.families})")
-    return _Calendar(spec, rows, prefix, phase, codes, with_ev, history).plan()
+    return _Calendar(spec, rows, prefix, phase, codes, with_ev, history, narrow).plan()
 
 
 def calendar_vocabulary_sql(prefix: str, phase: int, min_support: int) -> str:
@@ -102,8 +104,8 @@ def calendar_vocabulary_sql(prefix: str, phase: int, min_support: int) -> str:
     a = f"CAST((r.cut - {phase}) / {WEEK} AS BIGINT)"
     return f"""SELECT q.k, COUNT(DISTINCT r.uid) AS users, SUM(q.n) AS n
 FROM {prefix}rows r
-JOIN (SELECT user_id, w, k, COUNT(*) AS n FROM {prefix}uev WHERE k IS NOT NULL
-      GROUP BY user_id, w, k) q ON q.user_id = r.user_id AND q.w < {a}
+JOIN (SELECT uid, w, k, COUNT(*) AS n FROM {prefix}uev WHERE k IS NOT NULL
+      GROUP BY uid, w, k) q ON q.uid = r.uid AND q.w < {a}
 WHERE r.learn = 1
 GROUP BY q.k HAVING COUNT(DISTINCT r.uid) >= {int(min_support)}"""
 
@@ -128,8 +130,9 @@ class _Calendar(_Builder, CalendarAccountSteps):
         codes: dict[str, int] | None,
         with_ev: bool = False,
         history: str | None = None,
+        narrow: bool = False,
     ) -> None:
-        super().__init__(spec, DUCKDB, rows, prefix, codes, history)
+        super().__init__(spec, DUCKDB, rows, prefix, codes, history, narrow)
         self.phase = int(phase)
         self.with_ev = with_ev and self.coded
         self.slots = range(len(self.ev_index))
@@ -156,6 +159,17 @@ class _Calendar(_Builder, CalendarAccountSteps):
     def _names(self) -> Step:
         return names_step(self.p)
 
+    def _rows(self) -> Step:
+        # `uid` (an integer per user) keys every per-user step below: partitioning, grouping
+        # and joining millions of events on it instead of the user_id string is cheaper.
+        e = self.d.epoch_seconds
+        learn = ", learn" if self.coded else ""
+        sql = (
+            f"SELECT rid, user_id, uid, account_id, {e('cutoff_at')} AS cut, "
+            f"{e('signup_at')} AS sig{learn} FROM {self.rows}"
+        )
+        return Step(self._n("rows"), sql)
+
     def _week(self, ts: str) -> str:
         return _floor(f"{ts} - {self.phase}", WEEK)
 
@@ -168,11 +182,17 @@ class _Calendar(_Builder, CalendarAccountSteps):
         else:
             code = " ".join(f"WHEN {self.lit(e)} THEN {i}" for e, i in self.ev_index.items())
             k, join = (f"CASE e.event {code} ELSE -1 END" if code else "-1"), ""
-        sql = f"""SELECT e.user_id, e.ts, e.ts - u.sig AS t, {k} AS k, e.event,
-  {self._week("e.ts")} AS w
+        # 32-bit keys and times (`narrow`): useq's sort of every event by them is the plan's
+        # largest cost, and reads half the key bytes.
+        i = self._int
+        # A coded `k` names every event (the names table has them all), so the unseen-event
+        # count maps codes back to names and `uev` carries no string column.
+        event = "" if self.coded else " e.event,"
+        sql = f"""SELECT {i("u.uid")} AS uid, e.ts, {i("e.ts - u.sig")} AS t, {i(k)} AS k,{event}
+  {i(self._week("e.ts"))} AS w
 FROM (SELECT user_id, event, {ts} AS ts FROM events) e
-JOIN (SELECT user_id, MIN(sig) AS sig, MAX(cut) AS last_cut FROM {self._n("rows")}
-      GROUP BY user_id) u ON e.user_id = u.user_id
+JOIN (SELECT user_id, MIN(uid) AS uid, MIN(sig) AS sig, MAX(cut) AS last_cut
+      FROM {self._n("rows")} GROUP BY user_id) u ON e.user_id = u.user_id
 {join}
 WHERE e.ts >= u.sig AND e.ts < u.last_cut"""
         return Step(self._n("uev"), sql)
@@ -180,9 +200,11 @@ WHERE e.ts >= u.sig AND e.ts < u.last_cut"""
     def _useq(self) -> Step:
         # The portable plan's `seq`, per user: a row's events are a prefix of its user's, so
         # the gap and previous type of each event are the same at every anchor after it.
-        over = "OVER (PARTITION BY user_id ORDER BY t, k)"
+        over = "OVER (PARTITION BY uid ORDER BY t, k)"
+        # The previous type only where transitions read it (a second LAG over every event).
+        prev = f", LAG(k) {over} AS prev" if self._transitions() else ""
         sql = (
-            f"SELECT user_id, k, t, ts, w, t - LAG(t) {over} AS gap, LAG(k) {over} AS prev "
+            f"SELECT uid, k, t, ts, w, t - LAG(t) {over} AS gap{prev} "
             f"FROM {self._n('uev')} WHERE {self.seen}"
         )
         return Step(self._n("useq"), sql)
@@ -194,12 +216,12 @@ WHERE e.ts >= u.sig AND e.ts < u.last_cut"""
         # its days (a prefix of the user's days cuts at most the last streak).
         day = _floor("t", _DAY_S)
         new = f"gap IS NULL OR {day} <> {_floor('t - gap', _DAY_S)}"
-        island = "dnum - ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY dnum)"
-        sql = f"""SELECT user_id, w, COUNT(*) AS days, MAX(pos) AS maxpos
-FROM (SELECT user_id, w, ROW_NUMBER() OVER (PARTITION BY user_id, island ORDER BY dnum) AS pos
-  FROM (SELECT user_id, w, dnum, {island} AS island
-    FROM (SELECT user_id, w, {day} AS dnum FROM {self._n("useq")} WHERE {new}) d) i) s
-GROUP BY user_id, w"""
+        island = "dnum - ROW_NUMBER() OVER (PARTITION BY uid ORDER BY dnum)"
+        sql = f"""SELECT uid, w, COUNT(*) AS days, MAX(pos) AS maxpos
+FROM (SELECT uid, w, ROW_NUMBER() OVER (PARTITION BY uid, island ORDER BY dnum) AS pos
+  FROM (SELECT uid, w, dnum, {island} AS island
+    FROM (SELECT uid, w, {day} AS dnum FROM {self._n("useq")} WHERE {new}) d) i) s
+GROUP BY uid, w"""
         return Step(self._n("udays"), sql)
 
     def _uw(self) -> Step:
@@ -232,8 +254,8 @@ GROUP BY user_id, w"""
                 f"COUNT(CASE WHEN prev = {self.code[a]} AND k = {self.code[b]} THEN 1 END) AS tr{j}"
             )
         sql = f"""SELECT q.*, COALESCE(d.days, 0) AS days, d.maxpos
-FROM (SELECT user_id, w, {", ".join(cols)} FROM {self._n("useq")} GROUP BY user_id, w) q
-LEFT JOIN {self._n("udays")} d ON d.user_id = q.user_id AND d.w = q.w"""
+FROM (SELECT uid, w, {", ".join(cols)} FROM {self._n("useq")} GROUP BY uid, w) q
+LEFT JOIN {self._n("udays")} d ON d.uid = q.uid AND d.w = q.w"""
         return Step(self._n("uw"), sql)
 
     def _transitions(self) -> tuple[tuple[str, str], ...]:
@@ -243,7 +265,7 @@ LEFT JOIN {self._n("udays")} d ON d.user_id = q.user_id AND d.w = q.w"""
         # Running totals over every week from each user's first week with events to the week
         # before her last anchor (a dense grid: a row's lookups are then equality joins; it is
         # about as small as the weeks with events, 71k against 46k rows at 1M events).
-        r = "OVER (PARTITION BY g.user_id ORDER BY g.w ROWS UNBOUNDED PRECEDING)"
+        r = "OVER (PARTITION BY g.uid ORDER BY g.w ROWS UNBOUNDED PRECEDING)"
 
         def run(agg: str, col: str) -> str:
             if agg == "SUM":
@@ -263,12 +285,12 @@ LEFT JOIN {self._n("udays")} d ON d.user_id = q.user_id AND d.w = q.w"""
             cols += [run("SUM", f"c{i}"), run("FIRST_VALUE", f"f{i}"), run("LAST_VALUE", f"l{i}")]
         cols += [run("SUM", f"tr{j}") for j, _ in enumerate(self._transitions())]
         a = f"CAST((cut - {self.phase}) / {WEEK} AS BIGINT)"
-        grid = f"""SELECT f.user_id, UNNEST(range(f.w0, l.a)) AS w
-  FROM (SELECT user_id, MIN(w) AS w0 FROM {self._n("uw")} GROUP BY user_id) f
-  JOIN (SELECT user_id, MAX({a}) AS a FROM {self._n("rows")} GROUP BY user_id) l
-    ON l.user_id = f.user_id"""
-        sql = f"""SELECT g.user_id, g.w, {", ".join(cols)}
-FROM ({grid}) g LEFT JOIN {self._n("uw")} q ON q.user_id = g.user_id AND q.w = g.w"""
+        grid = f"""SELECT f.uid, UNNEST(range(f.w0, l.a)) AS w
+  FROM (SELECT uid, MIN(w) AS w0 FROM {self._n("uw")} GROUP BY uid) f
+  JOIN (SELECT uid, MAX({a}) AS a FROM {self._n("rows")} GROUP BY uid) l
+    ON l.uid = f.uid"""
+        sql = f"""SELECT g.uid, g.w, {", ".join(cols)}
+FROM ({grid}) g LEFT JOIN {self._n("uw")} q ON q.uid = g.uid AND q.w = g.w"""
         return Step(self._n("cu"), sql)
 
     def _offsets(self) -> list[int]:
@@ -291,17 +313,17 @@ FROM ({grid}) g LEFT JOIN {self._n("uw")} q ON q.user_id = g.user_id AND q.w = g
         full = ["first_t", "sessions", "gap_sum", "gap_n", "gap_max", "days", "maxpos"]
         full += [f"{x}{i}" for i in self.slots for x in ("f", "l")]
         full += [f"tr{j}" for j, _ in enumerate(self._transitions())]
-        over = "OVER (PARTITION BY user_id ORDER BY w)"
+        over = "OVER (PARTITION BY uid ORDER BY w)"
         lagged = [f"{c} AS {c}_o0" for c in (*full, *counts)]
         for o in self._offsets():
             if o:
                 lagged += [f"LAG({c}, {o}) {over} AS {c}_o{o}" for c in counts]
-        grid = f"SELECT user_id, w, {', '.join(lagged)} FROM {self._n('cu')}"
+        grid = f"SELECT uid, w, {', '.join(lagged)} FROM {self._n('cu')}"
         a = f"CAST((cut - {self.phase}) / {WEEK} AS BIGINT) - 1"
-        base = f"SELECT rid, user_id, cut, sig, {a} AS a FROM {self._n('rows')}"
-        return f"""SELECT r.rid, r.cut, r.sig, l.* EXCLUDE (user_id, w)
+        base = f"SELECT rid, uid, cut, sig, {a} AS a FROM {self._n('rows')}"
+        return f"""SELECT r.rid, r.cut, r.sig, l.* EXCLUDE (uid, w)
 FROM ({base}) r
-LEFT JOIN ({grid}) l ON l.user_id = r.user_id AND l.w = r.a"""
+LEFT JOIN ({grid}) l ON l.uid = r.uid AND l.w = r.a"""
 
     # ---- the portable plan's per-row relations, from the lookups ----------------------------
     def _between(self, col: str, lo: int, hi: int) -> str:
@@ -373,15 +395,23 @@ LEFT JOIN ({grid}) l ON l.user_id = r.user_id AND l.w = r.a"""
     def _unseen_c(self) -> str:
         # Events outside the vocabulary before each row's cutoff, summed over rows, from the
         # per-(user, week) counts (a row counts its user's weeks before its anchor).
-        unseen = f"k IS NULL OR NOT ({self.seen})" if self.coded else "k < 0"
-        other = (
-            f"SELECT user_id, w, COALESCE(event, '<null>') AS event, COUNT(*) AS n "
-            f"FROM {self._n('uev')} WHERE {unseen} GROUP BY ALL"
-        )
         a = f"CAST((r.cut - {self.phase}) / {WEEK} AS BIGINT)"
-        return f"""SELECT o.event, SUM(o.n) AS n FROM {self._n("rows")} r
-JOIN ({other}) o ON o.user_id = r.user_id AND o.w < {a}
+        if not self.coded:
+            other = (
+                f"SELECT uid, w, COALESCE(event, '<null>') AS event, COUNT(*) AS n "
+                f"FROM {self._n('uev')} WHERE k < 0 GROUP BY ALL"
+            )
+            return f"""SELECT o.event, SUM(o.n) AS n FROM {self._n("rows")} r
+JOIN ({other}) o ON o.uid = r.uid AND o.w < {a}
 GROUP BY o.event"""
+        other = (
+            f"SELECT uid, w, k, COUNT(*) AS n FROM {self._n('uev')} "
+            f"WHERE k IS NULL OR NOT ({self.seen}) GROUP BY ALL"
+        )
+        return f"""SELECT COALESCE(m.event, '<null>') AS event, c.n
+FROM (SELECT o.k, SUM(o.n) AS n FROM {self._n("rows")} r
+      JOIN ({other}) o ON o.uid = r.uid AND o.w < {a} GROUP BY o.k) c
+LEFT JOIN {self._n("names")} m ON m.c = c.k"""
 
 
 def calendar_phase(run: SqlRunner, spec: FeatureSpec, rows: str) -> int | None:

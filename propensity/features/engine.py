@@ -130,7 +130,9 @@ def _plan(
     else the portable plan; both give the same values."""
     phase = calendar_phase(DuckRunner(con), spec, rows.name)
     if phase is not None:
-        return build_calendar_plan(spec, rows.name, rows.prefix, phase, codes, with_ev, history)
+        return build_calendar_plan(
+            spec, rows.name, rows.prefix, phase, codes, with_ev, history, rows.narrow
+        )
     return build_plan(
         spec,
         DUCKDB,

@@ -186,7 +186,7 @@ class Learned:
         weekly = FeatureSpec(**{**_fields(probe), "windows_s": _windows(cfg)})
         phase = calendar_phase(run, weekly, rows.name)
         if phase is not None and not ("transitions" in families and cfg.top_transitions > 0):
-            cal = build_calendar_plan(weekly, rows.name, p, phase, codes={})
+            cal = build_calendar_plan(weekly, rows.name, p, phase, codes={}, narrow=self.narrow)
             self._materialise(cal, "uev")
             found = run.fetch(calendar_vocabulary_sql(p, phase, cfg.min_event_support))
         else:
