@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import propensity.io.dedup as dedup_module
 import propensity.io.load as load_module
 from propensity.config import DataConfig, DedupConfig
 from propensity.io import load_data
@@ -103,6 +104,20 @@ def test_drop_exact_duplicates_survives_hash_collisions(collide):
         set(rows), key=lambda r: (r[0] is None, r[0] or "", r[1] is None, r[1] or 0)
     )
     assert [c[0] for c in con.execute("DESCRIBE s").fetchall()] == ["k", "v"]
+
+
+def test_shared_hashes_in_slices_equal_one_sort(monkeypatch):
+    """Check that the shared row hashes found a slice of the hashes at a time are those found
+    by one sort of them all."""
+    con = duckdb.connect()
+    con.execute(
+        f"CREATE TEMP TABLE s AS SELECT CAST(i % 700 AS UBIGINT) * 2654435761 AS {ROW_HASH} "
+        "FROM range(1000) r(i)"
+    )
+    whole = dedup_module._shared_hashes(con, "s")
+    monkeypatch.setattr(dedup_module, "_SORTED_AT_ONCE", 64)
+    sliced = dedup_module._shared_hashes(con, "s")
+    assert sorted(sliced.tolist()) == sorted(whole.tolist()) == [i * 2654435761 for i in range(300)]
 
 
 SPACES = [chr(c) for c in (0x20, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)]
