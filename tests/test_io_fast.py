@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import propensity.io.bots as bots_module
 import propensity.io.dedup as dedup_module
 import propensity.io.load as load_module
 from propensity.config import DataConfig, DedupConfig
@@ -279,3 +280,47 @@ def test_the_reader_imports_no_pandas():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("slices", [False, True])
+def test_day_figures_equal_the_sql_figures(monkeypatch, slices):
+    """Check that per_user_table's (user, day) figures from NumPy equal per_user_sql's, in one
+    sort or in slices, with times before 1970 and across midnight; and that times with a
+    fraction of a second take the SQL path, with the same figures."""
+    import propensity.io.user_days as user_days
+    from propensity.config import BotsConfig
+    from propensity.io.bots import per_user_sql, per_user_table
+
+    if slices:
+        monkeypatch.setattr(user_days, "_SORTED_AT_ONCE", 500)
+    took_numpy = []
+    day_figures = bots_module.day_figures
+    monkeypatch.setattr(
+        bots_module,
+        "day_figures",
+        lambda *a: took_numpy.append(day_figures(*a) is not None) or day_figures(*a),
+    )
+    frame = _tricky_events(3)
+    old = pd.DataFrame(
+        {
+            "user_id": "old",
+            "timestamp": pd.Timestamp("1969-12-30 23:00")
+            + pd.to_timedelta(np.arange(0, 60 * 3600, 1700), unit="s"),
+            "account_id": "a9",
+        }
+    )
+    con = duckdb.connect()
+    con.register("frame", pd.concat([frame, old]))
+    columns = "user_id, n, day_n, n_day, days, span, spread_days, within, within_sq"
+    for fraction in ("0", "123"):
+        con.execute(
+            "CREATE OR REPLACE TABLE e AS SELECT user_id, account_id, "
+            f"timestamp + INTERVAL ({fraction}) MICROSECOND AS timestamp FROM frame"
+        )
+        per_user_table(con, BotsConfig(), "e", "fast")
+        fast = con.execute(f"SELECT {columns} FROM fast ORDER BY user_id").fetchall()
+        plain = con.execute(f"SELECT {columns} FROM ({per_user_sql('e')}) ORDER BY 1").fetchall()
+        assert [r[:-1] for r in fast] == [r[:-1] for r in plain]
+        assert [r[-1] for r in fast] == pytest.approx([r[-1] for r in plain], rel=1e-12)
+        assert len(fast) == frame["user_id"].nunique() + 1
+    assert took_numpy == [True, False]
