@@ -87,6 +87,8 @@ def test_hash_dedup_gives_the_tables_and_summary_of_a_distinct(tmp_path, monkeyp
     assert fast.report.as_dict() == reference.report.as_dict()
     assert fast.report.dedup["removed"] > 60  # the bot's copies and the read-equal repeats
     assert fast.report.bots == 1
+    (with_events,) = fast.con.execute("SELECT count(DISTINCT user_id) FROM events").fetchone()
+    assert fast.report.users_with_events == with_events
     assert not any(ROW_HASH in str(row) for row in fast.con.execute("DESCRIBE events").fetchall())
 
 
