@@ -24,7 +24,8 @@ import numpy as np
 __all__ = ["day_figures"]
 
 _SORTED_AT_ONCE = 1 << 24  # events sorted in one piece: 128 MB of keys
-_SECOND_BITS = 40  # a key's low bits: seconds after the first event (34,000 years)
+_SECOND_BITS = 40  # a key's low bits: seconds after the first day (34,000 years)
+_DAY_BITS = 24  # days after the first day, 2^40 seconds at most
 _US = 1_000_000
 _DAY_S = 86_400
 
@@ -38,7 +39,7 @@ def day_figures(
     (n_users,) = con.execute(f"SELECT count(*) FROM {users}").fetchone()
     (n_events,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
     # a slice's users are numbered code // slices, so they fit above the seconds
-    per_slice = 1 << (64 - _SECOND_BITS)
+    per_slice = 1 << (63 - _SECOND_BITS)  # users in a slice: a key stays a positive int64
     slices = max(1, -(-int(n_events) // _SORTED_AT_ONCE), -(-int(n_users) // per_slice))
     keep = f" AND {where}" if where else ""
     parts = []
@@ -50,7 +51,8 @@ def day_figures(
         if np.ma.is_masked(rows["t"]):
             return None  # a missing time: SQL's groups say what that means
         us = np.asarray(rows["t"], dtype=np.int64)
-        if np.any(us % _US) or (len(us) and int(us.max()) - int(us.min()) >= _US << _SECOND_BITS):
+        span = int(us.max()) - int(us.min()) if len(us) else 0
+        if np.any(us % _US) or span >= (_US << _SECOND_BITS) - _US * _DAY_S:
             return None
         parts.append(_figures(np.asarray(rows["_code"], dtype=np.int64) // slices, us // _US))
         parts[-1]["_code"] = parts[-1]["_code"] * slices + part
@@ -58,7 +60,7 @@ def day_figures(
 
 
 def _figures(code: np.ndarray, seconds: np.ndarray) -> dict[str, np.ndarray]:
-    """Per user (``code``) the figures of the events at `seconds`, users in code order."""
+    """Per user (``code``, below 2^23) the figures of the events at `seconds`, in code order."""
     if not len(code):
         empty = np.zeros(0, dtype=np.int64)
         return {
@@ -71,38 +73,47 @@ def _figures(code: np.ndarray, seconds: np.ndarray) -> dict[str, np.ndarray]:
             "within": empty.astype(float),
             "within_sq": empty.astype(float),
         }
-    first = int(seconds.min())
-    # a user's number above the seconds since the first event: sorted, each user's events are
-    # together, in time order
-    key = (code.astype(np.uint64) << np.uint64(_SECOND_BITS)) | (seconds - first).astype(np.uint64)
+    day0 = int(seconds.min()) // _DAY_S  # floor, as date_trunc('day', ...), before 1970 too
+    # the user's number above the seconds since day0's midnight: sorted, each user's events
+    # are together, in time order
+    key = (code << _SECOND_BITS) | (seconds - day0 * _DAY_S)
     key.sort()
-    user = (key >> np.uint64(_SECOND_BITS)).astype(np.int64)
-    second = (key & np.uint64((1 << _SECOND_BITS) - 1)).astype(np.int64) + first
-    day = second // _DAY_S  # floor: the day of date_trunc('day', ...), before 1970 too
+    user = key >> _SECOND_BITS
+    second = key & ((1 << _SECOND_BITS) - 1)
+    day = second // _DAY_S  # days after day0
     # the (user, day) groups: where the user or the day changes
-    starts = np.flatnonzero(np.r_[True, (user[1:] != user[:-1]) | (day[1:] != day[:-1])])
-    ends = np.r_[starts[1:], len(key)] - 1
-    n = ends - starts + 1
-    lo, hi = second[starts] * _US, second[ends] * _US
+    group = (user << _DAY_BITS) | day
+    starts = np.r_[0, np.flatnonzero(group[1:] != group[:-1]) + 1]
+    n = np.diff(starts, append=len(key))
     group_user = user[starts]
-    # the users: where the user changes among the groups
-    firsts = np.flatnonzero(np.r_[True, group_user[1:] != group_user[:-1]])
-    lasts = np.r_[firsts[1:], len(starts)] - 1
+    # the users: where the user changes among the groups (groups are in day order)
+    firsts = np.r_[0, np.flatnonzero(group_user[1:] != group_user[:-1]) + 1]
+    days = np.diff(firsts, append=len(starts))
     day_n = np.maximum.reduceat(n, firsts)
-    # the earliest of the user's days with the most events: groups are in day order
-    busiest = np.flatnonzero(n == np.repeat(day_n, np.diff(np.r_[firsts, len(starts)])))
+    # the earliest of the user's days with the most events
+    busiest = np.flatnonzero(n == np.repeat(day_n, days))
     owner = group_user[busiest]
     earliest = busiest[np.r_[True, owner[1:] != owner[:-1]]]
-    spread = hi - lo
+    # a day's span is 0 unless it has two events: the sums read those days only
+    several = np.flatnonzero(n > 1)
+    first_at = second[starts[several]]
+    spread = (second[starts[several] + n[several] - 1] - first_at) * _US
     # whole microseconds: exact in a double below 2^53 (285 years), as in per_user_sql
     within = spread.astype(np.float64)
+    codes = group_user[firsts]
+    size = int(codes[-1]) + 1
+
+    def per_user(weights: np.ndarray | None, where: np.ndarray = several) -> np.ndarray:
+        return np.bincount(group_user[where], weights, minlength=size)[codes]
+
+    ends = np.r_[firsts[1:], len(starts)] - 1  # each user's last day
     return {
-        "_code": group_user[firsts],
+        "_code": codes,
         "day_n": day_n,
-        "n_day": (day[starts][earliest] * _DAY_S * _US).astype("datetime64[us]"),
-        "days": lasts - firsts + 1,
-        "span": hi[lasts] - lo[firsts],
-        "spread_days": np.add.reduceat((spread > 0).astype(np.int64), firsts),
-        "within": np.add.reduceat(within, firsts),
-        "within_sq": np.add.reduceat(within**2 / np.maximum(n - 1, 1), firsts),
+        "n_day": ((day0 + day[starts[earliest]]) * _DAY_S * _US).astype("datetime64[us]"),
+        "days": days,
+        "span": (second[starts[ends] + n[ends] - 1] - second[starts[firsts]]) * _US,
+        "spread_days": per_user(None, several[spread > 0]),
+        "within": per_user(within),
+        "within_sq": per_user(within**2 / (n[several] - 1)),
     }
