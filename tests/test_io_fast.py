@@ -326,3 +326,28 @@ def test_day_figures_equal_the_sql_figures(monkeypatch, slices):
         assert [r[-1] for r in fast] == pytest.approx([r[-1] for r in plain], rel=1e-12)
         assert len(fast) == frame["user_id"].nunique() + 1
     assert took_numpy == [True, False]
+
+
+def test_day_figures_leave_events_without_a_user_as_sql_does(monkeypatch):
+    """Check that per_user_table gives a user id that is missing the same row from NumPy as
+    from SQL (its count, and no figures: it joins to no figures in either), and every other
+    user the same figures."""
+    from propensity.config import BotsConfig
+    from propensity.io.bots import per_user_table
+
+    con = duckdb.connect()
+    con.register("frame", _tricky_events(4))
+    con.execute(
+        "CREATE TABLE e AS SELECT NULLIF(user_id, 'p3') AS user_id, account_id, timestamp "
+        "FROM frame"
+    )
+    per_user_table(con, BotsConfig(), "e", "fast", account=True)
+    monkeypatch.setattr(bots_module, "day_figures", lambda *a: None)
+    per_user_table(con, BotsConfig(), "e", "plain", account=True)
+    fast, plain = (
+        con.execute(f"SELECT * EXCLUDE (within_sq) FROM {t} ORDER BY ALL").fetchall()
+        for t in ("fast", "plain")
+    )
+    assert fast == plain
+    [(_, n, _, *figures)] = [r for r in fast if r[0] is None]
+    assert n > 0 and figures == [None] * 6
