@@ -50,6 +50,24 @@ Measured at 10M events / 100k users, data.memory_limit 1GB, 2 threads, on 2 shar
   9.5 s, the account pass 2.6 s); after 13.9 s CPU (the account fill 1.1 s, the (user, day)
   figures 0.8 s). The propensity child now gets --threads like the baselines (it ran with
   2 threads whatever --threads said).
+- 2026-12-03 (io-speed4): the bots' (user, day) figures from one NumPy sort of 64-bit keys
+  (user number times a stride plus the second; propensity/io/user_days.py) instead of two
+  hash aggregations, the shared row hashes from a NumPy sort of the fetched hashes instead of
+  DuckDB's window sort (both in slices of at most 16M events, so the memory outside DuckDB
+  stays bounded), and the summary's users with events counted by cleaning instead of a
+  DISTINCT. Same tables, reports and messages as main (compared on this data, on 1M events
+  with 5% duplicates, a metronome, a crawler, a burst and unknown users, and on 10M events
+  over 1M users). `python benchmarks/io.py --rows 10000000`, main then this branch back to
+  back (the scan is faster today than in the entries above, so main's ratio is higher):
+  main x9.2 CPU, x11.9 wall (8.53 s CPU; scan 0.93 s), peak 1.12 GB, load 5.8-6.1; after
+  x5.7 CPU, x5.7 wall (5.85 s CPU; scan 1.03 s), peak 1.07 GB, load 6.0-6.2. Alternating
+  child processes on the same files (scan, main, branch; 3 rounds, medians, load 6.6-7.0):
+  main 8.78 s CPU (x8.9), after 5.74 s CPU (x5.9), scan 0.98 s. CPU per step in one process
+  (load ~7): staging 2.3-2.5 s (the raw copy alone 1.2 s, the id checks ~0.6 s, the row
+  hash ~0.2 s), per-user count and account 0.6 s, the figures 1.3 s (was 3.3 s: the join
+  that numbers users' events 0.7 s, the NumPy work 0.6 s), shared hashes 0.3 s (was
+  1.0-1.2 s), event-type counts 0.27 s, imports ~0.35 s. Not yet within 3x: staging is
+  over twice the scan by itself.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import propensity.io.bots as bots_module
+import propensity.io.dedup as dedup_module
 import propensity.io.load as load_module
 from propensity.config import DataConfig, DedupConfig
 from propensity.io import load_data
@@ -85,6 +87,8 @@ def test_hash_dedup_gives_the_tables_and_summary_of_a_distinct(tmp_path, monkeyp
     assert fast.report.as_dict() == reference.report.as_dict()
     assert fast.report.dedup["removed"] > 60  # the bot's copies and the read-equal repeats
     assert fast.report.bots == 1
+    (with_events,) = fast.con.execute("SELECT count(DISTINCT user_id) FROM events").fetchone()
+    assert fast.report.users_with_events == with_events
     assert not any(ROW_HASH in str(row) for row in fast.con.execute("DESCRIBE events").fetchall())
 
 
@@ -103,6 +107,20 @@ def test_drop_exact_duplicates_survives_hash_collisions(collide):
         set(rows), key=lambda r: (r[0] is None, r[0] or "", r[1] is None, r[1] or 0)
     )
     assert [c[0] for c in con.execute("DESCRIBE s").fetchall()] == ["k", "v"]
+
+
+def test_shared_hashes_in_slices_equal_one_sort(monkeypatch):
+    """Check that the shared row hashes found a slice of the hashes at a time are those found
+    by one sort of them all."""
+    con = duckdb.connect()
+    con.execute(
+        f"CREATE TEMP TABLE s AS SELECT CAST(i % 700 AS UBIGINT) * 2654435761 AS {ROW_HASH} "
+        "FROM range(1000) r(i)"
+    )
+    whole = dedup_module._shared_hashes(con, "s")
+    monkeypatch.setattr(dedup_module, "_SORTED_AT_ONCE", 64)
+    sliced = dedup_module._shared_hashes(con, "s")
+    assert sorted(sliced.tolist()) == sorted(whole.tolist()) == [i * 2654435761 for i in range(300)]
 
 
 SPACES = [chr(c) for c in (0x20, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000)]
@@ -264,3 +282,72 @@ def test_the_reader_imports_no_pandas():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("slices", [False, True])
+def test_day_figures_equal_the_sql_figures(monkeypatch, slices):
+    """Check that per_user_table's (user, day) figures from NumPy equal per_user_sql's, in one
+    sort or in slices, with times before 1970 and across midnight; and that times with a
+    fraction of a second take the SQL path, with the same figures."""
+    import propensity.io.user_days as user_days
+    from propensity.config import BotsConfig
+    from propensity.io.bots import per_user_sql, per_user_table
+
+    if slices:
+        monkeypatch.setattr(user_days, "_SORTED_AT_ONCE", 500)
+    took_numpy = []
+    day_figures = bots_module.day_figures
+    monkeypatch.setattr(
+        bots_module,
+        "day_figures",
+        lambda *a: took_numpy.append(day_figures(*a) is not None) or day_figures(*a),
+    )
+    frame = _tricky_events(3)
+    old = pd.DataFrame(
+        {
+            "user_id": "old",
+            "timestamp": pd.Timestamp("1969-12-30 23:00")
+            + pd.to_timedelta(np.arange(0, 60 * 3600, 1700), unit="s"),
+            "account_id": "a9",
+        }
+    )
+    con = duckdb.connect()
+    con.register("frame", pd.concat([frame, old]))
+    columns = "user_id, n, day_n, n_day, days, span, spread_days, within, within_sq"
+    for fraction in ("0", "123"):
+        con.execute(
+            "CREATE OR REPLACE TABLE e AS SELECT user_id, account_id, "
+            f"timestamp + INTERVAL ({fraction}) MICROSECOND AS timestamp FROM frame"
+        )
+        per_user_table(con, BotsConfig(), "e", "fast")
+        fast = con.execute(f"SELECT {columns} FROM fast ORDER BY user_id").fetchall()
+        plain = con.execute(f"SELECT {columns} FROM ({per_user_sql('e')}) ORDER BY 1").fetchall()
+        assert [r[:-1] for r in fast] == [r[:-1] for r in plain]
+        assert [r[-1] for r in fast] == pytest.approx([r[-1] for r in plain], rel=1e-12)
+        assert len(fast) == frame["user_id"].nunique() + 1
+    assert took_numpy == [True, False]
+
+
+def test_day_figures_leave_events_without_a_user_as_sql_does(monkeypatch):
+    """Check that per_user_table gives a user id that is missing the same row from NumPy as
+    from SQL (its count, and no figures: it joins to no figures in either), and every other
+    user the same figures."""
+    from propensity.config import BotsConfig
+    from propensity.io.bots import per_user_table
+
+    con = duckdb.connect()
+    con.register("frame", _tricky_events(4))
+    con.execute(
+        "CREATE TABLE e AS SELECT NULLIF(user_id, 'p3') AS user_id, account_id, timestamp "
+        "FROM frame"
+    )
+    per_user_table(con, BotsConfig(), "e", "fast", account=True)
+    monkeypatch.setattr(bots_module, "day_figures", lambda *a: None)
+    per_user_table(con, BotsConfig(), "e", "plain", account=True)
+    fast, plain = (
+        con.execute(f"SELECT * EXCLUDE (within_sq) FROM {t} ORDER BY ALL").fetchall()
+        for t in ("fast", "plain")
+    )
+    assert fast == plain
+    [(_, n, _, *figures)] = [r for r in fast if r[0] is None]
+    assert n > 0 and figures == [None] * 6

@@ -15,6 +15,7 @@ from __future__ import annotations
 import duckdb
 
 from propensity.config import BotsConfig
+from propensity.io.user_days import day_figures
 
 __all__ = ["bot_rule", "find_bots", "per_user_sql", "per_user_table"]
 
@@ -179,12 +180,15 @@ def per_user_table(
     pass over the others' events only. The busiest-day rule compares with the busiest 1%
     (p99) of every user: when any user has enough events to break it, every user is aggregated
     by day, so that p99 is exact whenever it can flag someone (and otherwise it flags no one).
+    The (user, day) figures come from one sort in NumPy (:mod:`propensity.io.user_days`), the
+    same as :func:`per_user_sql`'s for a fraction of its cost; in SQL when the times are not
+    whole seconds.
     """
     accounts = ", min(account_id) AS account_id" if account else ""
     counts = f"{into}_n"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {counts} AS SELECT user_id, count(*) AS n{accounts} "
-        f"FROM {table} GROUP BY user_id"
+        f"CREATE OR REPLACE TEMP TABLE {counts} AS SELECT user_id, count(*) AS n{accounts}, "
+        f"row_number() OVER () - 1 AS _code FROM {table} GROUP BY user_id"
     )
     day_limit = int(cfg.max_events_per_day)
     if cfg.busiest_day_factor > 0:
@@ -197,14 +201,20 @@ def per_user_table(
         f"SELECT count(*) FILTER (WHERE n > {day_limit}), count(*) FILTER (WHERE n <= {floor}) "
         f"FROM {counts}"
     ).fetchone()
-    where = ""
-    if n_busy == 0 and n_low:  # the others' events only (a semi join, cheaper than the pass)
-        where = f"user_id IN (SELECT user_id FROM {counts} WHERE n > {floor})"
-    figures = per_user_sql(table, where, with_n=False)
+    some = n_busy == 0 and n_low  # the others' events only
+    figures = day_figures(con, table, counts, f"u.n > {floor}" if some else "")
+    if figures is not None:
+        con.register(f"{into}_days", figures)
+        days, key = f"{into}_days", "_code"
+    else:  # times day_figures does not take: the same figures in SQL
+        where = f"user_id IN (SELECT user_id FROM {counts} WHERE n > {floor})" if some else ""
+        days, key = f"({per_user_sql(table, where, with_n=False)})", "user_id"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT u.*, d.* EXCLUDE (user_id) "
-        f"FROM {counts} u LEFT JOIN ({figures}) d USING (user_id)"
+        f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT u.* EXCLUDE (_code), "
+        f"d.* EXCLUDE ({key}) FROM {counts} u LEFT JOIN {days} d USING ({key})"
     )
+    if figures is not None:
+        con.unregister(f"{into}_days")
     con.execute(f"DROP TABLE {counts}")
 
 

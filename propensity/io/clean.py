@@ -57,6 +57,7 @@ class Cleaning:
     bots: list[tuple[str, str]] = field(default_factory=list)
     window: tuple[datetime, datetime] | None = None  # the events read, when not all of them
     rows_sql: str = ""  # the events' canonical projection of the whole source, when windowed
+    users_with_events: int | None = None  # counted while cleaning, for the summary
 
 
 def examples(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[str, ...]:
@@ -132,6 +133,10 @@ def clean(
             con.execute(f"DELETE FROM {PER_USER} WHERE {unknown}")
     run.day_only = _day_only(con, cfg.timezone)
     _bots(con, cfg, tables, run)
+    # no rule after this one removes events, so the users with events are the per-user
+    # table's less the excluded bots (each has events): no DISTINCT over the events for it
+    (users,) = con.execute(f"SELECT count(*) FROM {PER_USER}").fetchone()
+    run.users_with_events = int(users) - (len(run.bots) if cfg.bots.exclude else 0)
     _properties(con, run)
     # users without an account take the smallest account their events carry, so account
     # features work; rules removed whole users only, so each remaining user's account is the

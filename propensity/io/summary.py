@@ -80,11 +80,12 @@ def summarise(
     for name, given in sources.items():
         (kept,) = con.execute(f"SELECT count(*) FROM {name}").fetchone()
         tables.append(TableSummary(name, given, rows_read.get(name, 0), int(kept)))
-    users, with_events, converted = con.execute(
-        "SELECT (SELECT count(*) FROM users), "
-        "(SELECT count(DISTINCT user_id) FROM events), "
-        "(SELECT count(DISTINCT user_id) FROM conversions)"
+    users, converted = con.execute(
+        "SELECT (SELECT count(*) FROM users), (SELECT count(DISTINCT user_id) FROM conversions)"
     ).fetchone()
+    with_events = run.users_with_events  # counted while cleaning, without a DISTINCT
+    if with_events is None:
+        (with_events,) = con.execute("SELECT count(DISTINCT user_id) FROM events").fetchone()
     first, last = con.execute("SELECT min(timestamp), max(timestamp) FROM events").fetchone()
     if run.dedup is not None:
         notes.insert(0, run.dedup.sentence())
