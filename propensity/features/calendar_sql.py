@@ -159,16 +159,10 @@ class _Calendar(_Builder, CalendarAccountSteps):
     def _names(self) -> Step:
         return names_step(self.p)
 
-    def _rows(self) -> Step:
+    def _row_keys(self) -> tuple[str, ...]:
         # `uid` (an integer per user) keys every per-user step below: partitioning, grouping
         # and joining millions of events on it instead of the user_id string is cheaper.
-        e = self.d.epoch_seconds
-        learn = ", learn" if self.coded else ""
-        sql = (
-            f"SELECT rid, user_id, uid, account_id, {e('cutoff_at')} AS cut, "
-            f"{e('signup_at')} AS sig{learn} FROM {self.rows}"
-        )
-        return Step(self._n("rows"), sql)
+        return ("uid", "learn") if self.coded else ("uid",)
 
     def _week(self, ts: str) -> str:
         return _floor(f"{ts} - {self.phase}", WEEK)

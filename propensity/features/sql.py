@@ -130,12 +130,16 @@ class _Builder(AccountSteps):
 
     def _rows(self) -> Step:
         e = self.d.epoch_seconds
-        extra = ", uid, learn" if self.coded else ""
+        extra = "".join(f", {c}" for c in self._row_keys())
         sql = (
             f"SELECT rid, user_id, account_id, {e('cutoff_at')} AS cut, {e('signup_at')} AS sig"
             f"{extra} FROM {self.rows}"
         )
         return Step(self._n("rows"), sql)
+
+    def _row_keys(self) -> tuple[str, ...]:
+        """The rows' columns beyond the cutoffs: learning's user and learn flags when coded."""
+        return ("uid", "learn") if self.coded else ()
 
     def _ev(self) -> Step:
         props = [
