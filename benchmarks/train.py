@@ -4,7 +4,9 @@ Each measurement runs in a fresh subprocess so that peak RSS (VmHWM) belongs to 
 For every size it prints wall time, CPU time (all threads of the process) and peak memory of
 
 - ``fit_model`` as ``propensity train`` runs it: the config sets only the learning rate, so
-  the seeded search runs (16 trials + the config's at rate 0.1, each on at most 100k train and
+  the seeded search runs when the train slice has at most ``model.search.auto_max_rows`` rows
+  (500k: at 100k and 300k rows, not at 1M; ``--search on`` forces it, ``--no-search`` turns it
+  off) (16 trials + the config's at rate 0.1, each on at most 100k train and
   100k validation rows binned once for all trials, judged on validation log loss), then
   the winner's refit with early stopping, calibration (out-of-fold fits only when the
   calibration slice has fewer than ``CROSS_FIT_BELOW_POSITIVES`` positives), threshold and
@@ -164,7 +166,7 @@ def run_one(
     threads: int,
     trees: int,
     params: dict | None,
-    search: bool = True,
+    search: str = "auto",
 ) -> dict:
     """One measurement in this process; printed as JSON for the parent."""
     # import everything first so that the memory measured before the fit includes the libraries
@@ -186,7 +188,8 @@ def run_one(
                 "n_jobs": threads,
                 "learning_rate": 0.1,
                 "min_positives": 50,
-                **({"search": {"trials": 0}} if not search else {}),
+                # auto: as `propensity train` (the search up to model.search.auto_max_rows)
+                **({} if search == "auto" else {"search": {"trials": 16 if search == "on" else 0}}),
             },
             "threshold": {"policy": "top_fraction", "top_fraction": 0.05},
         }
@@ -266,12 +269,12 @@ def _child(
     threads: int,
     trees: int = 0,
     params: dict | None = None,
-    search: bool = True,
+    search: str = "auto",
 ) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, "--rows", str(rows),
          "--features", str(features), "--threads", str(threads), "--trees", str(trees),
-         "--params", json.dumps(params or {}), *([] if search else ["--no-search"])],
+         "--params", json.dumps(params or {}), "--search", search],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -286,16 +289,23 @@ def main() -> None:
     parser.add_argument(
         "--no-search", action="store_true", help="fit_model with the config's settings (no search)"
     )
+    parser.add_argument(
+        "--search",
+        choices=["auto", "off", "on"],
+        default="auto",
+        help="auto: as shipped (up to model.search.auto_max_rows train rows); on: 16 trials always",
+    )
     parser.add_argument("--features", type=int, default=150)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--trees", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=["fit_model", "baseline"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    search = "off" if args.no_search else args.search
     if args.child:
         result = run_one(
             args.child, args.rows[0], args.features, args.threads, args.trees,
-            json.loads(args.params), not args.no_search,
+            json.loads(args.params), search,
         )  # fmt: skip
         print(json.dumps(result))
         return
@@ -308,7 +318,7 @@ def main() -> None:
         f"{'rows':>9} {'what':<10} {'seconds':>8} {'cpu s':>8} {'peak MB':>8} {'+fit MB':>8}  notes"
     )
     for rows in rows_list:
-        fit = _child("fit_model", rows, args.features, args.threads, search=not args.no_search)
+        fit = _child("fit_model", rows, args.features, args.threads, search=search)
         # the baseline grows exactly the trees the model keeps, with the model's parameters;
         # fit_model grows a patience past the best (propensity.model.boost.patience) and does
         # everything else besides
