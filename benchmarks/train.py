@@ -95,6 +95,47 @@ between the two children mean little at that load, CPU ratios more):
   shown above the noise of a shared machine. Not within 1.3x: the final fit alone is
   x0.99-1.42 of the bare fit, so the search and the rest would have to cost nothing.
 
+Branch ``train-speed`` (2026-12-03, 2 cores shared with other workers, OMP_WAIT_POLICY=PASSIVE):
+
+- The rest, same outputs: ``align_features`` takes rows a chunk (8,192) at a time across
+  every float64 column by fancy indexing. This benchmark's frame wraps a row-major matrix, so
+  each column is strided, and ``np.take`` copied a strided column whole before taking
+  (1M x 150, the four slices: 5.5 s -> 1.0-1.4 s CPU; contiguous columns, as the feature
+  engine writes them, 1.0 -> 0.7 s). Checked identical to main (booster text, calibrator,
+  threshold, metrics, metadata, test frame) at 300k rows without the search and at 60k rows
+  with a 2-trial search, report rows and the cross-fitted calibrator.
+- cProfile (CPU clock) of fit_model at 1M rows without the search, after that change: 33.8 s,
+  of which boosting 18.5 s (97 rounds: 77 kept + 20 of patience), binning train and
+  validation 8.5 s, predictions (validation, calibration, test) 1.5 s, encoding 1.6 s,
+  pandas-to-numpy copies inside LightGBM 0.75 s, bootstrap ROC AUC 0.8 s, the split's
+  group-by 0.5 s (``propensity train`` passes its split, so not there), evaluation each round
+  0.3 s. The bare fit is ~23 s CPU; what is left over it is early stopping itself (the 20
+  patience rounds ~3.8 s, the validation Dataset ~1.8 s) and ~4 s of scoring and reporting.
+  Not cut further: ``first_metric_only`` changes nothing with one metric, the validation set
+  is already binned on the train set's bins (``reference``), ``feature_pre_filter`` and
+  ``free_raw_data`` are LightGBM's defaults for the final fit, and a float32 matrix would
+  round the values before binning (possibly other trees; not tried).
+- The search, measured on the same rows with and without it (docs/config.md, "Why the
+  automatic search stops at 500k rows"): on this table test log loss 0.28257 -> 0.28056 at
+  100k rows, 0.28810 -> 0.28745 at 300k, 0.28677 -> 0.28639 at 1M (AUC 0.7619 -> 0.7664,
+  0.7575 -> 0.7594, 0.7625 -> 0.7636); on the default simulator world (seed 7) test AP
+  0.915x -> 0.940x of the oracle's at 45k users (87k train rows), 0.952x -> 0.961x at 150k
+  (292k), 0.973x -> 0.976x at 450k (871k, noise ~0.006). So the automatic search now runs only
+  up to ``model.search.auto_max_rows`` (500k) train rows; worlds below that are unchanged
+  (the same search, the same model: the worlds table of ``benchmarks/worlds.py`` stands).
+- ``python benchmarks/train.py --rows 1000000`` (auto: 600k train rows, no search), same
+  best round and test AUC 0.7625 as ``--no-search``:
+  at load 2.2: fit_model 19.5 s / 33.5 s CPU, bare 16.8 s / 23.2 s CPU, x1.16 wall, x1.45 CPU
+  (final fit 15.7 s, the rest 3.8 s); at load 3.3-4.0: 33.5 s / 33.2 s CPU vs 12.4 s / 23.1 s,
+  x2.70 wall, x1.43 CPU; at load 6.5-6.9: 98.5 s / 36.6 s CPU vs 57.6 s / 27.3 s, x1.71 wall,
+  x1.34 CPU. main in the same hour: ``--no-search`` 37.3 s / 36.4 s CPU vs 23.1 s / 22.8 s,
+  x1.62 wall, x1.59 CPU (load 3.9) and 76.3 s / 40.8 s CPU, x1.59 CPU (load 6.4); as shipped
+  (the search) 121.4 s / 89.8 s CPU vs 20.7 s / 20.6 s, x5.86 wall, x4.37 CPU (load 5.0).
+  Under 5 minutes at every load measured. Within 1.3x of the bare fit in wall time at load
+  2.2 only (wall swings with the other workers); in CPU x1.34-1.45, not within 1.3x: early
+  stopping's patience rounds and validation set (~0.24x) are the floor of an early-stopped
+  fit with the same outputs, and scoring, calibration and intervals add ~0.2x.
+
 Earlier (2026-12-02, before encoding column by column and one booster pass over the test
 slice): 1M as shipped 121.7 s / 198.4 s CPU, x3.57 wall / x3.25 CPU (load ~2);
 1M ``--no-search`` 88.0 s / 87.6 s CPU, x2.09 / x1.57 (load ~3.5); 100k 207 s / 70.2 s CPU,
