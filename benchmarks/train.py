@@ -133,11 +133,14 @@ Branch ``train-speed`` (2026-12-03, 2 cores shared with other workers, OMP_WAIT_
   at load 2.2: fit_model 19.5 s / 33.5 s CPU, bare 16.8 s / 23.2 s CPU, x1.16 wall, x1.45 CPU
   (final fit 15.7 s, the rest 3.8 s); at load 3.3-4.0: 33.5 s / 33.2 s CPU vs 12.4 s / 23.1 s,
   x2.70 wall, x1.43 CPU; at load 6.5-6.9: 98.5 s / 36.6 s CPU vs 57.6 s / 27.3 s, x1.71 wall,
-  x1.34 CPU. main in the same hour: ``--no-search`` 37.3 s / 36.4 s CPU vs 23.1 s / 22.8 s,
+  x1.34 CPU; at load 3.2-3.4, alternating with main: 36.6 s / 35.9 s CPU vs 24.8 s / 24.6 s,
+  x1.48 wall, x1.46 CPU (final fit 31.1 s, the rest 5.5 s), main ``--no-search`` right after
+  40.6 s / 40.0 s CPU vs 26.7 s / 26.5 s, x1.52 wall, x1.51 CPU (the rest 9.4 s).
+  main in the same hour: ``--no-search`` 37.3 s / 36.4 s CPU vs 23.1 s / 22.8 s,
   x1.62 wall, x1.59 CPU (load 3.9) and 76.3 s / 40.8 s CPU, x1.59 CPU (load 6.4); as shipped
   (the search) 121.4 s / 89.8 s CPU vs 20.7 s / 20.6 s, x5.86 wall, x4.37 CPU (load 5.0).
   Under 5 minutes at every load measured. Within 1.3x of the bare fit in wall time at load
-  2.2 only (wall swings with the other workers); in CPU x1.34-1.45, not within 1.3x: early
+  2.2 only (wall swings with the other workers); in CPU x1.34-1.46, not within 1.3x: early
   stopping's patience rounds and validation set (~0.24x) are the floor of an early-stopped
   fit with the same outputs, and scoring, calibration and intervals add ~0.2x.
 
