@@ -4,7 +4,9 @@ Each measurement runs in a fresh subprocess so that peak RSS (VmHWM) belongs to 
 For every size it prints wall time, CPU time (all threads of the process) and peak memory of
 
 - ``fit_model`` as ``propensity train`` runs it: the config sets only the learning rate, so
-  the seeded search runs (16 trials + the config's at rate 0.1, each on at most 100k train and
+  the seeded search runs when the train slice has at most ``model.search.auto_max_rows`` rows
+  (500k: at 100k and 300k rows, not at 1M; ``--search on`` forces it, ``--no-search`` turns it
+  off) (16 trials + the config's at rate 0.1, each on at most 100k train and
   100k validation rows binned once for all trials, judged on validation log loss), then
   the winner's refit with early stopping, calibration (out-of-fold fits only when the
   calibration slice has fewer than ``CROSS_FIT_BELOW_POSITIVES`` positives), threshold and
@@ -93,6 +95,55 @@ between the two children mean little at that load, CPU ratios more):
   shown above the noise of a shared machine. Not within 1.3x: the final fit alone is
   x0.99-1.42 of the bare fit, so the search and the rest would have to cost nothing.
 
+Branch ``train-speed`` (2026-12-03, 2 cores shared with other workers, OMP_WAIT_POLICY=PASSIVE):
+
+- The rest, same outputs: ``align_features`` takes rows a chunk (8,192) at a time across
+  every float64 column by fancy indexing. This benchmark's frame wraps a row-major matrix, so
+  each column is strided, and ``np.take`` copied a strided column whole before taking
+  (1M x 150, the four slices: 5.5 s -> 1.0-1.4 s CPU; contiguous columns, as the feature
+  engine writes them, 1.0 -> 0.7 s). Checked identical to main (booster text, calibrator,
+  threshold, metrics, metadata, test frame) at 300k rows without the search and at 60k rows
+  with a 2-trial search, report rows and the cross-fitted calibrator.
+- cProfile (CPU clock) of fit_model at 1M rows without the search, after that change: 33.8 s,
+  of which boosting 18.5 s (97 rounds: 77 kept + 20 of patience), binning train and
+  validation 8.5 s, predictions (validation, calibration, test) 1.5 s, encoding 1.6 s,
+  pandas-to-numpy copies inside LightGBM 0.75 s, bootstrap ROC AUC 0.8 s, the split's
+  group-by 0.5 s (``propensity train`` passes its split, so not there), evaluation each round
+  0.3 s. The bare fit is ~23 s CPU; what is left over it is early stopping itself (the 20
+  patience rounds ~3.8 s, the validation Dataset ~1.8 s) and ~4 s of scoring and reporting.
+  Not cut further: ``first_metric_only`` changes nothing with one metric, the validation set
+  is already binned on the train set's bins (``reference``), ``feature_pre_filter`` and
+  ``free_raw_data`` are LightGBM's defaults for the final fit, and a float32 matrix would
+  round the values before binning (possibly other trees; not tried).
+- The search, measured on the same rows with and without it (docs/config.md, "Why the
+  automatic search stops at 500k rows"): on this table test log loss 0.28257 -> 0.28056 at
+  100k rows, 0.28810 -> 0.28745 at 300k, 0.28677 -> 0.28639 at 1M (AUC 0.7619 -> 0.7664,
+  0.7575 -> 0.7594, 0.7625 -> 0.7636); on the default simulator world (seed 7) test AP
+  0.915x -> 0.940x of the oracle's at 45k users (87k train rows), 0.952x -> 0.961x at 150k
+  (292k), 0.973x -> 0.976x at 450k (871k, noise ~0.006); on the 352-event world at 150k users
+  (292k) 0.935x -> 0.940x (0.922x -> 0.934x at 45k, ``benchmarks/worlds.py``). So the
+  automatic search now runs only up to ``model.search.auto_max_rows`` (500k) train rows;
+  worlds below that are unchanged (the same search, the same model: the worlds table of
+  ``benchmarks/worlds.py`` stands). Checked with the branch on the same prepared rows: the
+  45k-user default world searches as before (17 trials, 4 leaves, AP 0.9397x, as main); the
+  450k-user one no longer does (1 trial, AP 0.9732x as main without the search; fit_model
+  70 s CPU at load 2.7, against 265 s CPU with main's search at load 6.2).
+- ``python benchmarks/train.py --rows 1000000`` (auto: 600k train rows, no search), same
+  best round and test AUC 0.7625 as ``--no-search``:
+  at load 2.2: fit_model 19.5 s / 33.5 s CPU, bare 16.8 s / 23.2 s CPU, x1.16 wall, x1.45 CPU
+  (final fit 15.7 s, the rest 3.8 s); at load 3.3-4.0: 33.5 s / 33.2 s CPU vs 12.4 s / 23.1 s,
+  x2.70 wall, x1.43 CPU; at load 6.5-6.9: 98.5 s / 36.6 s CPU vs 57.6 s / 27.3 s, x1.71 wall,
+  x1.34 CPU; at load 3.2-3.4, alternating with main: 36.6 s / 35.9 s CPU vs 24.8 s / 24.6 s,
+  x1.48 wall, x1.46 CPU (final fit 31.1 s, the rest 5.5 s), main ``--no-search`` right after
+  40.6 s / 40.0 s CPU vs 26.7 s / 26.5 s, x1.52 wall, x1.51 CPU (the rest 9.4 s).
+  main in the same hour: ``--no-search`` 37.3 s / 36.4 s CPU vs 23.1 s / 22.8 s,
+  x1.62 wall, x1.59 CPU (load 3.9) and 76.3 s / 40.8 s CPU, x1.59 CPU (load 6.4); as shipped
+  (the search) 121.4 s / 89.8 s CPU vs 20.7 s / 20.6 s, x5.86 wall, x4.37 CPU (load 5.0).
+  Under 5 minutes at every load measured. Within 1.3x of the bare fit in wall time at load
+  2.2 only (wall swings with the other workers); in CPU x1.34-1.46, not within 1.3x: early
+  stopping's patience rounds and validation set (~0.24x) are the floor of an early-stopped
+  fit with the same outputs, and scoring, calibration and intervals add ~0.2x.
+
 Earlier (2026-12-02, before encoding column by column and one booster pass over the test
 slice): 1M as shipped 121.7 s / 198.4 s CPU, x3.57 wall / x3.25 CPU (load ~2);
 1M ``--no-search`` 88.0 s / 87.6 s CPU, x2.09 / x1.57 (load ~3.5); 100k 207 s / 70.2 s CPU,
@@ -164,7 +215,7 @@ def run_one(
     threads: int,
     trees: int,
     params: dict | None,
-    search: bool = True,
+    search: str = "auto",
 ) -> dict:
     """One measurement in this process; printed as JSON for the parent."""
     # import everything first so that the memory measured before the fit includes the libraries
@@ -186,7 +237,8 @@ def run_one(
                 "n_jobs": threads,
                 "learning_rate": 0.1,
                 "min_positives": 50,
-                **({"search": {"trials": 0}} if not search else {}),
+                # auto: as `propensity train` (the search up to model.search.auto_max_rows)
+                **({} if search == "auto" else {"search": {"trials": 16 if search == "on" else 0}}),
             },
             "threshold": {"policy": "top_fraction", "top_fraction": 0.05},
         }
@@ -266,12 +318,12 @@ def _child(
     threads: int,
     trees: int = 0,
     params: dict | None = None,
-    search: bool = True,
+    search: str = "auto",
 ) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, "--rows", str(rows),
          "--features", str(features), "--threads", str(threads), "--trees", str(trees),
-         "--params", json.dumps(params or {}), *([] if search else ["--no-search"])],
+         "--params", json.dumps(params or {}), "--search", search],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -286,16 +338,23 @@ def main() -> None:
     parser.add_argument(
         "--no-search", action="store_true", help="fit_model with the config's settings (no search)"
     )
+    parser.add_argument(
+        "--search",
+        choices=["auto", "off", "on"],
+        default="auto",
+        help="auto: as shipped (up to model.search.auto_max_rows train rows); on: 16 trials always",
+    )
     parser.add_argument("--features", type=int, default=150)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--trees", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=["fit_model", "baseline"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    search = "off" if args.no_search else args.search
     if args.child:
         result = run_one(
             args.child, args.rows[0], args.features, args.threads, args.trees,
-            json.loads(args.params), not args.no_search,
+            json.loads(args.params), search,
         )  # fmt: skip
         print(json.dumps(result))
         return
@@ -308,7 +367,7 @@ def main() -> None:
         f"{'rows':>9} {'what':<10} {'seconds':>8} {'cpu s':>8} {'peak MB':>8} {'+fit MB':>8}  notes"
     )
     for rows in rows_list:
-        fit = _child("fit_model", rows, args.features, args.threads, search=not args.no_search)
+        fit = _child("fit_model", rows, args.features, args.threads, search=search)
         # the baseline grows exactly the trees the model keeps, with the model's parameters;
         # fit_model grows a patience past the best (propensity.model.boost.patience) and does
         # everything else besides

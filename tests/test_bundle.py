@@ -125,6 +125,18 @@ def test_align_features_rows_equal_aligning_the_taken_rows():
         align_features(frame, ["user_id"], {}, rows=rows)
 
 
+def test_align_features_rows_across_chunks_of_a_row_major_frame():
+    """Check that rows taken chunk by chunk from strided columns equal the rows' own values."""
+    rng = np.random.default_rng(0)
+    matrix = rng.random((20_000, 3))  # row-major: the frame's columns are strided views
+    matrix[rng.random(matrix.shape) < 0.1] = np.nan
+    frame = pd.DataFrame(matrix, columns=["a", "b", "c"], copy=False)
+    rows = np.sort(rng.choice(20_000, 17_000, replace=False))
+    taken = align_features(frame, ["c", "a", "b"], {}, rows=rows)
+    np.testing.assert_array_equal(taken.to_numpy(), matrix[rows][:, [2, 0, 1]])
+    assert taken.index.tolist() == rows.tolist()
+
+
 def test_check_columns_names_missing_and_extra(model):
     """Check that a mismatched table raises ModelError naming each missing and extra column."""
     frame = _frame(n=2).drop(columns=["n_doc_shared_7d"]).assign(n_login_7d=1.0, label=0)

@@ -56,6 +56,11 @@ def test_defaults():
         ({**BASE, "features": {"lagged": {"lags": ["12h"]}}}, r"must be whole days >= 0"),
         ({**BASE, "features": {"lagged": {"recent": "28d"}}}, r"recent must be shorter"),
         ({**BASE, "features": {"lagged": {"lags": ["7d", "1w"]}}}, r"must not repeat a lag"),
+        ({**BASE, "model": {"search": {"auto_max_rows": 0}}}, r"model\.search\.auto_max_rows"),
+        (
+            {**BASE, "model": {"search": {"auto_rows": 10}}},
+            r"unknown key 'model\.search\.auto_rows'.*auto_max_rows",
+        ),
     ],
 )
 def test_bad_config(raw, match):

@@ -168,9 +168,9 @@ def test_search_runs_only_when_no_setting_is_given():
     from propensity.config import AUTO_SEARCH_TRIALS
 
     bare = config_from_dict({"data": {"events": "e.parquet", "users": "u.parquet"}})
-    assert bare.model.search_trials() == AUTO_SEARCH_TRIALS
-    assert _cfg(num_leaves=7).model.search_trials() == 0
-    assert _cfg(num_leaves=7, search={"trials": 3}).model.search_trials() == 3
+    assert bare.model.search_trials(train_rows=3_000) == AUTO_SEARCH_TRIALS
+    assert _cfg(num_leaves=7).model.search_trials(train_rows=3_000) == 0
+    assert _cfg(num_leaves=7, search={"trials": 3}).model.search_trials(train_rows=3_000) == 3
     frame, _ = _truth(3_000, seed=10)
     cfg = config_from_dict(
         {
@@ -185,6 +185,35 @@ def test_search_runs_only_when_no_setting_is_given():
     assert a.search == b.search
     assert a.model.booster.model_to_string() == b.model.booster.model_to_string()
     assert len({t["num_leaves"] for t in a.search}) > 3  # it explored
+
+
+def test_the_automatic_search_runs_only_up_to_its_row_limit():
+    """Check that an unset search.trials searches up to search.auto_max_rows train rows and not
+    above, that set trials or no limit search at any size, and that fit_model follows it."""
+    from propensity.config import AUTO_SEARCH_MAX_ROWS, AUTO_SEARCH_TRIALS
+
+    bare = config_from_dict({"data": {"events": "e.parquet", "users": "u.parquet"}}).model
+    assert bare.search.auto_max_rows == AUTO_SEARCH_MAX_ROWS
+    assert bare.search_trials(train_rows=AUTO_SEARCH_MAX_ROWS) == AUTO_SEARCH_TRIALS
+    assert bare.search_trials(train_rows=AUTO_SEARCH_MAX_ROWS + 1) == 0
+    set_trials = _cfg(search={"trials": 3}).model
+    assert set_trials.search_trials(train_rows=10 * AUTO_SEARCH_MAX_ROWS) == 3
+    no_limit = config_from_dict(
+        {"data": {"events": "e", "users": "u"}, "model": {"search": {"auto_max_rows": None}}}
+    ).model
+    assert no_limit.search_trials(train_rows=10 * AUTO_SEARCH_MAX_ROWS) == AUTO_SEARCH_TRIALS
+    frame, _ = _truth(3_000, seed=10)
+    cfg = config_from_dict(
+        {
+            "data": {"events": "e.parquet", "users": "u.parquet"},
+            "model": {"min_positives": 20, "n_jobs": 1, "search": {"auto_max_rows": 1_000}},
+            "threshold": {"policy": "top_fraction", "top_fraction": 0.1, "bootstrap": 20},
+        }
+    )
+    result = _fit(frame, cfg)  # ~1,800 train rows: above the limit, the config's settings
+    assert result.split.train.size > 1_000
+    assert len(result.search) == 1 and result.params["num_leaves"] == cfg.model.num_leaves
+    assert result.metrics["search"] == {"trials_planned": 1, "trials_run": 1}
 
 
 def test_search_trials_are_capped_and_the_refit_uses_every_row(monkeypatch):

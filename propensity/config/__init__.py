@@ -51,6 +51,7 @@ from propensity.config.load import (
     load_config,
 )
 from propensity.config.model import (
+    AUTO_SEARCH_MAX_ROWS,
     AUTO_SEARCH_TRIALS,
     TUNED_SETTINGS,
     CalibrationConfig,
@@ -78,6 +79,7 @@ from propensity.config.task import (
 )
 
 __all__ = [
+    "AUTO_SEARCH_MAX_ROWS",
     "AUTO_SEARCH_TRIALS",
     "BaselinesConfig",
     "BotsConfig",

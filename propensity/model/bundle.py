@@ -400,23 +400,24 @@ def align_features(
     # the frame then wraps without a copy: building the frame from a dict of columns would
     # copy every number a second time to consolidate them.
     block = np.empty((len(numeric), len(X) if rows is None else rows.size))
+    views: list[tuple[int, np.ndarray]] = []  # float64 columns, taken below chunk by chunk
     for j, col in enumerate(numeric):
         values = X[col]
-        try:
-            numbers = pd.to_numeric(values, errors="raise")
-        except (ValueError, TypeError):
-            raise ModelError(
-                f"Feature column {col!r} must be numeric for this model. Got dtype "
-                f"{values.dtype} instead; recompute features with the model's spec."
-            ) from None
-        if isinstance(numbers.dtype, np.dtype):  # a view when already float64
-            array = numbers.to_numpy(dtype="float64")
-        else:  # nullable dtypes: astype turns their NA into NaN
-            array = numbers.astype("float64").to_numpy()
+        array = _as_float(values, col)
         if rows is None:
             block[j] = array
-        else:
-            np.take(array, rows, out=block[j])
+        elif values.dtype == np.float64:  # a view of the frame's own numbers
+            views.append((j, array))
+        else:  # a converted copy: taken now and let go, so one copy is held at a time
+            block[j] = array[rows]
+    # Rows are taken a chunk at a time across every column: a frame wrapping a row-major
+    # matrix holds each column at a stride, and a chunk's cache lines then serve all its
+    # columns (600k of 1M rows x 148 strided columns: 1.5 s -> 0.5 s CPU; contiguous columns
+    # unchanged). Fancy indexing, not np.take, which first copies a strided column whole.
+    for start in range(0, 0 if rows is None else rows.size, _ROW_CHUNK):
+        chunk = rows[start : start + _ROW_CHUNK]  # type: ignore[index]
+        for j, array in views:
+            block[j, start : start + chunk.size] = array[chunk]
     index = X.index if rows is None else X.index[rows]
     out = pd.DataFrame(block.T, index=index, columns=pd.Index(numeric, dtype=object), copy=False)
     for position, col in enumerate(feature_columns):  # in order: each lands at its position
@@ -426,6 +427,23 @@ def align_features(
             codes = pd.Categorical(values, categories=categorical[col])
             out.insert(position, col, codes)
     return out
+
+
+_ROW_CHUNK = 8192
+
+
+def _as_float(values: pd.Series, col: str) -> np.ndarray:
+    """A numeric column as float64 numbers (a view when it already is float64)."""
+    try:
+        numbers = pd.to_numeric(values, errors="raise")
+    except (ValueError, TypeError):
+        raise ModelError(
+            f"Feature column {col!r} must be numeric for this model. Got dtype "
+            f"{values.dtype} instead; recompute features with the model's spec."
+        ) from None
+    if isinstance(numbers.dtype, np.dtype):  # a view when already float64
+        return numbers.to_numpy(dtype="float64")
+    return numbers.astype("float64").to_numpy()  # nullable dtypes: astype turns NA into NaN
 
 
 def _preview(names: list[str], limit: int = 8) -> str:

@@ -25,9 +25,11 @@ __all__ = ["SEARCH_LEARNING_RATE", "SEARCH_MAX_ROWS", "fit_searched", "user_samp
 
 # The search's trials run at this learning rate (or the configured one, if higher) on at most
 # SEARCH_MAX_ROWS train rows and SEARCH_MAX_ROWS validation rows (whole users, seeded), binned
-# once for every trial: the cost of a trial is bounded whatever the size of the data (on 1M rows
-# the 17 trials cost less than the final fit). The chosen settings are then refit once on every
-# train row at the configured learning rate, early-stopped on the whole validation slice.
+# once for every trial: the cost of a trial is bounded whatever the size of the data (yet on
+# 1M rows the 17 trials cost more than the rest of the fit, which is why the automatic search
+# stops above ``model.search.auto_max_rows`` train rows). The chosen settings are then refit
+# once on every train row at the configured learning rate, early-stopped on the whole
+# validation slice.
 #
 # Trials are judged on validation log loss, not average precision. AP on a few hundred validation
 # positives moves by more than the settings change it (on a 352-event world, 17 trials spread
@@ -74,14 +76,15 @@ def fit_searched(
     loss; with the model's validation scores (fit_model reports them: no second prediction).
 
     Trial 0 is the config's settings; then optuna's TPE sampler, seeded, proposes
-    ``search_trials()`` more, each fit at ``SEARCH_LEARNING_RATE`` on (user samples of) the
-    train and validation slices, binned once, and judged on the sampled validation rows; trials
+    ``search_trials(train_rows)`` more (none for a large train slice unless set), each fit at
+    ``SEARCH_LEARNING_RATE`` on (user samples of) the train and validation slices, binned once,
+    and judged on the sampled validation rows; trials
     that fall behind the median of the finished ones are pruned (see ``PRUNE_AFTER_TRIALS``). A
     fixed trial count keeps the search repeatable; a time budget, when set, may cut it short (it
     warns).
     """
     params = base_params(cfg.model, cfg.seed)
-    n_trials = cfg.model.search_trials()
+    n_trials = cfg.model.search_trials(train_rows=parts["train"][1].size)
     if not n_trials:
         booster, best, ap, loss, p_valid = fit_one(params, parts, cfg)
         trial = {

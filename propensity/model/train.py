@@ -15,7 +15,9 @@ and reported on it too, so for the ``capacity`` and ``precision`` policies the r
 at the threshold is slightly optimistic; ranking and calibration metrics are not affected.
 The search's trials are cheap and their cost is bounded whatever the data's size (learning rate
 0.1, user samples of at most ``SEARCH_MAX_ROWS`` train and validation rows, binned once) and
-the winner is refit at the configured rate on every row. The search has no time limit unless
+the winner is refit at the configured rate on every row; unless ``model.search.trials`` is
+set, it runs only up to ``model.search.auto_max_rows`` train rows: its cost is fixed while
+what it buys falls as the data grows (docs/config.md). The search has no time limit unless
 ``model.search.time_budget_s`` sets one, because a search cut short by time depends on machine
 speed and load (on a 45k-user world at load 10 a 300 s budget most likely stopped it after 11
 of 17 trials and another model came out); a budget that cuts it short warns, and
@@ -124,6 +126,7 @@ def fit_model(
     users = frame["user_id"].to_numpy()[split.train]
     valid_users = frame["user_id"].to_numpy()[split.validation]
     booster, params, best_iteration, trials, p_valid = fit_searched(parts, cfg, users, valid_users)
+    planned = cfg.model.search_trials(train_rows=split.train.size)
 
     # The calibrator learns from scores the model did not train on, every trial age (score
     # meets them all): the calibration slice, plus, when that slice is small, cross-fitted
@@ -183,10 +186,7 @@ def fit_model(
             "cross_fitted": cross_fitted,
             "held_out_log_loss": dict(calibrator.cv_log_loss_),
         },
-        "search": {
-            "trials_planned": cfg.model.search_trials() + 1 if cfg.model.search_trials() else 1,
-            "trials_run": len(trials),
-        },
+        "search": {"trials_planned": planned + 1 if planned else 1, "trials_run": len(trials)},
         "threshold": {
             **choice.to_dict(),
             **threshold_report(
