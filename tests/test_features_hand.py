@@ -235,6 +235,9 @@ def test_account(feats: pd.DataFrame) -> None:
     assert u2["account_active_users"] == 1
     assert (u2["account_events_1d"], u2["account_events_3d"], u2["account_events_all"]) == (2, 3, 9)
     assert _row(feats, 2)["account_active_users"] == 0  # u3 has no account
+    # u4 and u5 are alone in accounts B and C (the plan skips one-user accounts): all zero.
+    account = [c for c in feats.columns if c.startswith("account_")]
+    assert (feats.loc[feats["user_id"].isin(["u4", "u5"]), account] == 0).all().all()
 
 
 def test_fit(feats: pd.DataFrame) -> None:
