@@ -8,11 +8,13 @@ Arrow. Memory limits and spilling are the connection's settings (``memory_limit`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from propensity.config import FeaturesConfig
 from propensity.errors import DataContractError
@@ -29,6 +31,7 @@ from propensity.features.sql import build_plan
 from propensity.labels import LabelTimes
 
 __all__ = [
+    "BATCH_ROWS",
     "FeatureFrame",
     "SqlRunner",
     "assemble_features",
@@ -36,6 +39,9 @@ __all__ = [
     "learn_spec",
     "learn_spec_and_features",
 ]
+
+
+BATCH_ROWS = 65_536  # rows per slice of the result: ~60 MB at 120 columns
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,20 +171,21 @@ def _run_plan(
         for step in shared:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}")
         head = f"WITH {ctes}\n" if ctes else ""
-        # Unordered: assemble_features puts each row at its rid (sorting 192 columns here cost
-        # a copy of the whole table).
-        table = con.sql(f"{head}{plan.final}").to_arrow_table()
+        # Unordered: each row lands at its rid. Streamed a slice of rows at a time into the
+        # frame's one float block: the whole table as Arrow, then as pandas, then in the block
+        # were three copies of the result at peak (~1 GB each at 1M rows x 120 columns).
+        into = _Assembler(label_times, spec)
+        reader = con.sql(f"{head}{plan.final}").fetch_record_batch(BATCH_ROWS)
+        for batch in reader:
+            into.add(batch)
+        del reader
         unseen = dict(con.execute(plan.unseen).fetchall())
     except duckdb.BinderException as exc:
         raise _binder_error(exc) from None
     finally:
         for step in reversed(shared):
             con.execute(f"DROP TABLE IF EXISTS {step.name}")
-    # Arrow buffers are freed column by column as pandas takes them, and the result is not
-    # consolidated into one block: at 1M rows each of those would be another ~1 GB at peak.
-    feats = table.to_pandas(self_destruct=True, split_blocks=True)
-    del table
-    return assemble_features(label_times, feats, spec, unseen)
+    return into.finish(unseen)
 
 
 def _binder_error(exc: Exception) -> DataContractError:
@@ -199,35 +206,89 @@ def assemble_features(
     Shared by every engine so the dtypes (float64, categoricals with the spec's levels) and the
     one-row-per-label-row check are one definition.
     """
-    n = len(label_times.frame)
-    rid = feats["rid"].to_numpy()
-    if len(feats) != n or not _is_permutation(rid, n):
+    into = _Assembler(label_times, spec)
+    into.place(
+        feats["rid"].to_numpy(),
+        lambda name: feats[name].to_numpy(dtype="float64", na_value=np.nan),
+        lambda name: feats[name].to_numpy(dtype=object),
+    )
+    return into.finish(unseen)
+
+
+class _Assembler:
+    """Fills a FeatureFrame from slices of an engine's result, each row at position ``rid``.
+
+    One float block holds every numeric column (an ORDER BY of 677k rows x 191 columns, then a
+    cast per column and pandas' consolidation, were three copies); categoricals gather as
+    objects and become the spec's categoricals at the end.
+    """
+
+    def __init__(self, label_times: LabelTimes, spec: FeatureSpec):
+        self.label_times, self.spec = label_times, spec
+        self.n = len(label_times.frame)
+        self.numeric = [c for c in spec.columns if c not in spec.categorical]
+        self.block = np.empty((len(self.numeric), self.n), dtype="float64")
+        self.cats = {name: np.full(self.n, None, dtype=object) for name in spec.categorical}
+        self.rids: list[np.ndarray] = []
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Place one slice of an Arrow result (``rid`` and the spec's columns)."""
+        self.place(
+            batch.column("rid").to_numpy(zero_copy_only=False),
+            lambda name: (
+                batch.column(name)
+                .cast(pa.float64())
+                .fill_null(np.nan)
+                .to_numpy(zero_copy_only=False)
+            ),
+            lambda name: batch.column(name).to_numpy(zero_copy_only=False),
+        )
+
+    def place(
+        self,
+        rid: np.ndarray,
+        numbers: Callable[[str], np.ndarray],
+        objects: Callable[[str], np.ndarray],
+    ) -> None:
+        """Place rows at positions ``rid``; ``numbers``/``objects`` give a column's values."""
+        rid = np.asarray(rid, dtype="int64")
+        self.rids.append(rid)
+        if len(rid) and (rid.min() < 0 or rid.max() >= self.n):
+            self._mismatch()
+        for j, name in enumerate(self.numeric):
+            self.block[j, rid] = numbers(name)
+        for name, values in self.cats.items():
+            values[rid] = objects(name)
+
+    def finish(self, unseen: dict) -> FeatureFrame:
+        """The frame, once every row arrived exactly once."""
+        rid = np.concatenate(self.rids) if self.rids else np.empty(0, dtype="int64")
+        if not _is_permutation(rid, self.n):
+            self._mismatch()
+        spec = self.spec
+        out = self.label_times.frame[["user_id", "cutoff_at"]].reset_index(drop=True).copy()
+        frame = pd.concat(
+            [out, pd.DataFrame(self.block.T, columns=self.numeric, index=out.index, copy=False)],
+            axis=1,
+            copy=False,
+        )
+        # In column order, so each lands at its place (insert copies no block).
+        for name in sorted(self.cats, key=spec.columns.index):
+            col = pd.Series(self.cats[name])
+            values = pd.Categorical(
+                col.where(col.notna(), None), categories=list(spec.categorical[name])
+            )
+            frame.insert(2 + spec.columns.index(name), name, values)
+        return FeatureFrame(frame, {str(k): int(v) for k, v in sorted(unseen.items())})
+
+    def _mismatch(self) -> None:
+        got = sum(len(r) for r in self.rids)
         raise DataContractError(
             [
-                f"Feature rows must match label rows one to one ({n}). Got {len(feats)}; the "
+                f"Feature rows must match label rows one to one ({self.n}). Got {got}; the "
                 f"users table probably repeats a user_id, make it unique."
             ]
         )
-    out = label_times.frame[["user_id", "cutoff_at"]].reset_index(drop=True).copy()
-    cats = spec.categorical
-    numeric = [c for c in spec.columns if c not in cats]
-    # One float block, filled column by column at the rows' positions: reordering the rows
-    # here costs nothing beyond the copy into the block (an ORDER BY of 677k rows x 191
-    # columns, then a cast per column and pandas' consolidation, were three copies).
-    block = np.empty((len(numeric), n), dtype="float64")
-    for j, name in enumerate(numeric):
-        block[j, rid] = feats[name].to_numpy(dtype="float64", na_value=np.nan)
-    frame = pd.concat(
-        [out, pd.DataFrame(block.T, columns=numeric, index=out.index, copy=False)],
-        axis=1,
-        copy=False,
-    )
-    # In column order, so each lands at its place (insert copies no block).
-    for name in sorted(cats, key=spec.columns.index):
-        col = pd.Series(feats[name].to_numpy(dtype=object), index=rid).sort_index()
-        values = pd.Categorical(col.where(col.notna(), None), categories=list(cats[name]))
-        frame.insert(2 + spec.columns.index(name), name, values)
-    return FeatureFrame(frame, {str(k): int(v) for k, v in sorted(unseen.items())})
 
 
 def _is_permutation(rid: np.ndarray, n: int) -> bool:
