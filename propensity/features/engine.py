@@ -175,7 +175,7 @@ def _run_plan(
         # frame's one float block: the whole table as Arrow, then as pandas, then in the block
         # were three copies of the result at peak (~1 GB each at 1M rows x 120 columns).
         into = _Assembler(label_times, spec)
-        reader = con.sql(f"{head}{plan.final}").fetch_record_batch(BATCH_ROWS)
+        reader = con.sql(f"{head}{plan.final}").to_arrow_reader(BATCH_ROWS)
         for batch in reader:
             into.add(batch)
         del reader
