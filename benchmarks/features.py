@@ -37,6 +37,30 @@ reads, and the join carries no user/learn columns when every row is a learn row 
 user. Not met: 1.5x Polars, 4x the scan. Per statement at 10M (one process, load ~2.5): the
 event join 25%, the LAG window 21%, the final statement (per-event group-by, pivot, activity,
 days, select) 31%, the vocabulary's COUNT(DISTINCT) and the transitions' DISTINCT 17%.
+
+Growth, 2026-12-03 (``--phase duckdb`` children on data from ``generate``: 10M events / 100k
+users, 30M / 300k, 100M / 1M; 2 GB limit, 2 threads, load 1.9-6; one run each):
+
+| events | wall | CPU | CPU / 10M's, per event | peak (of the 2 GB limit) |
+|---|---|---|---|---|
+| 10M | 4.7 s | 6.1 s | 1 | 1.0 GB (0.53) |
+| 30M | 11.2 s | 20.0 s | 1.10 | 2.6 GB (1.37) |
+| 100M | 87.8 s | 107.4 s | 1.77 | 3.5 GB (1.84) |
+
+Not within 1.2x of linear at 100M, and over the limit + 20% from 30M. The same 100M build with a
+12 GB limit took 69.5 s CPU (1.14x linear, peak 6.7 GB): the excess is DuckDB spilling under
+2 GB. Per statement at 100M (10M in brackets): the row-event join 16.4 s CPU (1.0 s), the
+vocabulary 6.7 s (0.4 s), the time-ordered sequence 18.7 s (1.4 s), the transitions 9.9 s
+(0.6 s), the final statement ~54 s (~2.4 s). The peak is DuckDB's limit plus the result outside
+it: 1M rows x 119 columns is 0.95 GB of floats by itself. Streaming the result into the frame
+(``features/engine.py``, 65k rows at a time) took the 100M peak to 3.0 GB and a freemium build
+at 10M events (677k rows x 191 columns) from 4.7-5.0 GB to 4.0 GB, same values.
+Tried and not kept: chunks of whole accounts (7 of at most 16M events, learning's counts added
+across chunks, each chunk reading its rows of the one row-event join through a view; values
+equal to one plan's): 97.8 s CPU, peak 4.4 GB, since the join itself (16 s) and each chunk's
+scan of it stay. Splitting the events by chunk first (``COPY ... PARTITION_BY``) cost 27.7 s
+CPU by itself (then 7.3 s per chunk, 86 s in all). Linear growth under a 2 GB limit needs
+the events to arrive already split by user, or a row-event join that does not spill.
 """
 
 from __future__ import annotations
