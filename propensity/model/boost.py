@@ -1,19 +1,66 @@
 """One LightGBM fit: pinned parameters, early stopping with a patience that scales with the
-best round, the booster trimmed to its best round and judged on the validation slice."""
+best round, the booster trimmed to its best round and judged on the validation slice.
+
+Fits read float matrices (:func:`~propensity.model.bundle.feature_matrix`), not frames; a
+:class:`Columns` tells LightGBM what the frame would have: names, categoricals, levels.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from propensity.config import Config, ModelConfig
 
-__all__ = ["PATIENCE_FLOOR", "PATIENCE_FRACTION", "base_params", "fit_one", "log_loss", "patience"]
+__all__ = [
+    "PATIENCE_FLOOR",
+    "PATIENCE_FRACTION",
+    "Columns",
+    "base_params",
+    "fit_one",
+    "log_loss",
+    "patience",
+]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The feature columns of fit_model's matrices and the levels of the categorical ones."""
+
+    names: list[str]
+    levels: dict[str, list[str]]
+
+    def dataset(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        reference: lgb.Dataset | None = None,
+        params: dict[str, Any] | None = None,
+        free_raw_data: bool = True,
+    ) -> lgb.Dataset:
+        """A LightGBM Dataset of the matrix ``X``, as LightGBM would make it of the frame
+        :func:`~propensity.model.bundle.align_features` writes (the same booster text)."""
+        categorical = [j for j, name in enumerate(self.names) if name in self.levels]
+        data = lgb.Dataset(
+            X,
+            y,
+            reference=reference,
+            params=params,
+            free_raw_data=free_raw_data,
+            feature_name=self.names,
+            categorical_feature=categorical,
+        )
+        if reference is None:
+            # the levels LightGBM records from a frame's categoricals, in column order; the
+            # saved booster keeps them, and scoring a frame maps its values through them
+            data.pandas_categorical = [self.levels[n] for n in self.names if n in self.levels]
+        return data
 
 
 def base_params(model: ModelConfig, seed: int) -> dict[str, Any]:
@@ -78,8 +125,9 @@ def early_stopping(ceiling: int) -> Callable[[Any], None]:
 
 def fit_one(
     params: dict[str, Any],
-    parts: dict[str, tuple[pd.DataFrame, np.ndarray]],
+    parts: dict[str, tuple[np.ndarray, np.ndarray]],
     cfg: Config,
+    columns: Columns,
     datasets: tuple[lgb.Dataset, lgb.Dataset] | None = None,
     callbacks: Sequence[Callable[[Any], None]] = (),
 ) -> tuple[lgb.Booster, int, float, float, np.ndarray]:
@@ -93,8 +141,8 @@ def fit_one(
     X_train, y_train = parts["train"]
     X_valid, y_valid = parts["validation"]
     if datasets is None:
-        train_set = lgb.Dataset(X_train, y_train, free_raw_data=True)
-        valid_set = lgb.Dataset(X_valid, y_valid, reference=train_set)
+        train_set = columns.dataset(X_train, y_train)
+        valid_set = columns.dataset(X_valid, y_valid, reference=train_set)
     else:
         train_set, valid_set = datasets
     booster = lgb.train(
