@@ -129,7 +129,7 @@ class EarlyStopping:
         return "scores_kept", 0.0, False
 
     def __call__(self, env: Any) -> None:
-        name, metric, loss, _ = env.evaluation_result_list[0]
+        loss = env.evaluation_result_list[0][2]  # binary_logloss; feval's entry comes after
         if loss < self.loss:
             self.loss, self.iteration = loss, env.iteration
             self.results = env.evaluation_result_list[:1]
@@ -175,6 +175,7 @@ def fit_one(
     best = booster.best_iteration or booster.current_iteration()
     # keep only the trees up to the best iteration, so a saved model predicts the same
     trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    # (no scores kept only when no round ever improved on an infinite loss)
     p_valid = stopping.scores if stopping.scores is not None else trimmed.predict(X_valid)
     ap = float(average_precision_score(y_valid, p_valid))
     return trimmed, best, ap, log_loss(y_valid, p_valid), p_valid
