@@ -12,15 +12,18 @@ For every size it prints wall time, CPU time (all threads of the process) and pe
   calibration slice has fewer than ``CROSS_FIT_BELOW_POSITIVES`` positives), threshold and
   bootstrap intervals;
 - the baseline, measured in the same run: bare ``lightgbm.train`` on the train slice, already
-  encoded, with fit_model's final parameters, the same threads and exactly the trees fit_model's
-  model keeps (no validation, no early stopping, no extras): what training costs if one knew
-  the best settings and round in advance,
+  encoded (the frame ``align_features`` writes, which LightGBM converts to a float matrix),
+  with fit_model's final parameters, the same threads and exactly the trees fit_model's model
+  keeps (no validation, no early stopping, no extras): what training costs if one knew the
+  best settings and round in advance;
+- ``baseline_matrix``: the same fit fed the float matrix fit_model itself feeds LightGBM
+  (``feature_matrix``: the same numbers, the same trees, no conversion inside LightGBM),
 
 and the ratios fit_model / baseline (wall and CPU: on a shared machine wall time mostly measures
-the other workers), plus the memory the fit adds over the size of the feature table, and
-fit_model's stages (wall, from timers around ``fit_searched`` and ``fit_one``): the search, the
-final fit, and the rest (encoding the frame, calibration, test scores, threshold, bootstrap
-intervals).
+the other workers) against both, plus the memory the fit adds over the size of the feature
+table, and fit_model's stages (wall, from timers around ``fit_searched`` and ``fit_one``, and
+the final fit's CPU): the search, the final fit, and the rest (encoding the frame, calibration,
+test scores, threshold, bootstrap intervals).
 
 What the ratio is: the whole of ``propensity train``'s model step against the strictest floor.
 Both bin the same train matrix; only fit_model also picks its settings (the search), finds its
@@ -28,72 +31,25 @@ round (early stopping grows up to a fifth more trees, at least 20, and scores th
 slice each round), calibrates and reports. A hand-written script would need those choices too,
 so the floor flatters the baseline; it is kept because it cannot be gamed.
 
-Measured 2026-12-03 (2 cores shared with 5-8 other workers, OMP_WAIT_POLICY=PASSIVE; wall times
-swing with the load, CPU times less). The search-on rows below ran a variant that did not land
-(trials two at a time on one thread each, at most 40k + 40k rows; its gain was unproven under
-load and it changed which settings TPE proposes); as shipped the trials run one after another on
-at most 100k + 100k rows (see "As shipped" below):
+History (2 cores shared with other workers, OMP_WAIT_POLICY=PASSIVE; wall times swing with
+the load, CPU times less; ratios are fit_model / the frame-fed baseline):
 
-- 1M rows, search on (that variant), load ~12:
-  fit_model 325.3 s wall / 102.5 s CPU (over 5 minutes of wall only under that load), best
-  round 157 (~188 grown), test AUC 0.7635; bare ``lightgbm.train`` 88.5 s / 42.0 s CPU; ratio
-  x3.68 wall, x2.44 CPU; stages: search 122.5 s, final fit 164.4 s, rest 38.4 s; peak 3.96 GB
-  vs 3.55 GB. Again at load ~6.5: fit_model 181.4 s / 98.3 s CPU (same model: best round 157,
-  AUC 0.7635), bare 85.0 s / 41.7 s CPU; ratio x2.13 wall, x2.36 CPU; stages: search 53.6 s,
-  final fit 103.4 s (x1.22 the baseline), rest 24.4 s; without the search x1.50 the baseline.
-- 1M rows with ``--no-search``, load ~5.5: fit_model 95.6 s / 58.7 s CPU, best round 77 (97
-  grown), test AUC 0.7625; bare ``lightgbm.train`` 51.8 s / 35.0 s CPU; ratio x1.84 wall
-  (x2.09 before this round of work), x1.68 CPU; stages: final fit 76.2 s (x1.47 the baseline:
-  20 trees past the best, the validation Dataset, validation scored each round), rest 19.4 s.
-- 300k rows (search on, trials still one after another), load ~13: fit_model 192.4 s / 54.0 s
-  CPU, bare 55.8 s / 12.0 s CPU, x3.45 wall / x4.50 CPU; the search 122 s of the wall.
-  At 300k rows without the search (cProfile, load ~4): 29.4 s wall / 18.5 s CPU, of which
-  boosting 12.9 s, binning train and validation 7.5 s, bootstrap ROC AUC interval 3.4 s (45k
-  test rows, 500 resamples), encoding 1.5 s, calibrator choice 1.3 s, predictions 0.6 s.
-
-As shipped (trials one after another on at most 100k + 100k rows, no time limit), 1M rows,
-2026-12-03, ``python benchmarks/train.py --rows 1000000``, load 2.3 (one other worker): fit_model
-99.5 s wall / 149.8 s CPU, best round 176 (~211 grown), test AUC 0.7636; bare
-``lightgbm.train`` 20.1 s / 30.2 s CPU; ratio x4.95 wall, x4.96 CPU; stages: search 69.8 s,
-final fit 19.9 s (x0.99 the baseline), the rest 9.7 s; without the search x1.48 the baseline;
-peak 4.08 GB vs 3.54 GB. Under 5 minutes; the bare fit is far quicker on a quiet machine than
-in the loaded runs above, so the search's fixed cost weighs more here.
-
-Not within 1.3x. The search is a fixed cost (17 trials on a capped sample, ~50 s of wall on
-2 cores at load ~6 with the 40k cap, more under more load) that does not grow with the data, so its
-share falls as the data grows; at 1M rows it is still more than half the bare fit. Without it
-fit_model is 1.5-1.8x the floor: the patience rounds and validation scoring (x1.2-1.5) are
-what early stopping costs, and the rest is ~0.3x (bootstrap intervals, encoding, calibration).
-
-Branch ``train-search`` (2026-12-03, 2 cores shared with 15-25 other workers: wall ratios
-between the two children mean little at that load, CPU ratios more):
-
-- The rest, same outputs (booster text, calibrator, threshold, metrics, test frame identical to
-  main on 200k rows with a 2-trial search and report rows): the bootstrap ROC AUC interval
-  counts one (score, label) key per draw in int64 (CPU 1.21 s -> 0.25 s for 100 replicates of
-  150k distinct scores); ``Split.summary`` counts two columns instead of copying the frame's
-  rows; ``align_features`` writes the numbers into one block (CPU 1.28 s -> 0.35 s for 200k
-  rows without ``rows``; no change with ``rows``); the test slice is encoded once. At load ~11
-  a cProfile of the rest on main (1M rows, no search) put the bootstrap at 28 s, encoding at
-  22 s, ``Split.summary`` at 7 s, predictions at 10 s of its ~77 s wall.
-- The search prunes trials behind the finished trials' median log loss at the same round
-  (search.py, ``PRUNE_AFTER_TRIALS``). With a 30-round warm-up, 1M rows, load 19-24: 10 of 17
-  trials pruned, the same final model (best round 176, test AUC 0.7636), fit_model 608.6 s /
-  123.5 s CPU, bare 287.1 s / 38.0 s CPU (x2.12 wall, x3.25 CPU; main yesterday x4.96 CPU),
-  stages: search 325.3 s, final fit 183.8 s, rest 99.5 s. But that warm-up pruned the slow,
-  small, regularised trees that win on the 352-event world (0.934x -> 0.910x), so it ships
-  with a 100-round warm-up: on that world 2 of 16 trials pruned and the same choice as main
-  (7 leaves, 0.934x); on the default world 4 pruned, 4 leaves chosen instead of 11, 0.940x
-  vs 0.944x (within the ~0.02 noise of the ratio).
-- As shipped on the branch (100-round warm-up), 1M rows: at load 13-64 (the peak of the day)
-  fit_model 1251.2 s / 165.4 s CPU, bare 87.0 s / 38.4 s CPU, x4.30 CPU, 4 of 17 trials
-  pruned, the same final model (best round 176, test AUC 0.7636); again at load 3.8-4.5:
-  fit_model 253.8 s / 157.5 s CPU, bare 31.1 s / 31.0 s CPU, x8.17 wall, x5.09 CPU; stages:
-  search 190.7 s, final fit 44.0 s (x1.42), rest 19.1 s; without the search x2.03. fit_model
-  got about one of the two cores on average there (157.5 s CPU in 253.8 s), so these walls
-  do not compare with main's 99.5 s at load 2.3; the end-to-end gain of this branch is not
-  shown above the noise of a shared machine. Not within 1.3x: the final fit alone is
-  x0.99-1.42 of the bare fit, so the search and the rest would have to cost nothing.
+- 2026-12-02: 1M as shipped x3.57 wall / x3.25 CPU (load ~2), ``--no-search`` x2.09 / x1.57
+  (load ~3.5); 100k x22.8 / x15.1 (load ~10, trials then on fresh Datasets).
+- 2026-12-03, main as shipped (16 trials one after another on at most 100k + 100k rows), 1M
+  rows, load 2.3: fit_model 99.5 s / 149.8 s CPU, bare 20.1 s / 30.2 s CPU, x4.95 wall, x4.96
+  CPU (search 69.8 s, final fit 19.9 s, the rest 9.7 s; without the search x1.48); peak
+  4.08 GB vs 3.54 GB. A variant with trials two at a time on 40k + 40k rows (not landed:
+  unproven under load, other TPE proposals) ran x2.36-2.44 CPU at load 6.5-12. At 300k rows
+  without the search (cProfile, load ~4) 18.5 s CPU: boosting 12.9 s, binning 7.5 s,
+  bootstrap interval 3.4 s, encoding 1.5 s, calibrator 1.3 s, predictions 0.6 s.
+- Branch ``train-search``, same outputs for the rest: the bootstrap ROC AUC interval counts
+  one (score, label) key per draw in int64 (1.21 s -> 0.25 s CPU for 100 replicates of 150k
+  scores), ``Split.summary`` counts two columns, ``align_features`` writes one block, the
+  test slice is encoded once. Pruning of trials behind the median: a 30-round warm-up pruned
+  the small, regularised trees that win on the 352-event world (0.934x -> 0.910x of the
+  oracle's AP), so it ships with 100 rounds (the same choice there; 0.944x -> 0.940x on the
+  default world). 1M as shipped x4.30-5.09 CPU at load 4-64, the final fit alone x0.99-1.42.
 
 Branch ``train-speed`` (2026-12-03, 2 cores shared with other workers, OMP_WAIT_POLICY=PASSIVE):
 
@@ -144,10 +100,43 @@ Branch ``train-speed`` (2026-12-03, 2 cores shared with other workers, OMP_WAIT_
   stopping's patience rounds and validation set (~0.24x) are the floor of an early-stopped
   fit with the same outputs, and scoring, calibration and intervals add ~0.2x.
 
-Earlier (2026-12-02, before encoding column by column and one booster pass over the test
-slice): 1M as shipped 121.7 s / 198.4 s CPU, x3.57 wall / x3.25 CPU (load ~2);
-1M ``--no-search`` 88.0 s / 87.6 s CPU, x2.09 / x1.57 (load ~3.5); 100k 207 s / 70.2 s CPU,
-x22.8 / x15.1 (load ~10, trials then on fresh Datasets).
+Branch ``train-speed2`` (2026-12-03, same machine; every change exact: booster text,
+calibrator, threshold, metrics, metadata and test frame identical to main at 200k and 1M rows
+without the search, at 100k rows with the automatic search (17 trials, 3 pruned) and at 60k
+rows with a 2-trial search, report rows and the cross-fitted calibrator; the demo's pinned
+scores and metrics unchanged):
+
+- fit_model fed LightGBM frames, as the baseline does, and LightGBM copied each into a float
+  matrix (the validation slice twice: its Dataset, then its scores). It now feeds the matrix
+  ``feature_matrix`` writes (a test holds the booster text to the frame fit's); the best
+  round's validation scores are LightGBM's own (``EarlyStopping.record``), not a second
+  prediction; the split groups users without sorting their ids (1M ids 0.59 -> 0.11 s CPU).
+  cProfile (CPU) at 1M rows without the search, main 34.8 s (load 1-2) -> branch 32.3 s (load
+  4.6-5): encoding and LightGBM's copies 2.3 -> 1.6 s, predictions 1.5 -> 0.9 s, per-round
+  evaluation 0.3 -> 0.7 s (the scores kept), split 0.6 -> 0.2 s; boosting 18.0-18.7 s (97
+  rounds) and binning 8.4-8.6 s (train and validation) as before. Peak memory 3.61 -> 2.94 GB
+  (the fit adds x1.69 -> x1.11 the table).
+- ``python benchmarks/train.py --rows 1000000``, main and the branch alternating, four runs
+  each (load 3.2-7.0): fit_model CPU main 33.5-35.9 s (mean 34.7), branch 32.3-34.3 s (mean
+  33.4); the frame-fed baseline 22.9-26.0 s (mean 24.4), the matrix-fed one 23.1-24.3 s.
+  Ratios: main x1.36-1.49 CPU, branch x1.34-1.39 against the frame-fed baseline and
+  x1.38-1.45 against the matrix-fed one; the final fit alone x1.15-1.25 CPU. Not within 1.3x.
+  What is left over the bare fit, at 1M rows: the patience rounds (20 past a best of 77,
+  ~3.8 s), the validation Dataset (~1.3 s), evaluation each round (~0.7 s), and ~4.5 s of
+  encoding (1.6 s), calibration and test scores (0.9 s), calibrator choice (0.9 s) and the
+  bootstrap interval (0.8 s: 500 replicates of 150k draws, counted and summed).
+- A shorter patience changes the model and is not landed. Simulated on full validation
+  curves of this table (7 fits: 100k x3 seeds, 300k x2, 1M x2), a tenth of the best round
+  (at least 10) kept the same best round in 6 of 7 (10 trees fewer); at 1M seed 0 its best
+  was 59, not 77 (test AUC 0.76265 vs 0.76255, log loss 0.286828 vs 0.286803). On the freemium
+  task (``task_oracle.py``, 20k entities, the search on) it changed the model on every seed:
+  AP 0.901x/0.888x/0.880x of the oracle's (seeds 7/8/9, 391/301/178 trees) -> 0.884x/
+  0.919x/0.880x (138/172/149 trees), ROC AUC 0.990x/0.986x/0.989x -> 0.989x/0.985x/0.989x;
+  within the ratio's noise (sd ~0.035) but not clearly neutral. 0.15 of it (at least 15)
+  kept every best round on this table, matched main on seed 7 and the tenth on seeds 8 and 9;
+  at 1M rows it saves 5 of 97 rounds (~0.9 s CPU, ~x0.04). Nor does a shorter patience
+  bring the ratio down by itself where it moves the best round: the bare fit then keeps
+  fewer trees too (at 1M seed 0, 69 grown for 59 kept against 97 for 77).
 """
 
 from __future__ import annotations
@@ -222,7 +211,8 @@ def run_one(
     import lightgbm as lgb
 
     from propensity.config import config_from_dict
-    from propensity.model.bundle import align_features
+    from propensity.model.boost import Columns
+    from propensity.model.bundle import align_features, feature_matrix
     from propensity.model.split import split_out_of_time
     from propensity.model.train import fit_model
 
@@ -259,10 +249,16 @@ def run_one(
     else:
         train = split_out_of_time(frame, cfg.split).train
         levels = {c: list(frame[c].cat.categories) for c in ("domain_class", "user_plan")}
-        X = align_features(frame.iloc[train], columns, levels)
+        y = frame["label"].to_numpy()[train]
+        if kind == "baseline":  # the encoded frame, which LightGBM converts to a matrix
+            data = lgb.Dataset(align_features(frame.iloc[train], columns, levels), y)
+        else:  # "baseline_matrix": the float matrix fit_model feeds LightGBM (the same trees)
+            data = Columns(columns, levels).dataset(
+                feature_matrix(frame, columns, levels, rows=train), y
+            )
         # the baseline is the bare booster fit only, with fit_model's final parameters
         started, cpu_started = time.perf_counter(), time.process_time()
-        lgb.train(params, lgb.Dataset(X, frame["label"].to_numpy()[train]), num_boost_round=trees)
+        lgb.train(params, data, num_boost_round=trees)
         extra = {}
     return {
         "kind": kind,
@@ -288,14 +284,15 @@ def _stage_clock() -> Iterator[dict[str, float]]:
     import propensity.model.search as search_module
     import propensity.model.train as train_module
 
-    stages = {"train_s": 0.0, "final_fit_s": 0.0}
+    stages = {"train_s": 0.0, "final_fit_s": 0.0, "final_fit_cpu_s": 0.0}
     fit_one, train = search_module.fit_one, train_module.fit_searched
 
-    def timed_fit_one(params, parts, cfg, datasets=None, callbacks=()):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        out = fit_one(params, parts, cfg, datasets, callbacks)
+    def timed_fit_one(params, parts, cfg, columns, datasets=None, callbacks=()):  # type: ignore[no-untyped-def]
+        started, cpu_started = time.perf_counter(), time.process_time()
+        out = fit_one(params, parts, cfg, columns, datasets, callbacks)
         if datasets is None:
             stages["final_fit_s"] = time.perf_counter() - started
+            stages["final_fit_cpu_s"] = time.process_time() - cpu_started
         return out
 
     def timed_train(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -348,7 +345,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--trees", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
-    parser.add_argument("--child", choices=["fit_model", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=["fit_model", "baseline", "baseline_matrix"], help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     search = "off" if args.no_search else args.search
     if args.child:
@@ -374,21 +373,25 @@ def main() -> None:
         best = fit["best_iteration"]
         grown = best + patience(best, ModelConfig().early_stopping_rounds)
         base = _child("baseline", rows, args.features, args.threads, best, fit["params"])
-        for r in (fit, base):
+        matrix = _child("baseline_matrix", rows, args.features, args.threads, best, fit["params"])
+        for r in (fit, base, matrix):
             notes = (
                 f"best_iteration={best} (~{grown} trees grown) test_auc={r['test_auc']} "
                 f"cross_fitted={r['cross_fitted']} trials={r['trials']} (pruned {r['pruned']})"
                 if r["kind"] == "fit_model"
-                else f"bare lightgbm.train, {best} trees, same matrix and parameters"
+                else f"bare lightgbm.train, {best} trees, same parameters, fed the encoded frame"
+                if r["kind"] == "baseline"
+                else "the same, fed the float matrix fit_model feeds LightGBM"
             )
-            print(f"{rows:>9} {r['kind']:<10} {r['seconds']:>8.1f} {r['cpu_seconds']:>8.1f} "
+            print(f"{rows:>9} {r['kind'][:10]:<10} {r['seconds']:>8.1f} {r['cpu_seconds']:>8.1f} "
                   f"{r['peak_mb']:>8.0f} {r['peak_mb'] - r['before_fit_mb']:>8.0f}  {notes} "
                   f"(load {r['load']:.1f})")  # fmt: skip
         search_s = fit["train_s"] - fit["final_fit_s"]
         rest_s = fit["seconds"] - fit["train_s"]
         print(
             f"{rows:>9} stages     search {search_s:.1f} s, final fit {fit['final_fit_s']:.1f} s "
-            f"(x{fit['final_fit_s'] / base['seconds']:.2f} the baseline: validation Dataset, "
+            f"(x{fit['final_fit_s'] / base['seconds']:.2f} the baseline, CPU "
+            f"x{fit['final_fit_cpu_s'] / base['cpu_seconds']:.2f}: validation Dataset, "
             f"patience rounds, validation scored each round), the rest {rest_s:.1f} s "
             f"(encoding, calibration, test scores, bootstrap intervals); fit_model without the "
             f"search = x{(fit['seconds'] - search_s) / base['seconds']:.2f} the baseline"
@@ -399,6 +402,12 @@ def main() -> None:
             f"peak memory x{fit['peak_mb'] / base['peak_mb']:.2f} vs baseline; memory the fit "
             f"adds = x{(fit['peak_mb'] - fit['before_fit_mb']) / fit['frame_mb']:.2f} the "
             f"{fit['frame_mb']:.0f} MB feature table; load average {os.getloadavg()[0]:.2f}"
+        )
+        print(
+            f"{rows:>9} ratio      vs the baseline fed the matrix: time "
+            f"x{fit['seconds'] / matrix['seconds']:.2f} "
+            f"(cpu x{fit['cpu_seconds'] / matrix['cpu_seconds']:.2f}); final fit CPU "
+            f"x{fit['final_fit_cpu_s'] / matrix['cpu_seconds']:.2f}"
         )
 
 

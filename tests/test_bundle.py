@@ -11,7 +11,8 @@ import pytest
 from spec_fixtures import model_spec, spec_fields, with_spec_columns
 
 from propensity.errors import ModelError
-from propensity.model.bundle import PQLModel, align_features
+from propensity.model.boost import Columns
+from propensity.model.bundle import PQLModel, align_features, feature_matrix
 from propensity.model.calibrate import Calibrator
 
 LEVELS = ["free_mail", "corporate", "enterprise"]
@@ -135,6 +136,32 @@ def test_align_features_rows_across_chunks_of_a_row_major_frame():
     taken = align_features(frame, ["c", "a", "b"], {}, rows=rows)
     np.testing.assert_array_equal(taken.to_numpy(), matrix[rows][:, [2, 0, 1]])
     assert taken.index.tolist() == rows.tolist()
+
+
+def test_feature_matrix_fits_the_booster_of_the_aligned_frame():
+    """Check that a fit on feature_matrix through Columns.dataset is the fit on align_features's
+    frame: the same booster text (levels included) and the same scores of a frame."""
+    rng = np.random.default_rng(3)
+    n = 3_000
+    frame = pd.DataFrame(
+        {
+            "x": np.where(rng.random(n) < 0.2, np.nan, rng.random(n)),
+            "n": pd.array(np.where(rng.random(n) < 0.1, None, rng.poisson(3, n)), dtype="Int64"),
+            "seg": rng.choice(["p", "q", "r", "unseen", None], n),  # strings, None, a new level
+            "plan": pd.Categorical(rng.choice(["a", "b"], n)),
+        }
+    )
+    columns, levels = ["seg", "x", "n", "plan"], {"seg": ["r", "p", "q"], "plan": ["b", "a"]}
+    y = (rng.random(n) < 0.3 + 0.3 * (frame["seg"] == "p")).astype(int).to_numpy()
+    rows = np.sort(rng.choice(n, 2_500, replace=False))
+    matrix = feature_matrix(frame, columns, levels, rows=rows)
+    aligned = align_features(frame, columns, levels, rows=rows)
+    params = {"objective": "binary", "num_leaves": 7, "min_data_in_leaf": 20, "verbose": -1}
+    params |= {"deterministic": True, "num_threads": 1, "seed": 0}
+    ours = lgb.train(params, Columns(columns, levels).dataset(matrix, y[rows]), 15)
+    theirs = lgb.train(params, lgb.Dataset(aligned, y[rows]), 15)
+    assert ours.model_to_string() == theirs.model_to_string()
+    np.testing.assert_array_equal(ours.predict(matrix), theirs.predict(aligned))
 
 
 def test_check_columns_names_missing_and_extra(model):

@@ -296,13 +296,48 @@ def test_report_rows_limit_every_reported_number():
     assert result.metrics["test_calibrated"]["roc_auc"] == pytest.approx(auc)
 
 
+def test_fit_one_validation_scores_are_the_trimmed_boosters():
+    """Check that the validation scores fit_one keeps from training are bit for bit the
+    trimmed booster's predictions (NaN, zero, unseen and missing categories included)."""
+    import lightgbm as lgb
+
+    from propensity.model.boost import Columns, base_params, fit_one
+    from propensity.model.bundle import feature_matrix
+
+    rng = np.random.default_rng(5)
+    n = 6_000
+    frame = pd.DataFrame(
+        {
+            "x": np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n)),
+            "z": np.where(rng.random(n) < 0.3, 0.0, rng.exponential(size=n)),
+            "seg": rng.choice(["a", "b", "c", None], n),
+        }
+    )
+    frame.loc[4_500:, "seg"] = rng.choice(["a", "new", None], n - 4_500)  # unseen in training
+    y = (rng.random(n) < 1 / (1 + np.exp(-frame["x"].fillna(0) - (frame["seg"] == "a")))).astype(
+        float
+    )
+    columns = Columns(["x", "z", "seg"], {"seg": ["a", "b", "c"]})
+    rows = {"train": np.arange(4_000), "validation": np.arange(4_000, n)}
+    parts = {
+        name: (feature_matrix(frame, columns.names, columns.levels, rows=r), y.to_numpy()[r])
+        for name, r in rows.items()
+    }
+    cfg = _cfg()
+    params = base_params(cfg.model, cfg.seed) | {"num_leaves": 7, "learning_rate": 0.3}
+    trimmed, best, _, _, p_valid = fit_one(params, parts, cfg, columns)
+    assert best > 1
+    np.testing.assert_array_equal(p_valid, trimmed.predict(parts["validation"][0]))
+    assert isinstance(trimmed, lgb.Booster)
+
+
 def _stopped_at(losses: list[float], ceiling: int) -> tuple[int, int]:
     """(iteration the callback stopped at, best iteration it reported) for these losses."""
     import lightgbm as lgb
 
-    from propensity.model.boost import early_stopping
+    from propensity.model.boost import EarlyStopping
 
-    callback = early_stopping(ceiling)
+    callback = EarlyStopping(ceiling)
     for i, loss in enumerate(losses):
         env = lgb.callback.CallbackEnv(None, {}, i, 0, len(losses), [("valid", "l", loss, False)])
         try:

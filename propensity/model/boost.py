@@ -1,19 +1,67 @@
 """One LightGBM fit: pinned parameters, early stopping with a patience that scales with the
-best round, the booster trimmed to its best round and judged on the validation slice."""
+best round, the booster trimmed to its best round and judged on the validation slice.
+
+Fits read float matrices (:func:`~propensity.model.bundle.feature_matrix`), not frames; a
+:class:`Columns` tells LightGBM what the frame would have: names, categoricals, levels.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from propensity.config import Config, ModelConfig
 
-__all__ = ["PATIENCE_FLOOR", "PATIENCE_FRACTION", "base_params", "fit_one", "log_loss", "patience"]
+__all__ = [
+    "PATIENCE_FLOOR",
+    "PATIENCE_FRACTION",
+    "Columns",
+    "EarlyStopping",
+    "base_params",
+    "fit_one",
+    "log_loss",
+    "patience",
+]
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The feature columns of fit_model's matrices and the levels of the categorical ones."""
+
+    names: list[str]
+    levels: dict[str, list[str]]
+
+    def dataset(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        *,
+        reference: lgb.Dataset | None = None,
+        params: dict[str, Any] | None = None,
+        free_raw_data: bool = True,
+    ) -> lgb.Dataset:
+        """A LightGBM Dataset of the matrix ``X``, as LightGBM would make it of the frame
+        :func:`~propensity.model.bundle.align_features` writes (the same booster text)."""
+        categorical = [j for j, name in enumerate(self.names) if name in self.levels]
+        data = lgb.Dataset(
+            X,
+            y,
+            reference=reference,
+            params=params,
+            free_raw_data=free_raw_data,
+            feature_name=self.names,
+            categorical_feature=categorical,
+        )
+        if reference is None:
+            # the levels LightGBM records from a frame's categoricals, in column order; the
+            # saved booster keeps them, and scoring a frame maps its values through them
+            data.pandas_categorical = [self.levels[n] for n in self.names if n in self.levels]
+        return data
 
 
 def base_params(model: ModelConfig, seed: int) -> dict[str, Any]:
@@ -54,32 +102,50 @@ def patience(best_round: int, ceiling: int) -> int:
     return min(ceiling, max(PATIENCE_FLOOR, int(PATIENCE_FRACTION * best_round)))
 
 
-def early_stopping(ceiling: int) -> Callable[[Any], None]:
-    """LightGBM callback: stop when the validation loss has not improved for `patience` rounds.
+class EarlyStopping:
+    """LightGBM callback: stop when the validation loss has not improved for `patience` rounds,
+    keeping the validation scores of the best round.
 
     The single validation set and metric (binary_logloss, lower is better) are those of
     :func:`base_params`; like ``lgb.early_stopping`` it reports the best iteration at the end.
+    :meth:`record`, passed as ``feval``, is handed LightGBM's own validation scores each round
+    (kept up to date as trees are added, converted to probabilities): the best round's are
+    then the trimmed booster's scores of the validation slice, with no second prediction.
     """
-    best = {"score": np.inf, "iteration": 0, "results": []}
 
-    def callback(env: Any) -> None:
-        score = env.evaluation_result_list[0][2]
-        if score < best["score"]:
-            best.update(score=score, iteration=env.iteration, results=env.evaluation_result_list)
-        waited = env.iteration - best["iteration"]
-        if waited >= patience(best["iteration"] + 1, ceiling) or (
+    order = 30  # where lgb.early_stopping runs
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = ceiling
+        self.loss = np.inf
+        self.iteration = 0
+        self.results: list[Any] = []
+        self.latest: np.ndarray | None = None
+        self.scores: np.ndarray | None = None  # validation scores at the best round
+
+    def record(self, preds: np.ndarray, data: lgb.Dataset) -> tuple[str, float, bool]:
+        """``feval``: note this round's validation scores (LightGBM reuses the buffer)."""
+        self.latest = preds
+        return "scores_kept", 0.0, False
+
+    def __call__(self, env: Any) -> None:
+        loss = env.evaluation_result_list[0][2]  # binary_logloss; feval's entry comes after
+        if loss < self.loss:
+            self.loss, self.iteration = loss, env.iteration
+            self.results = env.evaluation_result_list[:1]
+            self.scores = None if self.latest is None else self.latest.copy()
+        waited = env.iteration - self.iteration
+        if waited >= patience(self.iteration + 1, self.ceiling) or (
             env.iteration == env.end_iteration - 1
         ):
-            raise lgb.callback.EarlyStopException(best["iteration"], best["results"])
-
-    callback.order = 30  # type: ignore[attr-defined]  # where lgb.early_stopping runs
-    return callback
+            raise lgb.callback.EarlyStopException(self.iteration, self.results)
 
 
 def fit_one(
     params: dict[str, Any],
-    parts: dict[str, tuple[pd.DataFrame, np.ndarray]],
+    parts: dict[str, tuple[np.ndarray, np.ndarray]],
     cfg: Config,
+    columns: Columns,
     datasets: tuple[lgb.Dataset, lgb.Dataset] | None = None,
     callbacks: Sequence[Callable[[Any], None]] = (),
 ) -> tuple[lgb.Booster, int, float, float, np.ndarray]:
@@ -93,21 +159,24 @@ def fit_one(
     X_train, y_train = parts["train"]
     X_valid, y_valid = parts["validation"]
     if datasets is None:
-        train_set = lgb.Dataset(X_train, y_train, free_raw_data=True)
-        valid_set = lgb.Dataset(X_valid, y_valid, reference=train_set)
+        train_set = columns.dataset(X_train, y_train)
+        valid_set = columns.dataset(X_valid, y_valid, reference=train_set)
     else:
         train_set, valid_set = datasets
+    stopping = EarlyStopping(cfg.model.early_stopping_rounds)
     booster = lgb.train(
         params,
         train_set,
         num_boost_round=cfg.model.n_estimators,
         valid_sets=[valid_set],
-        callbacks=[early_stopping(cfg.model.early_stopping_rounds), *callbacks],
+        feval=stopping.record,
+        callbacks=[stopping, *callbacks],
     )
     best = booster.best_iteration or booster.current_iteration()
     # keep only the trees up to the best iteration, so a saved model predicts the same
     trimmed = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-    p_valid = trimmed.predict(X_valid)
+    # (no scores kept only when no round ever improved on an infinite loss)
+    p_valid = stopping.scores if stopping.scores is not None else trimmed.predict(X_valid)
     ap = float(average_precision_score(y_valid, p_valid))
     return trimmed, best, ap, log_loss(y_valid, p_valid), p_valid
 

@@ -36,7 +36,7 @@ from propensity.errors import ModelError
 from propensity.features import FeatureSpec
 from propensity.model.calibrate import Calibrator
 
-__all__ = ["FORMAT_VERSION", "PQLModel", "align_features"]
+__all__ = ["FORMAT_VERSION", "PQLModel", "align_features", "feature_matrix"]
 
 FORMAT_VERSION = 1
 _FILES = ("booster.txt", "calibrator.json", "bundle.json")
@@ -400,8 +400,44 @@ def align_features(
     # the frame then wraps without a copy: building the frame from a dict of columns would
     # copy every number a second time to consolidate them.
     block = np.empty((len(numeric), len(X) if rows is None else rows.size))
+    _write_numbers(block, X, list(enumerate(numeric)), rows)
+    index = X.index if rows is None else X.index[rows]
+    out = pd.DataFrame(block.T, index=index, columns=pd.Index(numeric, dtype=object), copy=False)
+    for position, col in enumerate(feature_columns):  # in order: each lands at its position
+        if col in categorical:
+            out.insert(position, col, _categories(X, col, categorical[col], rows))
+    return out
+
+
+def feature_matrix(
+    X: pd.DataFrame,
+    feature_columns: list[str],
+    categorical: dict[str, list[str]],
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`align_features` as the float64 matrix LightGBM makes of its frame: the same
+    numbers, categoricals as their codes on the given levels (missing or unseen: NaN), laid
+    out column by column as LightGBM's own conversion lays them.
+
+    Training feeds LightGBM this matrix: handed the frame, LightGBM would copy every number
+    once more to convert it, for every slice, and the validation slice twice.
+    """
+    block = np.empty((len(feature_columns), len(X) if rows is None else rows.size))
+    numeric = [(j, col) for j, col in enumerate(feature_columns) if col not in categorical]
+    _write_numbers(block, X, numeric, rows)
+    for j, col in enumerate(feature_columns):
+        if col in categorical:
+            codes = _categories(X, col, categorical[col], rows).codes
+            block[j] = np.where(codes < 0, np.nan, codes)
+    return block.T
+
+
+def _write_numbers(
+    block: np.ndarray, X: pd.DataFrame, columns: list[tuple[int, str]], rows: np.ndarray | None
+) -> None:
+    """Write each numeric column ``col`` of ``X`` (its ``rows``) as float64 into ``block[j]``."""
     views: list[tuple[int, np.ndarray]] = []  # float64 columns, taken below chunk by chunk
-    for j, col in enumerate(numeric):
+    for j, col in columns:
         values = X[col]
         array = _as_float(values, col)
         if rows is None:
@@ -418,15 +454,15 @@ def align_features(
         chunk = rows[start : start + _ROW_CHUNK]  # type: ignore[index]
         for j, array in views:
             block[j, start : start + chunk.size] = array[chunk]
-    index = X.index if rows is None else X.index[rows]
-    out = pd.DataFrame(block.T, index=index, columns=pd.Index(numeric, dtype=object), copy=False)
-    for position, col in enumerate(feature_columns):  # in order: each lands at its position
-        if col in categorical:
-            values = X[col] if rows is None else X[col].iloc[rows]
-            values = values.astype(object).where(values.notna(), None)
-            codes = pd.Categorical(values, categories=categorical[col])
-            out.insert(position, col, codes)
-    return out
+
+
+def _categories(
+    X: pd.DataFrame, col: str, levels: list[str], rows: np.ndarray | None
+) -> pd.Categorical:
+    """A categorical column on ``levels`` (as strings); missing and unseen values missing."""
+    values = X[col] if rows is None else X[col].iloc[rows]
+    values = values.astype(object).where(values.notna(), None)
+    return pd.Categorical(values, categories=levels)
 
 
 _ROW_CHUNK = 8192

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import lightgbm as lgb
 import numpy as np
@@ -18,7 +18,9 @@ import pandas as pd
 
 from propensity.config import Config
 from propensity.errors import PropensityWarning
-from propensity.model.boost import base_params, fit_one
+from propensity.model.boost import Columns, base_params, fit_one
+
+Rows = TypeVar("Rows", np.ndarray, pd.DataFrame)
 
 __all__ = ["SEARCH_LEARNING_RATE", "SEARCH_MAX_ROWS", "fit_searched", "user_sample"]
 
@@ -67,8 +69,9 @@ PRUNE_EVERY = 10
 
 
 def fit_searched(
-    parts: dict[str, tuple[pd.DataFrame, np.ndarray]],
+    parts: dict[str, tuple[np.ndarray, np.ndarray]],
     cfg: Config,
+    columns: Columns,
     users: np.ndarray,
     valid_users: np.ndarray | None = None,
 ) -> tuple[lgb.Booster, dict[str, Any], int, list[dict[str, Any]], np.ndarray]:
@@ -86,7 +89,7 @@ def fit_searched(
     params = base_params(cfg.model, cfg.seed)
     n_trials = cfg.model.search_trials(train_rows=parts["train"][1].size)
     if not n_trials:
-        booster, best, ap, loss, p_valid = fit_one(params, parts, cfg)
+        booster, best, ap, loss, p_valid = fit_one(params, parts, cfg, columns)
         trial = {
             "trial": 0,
             "log_loss": loss,
@@ -105,8 +108,8 @@ def fit_searched(
     }
     # binned once; feature_pre_filter off so that trials may change min_data_in_leaf
     binning = {**coarse, "feature_pre_filter": False}
-    train_set = lgb.Dataset(*sample["train"], params=binning, free_raw_data=False).construct()
-    valid_set = lgb.Dataset(
+    train_set = columns.dataset(*sample["train"], params=binning, free_raw_data=False).construct()
+    valid_set = columns.dataset(
         *sample["validation"], reference=train_set, params=binning, free_raw_data=False
     ).construct()
     trials: list[dict[str, Any]] = []
@@ -118,7 +121,7 @@ def fit_searched(
         record = {"trial": len(trials), **_searched(candidate), **rows}
         try:
             _, best, ap, loss, _ = fit_one(
-                candidate, sample, cfg, (train_set, valid_set), callbacks
+                candidate, sample, cfg, columns, (train_set, valid_set), callbacks
             )
         except optuna.TrialPruned:
             # LightGBM's validation log loss at the best round so far; no scores, no AP
@@ -162,13 +165,13 @@ def fit_searched(
     # first best wins ties, so the config's own settings are kept unless something beats them
     winner = min((t for t in trials if not t["pruned"]), key=lambda t: (t["log_loss"], t["trial"]))
     chosen = {**params, **_as_params(winner)}
-    booster, best, _, _, p_valid = fit_one(chosen, parts, cfg)
+    booster, best, _, _, p_valid = fit_one(chosen, parts, cfg, columns)
     return booster, chosen, best, trials, p_valid
 
 
 def user_sample(
-    train: tuple[pd.DataFrame, np.ndarray], users: np.ndarray, max_rows: int, seed: int
-) -> tuple[pd.DataFrame, np.ndarray]:
+    train: tuple[Rows, np.ndarray], users: np.ndarray, max_rows: int, seed: int
+) -> tuple[Rows, np.ndarray]:
     """At most ``max_rows`` rows of whole users (every cutoff of a kept user), seeded."""
     X, y = train
     if y.size <= max_rows:

@@ -42,7 +42,8 @@ from propensity.config import Config, ModelConfig
 from propensity.contract import TRAINING
 from propensity.errors import InsufficientDataError
 from propensity.evaluate import bootstrap_roc_auc, ranking_metrics, reliability_curve
-from propensity.model.bundle import PQLModel, align_features
+from propensity.model.boost import Columns
+from propensity.model.bundle import PQLModel, feature_matrix
 from propensity.model.calibrate import fit_calibrator
 from propensity.model.search import fit_searched
 from propensity.model.split import SLICES, Split, split_out_of_time
@@ -114,18 +115,21 @@ def fit_model(
     )
     _check_counts(split, y, counted, cfg.model)
 
-    # encode slice by slice, column by column: one copy of the features in total (the test
-    # slice is encoded below, its counted rows only, for the model's own predict path)
+    # encode slice by slice, column by column, into the float matrices LightGBM reads: one
+    # copy of the features in total (the test slice is encoded below, its counted rows only)
+    columns = Columns(feature_columns, levels)
     parts = {
         name: (
-            align_features(frame, feature_columns, levels, rows=split.positions(name)),
+            feature_matrix(frame, feature_columns, levels, rows=split.positions(name)),
             y[split.positions(name)],
         )
         for name in SLICES[:3]
     }
     users = frame["user_id"].to_numpy()[split.train]
     valid_users = frame["user_id"].to_numpy()[split.validation]
-    booster, params, best_iteration, trials, p_valid = fit_searched(parts, cfg, users, valid_users)
+    booster, params, best_iteration, trials, p_valid = fit_searched(
+        parts, cfg, columns, users, valid_users
+    )
     planned = cfg.model.search_trials(train_rows=split.train.size)
 
     # The calibrator learns from scores the model did not train on, every trial age (score
@@ -137,7 +141,7 @@ def fit_model(
     cal_positives = int(y[cal_positions[counted[cal_positions]]].sum())
     cross_fitted = cal_positives < CROSS_FIT_BELOW_POSITIVES
     if cross_fitted:
-        oof = _out_of_fold(params, parts["train"], users, best_iteration, cfg.seed)
+        oof = _out_of_fold(params, parts["train"], columns, users, best_iteration, cfg.seed)
         p_fit, y_fit = np.r_[oof, p_fit], np.r_[parts["train"][1], y_fit]
     calibrator = fit_calibrator(p_fit, y_fit, cfg.calibration, seed=cfg.seed)
     train_start, train_end = split.ranges["train"]
@@ -150,16 +154,16 @@ def fit_model(
         feature_spec=feature_spec,
         feature_spec_hash=feature_spec_hash,
     )
-    # Every reported number is computed on what `score` writes: the model's own predict path.
+    # Every reported number is computed on what `score` writes: the model's own predict path
+    # for a matrix (the score job's; its frame path converts to the same matrix).
     # (the keys and the feature columns of the test rows are taken apart: a row take of the
     # whole frame would copy every column once more)
     test_positions = split.test[counted[split.test]]
     test_rows = frame[["user_id", "cutoff_at", "label"]].iloc[test_positions]
     y_test = y[test_positions]
-    p_raw_test = model.predict_raw(
-        align_features(frame, feature_columns, levels, rows=test_positions)
+    p_raw_test, p_test = model.predict_matrix(
+        feature_matrix(frame, feature_columns, levels, rows=test_positions), cfg.model.n_jobs
     )
-    p_test = model.calibrator.predict(p_raw_test)  # what predict_proba does, booster run once
     weeks = split.weeks("test")
     policy = ThresholdPolicy(cfg=cfg.threshold, weeks=weeks).fit(p_test, y_test)
     choice = policy.choice_
@@ -306,7 +310,8 @@ def _check_counts(split: Split, y: np.ndarray, counted: np.ndarray, model: Model
 
 def _out_of_fold(
     params: dict[str, Any],
-    train: tuple[pd.DataFrame, np.ndarray],
+    train: tuple[np.ndarray, np.ndarray],
+    columns: Columns,
     users: np.ndarray,
     rounds: int,
     seed: int,
@@ -326,6 +331,6 @@ def _out_of_fold(
         held = fold == k
         if not held.any():
             continue
-        data = lgb.Dataset(X[~held], y[~held], free_raw_data=True)
+        data = columns.dataset(X[~held], y[~held])
         out[held] = lgb.train(params, data, num_boost_round=rounds).predict(X[held])
     return out
