@@ -4,6 +4,7 @@ change its features; row order changes nothing)."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime, timedelta
 
@@ -156,8 +157,32 @@ def test_lagged_windows_off_for_trial_rows_unless_asked():
     on = CFG.model_copy(update={"families": FeatureFamilies(fit=False, lagged=True)})
     spec_on = learn_spec(con, trial, on)
     got = compute_features(con, trial, spec_on).frame.iloc[0]
-    assert got["lag0d_events_28d"] == 5  # cutoff at signup + 7d = MON + 2d: MON - 3d .. MON + 1d
+    assert got["lag7d_events_28d"] == 0  # it ends 7d before the cutoff: MON - 5d, no events yet
+    assert got["n_events_28d"] == 5  # lag 0's count: MON - 3d .. MON + 1d
     assert FeatureSpec.from_json(spec_on.to_json()) == spec_on
+
+
+def test_lag_zero_counts_are_not_repeated_where_a_count_window_has_their_length():
+    """Check that lag 0's event counts, equal to the counts family's window of the same length,
+    are left out of a learned spec, and that a spec saved before (no ``lag_dedup``) keeps them
+    with the same values, columns and hash."""
+    events = [("u0", e, MON + k * D) for k in range(-40, 9) for e in ("login", "doc_created")]
+    con = _con([("u0", MON - 45 * D, "A0")], events)
+    lt = _labels(con, "signup")
+    spec = learn_spec(con, lt, CFG)
+    assert spec.lag_dedup and 28 * 86400 in spec.windows_s
+    lag0 = ["lag0d_events_28d", "lag0d_login_28d", "lag0d_doc_created_28d"]
+    assert not set(lag0) & set(spec.columns)
+    assert {"lag0d_active_days_28d", "lag7d_events_28d", "lag7d_login_28d"} <= set(spec.columns)
+    doc = json.loads(spec.to_json())
+    del doc["spec"]["lag_dedup"], doc["hash"]
+    old = FeatureSpec.from_json(json.dumps(doc))
+    assert not old.lag_dedup and set(lag0) <= set(old.columns)
+    assert set(old.columns) - set(spec.columns) == set(lag0)
+    assert "lag_dedup" not in old.to_dict()  # the hash a model saved then recorded
+    got = compute_features(con, lt, old).frame
+    for name, same in zip(lag0, ["n_events_28d", "n_login_28d", "n_doc_created_28d"], strict=True):
+        assert (got[name] == got[same]).all() and got[name].max() > 0, name
 
 
 def test_time_to_first_is_a_trial_clock_feature_off_at_calendar_anchors_unless_asked():

@@ -81,7 +81,7 @@ def test_freemium_trains_and_scores_active_free_users(freemium):
     # reasons speak of the task, not of trials; the lagged windows are among the features
     texts = scores.filter(regex=r"^reason_\d+_text$").stack().dropna().astype(str)
     assert len(texts) and not texts.str.contains("trial|Signed up").any(), texts.head()
-    assert "lag0d_events_28d" in (run_dir / "feature_spec.json").read_text()
+    assert "lag7d_events_28d" in (run_dir / "feature_spec.json").read_text()
 
 
 def test_spark_account_score_writes_one_file(tmp_path):

@@ -58,6 +58,7 @@ def _lag_fields(cfg: FeaturesConfig, families: tuple[str, ...]) -> dict[str, Any
         "lag_window_s": _sec(lag.window),
         "lags_s": tuple(sorted(_sec(x) for x in lag.lags)),
         "lag_recent_s": _sec(lag.recent),
+        "lag_dedup": True,
     }
 
 

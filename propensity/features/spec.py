@@ -123,6 +123,11 @@ class FeatureSpec:
     lag_window_s: int = 0
     lags_s: tuple[int, ...] = ()
     lag_recent_s: int = 0
+    # lag 0's events and per-event counts are left out where the counts family has a window of
+    # the lagged window's length: they are the same numbers under two names, which doubled
+    # those signals for feature_fraction and split their SHAP credit. False in specs saved
+    # before, which keep both columns (and their hash).
+    lag_dedup: bool = False
     version: int = field(default=SPEC_VERSION)
 
     def __post_init__(self) -> None:
@@ -228,13 +233,15 @@ class FeatureSpec:
     def _lagged(self) -> list[FeatureInfo]:
         s, w, r = self.slugs, self.lag_window_s, self.lag_recent_s
         wl, rl = window_label(w), window_label(r)
+        counted = self.lag_dedup and "counts" in self.families and w in self.windows_s
         out = []
         for lag in self.lags_s:
             pre, kw = f"lag{window_label(lag)}", {"lag_s": lag}
             win = {"window": wl, "window_s": w, **kw}
-            out.append(FeatureInfo(f"{pre}_events_{wl}", "lagged", "events", **win))
-            for e in self.events:
-                out.append(FeatureInfo(f"{pre}_{s[e]}_{wl}", "lagged", "count", e, **win))
+            if not (counted and lag == 0):  # else n_events_{wl} and n_{event}_{wl}
+                out.append(FeatureInfo(f"{pre}_events_{wl}", "lagged", "events", **win))
+                for e in self.events:
+                    out.append(FeatureInfo(f"{pre}_{s[e]}_{wl}", "lagged", "count", e, **win))
             out.append(FeatureInfo(f"{pre}_active_days_{wl}", "lagged", "active_days", **win))
             name = f"{pre}_trend_{rl}_{wl}"
             out.append(FeatureInfo(name, "lagged", "trend", window=rl, window_s=r, **kw))
@@ -279,6 +286,8 @@ class FeatureSpec:
             # family existed: a model trained then still loads and hashes the same.
             for key in _LAG_KEYS:
                 del out[key]
+        if not self.lag_dedup:  # specs saved before the key keep their hash
+            del out["lag_dedup"]
         return out
 
     def to_json(self) -> str:
@@ -328,6 +337,7 @@ class FeatureSpec:
             lag_window_s=raw.get("lag_window_s", 0),
             lags_s=tuple(raw.get("lags_s", ())),
             lag_recent_s=raw.get("lag_recent_s", 0),
+            lag_dedup=bool(raw.get("lag_dedup", False)),
             version=raw["version"],
         )
         if "hash" in doc and doc["hash"] != spec.hash:
