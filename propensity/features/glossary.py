@@ -261,7 +261,10 @@ def markdown() -> str:
         "`lagged` is on by default at calendar anchors (`features.lagged`: `<window>` its",
         "window, `<lag>` each of its lags, `<recent>` its recent part); `timing` is on by",
         "default at trial ages only (hours from signup to a first event is a trial-clock",
-        "measure).",
+        "measure). Lag 0d's `events` and `<event>` counts are left out when `features.windows`",
+        "has a window of the lagged window's length: they would repeat `n_events_<window>` and",
+        "`n_<event>_<window>` under another name (doubling those signals for `feature_fraction`",
+        "and splitting their SHAP credit between two reason codes); models saved before keep both.",
         "",
     ]
     for family in (*FAMILIES, *ENTITY_FAMILIES):
