@@ -30,12 +30,14 @@ from propensity.config.crm import (
     SinkConfig,
 )
 from propensity.config.data import (
+    MEMORY_VARIABLE,
     BotsConfig,
     DataConfig,
     DedupConfig,
     ExcludeConfig,
     InputTable,
     Preset,
+    memory_bytes,
 )
 from propensity.config.features import (
     FeatureFamilies,
@@ -88,6 +90,8 @@ __all__ = [
     "Config",
     "CrmConfig",
     "DataConfig",
+    "MEMORY_VARIABLE",
+    "memory_bytes",
     "DedupConfig",
     "DiscoverConfig",
     "Duration",

@@ -88,6 +88,24 @@ _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(MB|GB|TB)$")
 _MIN_MEMORY_MB = 128  # below this DuckDB cannot hold its own buffers for the reader's queries
 
 
+# The DuckDB variable holding data.memory_limit as given on propensity's connections (DuckDB
+# reports its own limit rounded): the feature build lowers DuckDB's share by the size of the
+# table it returns, then restores this.
+MEMORY_VARIABLE = "propensity_memory_limit"
+
+
+def memory_bytes(value: str) -> int | None:
+    """Bytes of a limit written as data.memory_limit is (``'3GB'``, ``'512MB'``), else None.
+
+    >>> memory_bytes("3GB"), memory_bytes("1.5GB"), memory_bytes("lots")
+    (3000000000, 1500000000, None)
+    """
+    match = _MEMORY.match(value)
+    if match is None:
+        return None
+    return int(float(match[1]) * {"MB": 10**6, "GB": 10**9, "TB": 10**12}[match[2]])
+
+
 def _memory_limit(value: str) -> str:
     match = _MEMORY.match(value)
     if match is None:

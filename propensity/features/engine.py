@@ -8,6 +8,7 @@ Arrow. Memory limits and spilling are the connection's settings (``memory_limit`
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from propensity.config import FeaturesConfig
+from propensity.config import MEMORY_VARIABLE, FeaturesConfig, memory_bytes
 from propensity.errors import DataContractError
 from propensity.features.calendar_sql import build_calendar_plan, calendar_phase
 from propensity.features.learn import Learned, check_config
@@ -167,25 +168,61 @@ def _run_plan(
         for s in plan.steps
         if s.name not in plan.shared and s.name not in done
     )
+    into = _Assembler(label_times, spec)
     try:
+        _make_room(con, into.block.nbytes)
         for step in shared:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}")
         head = f"WITH {ctes}\n" if ctes else ""
         # Unordered: each row lands at its rid. Streamed a slice of rows at a time into the
         # frame's one float block: the whole table as Arrow, then as pandas, then in the block
         # were three copies of the result at peak (~1 GB each at 1M rows x 120 columns).
-        into = _Assembler(label_times, spec)
         reader = con.sql(f"{head}{plan.final}").to_arrow_reader(BATCH_ROWS)
-        for batch in reader:
-            into.add(batch)
-        del reader
+        try:
+            for batch in reader:
+                into.add(batch)
+        finally:
+            reader.close()  # an open result would refuse the drops below and hide the error
         unseen = dict(con.execute(plan.unseen).fetchall())
     except duckdb.BinderException as exc:
         raise _binder_error(exc) from None
     finally:
         for step in reversed(shared):
             con.execute(f"DROP TABLE IF EXISTS {step.name}")
+        _restore_limit(con)
     return into.finish(unseen)
+
+
+def _configured(con: duckdb.DuckDBPyConnection) -> str | None:
+    """data.memory_limit as propensity's connection was given it; None on other connections."""
+    try:
+        [(limit,)] = con.execute(f"SELECT getvariable('{MEMORY_VARIABLE}')").fetchall()
+    except duckdb.Error:
+        return None
+    return limit if isinstance(limit, str) and memory_bytes(limit) is not None else None
+
+
+def _make_room(con: duckdb.DuckDBPyConnection, result: int) -> None:
+    """Lower DuckDB's limit by ``result`` bytes (at most by half) while the final statement
+    fills the frame, so that the two together stay within data.memory_limit.
+
+    At 30M events / 300k users under 2GB, DuckDB used its whole limit and the 0.3 GB frame came
+    on top (2.5 GB at peak); with DuckDB at 1.4GB the build took the same CPU and peaked at
+    1.9 GB (benchmarks/features.py). Connections that propensity did not open keep theirs.
+    """
+    limit = _configured(con)
+    if limit is None:
+        return
+    total = memory_bytes(limit) or 0
+    own = max(total // 2, total - result)
+    with contextlib.suppress(duckdb.Error):  # DuckDB could not free enough: keep its limit
+        con.execute(f"SET memory_limit = '{own // 10**6}MB'")
+
+
+def _restore_limit(con: duckdb.DuckDBPyConnection) -> None:
+    limit = _configured(con)
+    if limit is not None:
+        con.execute(f"SET memory_limit = {DUCKDB.literal(limit)}")
 
 
 def _binder_error(exc: Exception) -> DataContractError:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from propensity.config import DataConfig
+from propensity.config import MEMORY_VARIABLE, DataConfig
 from propensity.contract import TABLES, TableContract, source_candidates
 from propensity.errors import DataContractError, OutputError, redact, shorten
 from propensity.io.checks import empty_column, validate
@@ -70,6 +70,9 @@ def connect(threads: int = 2, memory_limit: str = "3GB") -> duckdb.DuckDBPyConne
     weakref.finalize(con, remove, folder)
     con.execute(f"SET threads = {int(threads)}")
     con.execute(f"SET memory_limit = {sql_string(memory_limit)}")
+    # as given: the feature build lowers DuckDB's share while it returns its table, then
+    # restores this (features/engine.py)
+    con.execute(f"SET VARIABLE {MEMORY_VARIABLE} = {sql_string(memory_limit)}")
     con.execute(f"SET temp_directory = {sql_string(str(folder))}")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")
