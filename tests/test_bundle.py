@@ -157,6 +157,32 @@ def test_feature_matrix_rows_runs_and_scattered_rows_equal_the_rows_values(layou
         assert got.flags.f_contiguous
 
 
+def test_feature_matrix_codes_of_categorical_columns_are_align_features_codes():
+    """Check that a pandas categorical column's codes, mapped per category, equal the codes
+    align_features gives each row: missing, unseen, unused, non-string and ordered categories."""
+    rng = np.random.default_rng(2)
+    n = 3_000
+    frame = pd.DataFrame(
+        {
+            "a": pd.Categorical(rng.choice(["x", "y", "z", None], n)),
+            "b": pd.Categorical(rng.choice([1, 2, 3], n)),  # never equal to the string levels
+            "c": pd.Categorical(rng.choice(["x", "q"], n), categories=["q", "x", "unused"]),
+            "d": rng.choice(["x", "y", None], n),  # plain strings: the row-by-row path
+            "e": pd.Categorical([np.nan] * n),
+            "f": pd.Categorical(rng.choice(["1", "2"], n), ordered=True),
+        }
+    )
+    levels = {"a": ["z", "x"], "b": ["1", "3"], "c": ["x", "unused", "q"], "d": ["y", "x"]}
+    levels |= {"e": ["x"], "f": ["2", "1"]}
+    columns = list(frame.columns)
+    for rows in (None, np.arange(7, 2_900), rng.permutation(n)[:400]):
+        got = feature_matrix(frame, columns, levels, rows=rows)
+        aligned = align_features(frame, columns, levels, rows=rows)
+        for j, col in enumerate(columns):
+            codes = aligned[col].cat.codes.to_numpy()
+            np.testing.assert_array_equal(got[:, j], np.where(codes < 0, np.nan, codes))
+
+
 def test_feature_matrix_fits_the_booster_of_the_aligned_frame():
     """Check that a fit on feature_matrix through Columns.dataset is the fit on align_features's
     frame: the same booster text (levels included) and the same scores of a frame."""
