@@ -129,26 +129,27 @@ scores and metrics unchanged):
 Branch ``train-speed3`` (2026-12-03, same machine; every change exact: booster text,
 calibrator, threshold, metrics with every bootstrap interval, metadata and test frame
 identical to main at 200k and 1M rows without the search and at 60k rows with a 2-trial
-search, report rows and the cross-fitted calibrator; the demo's pinned scores unchanged):
+search, report rows and the cross-fitted calibrator, and at 100k with the automatic
+search (17 trials); the demo's pinned scores unchanged):
 
-- The bootstrap ROC AUC interval counts each replicate's draws over runs of scores (a stretch
-  of distinct scores of one label is one run: no pair inside it is tied or in order), same
-  draws, same integer pair counts (150k scores x 500: 0.78 -> 0.49 s CPU); a slice that is
-  a run of consecutive rows is copied by slicing, not indexing, and a pandas categorical is
-  mapped per category (encoding at 1M 1.6 -> ~1.2 s); the calibrator's folds share the logit
-  and the (score, outcome) sort, and Platt's steps take 3 dot products, not 4.
-- ``python benchmarks/train.py --rows 1000000``, main and the branch alternating, three runs
-  each (load 2.2-4.1): fit_model CPU main 30.2/32.2/32.3 s (mean
-  31.6), branch 29.3/30.9/32.2 s (mean 30.8); the frame-fed baseline 22.0-23.7 s; ratios main
-  x1.37/x1.41/x1.38, branch x1.32/x1.34/x1.36 (against the matrix-fed baseline x1.41-1.44 ->
-  x1.29-1.39); the rest (fit_model CPU minus the final fit's) main 4.2-4.6 s, branch 3.0-3.8
-  s; the final fit x1.18-1.21 both. Not within 1.3x.
+- The bootstrap ROC AUC interval counts each replicate's draws over runs of scores (distinct
+  scores of one label in a row make one run), same draws, same integer pair counts (150k
+  scores x 500: 0.78 -> 0.49 s CPU); a slice of consecutive rows is copied by slicing, not
+  indexing, a pandas categorical mapped per category (encoding at 1M 1.6 -> ~1.2 s); the
+  calibrator's folds share the logit and the (score, outcome) sort, and Platt's steps take
+  3 dot products, not 4.
+- ``python benchmarks/train.py --rows 1000000``, main and the branch alternating, four runs
+  each (load 2.2-5.0): fit_model CPU main 30.2/32.2/32.3/33.1 s (mean 32.0), branch
+  29.3/30.9/32.2/32.7 s (mean 31.3); the frame-fed baseline 22.0-24.5 s; ratios main
+  x1.37/1.41/1.38/1.38, branch x1.32/1.34/1.36/1.33 (against the matrix-fed baseline
+  x1.41-1.44 -> x1.29-1.39); the rest (fit_model CPU minus the final fit's) main 4.2-4.6 s,
+  branch 3.0-3.8 s; the final fit x1.18-1.21 both. Not within 1.3x.
 - Left, not exact: the calibrator's CPU is mostly OpenBLAS's second thread. Platt's
   ``np.dot`` over 16k-100k scores wakes it to spin; with ``OPENBLAS_NUM_THREADS=1`` the
   calibrator takes 0.03-0.11 s CPU, not 0.5-0.9 s, but a dot summed in one pass instead of
   two halves moves the sigmoid's ``b`` by an ulp (1M rows: 0.0702557325508292 ->
   ...82919), hence the test scores in their last bit. ``np.sum(a * b)`` or threadpoolctl
-  around the fit would take ~0.5 s off and make the map independent of the core count.
+  around the fit would save ~0.5 s and free the map from the core count.
 
 """
 
