@@ -67,10 +67,8 @@ Branch ``train-speed`` (2026-12-03, 2 cores shared with other workers, OMP_WAIT_
   group-by 0.5 s (``propensity train`` passes its split, so not there), evaluation each round
   0.3 s. The bare fit is ~23 s CPU; what is left over it is early stopping itself (the 20
   patience rounds ~3.8 s, the validation Dataset ~1.8 s) and ~4 s of scoring and reporting.
-  Not cut further: ``first_metric_only`` changes nothing with one metric, the validation set
-  is already binned on the train set's bins (``reference``), ``feature_pre_filter`` and
-  ``free_raw_data`` are LightGBM's defaults for the final fit, and a float32 matrix would
-  round the values before binning (possibly other trees; not tried).
+  Not cut further: ``first_metric_only`` (one metric), the validation set's bins (already the
+  train set's), a float32 matrix (rounds values before binning; not tried).
 - The search, measured on the same rows with and without it (docs/config.md, "Why the
   automatic search stops at 500k rows"): on this table test log loss 0.28257 -> 0.28056 at
   100k rows, 0.28810 -> 0.28745 at 300k, 0.28677 -> 0.28639 at 1M (AUC 0.7619 -> 0.7664,
@@ -84,21 +82,12 @@ Branch ``train-speed`` (2026-12-03, 2 cores shared with other workers, OMP_WAIT_
   45k-user default world searches as before (17 trials, 4 leaves, AP 0.9397x, as main); the
   450k-user one no longer does (1 trial, AP 0.9732x as main without the search; fit_model
   70 s CPU at load 2.7, against 265 s CPU with main's search at load 6.2).
-- ``python benchmarks/train.py --rows 1000000`` (auto: 600k train rows, no search), same
-  best round and test AUC 0.7625 as ``--no-search``:
-  at load 2.2: fit_model 19.5 s / 33.5 s CPU, bare 16.8 s / 23.2 s CPU, x1.16 wall, x1.45 CPU
-  (final fit 15.7 s, the rest 3.8 s); at load 3.3-4.0: 33.5 s / 33.2 s CPU vs 12.4 s / 23.1 s,
-  x2.70 wall, x1.43 CPU; at load 6.5-6.9: 98.5 s / 36.6 s CPU vs 57.6 s / 27.3 s, x1.71 wall,
-  x1.34 CPU; at load 3.2-3.4, alternating with main: 36.6 s / 35.9 s CPU vs 24.8 s / 24.6 s,
-  x1.48 wall, x1.46 CPU (final fit 31.1 s, the rest 5.5 s), main ``--no-search`` right after
-  40.6 s / 40.0 s CPU vs 26.7 s / 26.5 s, x1.52 wall, x1.51 CPU (the rest 9.4 s).
-  main in the same hour: ``--no-search`` 37.3 s / 36.4 s CPU vs 23.1 s / 22.8 s,
-  x1.62 wall, x1.59 CPU (load 3.9) and 76.3 s / 40.8 s CPU, x1.59 CPU (load 6.4); as shipped
-  (the search) 121.4 s / 89.8 s CPU vs 20.7 s / 20.6 s, x5.86 wall, x4.37 CPU (load 5.0).
-  Under 5 minutes at every load measured. Within 1.3x of the bare fit in wall time at load
-  2.2 only (wall swings with the other workers); in CPU x1.34-1.46, not within 1.3x: early
-  stopping's patience rounds and validation set (~0.24x) are the floor of an early-stopped
-  fit with the same outputs, and scoring, calibration and intervals add ~0.2x.
+- ``python benchmarks/train.py --rows 1000000`` (auto: 600k train rows, no search; best round
+  and test AUC 0.7625 as ``--no-search``): fit_model x1.34-1.46 CPU the bare fit at load
+  2.2-6.9 (19.5-98.5 s wall, 33.2-36.6 s CPU; x1.16 wall at load 2.2 only), main right after
+  x1.51-1.59 CPU, main as shipped (the search) x4.37 CPU at load 5.0. Not within 1.3x: the
+  patience rounds and validation set (~0.24x) are the floor of an early-stopped fit with the
+  same outputs, and scoring, calibration and intervals added ~0.2x.
 
 Branch ``train-speed2`` (2026-12-03, same machine; every change exact: booster text,
 calibrator, threshold, metrics, metadata and test frame identical to main at 200k and 1M rows
@@ -137,6 +126,31 @@ scores and metrics unchanged):
   at 1M rows it saves 5 of 97 rounds (~0.9 s CPU, ~x0.04). Nor does a shorter patience
   bring the ratio down by itself where it moves the best round: the bare fit then keeps
   fewer trees too (at 1M seed 0, 69 grown for 59 kept against 97 for 77).
+Branch ``train-speed3`` (2026-12-03, same machine; every change exact: booster text,
+calibrator, threshold, metrics with every bootstrap interval, metadata and test frame
+identical to main at 200k and 1M rows without the search and at 60k rows with a 2-trial
+search, report rows and the cross-fitted calibrator, and at 100k with the automatic
+search (17 trials); the demo's pinned scores unchanged):
+
+- The bootstrap ROC AUC interval counts each replicate's draws over runs of scores (distinct
+  scores of one label in a row make one run), same draws, same integer pair counts (150k
+  scores x 500: 0.78 -> 0.49 s CPU); a slice of consecutive rows is copied by slicing, not
+  indexing, a pandas categorical mapped per category (encoding at 1M 1.6 -> ~1.2 s); the
+  calibrator's folds share the logit and the (score, outcome) sort, and Platt's steps take
+  3 dot products, not 4.
+- ``python benchmarks/train.py --rows 1000000``, main and the branch alternating, four runs
+  each (load 2.2-5.0): fit_model CPU main 30.2/32.2/32.3/33.1 s (mean 32.0), branch
+  29.3/30.9/32.2/32.7 s (mean 31.3); the frame-fed baseline 22.0-24.5 s; ratios main
+  x1.37/1.41/1.38/1.38, branch x1.32/1.34/1.36/1.33 (against the matrix-fed baseline
+  x1.41-1.44 -> x1.29-1.39); the rest (fit_model CPU minus the final fit's) main 4.2-4.6 s,
+  branch 3.0-3.8 s; the final fit x1.18-1.21 both. Not within 1.3x.
+- Left, not exact: the calibrator's CPU is mostly OpenBLAS's second thread. Platt's
+  ``np.dot`` over 16k-100k scores wakes it to spin; with ``OPENBLAS_NUM_THREADS=1`` the
+  calibrator takes 0.03-0.11 s CPU, not 0.5-0.9 s, but a dot summed in one pass instead of
+  two halves moves the sigmoid's ``b`` by an ulp (1M rows: 0.0702557325508292 ->
+  ...82919), hence the test scores in their last bit. ``np.sum(a * b)`` or threadpoolctl
+  around the fit would save ~0.5 s and free the map from the core count.
+
 """
 
 from __future__ import annotations

@@ -138,6 +138,51 @@ def test_align_features_rows_across_chunks_of_a_row_major_frame():
     assert taken.index.tolist() == rows.tolist()
 
 
+@pytest.mark.parametrize("layout", ["row_major", "columns"])
+def test_feature_matrix_rows_runs_and_scattered_rows_equal_the_rows_values(layout):
+    """Check that consecutive rows (sliced) and scattered rows (indexed) both give the rows'
+    own values, across chunks, at an offset, with a gap, and a single row."""
+    rng = np.random.default_rng(1)
+    matrix = rng.random((30_000, 3))
+    matrix[rng.random(matrix.shape) < 0.1] = np.nan
+    frame = pd.DataFrame(matrix if layout == "row_major" else np.asfortranarray(matrix))
+    frame.columns = ["a", "b", "c"]
+    frame["n"] = pd.array(rng.integers(0, 9, 30_000), dtype="Int64")  # a converted column
+    run = np.arange(1_234, 28_000)
+    gap = np.r_[np.arange(5, 9_000), np.arange(9_001, 20_000)]
+    for rows in (run, gap, np.array([29_999]), np.arange(0, 30_000)):
+        got = feature_matrix(frame, ["c", "n", "a"], {}, rows=rows)
+        want = np.column_stack([matrix[rows, 2], frame["n"].to_numpy(float)[rows], matrix[rows, 0]])
+        np.testing.assert_array_equal(got, want)
+        assert got.flags.f_contiguous
+
+
+def test_feature_matrix_codes_of_categorical_columns_are_align_features_codes():
+    """Check that a pandas categorical column's codes, mapped per category, equal the codes
+    align_features gives each row: missing, unseen, unused, non-string and ordered categories."""
+    rng = np.random.default_rng(2)
+    n = 3_000
+    frame = pd.DataFrame(
+        {
+            "a": pd.Categorical(rng.choice(["x", "y", "z", None], n)),
+            "b": pd.Categorical(rng.choice([1, 2, 3], n)),  # never equal to the string levels
+            "c": pd.Categorical(rng.choice(["x", "q"], n), categories=["q", "x", "unused"]),
+            "d": rng.choice(["x", "y", None], n),  # plain strings: the row-by-row path
+            "e": pd.Categorical([np.nan] * n),
+            "f": pd.Categorical(rng.choice(["1", "2"], n), ordered=True),
+        }
+    )
+    levels = {"a": ["z", "x"], "b": ["1", "3"], "c": ["x", "unused", "q"], "d": ["y", "x"]}
+    levels |= {"e": ["x"], "f": ["2", "1"]}
+    columns = list(frame.columns)
+    for rows in (None, np.arange(7, 2_900), rng.permutation(n)[:400]):
+        got = feature_matrix(frame, columns, levels, rows=rows)
+        aligned = align_features(frame, columns, levels, rows=rows)
+        for j, col in enumerate(columns):
+            codes = aligned[col].cat.codes.to_numpy()
+            np.testing.assert_array_equal(got[:, j], np.where(codes < 0, np.nan, codes))
+
+
 def test_feature_matrix_fits_the_booster_of_the_aligned_frame():
     """Check that a fit on feature_matrix through Columns.dataset is the fit on align_features's
     frame: the same booster text (levels included) and the same scores of a frame."""

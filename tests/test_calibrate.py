@@ -160,3 +160,38 @@ def test_isotonic_keeps_the_raw_ranking():
     assert roc_auc_score(y, p) == roc_auc_score(y, p_raw)
     assert average_precision_score(y, p) == average_precision_score(y, p_raw)
     assert np.abs(p - np.interp(p_raw, cal.x_, cal.y_)).max() <= 1e-6
+
+
+def _held_out_losses_fold_by_fold(p, y, candidates, seed):
+    """The held-out judgement of ``auto`` as its definition: each fold fitted from scratch."""
+    from sklearn.model_selection import StratifiedKFold
+
+    losses = dict.fromkeys(candidates, 0.0)
+    for fit_idx, held in StratifiedKFold(5, shuffle=True, random_state=seed).split(p, y):
+        for name in candidates:
+            part = Calibrator(method=name).fit(p[fit_idx], y[fit_idx])
+            q = np.clip(part.predict(p[held]), 1e-6, 1 - 1e-6)
+            loss = float(-np.mean(y[held] * np.log(q) + (1 - y[held]) * np.log1p(-q)))
+            losses[name] += loss * held.size / y.size
+    return losses
+
+
+@pytest.mark.parametrize("rounded", [False, True])
+def test_auto_shares_the_logit_and_sort_across_folds_exactly(rounded):
+    """Check that auto's held-out losses equal fitting each fold from scratch, to the bit."""
+    p, y = _miscalibrated(3_000, seed=5)
+    p = np.round(p, 2) if rounded else p  # ties in the score, across outcomes
+    cal = Calibrator(method="auto", isotonic_min_positives=100, random_state=3).fit(p, y)
+    want = _held_out_losses_fold_by_fold(p, y, ["identity", "sigmoid", "isotonic"], 3)
+    assert cal.cv_log_loss_ == want
+
+
+def test_isotonic_fit_does_not_depend_on_the_row_order():
+    """Check that isotonic breakpoints are the same for shuffled and sorted rows (ties too)."""
+    p, y = _miscalibrated(4_000, seed=6)
+    p = np.round(p, 2)
+    order = np.random.default_rng(0).permutation(p.size)
+    sort = np.lexsort((y, p))
+    a = Calibrator(method="isotonic").fit(p[order], y[order]).to_dict()
+    b = Calibrator(method="isotonic").fit(p[sort], y[sort]).to_dict()
+    assert a == b and a["method"] == "isotonic"

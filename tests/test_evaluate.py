@@ -10,6 +10,7 @@ import pytest
 from propensity.evaluate import (
     FlagMetrics,
     bootstrap_flag_metrics,
+    bootstrap_roc_auc,
     expected_calibration_error,
     flag_metrics,
     gains_curve,
@@ -19,6 +20,8 @@ from propensity.evaluate import (
 
 Y6 = [0, 0, 1, 1, 1, 0]
 P6 = [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]
+# bootstrap_roc_auc of test_bootstrap_roc_auc_pinned_values, computed before its runs rewrite
+PINNED_AUC_INTERVAL = (0.8665237886876949, 0.8868207093415341)
 
 
 def test_ece_six_rows_two_bins():
@@ -119,6 +122,56 @@ def test_bootstrap_zero_replicates_gives_nan():
     """Check that n=0 bootstrap replicates gives NaN intervals rather than an error."""
     out = bootstrap_flag_metrics([1, 0], [1, 0], weeks=1.0, n=0)
     assert all(math.isnan(lo) and math.isnan(hi) for lo, hi in out.values())
+
+
+def _pairwise_bootstrap_auc(y, p, n, seed):
+    """The definition: per replicate, draw rows, count every drawn (positive, negative) pair."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    rng = np.random.default_rng(seed)
+    values = np.full(n, np.nan)
+    for i in range(n):
+        idx = rng.integers(0, y.size, y.size)
+        pos, neg = p[idx][y[idx] == 1], p[idx][y[idx] == 0]
+        if pos.size and neg.size:
+            twice = int(2 * (pos[:, None] > neg).sum() + (pos[:, None] == neg).sum())
+            values[i] = 0.5 * twice / (float(pos.size) * float(neg.size))
+    if np.isnan(values).all():
+        return (math.nan, math.nan)
+    low, high = np.nanpercentile(values, [2.5, 97.5])
+    return (float(low), float(high))
+
+
+@pytest.mark.parametrize("rows", [1, 2, 9, 60, 301])
+@pytest.mark.parametrize("scores", ["distinct", "rounded", "constant", "half_tied"])
+def test_bootstrap_roc_auc_equals_counting_every_pair(rows, scores):
+    """Check that the bootstrap AUC interval is bit-identical to counting every drawn pair."""
+    rng = np.random.default_rng(rows)
+    for rate in (0.0, 0.1, 0.5, 1.0):
+        y = (rng.random(rows) < rate).astype(int)
+        p = {
+            "distinct": rng.random(rows) + 0.3 * y,
+            "rounded": np.round(rng.random(rows) * 0.5 + 0.4 * y * rng.random(rows), 1),
+            "constant": np.full(rows, 0.25),
+            "half_tied": np.where(rng.random(rows) < 0.5, 0.5, rng.random(rows)),
+        }[scores]
+        for seed in (0, 7):
+            got = bootstrap_roc_auc(y, p, n=40, seed=seed)
+            want = _pairwise_bootstrap_auc(y, p, 40, seed)
+            assert np.array_equal(got, want, equal_nan=True), (rate, seed, got, want)
+
+
+def test_bootstrap_roc_auc_pinned_values():
+    """Check that the interval stays exactly what it was (same draws, same arithmetic)."""
+    rng = np.random.default_rng(3)
+    y = rng.random(5000) < 0.2
+    p = np.round(rng.random(5000) * 0.6 + 0.3 * y, 3)
+    assert bootstrap_roc_auc(y, p, n=100, seed=11) == PINNED_AUC_INTERVAL
+
+
+def test_bootstrap_roc_auc_undefined_gives_nan():
+    """Check that a single class or no replicates gives a NaN interval, not an error."""
+    assert all(math.isnan(v) for v in bootstrap_roc_auc([1, 1, 1], [0.1, 0.2, 0.3]))
+    assert all(math.isnan(v) for v in bootstrap_roc_auc([0, 1], [0.1, 0.2], n=0))
 
 
 def test_gains_curve_handles_ties():

@@ -427,7 +427,7 @@ def feature_matrix(
     _write_numbers(block, X, numeric, rows)
     for j, col in enumerate(feature_columns):
         if col in categorical:
-            codes = _categories(X, col, categorical[col], rows).codes
+            codes = _category_codes(X, col, categorical[col], rows)
             block[j] = np.where(codes < 0, np.nan, codes)
     return block.T
 
@@ -450,10 +450,21 @@ def _write_numbers(
     # matrix holds each column at a stride, and a chunk's cache lines then serve all its
     # columns (600k of 1M rows x 148 strided columns: 1.5 s -> 0.5 s CPU; contiguous columns
     # unchanged). Fancy indexing, not np.take, which first copies a strided column whole.
-    for start in range(0, 0 if rows is None else rows.size, _ROW_CHUNK):
-        chunk = rows[start : start + _ROW_CHUNK]  # type: ignore[index]
-        for j, array in views:
-            block[j, start : start + chunk.size] = array[chunk]
+    if rows is None or not views:
+        return
+    # A run of consecutive rows (an out-of-time slice of a frame in time order) is copied by
+    # slicing, without reading an index or filling a temporary per column.
+    first = int(rows[0]) if rows.size else 0
+    consecutive = rows.size > 0 and bool(np.all(np.diff(rows) == 1))
+    for start in range(0, rows.size, _ROW_CHUNK):
+        stop = min(start + _ROW_CHUNK, rows.size)
+        if consecutive:
+            for j, array in views:
+                block[j, start:stop] = array[first + start : first + stop]
+        else:
+            chunk = rows[start:stop]
+            for j, array in views:
+                block[j, start:stop] = array[chunk]
 
 
 def _categories(
@@ -463,6 +474,26 @@ def _categories(
     values = X[col] if rows is None else X[col].iloc[rows]
     values = values.astype(object).where(values.notna(), None)
     return pd.Categorical(values, categories=levels)
+
+
+def _category_codes(
+    X: pd.DataFrame, col: str, levels: list[str], rows: np.ndarray | None
+) -> np.ndarray:
+    """The codes of :func:`_categories` (-1: missing or unseen).
+
+    A pandas categorical column is mapped once per category, by :func:`_categories` itself on
+    a column holding each category once, and then per row by its code: the same codes, since
+    each row's code depends on its value alone, without turning every row into an object.
+    """
+    values = X[col]
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return _categories(X, col, levels, rows).codes
+    each = pd.DataFrame(
+        {col: pd.Categorical.from_codes(range(len(values.cat.categories)), dtype=values.dtype)}
+    )
+    mapping = np.r_[_categories(each, col, levels, None).codes, -1]  # code -1 stays -1
+    row_codes = values.cat.codes.to_numpy()
+    return mapping[row_codes if rows is None else row_codes[rows]]
 
 
 _ROW_CHUNK = 8192
