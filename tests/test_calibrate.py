@@ -195,3 +195,21 @@ def test_isotonic_fit_does_not_depend_on_the_row_order():
     a = Calibrator(method="isotonic").fit(p[order], y[order]).to_dict()
     b = Calibrator(method="isotonic").fit(p[sort], y[sort]).to_dict()
     assert a == b and a["method"] == "isotonic"
+
+
+def test_platt_fit_is_the_same_whatever_the_blas_threads():
+    """Check that the sigmoid map is bit for bit the same with one BLAS thread and with the
+    machine's: np.dot of long vectors rounds by thread count (with it, b moved in its last bits
+    on every seed of these scores); the fit sums pairwise instead."""
+    from threadpoolctl import threadpool_limits
+
+    from propensity.model.calibrate import _fit_platt, _logit
+
+    rng = np.random.default_rng(0)
+    p = rng.beta(0.5, 8, size=1_000_000)  # raw scores like a model's: mostly small, calibrated
+    y = (rng.random(p.size) < p).astype(float)
+    machine = _fit_platt(_logit(p), y)
+    with threadpool_limits(limits=1, user_api="blas"):
+        one = _fit_platt(_logit(p), y)
+    assert machine == one
+    assert machine[0] == pytest.approx(1, abs=0.02) and machine[1] == pytest.approx(0, abs=0.02)

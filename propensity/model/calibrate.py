@@ -64,9 +64,12 @@ def _fit_platt(s: np.ndarray, y: np.ndarray, iterations: int = 100) -> tuple[flo
         z = np.clip(a * s + b, -35, 35)
         q = 1.0 / (1.0 + np.exp(-z))
         w = q * (1 - q)
-        residual, ws = q - y, np.dot(w, s)
-        grad = np.array([np.dot(residual, s), np.sum(residual)]) + 1e-6 * np.array([a, b])
-        hess = np.array([[np.dot(w, s_squared), ws], [ws, np.sum(w)]]) + 1e-6 * np.eye(2)
+        # np.sum of products, not np.dot: dot hands long vectors to the BLAS, whose threads
+        # (and so whose rounding) depend on the machine's cores, and whose idle second thread
+        # spun for most of the calibrator's CPU; numpy's pairwise sum is the same everywhere.
+        residual, ws = q - y, np.sum(w * s)
+        grad = np.array([np.sum(residual * s), np.sum(residual)]) + 1e-6 * np.array([a, b])
+        hess = np.array([[np.sum(w * s_squared), ws], [ws, np.sum(w)]]) + 1e-6 * np.eye(2)
         step = np.linalg.solve(hess, grad)
         scale = 1.0
         while scale > 1e-6:
