@@ -17,6 +17,11 @@ def _limit(con: duckdb.DuckDBPyConnection) -> str:
     return con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
 
 
+def _shown(limit: str) -> str:
+    """How DuckDB shows the limit ``limit`` (rounded, in binary units)."""
+    return _limit(duckdb.connect(config={"memory_limit": limit}))
+
+
 def test_duckdb_gets_the_limit_less_the_result_then_the_whole_limit_back():
     """Check that the build lowers DuckDB's share by the result's bytes (at most by half) on
     propensity's connections, restores data.memory_limit exactly, and leaves others alone."""
