@@ -28,21 +28,11 @@ def test_duckdb_gets_the_limit_less_the_result_then_the_whole_limit_back():
     con = connect(memory_limit="1GB")
     whole = _limit(con)
     _make_room(con, 300_000_000)
-    assert (
-        _limit(con)
-        == duckdb.connect(config={"memory_limit": "700MB"})
-        .execute("SELECT current_setting('memory_limit')")
-        .fetchall()[0][0]
-    )
+    assert _limit(con) == _shown("700MB")
     _restore_limit(con)
     assert _limit(con) == whole
     _make_room(con, 900_000_000)  # never below half the limit
-    assert (
-        _limit(con)
-        == duckdb.connect(config={"memory_limit": "500MB"})
-        .execute("SELECT current_setting('memory_limit')")
-        .fetchall()[0][0]
-    )
+    assert _limit(con) == _shown("500MB")
     _restore_limit(con)
     other = duckdb.connect(config={"memory_limit": "1GB"})
     before = _limit(other)
