@@ -97,10 +97,6 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
 def _fit_isotonic(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Isotonic breakpoints, with steps of exactly 0 or 1 pulled inside (0, 1).
 
-    Fed the rows in (score, outcome) order (:meth:`_Scores.sorted`), scikit-learn's own sort
-    by the same keys keeps them as they are, so the fit is the fit of the rows in any order;
-    already sorted, its sort takes a fraction of the time.
-
     A block of n rows that were all positive says "at least n/(n+1)", not "certainly": its
     value becomes the Jeffreys estimate (k + 1/2)/(n + 1), and the running maximum keeps the
     map increasing, so no score is ever written as exactly 1.000 (or 0).
@@ -115,47 +111,6 @@ def _fit_isotonic(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]
             n, k = float(block.sum()), float(y[block].sum())
             ys[ys == edge] = (k + 0.5) / (n + 1.0)
     return xs, np.maximum.accumulate(ys)
-
-
-class _Scores:
-    """Raw scores ``p`` and outcomes ``t`` with what every fit on them can share: the logit,
-    and the (score, outcome) order, each computed once and taken, not redone, for a subset.
-
-    Both are elementwise or an order, so a subset's share is exactly what the subset would
-    compute for itself.
-    """
-
-    def __init__(
-        self,
-        p: np.ndarray,
-        t: np.ndarray,
-        logit: np.ndarray | None = None,
-        order: np.ndarray | None = None,
-    ) -> None:
-        self.p, self.t, self._logit, self._order = p, t, logit, order
-
-    @property
-    def logit(self) -> np.ndarray:
-        if self._logit is None:
-            self._logit = _logit(self.p)
-        return self._logit
-
-    def sorted(self) -> tuple[np.ndarray, np.ndarray]:
-        """``p`` and ``t`` in (score, outcome) order, as scikit-learn's isotonic fit sorts."""
-        if self._order is None:
-            self._order = np.lexsort((self.t, self.p))
-        return self.p[self._order], self.t[self._order]
-
-    def take(self, rows: np.ndarray) -> _Scores:
-        """The rows at positions ``rows``, in that order, with the shares computed so far."""
-        order = None
-        if self._order is not None:
-            kept = np.full(self.p.size, -1)
-            kept[rows] = np.arange(rows.size)
-            order = kept[self._order]
-            order = order[order >= 0]  # the subset's rows, still in (score, outcome) order
-        logit = None if self._logit is None else self._logit[rows]
-        return _Scores(self.p[rows], self.t[rows], logit, order)
 
 
 class Calibrator(BaseEstimator):
@@ -213,29 +168,25 @@ class Calibrator(BaseEstimator):
                 f"Calibrator.fit needs p_raw and y of the same non-zero length. "
                 f"Got {p.size} and {t.size} instead."
             )
-        return self._fit_scores(_Scores(p, t))
-
-    def _fit_scores(self, scores: _Scores) -> Calibrator:
-        """:meth:`fit` on checked arrays (the held-out folds of ``auto`` start here too)."""
         self.cv_log_loss_: dict[str, float] = {}
         if self.method == "auto":
-            method, note = self._choose(scores)
+            method, note = self._choose(p, t)
         else:
             method, note = self.method, f"{self.method} (set in the config)"
-        self._fit_method(method, scores)
+        self._fit_method(method, p, t)
         if not self._increasing():
             note = f"the {method} fit does not increase with the raw score; raw scores are used"
-            self._fit_method("identity", scores)
+            self._fit_method("identity", p, t)
         self.note_ = note
         self.fitted_ = True
         return self
 
-    def _fit_method(self, method: str, scores: _Scores) -> None:
+    def _fit_method(self, method: str, p: np.ndarray, t: np.ndarray) -> None:
         self.method_ = method
         if method == "isotonic":
-            self.x_, self.y_ = _fit_isotonic(*scores.sorted())
+            self.x_, self.y_ = _fit_isotonic(p, t)
         elif method == "sigmoid":
-            self.a_, self.b_ = _fit_platt(scores.logit, scores.t)
+            self.a_, self.b_ = _fit_platt(_logit(p), t)
 
     def _increasing(self) -> bool:
         if self.method_ == "sigmoid":
@@ -244,13 +195,8 @@ class Calibrator(BaseEstimator):
             return bool(self.y_[-1] > self.y_[0])
         return True
 
-    def _choose(self, scores: _Scores) -> tuple[str, str]:
-        """The candidate with the lowest held-out log loss; identity unless one beats it.
-
-        The folds share the logit and the sort of all rows (each fold fit is still the fit of
-        its own rows, exactly).
-        """
-        p, t = scores.p, scores.t
+    def _choose(self, p: np.ndarray, t: np.ndarray) -> tuple[str, str]:
+        """The candidate with the lowest held-out log loss; identity unless one beats it."""
         positives = int(t.sum())
         candidates = ["identity", "sigmoid"]
         if positives >= self.isotonic_min_positives:
@@ -260,15 +206,10 @@ class Calibrator(BaseEstimator):
             return "identity", "too few positives or negatives to judge a calibrator"
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
         losses = dict.fromkeys(candidates, 0.0)
-        logit = scores.logit  # once for all rows; each fold takes its rows' share
-        if "isotonic" in candidates:
-            scores.sorted()  # the same for the sort
         for fit_idx, held in splitter.split(p, t):
-            fit_part = scores.take(fit_idx)
             for name in candidates:
-                part = Calibrator(method=name)._fit_scores(fit_part)
-                predicted = part._predict(p[held], logit[held])
-                losses[name] += _log_loss(t[held], predicted) * held.size / t.size
+                part = Calibrator(method=name).fit(p[fit_idx], t[fit_idx])
+                losses[name] += _log_loss(t[held], part.predict(p[held])) * held.size / t.size
         self.cv_log_loss_ = losses
         best = min(candidates, key=lambda name: (losses[name], candidates.index(name)))
         if best == "identity":
@@ -281,10 +222,7 @@ class Calibrator(BaseEstimator):
         """Calibrated probabilities for raw probabilities ``p_raw``."""
         if not getattr(self, "fitted_", False):
             raise ModelError("This Calibrator is not fitted yet. Call fit(p_raw, y) first.")
-        return self._predict(np.asarray(p_raw, dtype=float).ravel())
-
-    def _predict(self, p: np.ndarray, logit: np.ndarray | None = None) -> np.ndarray:
-        """:meth:`predict` of checked scores, with their logit when already computed."""
+        p = np.asarray(p_raw, dtype=float).ravel()
         if self.method_ == "isotonic":
             # np.interp clips outside the breakpoints, like out_of_bounds="clip". Isotonic steps
             # tie many raw scores; a 1e-6 slope in the raw score breaks the ties so calibration
@@ -292,8 +230,7 @@ class Calibrator(BaseEstimator):
             flat = np.interp(p, self.x_, self.y_)
             return np.clip(flat + _TIE_BREAK * p, 0.0, 1.0 - _TIE_BREAK)
         if self.method_ == "sigmoid":
-            s = _logit(p) if logit is None else logit
-            return 1.0 / (1.0 + np.exp(-np.clip(self.a_ * s + self.b_, -35, 35)))
+            return 1.0 / (1.0 + np.exp(-np.clip(self.a_ * _logit(p) + self.b_, -35, 35)))
         return p.copy()
 
     def to_dict(self) -> dict[str, Any]:
