@@ -133,7 +133,7 @@ search, report rows and the cross-fitted calibrator, and at 100k with the automa
 search (17 trials); the demo's pinned scores unchanged):
 
 - The bootstrap ROC AUC interval counts each replicate's draws over runs of scores (distinct
-  scores of one label in a row make one run), same draws, same integer pair counts (150k
+  scores of one label in a row make one run), same draws and integer pair counts (150k
   scores x 500: 0.78 -> 0.49 s CPU); a slice of consecutive rows is copied by slicing, not
   indexing, a pandas categorical mapped per category (encoding at 1M 1.6 -> ~1.2 s); the
   calibrator's folds shared the logit and sort (undone: 0.04 s for 75 lines), Platt takes 3
