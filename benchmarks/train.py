@@ -136,7 +136,7 @@ search (17 trials); the demo's pinned scores unchanged):
   scores of one label in a row make one run), same draws and integer pair counts (150k
   scores x 500: 0.78 -> 0.49 s CPU); a slice of consecutive rows is copied by slicing, not
   indexing, a pandas categorical mapped per category (encoding at 1M 1.6 -> ~1.2 s); the
-  calibrator's folds shared the logit and sort (undone: 0.04 s for 75 lines), Platt takes 3
+  calibrator's folds shared the logit and sort (undone: 0.04 s, 75 lines), Platt takes 3
   sums of products, not 4 dot products.
 - ``python benchmarks/train.py --rows 1000000``, main and the branch alternating, four runs
   each (load 2.2-5.0): fit_model CPU main 30.2/32.2/32.3/33.1 s (mean 32.0), branch
