@@ -74,10 +74,16 @@ NLOGN_SCALE = "CAST(1000000 AS DOUBLE)"
 
 @dataclass(frozen=True)
 class Step:
-    """One named intermediate relation."""
+    """One named intermediate relation.
+
+    ``ordered`` (a time-ordered sequence step): the ``SELECT`` of the ``rid, k, t`` rows that
+    ``sql`` orders by ``(rid, t, k)`` to add each event's ``gap`` and ``prev``; an engine may
+    build the step from them outside SQL (DuckDB: :mod:`propensity.features.sequence`).
+    """
 
     name: str
     sql: str
+    ordered: str = ""
 
 
 @dataclass(frozen=True)

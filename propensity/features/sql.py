@@ -293,11 +293,9 @@ GROUP BY rid"""
     def _seq(self) -> Step:
         over = "OVER (PARTITION BY rid ORDER BY t, k)"
         age = ", age" if self._lags() else ""  # the lagged windows count back from the cutoff
-        sql = (
-            f"SELECT rid, k, t, t - LAG(t) {over} AS gap, LAG(k) {over} AS prev{age} "
-            f"FROM {self._n('ev')} WHERE {self.seen}"
-        )
-        return Step(self._n("seq"), sql)
+        src = f"FROM {self._n('ev')} WHERE {self.seen}"
+        sql = f"SELECT rid, k, t, t - LAG(t) {over} AS gap, LAG(k) {over} AS prev{age} {src}"
+        return Step(self._n("seq"), sql, "" if age else f"SELECT rid, k, t {src}")
 
     def _act(self) -> Step:
         g = self.spec.session_gap_s

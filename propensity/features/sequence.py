@@ -1,0 +1,109 @@
+"""The time-ordered sequence step on DuckDB, sorted in numpy instead of by a SQL window.
+
+The portable plan's ``seq`` adds to each event the gap to its row's previous event and that
+event's type: ``LAG`` over ``PARTITION BY rid ORDER BY t, k``. At 10M events that window took
+1.6 s CPU of a 6 s build. Here each event becomes one 64-bit key ``rid | t | k`` (bit fields,
+so ordering keys is ordering by ``(rid, t, k)``), numpy sorts the keys (0.16 s for 9M) and the
+neighbours in the sorted keys give ``gap`` and ``prev``: the same rows and values as the window
+(events tied on ``(t, k)`` are interchangeable), in the same column types.
+"""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from propensity.features.portable import Step
+
+__all__ = ["materialise_sequence"]
+
+_SLICE = 1 << 20  # sorted keys decoded and inserted a slice at a time (small numpy temporaries)
+_ARROW = {"INTEGER": pa.int32(), "BIGINT": pa.int64()}
+_UNITS = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "KB": 10**3, "MB": 10**6}
+_UNITS |= {"GB": 10**9, "TB": 10**12, "bytes": 1}
+
+
+def materialise_sequence(con: duckdb.DuckDBPyConnection, step: Step) -> bool:
+    """Create temp table ``step.name`` from ``step.ordered`` by a numpy sort; False (nothing
+    created) when the keys cannot be packed, so the caller runs ``step.sql`` instead.
+
+    Packing needs non-negative integer ``rid, t, k`` whose bit widths sum to at most 63, and
+    the keys (8 bytes an event) must fit a quarter of DuckDB's memory limit: they live
+    outside it while they are sorted.
+    """
+    if not step.ordered:
+        return False
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {step.ordered}").fetchall()}
+    if any(types.get(c) not in _ARROW for c in ("rid", "k", "t")):
+        return False
+    [(n, nulls, lo, rid_max, t_max, k_max)] = con.execute(
+        "SELECT COUNT(*), 3 * COUNT(*) - COUNT(rid) - COUNT(t) - COUNT(k), "
+        "LEAST(MIN(rid), MIN(t), MIN(k)), "
+        f"MAX(rid), MAX(t), MAX(k) FROM ({step.ordered}) s"
+    ).fetchall()
+    if n and (nulls or lo < 0):
+        return False
+    kb, tb = int(k_max or 0).bit_length(), int(t_max or 0).bit_length()
+    rb = int(rid_max or 0).bit_length()
+    if rb + tb + kb > 63 or 8 * n > _limit_bytes(con) // 4:
+        return False
+    key_sql = (
+        f"(CAST(rid AS BIGINT) << {tb + kb}) | (CAST(t AS BIGINT) << {kb}) | CAST(k AS BIGINT)"
+    )
+    keys = np.asarray(
+        con.execute(f"SELECT {key_sql} AS key FROM ({step.ordered}) s").fetchnumpy()["key"],
+        dtype=np.int64,
+    )
+    keys.sort()
+    # gap is t - t, so DuckDB types it as t; prev as k (what the window would give)
+    cols = {"rid": types["rid"], "k": types["k"], "t": types["t"]}
+    cols |= {"gap": types["t"], "prev": types["k"]}
+    schema = ", ".join(f"{c} {t}" for c, t in cols.items())
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} ({schema})")
+    try:
+        for start in range(0, n, _SLICE):
+            part = _decode(keys, start, min(start + _SLICE, n), tb, kb, cols)
+            con.register(f"{step.name}_part", part)
+            con.execute(f"INSERT INTO {step.name} SELECT * FROM {step.name}_part")
+            con.unregister(f"{step.name}_part")
+    except BaseException:
+        con.execute(f"DROP TABLE IF EXISTS {step.name}")
+        raise
+    return True
+
+
+def _decode(
+    keys: np.ndarray, start: int, stop: int, tb: int, kb: int, cols: dict[str, str]
+) -> pa.Table:
+    """Sorted keys ``[start, stop)`` as ``rid, k, t, gap, prev`` (NULL at a row's first event)."""
+    here = keys[start:stop]
+    # the key before each one; -1 before the very first (its rid, -1, matches no row)
+    before = keys[start - 1 : stop - 1] if start else np.concatenate(([-1], keys[: stop - 1]))
+    shift, t_mask, k_mask = tb + kb, (1 << tb) - 1, (1 << kb) - 1
+    rid, t, k = here >> shift, (here >> kb) & t_mask, here & k_mask
+    first = (before >> shift) != rid
+    arrays = {
+        "rid": rid,
+        "k": k,
+        "t": t,
+        "gap": t - ((before >> kb) & t_mask),
+        "prev": before & k_mask,
+    }
+    return pa.table(
+        {
+            c: pa.array(v, type=_ARROW[cols[c]], mask=first if c in ("gap", "prev") else None)
+            for c, v in arrays.items()
+        }
+    )
+
+
+def _limit_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    """DuckDB's memory limit in bytes (it reports e.g. ``'1.8 GiB'``); 0 when unreadable."""
+    [(text,)] = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]+)\s*", str(text))
+    if match is None or match[2] not in _UNITS:
+        return 0
+    return int(float(match[1]) * _UNITS[match[2]])
