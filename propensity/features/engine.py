@@ -97,7 +97,7 @@ def learn_spec_and_features(
     run = DuckRunner(con)
     with (
         DuckRows(con, label_times, learn) as rows,
-        Learned(run, rows, label_times.has_label, cfg, label_times.calendar) as learned,
+        Learned(run, rows, label_times.has_label, cfg, label_times.calendar, True) as learned,
     ):
         spec = learned.spec
         plan = _plan(

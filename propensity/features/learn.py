@@ -24,10 +24,16 @@ from propensity.features.rows import DuckRunner, RowsRelation, SqlRunner
 from propensity.features.sequence import materialise_sequence
 from propensity.features.spec import FAMILIES, FeatureSpec
 from propensity.features.sql import build_plan
-from propensity.features.vocabulary_sql import names_step, transitions_sql, vocabulary_sql
+from propensity.features.vocabulary_sql import (
+    counted_vocabulary_sql,
+    names_step,
+    transitions_sql,
+    vocabulary_sql,
+)
 
 __all__ = ["Learned", "check_config"]
 
+_RK_NAMES = 1000  # event types beyond which `rk`'s filter lists too many codes to be worth it
 _PROPERTY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL",
             "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "BOOLEAN")  # fmt: skip
@@ -125,9 +131,12 @@ class Learned:
         has_label: bool,
         cfg: FeaturesConfig,
         calendar: bool = False,
+        share: bool = False,
     ):
         self.run, self.rows, self.has_label, self.cfg = run, rows, has_label, cfg
         self.calendar = calendar
+        # The features come next on the same tables: leave them the per-(row, type) counts.
+        self.share = share
         # Spark's rows relation has no `narrow`: its plan keeps 64-bit integers.
         self.narrow = bool(getattr(rows, "narrow", False)) and run.dialect == DUCKDB
         self.lean = bool(getattr(rows, "lean", False)) and run.dialect == DUCKDB
@@ -196,7 +205,7 @@ class Learned:
             found = run.fetch(calendar_vocabulary_sql(p, phase, cfg.min_event_support))
         else:
             self._materialise(plan, "ev")
-            found = run.fetch(vocabulary_sql(p, cfg.min_event_support, self.lean))
+            found = self._counted(weekly, names)
         events = _vocabulary(found, names, cfg)
         key_events = tuple(sorted(set(cfg.key_events))) if cfg.key_events else events
         milestones = tuple(
@@ -225,6 +234,13 @@ class Learned:
         absent = [e for e in events if e not in names]
         self.codes = {e: names[e] for e in events if e in names}
         self.codes |= {e: -2 - i for i, e in enumerate(absent)}
+        if f"{p}rk" in self.materialised:
+            # The features' `re` is `rk`'s rows of the vocabulary (each (rid, k) group alone).
+            listed = ", ".join(str(c) for c in sorted(self.codes.values()) if c >= 0)
+            seen = f"k IN ({listed})" if listed else "1 = 0"
+            run.materialise(f"{p}re", f"SELECT * FROM {p}rk WHERE {seen}")
+            run.drop(f"{p}rk")
+            self.materialised = (*(m for m in self.materialised if m != f"{p}rk"), f"{p}re")
         transitions: tuple[tuple[str, str], ...] = ()
         if "transitions" in families and cfg.top_transitions > 0 and events:
             plan = build_plan(
@@ -246,6 +262,25 @@ class Learned:
                 f"columns or properties whose sanitised names collide."
             )
         self.spec = spec
+
+    def _counted(self, weekly: FeatureSpec, names: dict[str, int]) -> list[tuple[Any, ...]]:
+        """The vocabulary query's rows; with ``share`` and ``lean``, counted from ``rk``.
+
+        ``rk`` is the features' per-(row, type) step over every event type (its columns need
+        the windows, lags and properties, not the vocabulary): one group-by of the event join
+        serves both, where counting distinct rows per type was a second (0.4 s at 10M events).
+        """
+        run, p, cfg = self.run, self.rows.prefix, self.cfg
+        if not (self.share and self.lean and len(names) <= _RK_NAMES):
+            return run.fetch(vocabulary_sql(p, cfg.min_event_support, self.lean))
+        every = FeatureSpec(**{**_fields(weekly), "events": tuple(sorted(names))})
+        plan = build_plan(
+            every, run.dialect, self.rows.name, p, codes=names, narrow=self.narrow, lean=True
+        )
+        step = next(s for s in plan.steps if s.name == f"{p}re")
+        run.materialise(f"{p}rk", step.sql)
+        self.materialised += (f"{p}rk",)
+        return run.fetch(counted_vocabulary_sql(p, cfg.min_event_support))
 
     def _top_transitions(self, spec: FeatureSpec) -> tuple[tuple[str, str], ...]:
         run, rows, cfg = self.run, self.rows, self.cfg

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from propensity.features.portable import Step
 
-__all__ = ["names_step", "transitions_sql", "vocabulary_sql"]
+__all__ = ["counted_vocabulary_sql", "names_step", "transitions_sql", "vocabulary_sql"]
 
 
 def names_step(prefix: str) -> Step:
@@ -38,6 +38,16 @@ def vocabulary_sql(prefix: str, min_support: int, lean: bool = False) -> str:
         f"SELECT k, COUNT(DISTINCT uid) AS users, COUNT(*) AS n FROM {prefix}ev "
         f"WHERE learn = 1 AND k IS NOT NULL GROUP BY k "
         f"HAVING COUNT(DISTINCT uid) >= {int(min_support)}"
+    )
+
+
+def counted_vocabulary_sql(prefix: str, min_support: int) -> str:
+    """:func:`vocabulary_sql` with ``lean``, read from ``rk``: a coded plan's ``re`` (one row
+    per row and event code) over every event code. Each row is its own user, so the users of a
+    code are its ``rk`` rows and its events the sum of their ``n_all``."""
+    return (
+        f"SELECT k, COUNT(*) AS users, SUM(n_all) AS n FROM {prefix}rk "
+        f"GROUP BY k HAVING COUNT(*) >= {int(min_support)}"
     )
 
 
