@@ -43,9 +43,13 @@ def test_sequence_matches_the_window(seed: int, sql_type: str) -> None:
     )
     con = _con(ev, sql_type)
     con.execute(f"CREATE TEMP TABLE want AS {_WINDOW}")
-    assert materialise_sequence(con, Step("got", _WINDOW, "SELECT rid, k, t FROM ev"))
+    step = Step("got", _WINDOW, "SELECT rid, k, t FROM ev")
+    assert materialise_sequence(con, step, "pairs") == ("got", "pairs")
     assert _rows(con, "got") == _rows(con, "want")
     assert con.execute("DESCRIBE got").fetchall() == con.execute("DESCRIBE want").fetchall()
+    distinct = "SELECT DISTINCT rid, prev, k FROM want WHERE prev IS NOT NULL"
+    assert _rows(con, "pairs") == con.execute(f"{distinct} ORDER BY ALL").fetchall()
+    assert [r[1] for r in con.execute("DESCRIBE pairs").fetchall()] == [sql_type] * 3
 
 
 @pytest.mark.parametrize(
@@ -59,7 +63,8 @@ def test_sequence_declines_keys_it_cannot_pack(ev: pd.DataFrame, why: str) -> No
     """Check that keys that do not fit (negative, or over 63 bits) leave the step to SQL."""
     con = _con(ev, "BIGINT")
     con.execute("UPDATE ev SET rid = rid * 4 WHERE rid > 0")  # 33 + 31 + 1 bits
-    assert not materialise_sequence(con, Step("got", _WINDOW, "SELECT rid, k, t FROM ev")), why
+    step = Step("got", _WINDOW, "SELECT rid, k, t FROM ev")
+    assert materialise_sequence(con, step, "pairs") == (), why
     assert not con.execute("SELECT * FROM duckdb_tables() WHERE table_name = 'got'").fetchall()
 
 
@@ -67,7 +72,7 @@ def test_sequence_of_no_events() -> None:
     """Check that an empty sequence is an empty table with the window's columns."""
     con = _con(pd.DataFrame({"rid": [1], "k": [0], "t": [0]}), "INTEGER")
     step = Step("got", f"{_WINDOW} WHERE k > 0", "SELECT rid, k, t FROM ev WHERE k > 0")
-    assert materialise_sequence(con, step)
-    assert _rows(con, "got") == []
+    assert materialise_sequence(con, step, "pairs") == ("got", "pairs")
+    assert _rows(con, "got") == [] and _rows(con, "pairs") == []
     names = [r[0] for r in con.execute("DESCRIBE got").fetchall()]
     assert names == ["rid", "k", "t", "gap", "prev"]

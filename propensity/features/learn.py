@@ -159,9 +159,12 @@ class Learned:
         step = next(s for s in plan.steps if s.name == f"{self.rows.prefix}{name}")
         # DuckDB sorts the time-ordered sequence in numpy (same table, a third of the CPU).
         run = self.run
-        if not (isinstance(run, DuckRunner) and materialise_sequence(run.con, step)):
+        made: tuple[str, ...] = ()
+        if isinstance(run, DuckRunner):
+            made = materialise_sequence(run.con, step, f"{self.rows.prefix}pairs")
+        if not made:
             run.materialise(step.name, step.sql)
-        self.materialised += (step.name,)
+        self.materialised += made or (step.name,)
 
     def _learn(self) -> None:
         run, rows, cfg = self.run, self.rows, self.cfg
@@ -284,8 +287,15 @@ class Learned:
 
     def _top_transitions(self, spec: FeatureSpec) -> tuple[tuple[str, str], ...]:
         run, rows, cfg = self.run, self.rows, self.cfg
+        pairs = f"{rows.prefix}pairs"
         found = run.fetch(
-            transitions_sql(rows.prefix, rows.name, cfg.min_event_support, self.has_label)
+            transitions_sql(
+                rows.prefix,
+                rows.name,
+                cfg.min_event_support,
+                self.has_label,
+                pairs if pairs in self.materialised else "",
+            )
         )
         label = "label" if self.has_label else "0"
         [(total, positives)] = run.fetch(

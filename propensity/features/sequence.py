@@ -26,78 +26,119 @@ _UNITS = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "KB": 10**3, "
 _UNITS |= {"GB": 10**9, "TB": 10**12, "bytes": 1}
 
 
-def materialise_sequence(con: duckdb.DuckDBPyConnection, step: Step) -> bool:
-    """Create temp table ``step.name`` from ``step.ordered`` by a numpy sort; False (nothing
-    created) when the keys cannot be packed, so the caller runs ``step.sql`` instead.
+def materialise_sequence(
+    con: duckdb.DuckDBPyConnection, step: Step, pairs: str = ""
+) -> tuple[str, ...]:
+    """Create temp table ``step.name`` from ``step.ordered`` by a numpy sort, and with
+    ``pairs`` also table ``pairs``: the distinct ``(rid, prev, k)`` of the sequence (what
+    learning ranks transitions from). Returns the tables made: none when the keys cannot be
+    packed (the caller runs ``step.sql``), no ``pairs`` when those keys cannot.
 
     Packing needs non-negative integer ``rid, t, k`` whose bit widths sum to at most 63, and
     the keys (8 bytes an event) must fit a quarter of DuckDB's memory limit: they live
     outside it while they are sorted.
     """
     if not step.ordered:
-        return False
+        return ()
     types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {step.ordered}").fetchall()}
     if any(types.get(c) not in _ARROW for c in ("rid", "k", "t")):
-        return False
+        return ()
     [(n, nulls, lo, rid_max, t_max, k_max)] = con.execute(
         "SELECT COUNT(*), 3 * COUNT(*) - COUNT(rid) - COUNT(t) - COUNT(k), "
         "LEAST(MIN(rid), MIN(t), MIN(k)), "
         f"MAX(rid), MAX(t), MAX(k) FROM ({step.ordered}) s"
     ).fetchall()
     if n and (nulls or lo < 0):
-        return False
+        return ()
     kb, tb = int(k_max or 0).bit_length(), int(t_max or 0).bit_length()
     rb = int(rid_max or 0).bit_length()
     if rb + tb + kb > 63 or 8 * n > _limit_bytes(con) // 4:
-        return False
+        return ()
     key_sql = (
         f"(CAST(rid AS BIGINT) << {tb + kb}) | (CAST(t AS BIGINT) << {kb}) | CAST(k AS BIGINT)"
     )
-    keys = np.asarray(
-        con.execute(f"SELECT {key_sql} AS key FROM ({step.ordered}) s").fetchnumpy()["key"],
-        dtype=np.int64,
-    )
+    # con.sql's Arrow result: half the CPU of fetchnumpy (0.1 s for 9M keys)
+    result = con.sql(f"SELECT {key_sql} AS key FROM ({step.ordered}) s").to_arrow_table()
+    keys = np.asarray(result.column(0).to_numpy(), dtype=np.int64)
+    keys = keys if keys.flags.writeable else keys.copy()  # one chunk is Arrow's own buffer
+    del result
     keys.sort()
     # gap is t - t, so DuckDB types it as t; prev as k (what the window would give)
     cols = {"rid": types["rid"], "k": types["k"], "t": types["t"]}
     cols |= {"gap": types["t"], "prev": types["k"]}
-    schema = ", ".join(f"{c} {t}" for c, t in cols.items())
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} ({schema})")
+    # Distinct pairs mark a bitmap of every (rid, prev, k) when it is no larger than the keys
+    # (0.05 s at 10M events, against 0.6 s for SQL's DISTINCT over the sequence).
+    seen = None
+    if pairs and rb + 2 * kb <= 62 and (int(rid_max or 0) + 1) << (2 * kb) <= 8 * n + 1024:
+        seen = np.zeros((int(rid_max or 0) + 1) << (2 * kb), dtype=bool)
+    made: tuple[str, ...] = ()
     try:
+        made = _create(con, step.name, cols)
         for start in range(0, n, _SLICE):
-            part = _decode(keys, start, min(start + _SLICE, n), tb, kb, cols)
-            con.register(f"{step.name}_part", part)
-            con.execute(f"INSERT INTO {step.name} SELECT * FROM {step.name}_part")
-            con.unregister(f"{step.name}_part")
+            part = _decode(keys, start, min(start + _SLICE, n), tb, kb, cols, seen)
+            _insert(con, step.name, part)
+        if seen is not None:
+            made += _create(con, pairs, {"rid": cols["rid"], "prev": cols["k"], "k": cols["k"]})
+            at = np.flatnonzero(seen)
+            _insert(con, pairs, _table(cols, rid=at >> 2 * kb, prev=(at >> kb) & ((1 << kb) - 1),
+                                       k=at & ((1 << kb) - 1)))  # fmt: skip
     except BaseException:
-        con.execute(f"DROP TABLE IF EXISTS {step.name}")
+        for name in made:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
         raise
-    return True
+    return made
+
+
+def _create(con: duckdb.DuckDBPyConnection, name: str, cols: dict[str, str]) -> tuple[str]:
+    schema = ", ".join(f"{c} {t}" for c, t in cols.items())
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({schema})")
+    return (name,)
+
+
+def _insert(con: duckdb.DuckDBPyConnection, name: str, part: pa.Table) -> None:
+    con.register(f"{name}_part", part)
+    con.execute(f"INSERT INTO {name} SELECT * FROM {name}_part")
+    con.unregister(f"{name}_part")
+
+
+def _table(cols: dict[str, str], mask: np.ndarray | None = None, **arrays: np.ndarray) -> pa.Table:
+    """Arrays as an Arrow table in the SQL types of ``cols`` (``prev`` as ``k``), ``gap`` and
+    ``prev`` NULL where ``mask``."""
+    return pa.table(
+        {
+            c: pa.array(
+                v,
+                type=_ARROW[cols["k" if c == "prev" else c]],
+                mask=mask if c in ("gap", "prev") else None,
+            )
+            for c, v in arrays.items()
+        }
+    )
 
 
 def _decode(
-    keys: np.ndarray, start: int, stop: int, tb: int, kb: int, cols: dict[str, str]
+    keys: np.ndarray,
+    start: int,
+    stop: int,
+    tb: int,
+    kb: int,
+    cols: dict[str, str],
+    seen: np.ndarray | None,
 ) -> pa.Table:
-    """Sorted keys ``[start, stop)`` as ``rid, k, t, gap, prev`` (NULL at a row's first event)."""
+    """Sorted keys ``[start, stop)`` as ``rid, k, t, gap, prev`` (NULL at a row's first event);
+    marks each ``(rid, prev, k)`` in ``seen``."""
     here = keys[start:stop]
     # the key before each one; -1 before the very first (its rid, -1, matches no row)
     before = keys[start - 1 : stop - 1] if start else np.concatenate(([-1], keys[: stop - 1]))
     shift, t_mask, k_mask = tb + kb, (1 << tb) - 1, (1 << kb) - 1
     rid, t, k = here >> shift, (here >> kb) & t_mask, here & k_mask
     first = (before >> shift) != rid
-    arrays = {
-        "rid": rid,
-        "k": k,
-        "t": t,
-        "gap": t - ((before >> kb) & t_mask),
-        "prev": before & k_mask,
-    }
-    return pa.table(
-        {
-            c: pa.array(v, type=_ARROW[cols[c]], mask=first if c in ("gap", "prev") else None)
-            for c, v in arrays.items()
-        }
-    )
+    prev = before & k_mask
+    if seen is not None:
+        later = ~first
+        seen[(rid[later] << 2 * kb) | (prev[later] << kb) | k[later]] = True
+    gap = t - ((before >> kb) & t_mask)
+    return _table(cols, first, rid=rid, k=k, t=t, gap=gap, prev=prev)
 
 
 def _limit_bytes(con: duckdb.DuckDBPyConnection) -> int:

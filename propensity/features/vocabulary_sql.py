@@ -51,14 +51,18 @@ def counted_vocabulary_sql(prefix: str, min_support: int) -> str:
     )
 
 
-def transitions_sql(prefix: str, rows: str, min_support: int, has_label: bool) -> str:
+def transitions_sql(
+    prefix: str, rows: str, min_support: int, has_label: bool, pairs: str = ""
+) -> str:
     """Consecutive vocabulary pairs of the learn rows: rows with the pair and their positives.
 
-    Reads a coded plan's ``seq`` (materialised) and the label rows ``rows``.
+    Reads a coded plan's ``seq`` (materialised), or ``pairs`` (its distinct ``rid, prev, k``,
+    :func:`propensity.features.sequence.materialise_sequence`), and the label rows ``rows``.
     """
     label = "l.label" if has_label else "0"
+    found = pairs or f"(SELECT DISTINCT rid, prev, k FROM {prefix}seq WHERE prev IS NOT NULL)"
     return f"""SELECT p.prev, p.k, COUNT(*) AS n_with, SUM({label}) AS pos_with
-FROM (SELECT DISTINCT rid, prev, k FROM {prefix}seq WHERE prev IS NOT NULL) p
+FROM {found} p
 JOIN {rows} l ON l.rid = p.rid
 WHERE l.learn = 1
 GROUP BY p.prev, p.k HAVING COUNT(*) >= {int(min_support)}"""
