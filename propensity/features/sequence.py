@@ -35,8 +35,8 @@ def materialise_sequence(
     packed (the caller runs ``step.sql``), no ``pairs`` when those keys cannot.
 
     Packing needs non-negative integer ``rid, t, k`` whose bit widths sum to at most 63, and
-    the keys (8 bytes an event) must fit a quarter of DuckDB's memory limit: they live
-    outside it while they are sorted.
+    the keys with their Arrow copy or the pairs' bitmap (16 bytes an event) must fit a quarter
+    of DuckDB's memory limit: they live outside it while they are sorted.
     """
     if not step.ordered:
         return ()
@@ -52,7 +52,7 @@ def materialise_sequence(
         return ()
     kb, tb = int(k_max or 0).bit_length(), int(t_max or 0).bit_length()
     rb = int(rid_max or 0).bit_length()
-    if rb + tb + kb > 63 or 8 * n > _limit_bytes(con) // 4:
+    if rb + tb + kb > 63 or 16 * n > _limit_bytes(con) // 4:
         return ()
     key_sql = (
         f"(CAST(rid AS BIGINT) << {tb + kb}) | (CAST(t AS BIGINT) << {kb}) | CAST(k AS BIGINT)"
