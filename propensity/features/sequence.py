@@ -127,17 +127,15 @@ def _decode(
 ) -> pa.Table:
     """Sorted keys ``[start, stop)`` as ``rid, k, t, gap, prev`` (NULL at a row's first event);
     marks each ``(rid, prev, k)`` in ``seen``."""
-    here = keys[start:stop]
-    # the key before each one; -1 before the very first (its rid, -1, matches no row)
-    before = keys[start - 1 : stop - 1] if start else np.concatenate(([-1], keys[: stop - 1]))
-    shift, t_mask, k_mask = tb + kb, (1 << tb) - 1, (1 << kb) - 1
-    rid, t, k = here >> shift, (here >> kb) & t_mask, here & k_mask
-    first = (before >> shift) != rid
-    prev = before & k_mask
+    # Fields of the slice and of the key before it (-1 before the very first: rid -1 matches
+    # no row), decoded once: each event's previous fields are the next position's.
+    ext = keys[start - 1 : stop] if start else np.concatenate(([-1], keys[:stop]))
+    rid_e, t_e, k_e = ext >> (tb + kb), (ext >> kb) & ((1 << tb) - 1), ext & ((1 << kb) - 1)
+    rid, t, k, prev = rid_e[1:], t_e[1:], k_e[1:], k_e[:-1]
+    first = rid != rid_e[:-1]
     if seen is not None:
-        later = ~first
-        seen[(rid[later] << 2 * kb) | (prev[later] << kb) | k[later]] = True
-    gap = t - ((before >> kb) & t_mask)
+        seen[((rid << 2 * kb) | (prev << kb) | k)[~first]] = True
+    gap = t - t_e[:-1]
     return _table(cols, first, rid=rid, k=k, t=t, gap=gap, prev=prev)
 
 
