@@ -22,21 +22,24 @@ Printed: wall and CPU seconds, events/s, peak RSS, the ratios the issue sets tar
 (Polars / ours >= 1.5, ours / scan <= 4, peak <= DuckDB memory limit + 20%), and the largest
 difference between our values and Polars' (and the spec they learned) as a cross-check.
 
-Measured 2026-12-03 (branch ``feature-speed``), 2 shared cores, ``--repeats 1 --no-all`` run
-alternately on main and on the branch, three times each (ratios per run, main -> branch):
+Measured 2026-12-03, 2 shared cores, ``--repeats 1 --no-all`` alternately on main and on a
+branch, three runs each (per run, main -> branch), 10M events / 100k users (one row per user):
 
-- 10M events / 100k users, load 0.9-1.6: Polars / ours 0.70, 0.85, 0.87 -> 0.80, 0.97, 0.89
-  (CPU 0.76-0.92 -> 0.88-1.09); ours / scan 9.1, 8.4, 7.8 -> 5.9, 6.0, 6.9; ours 6.05 s wall,
-  11.6 s CPU (medians) -> 5.98 s, 11.1 s; peak 0.85-0.88 -> 0.60 of the 2 GB limit.
-- 2M events / 20k users, load 0.3-0.8: Polars / ours 0.86, 0.82, 0.87 -> 1.02, 0.91, 0.95;
-  ours / scan 11.9, 12.4, 9.6 -> 9.4, 10.5, 9.3; ours 1.20 s, 2.36 s CPU -> 0.91 s, 1.83 s.
-
-What changed: the row-event join holds 32-bit integers (its sort for the LAG window and every
-group-by after it read half the key bytes), so do the per-(row, event type) counts the pivot
-reads, and the join carries no user/learn columns when every row is a learn row of its own
-user. Not met: 1.5x Polars, 4x the scan. Per statement at 10M (one process, load ~2.5): the
-event join 25%, the LAG window 21%, the final statement (per-event group-by, pivot, activity,
-days, select) 31%, the vocabulary's COUNT(DISTINCT) and the transitions' DISTINCT 17%.
+- ``feature-speed``, load 0.9-1.6 (a 32-bit row-event join): Polars / ours 0.70-0.87 ->
+  0.80-0.97 (CPU 0.76-0.92 -> 0.88-1.09); ours / scan 7.8-9.1 -> 5.9-6.9; peak 0.85-0.88 ->
+  0.60 of the 2 GB limit.
+- ``feature-speed3``, load 4.2-4.7 (busy cores: compare CPU):
+  Polars / ours 1.05, 1.06, 0.93 -> 1.49, 1.25, 1.28 (CPU 1.07, 1.02, 1.01 -> 1.31, 1.32,
+  1.30); ours 6.45, 6.91, 6.65 -> 5.18, 5.20, 4.98 s CPU (whole phase, I/O too); ours /
+  scan 7.7, 7.0, 5.6 -> 6.8, 5.0, 6.1; peak 0.54-0.56 -> 0.59-0.65.
+  DuckDB-only, Spark's plan SQL unchanged, frames and specs bit-identical: the LAG window is
+  a numpy sort of packed 64-bit keys (``features/sequence.py``, 1.6 -> 0.85 s CPU, which also
+  yields the distinct transitions learning ranks: 0.6 -> 0.06 s); the vocabulary is counted
+  from the per-(row, type) step, built before it (0.42 -> 0.01 s); the per-event pivot is a
+  join per event type (``features/pivot_sql.py``, 0.90 -> 0.46 s). Learn + features in one
+  process: 6.3 -> 4.6-5.0 s CPU; per statement now: event join 1.25 s, per-(row, type)
+  group-by 0.85, sequence 0.85, pivot 0.46, activity 0.48, days 0.18, final 0.37. Not
+  met: 1.5x Polars (1.3x CPU), 4x the scan.
 
 Growth, 2026-12-03 (``--phase duckdb`` children on data from ``generate``: 10M events / 100k
 users, 30M / 300k, 100M / 1M; 2 GB limit, 2 threads, load 1.9-6; one run each):
