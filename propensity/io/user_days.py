@@ -38,10 +38,11 @@ def day_figures(
     None for times it does not take (see the module)."""
     (n_users,) = con.execute(f"SELECT count(*) FROM {users}").fetchone()
     # one pass over the times alone (no strings): their range, and any the keys cannot hold
-    n_events, first, last, odd = con.execute(
+    # (fetched to the end: the caller registers arrays on this connection next)
+    [(n_events, first, last, odd)] = con.execute(
         f"SELECT count(*), min(epoch_us(timestamp)), max(epoch_us(timestamp)), count(*) FILTER "
         f"(timestamp IS NULL OR epoch_us(timestamp) % {_US} <> 0) FROM {table}"
-    ).fetchone()
+    ).fetchall()
     if odd:
         return None  # a missing time or a fraction of a second: SQL's groups say what it means
     if first is None or not n_users:
