@@ -47,7 +47,6 @@ __all__ = ["LoadedData", "connect", "load_data"]
 # RE2 syntax; matches what propensity.errors.EMAIL hides in messages
 EMAIL_SQL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
 PSEUDONYM = "sha256:"  # prefix of an id that was an email address (see _key)
-_SAMPLE = 10_000  # rows sampled per extra users column to spot email addresses
 
 
 @dataclass
@@ -197,11 +196,13 @@ def _extra_user_columns(
     extras = [c for c in found if c not in set(mapping.values()) and c not in pii]
     texts = [c for c in extras if found[c].upper() in ("VARCHAR", "JSON")]
     if texts:
+        # every row, not a sample: a column empty in its first rows may hold addresses later
         probes = ", ".join(
-            f"bool_or(regexp_matches(CAST({ident(c)} AS VARCHAR), {sql_string(EMAIL_SQL)}))"
+            f"bool_or(contains(CAST({ident(c)} AS VARCHAR), '@') AND "
+            f"regexp_matches(CAST({ident(c)} AS VARCHAR), {sql_string(EMAIL_SQL)}))"
             for c in texts
         )
-        hits = con.execute(f"SELECT {probes} FROM (SELECT * FROM {scan} LIMIT {_SAMPLE})")
+        hits = con.execute(f"SELECT {probes} FROM {scan}")
         flagged = [c for c, hit in zip(texts, hits.fetchone(), strict=True) if hit]
         for c in flagged:
             notes.append(
