@@ -552,6 +552,22 @@ def test_a_users_column_with_addresses_only_in_late_rows_is_dropped(tmp_path):
         assert not re.search(rb"boss\d+@", path.read_bytes()), path
 
 
+def test_an_address_in_an_event_name_is_masked_and_never_stored(tmp_path):
+    """Check that event names holding an email address (a log that interpolates the invitee)
+    are stored with the address masked, so it never reaches counts, vocabularies or features."""
+    events = _events().assign(
+        event=["invited bob@corp.com", "login", "page /users/carol@corp.com"] * 2
+    )
+    events.to_parquet(tmp_path / "e.parquet")
+    cfg = DataConfig(events=str(tmp_path / "e.parquet"), users=_write_users(tmp_path))
+    loaded = load_data(cfg, now=NOW)
+    names = {e for (e,) in loaded.con.execute("SELECT DISTINCT event FROM events").fetchall()}
+    assert names == {"invited <email>", "login", "page /users/<email>"}
+    loaded.con.execute("CHECKPOINT")
+    for path in _work_files(loaded):
+        assert not re.search(rb"(bob|carol)@corp", path.read_bytes()), path
+
+
 @pytest.mark.parametrize("where", ["duplicate", "unknown_converter", "bad_signup"])
 def test_messages_never_print_an_address(tmp_path, where):
     """Check that problems about user ids that are email addresses name them by their
