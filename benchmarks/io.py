@@ -68,6 +68,26 @@ Measured at 10M events / 100k users, data.memory_limit 1GB, 2 threads, on 2 shar
   that numbers users' events 0.7 s, the NumPy work 0.6 s), shared hashes 0.3 s (was
   1.0-1.2 s), event-type counts 0.27 s, imports ~0.35 s. Not yet within 3x: staging is
   over twice the scan by itself.
+- 2026-12-03 (io-speed5): the (user, day) figures' sort keys built by DuckDB in the fetch
+  (one int64 array back instead of the codes and the times, the times checked in one pass over
+  their column). Same tables and reports as main (compared on this data and on 1M dirty events:
+  duplicates, spaces and addresses in ids and properties, bots, unknown users; parquet and CSV,
+  with and without a users table, and the before-1990 error). Alternating child processes
+  (scan, main, branch; 5 rounds, medians, load 4.1-5.0): main 5.54 s CPU (x5.7), after 5.46 s
+  (x5.6; lower in each round, by 0.03-0.38 s), scan 0.98 s; day_figures alone in one process
+  1.41 -> 1.26 s. EXPLAIN ANALYZE of the staging statement (CPU, 2 threads): writing the TEMP
+  table 1.23 s, the ids' plain checks 0.56 s, the other expressions 0.36 s, the parquet scan
+  0.33 s, the row hash 0.13 s; then per-user count and account 0.6 s (the string min 0.25 s),
+  the figures' join 0.56 s (hashing 10M ids) and NumPy 0.45 s, event-type counts 0.27 s, shared
+  hashes 0.3 s, imports 0.3 s; sys time 0.5-1.1 s of it (first touch of ~1 GB). Tried and
+  dropped (within noise or worse, same-process A/B): other plain-id checks (contains, LIKE,
+  right, byte ranges; suffix is the slow part, 0.11 s a column, and nothing cheaper is exact),
+  checking the distinct ids first (0.6 s a pass), the join on hash(user_id) (0.25 s less in the
+  join, about as much more to stage it), GROUPING SETS for the event types (0.87 s against 0.61
+  + 0.27), list() per user (1.55 s), a compressed work table (6.3 s to write), DuckDB's
+  allocator settings, fewer NumPy temporaries. Left: this design's floor is about 5 s (x5);
+  within 3x needs staging that does not write every string column flat (1.2 s) and the ids
+  hashed once for both per-user passes.
 """
 
 from __future__ import annotations

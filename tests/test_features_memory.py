@@ -1,14 +1,17 @@
-"""The feature build counts the table it returns against data.memory_limit."""
+"""The feature build counts the process's memory and its table against data.memory_limit."""
 
 from __future__ import annotations
+
+import contextlib
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
 from propensity.config import memory_bytes
-from propensity.features import engine
-from propensity.features.engine import _make_room, _restore_limit
+from propensity.features import engine, memory
+from propensity.features.memory import memory_share, resident_bytes
 from propensity.io.load import connect
 from propensity.labels import LabelTimes
 
@@ -22,23 +25,48 @@ def _shown(limit: str) -> str:
     return _limit(duckdb.connect(config={"memory_limit": limit}))
 
 
-def test_duckdb_gets_the_limit_less_the_result_then_the_whole_limit_back():
-    """Check that the build lowers DuckDB's share by the result's bytes (at most by half) on
-    propensity's connections, restores data.memory_limit exactly, and leaves others alone."""
+def _held(monkeypatch: pytest.MonkeyPatch, con: duckdb.DuckDBPyConnection, held: int) -> None:
+    """Make the process appear to hold ``held`` bytes outside DuckDB."""
+    used = memory._duckdb_bytes(con)
+    monkeypatch.setattr(memory, "resident_bytes", lambda: used + held)
+
+
+def test_duckdb_gets_the_limit_less_what_the_process_holds_then_the_whole_limit_back(
+    monkeypatch,
+):
+    """Check that DuckDB's share is data.memory_limit less the process's memory outside
+    DuckDB, less a reserve for the result (never below half), on propensity's connections;
+    that data.memory_limit comes back exactly, also after an error; and that other
+    connections keep their limit."""
     con = connect(memory_limit="1GB")
     whole = _limit(con)
-    _make_room(con, 300_000_000)
-    assert _limit(con) == _shown("700MB")
-    _restore_limit(con)
+    _held(monkeypatch, con, 200_000_000)
+    with memory_share(con) as share:
+        assert _limit(con) == _shown("800MB")
+        share(300_000_000)
+        assert _limit(con) == _shown("500MB")
+        share(100_000_000)
+        assert _limit(con) == _shown("700MB")
+        share(900_000_000)  # never below half the limit
+        assert _limit(con) == _shown("500MB")
     assert _limit(con) == whole
-    _make_room(con, 900_000_000)  # never below half the limit
-    assert _limit(con) == _shown("500MB")
-    _restore_limit(con)
+    with pytest.raises(RuntimeError), memory_share(con):
+        raise RuntimeError("mid-build")
+    assert _limit(con) == whole
     other = duckdb.connect(config={"memory_limit": "1GB"})
     before = _limit(other)
-    _make_room(other, 300_000_000)
+    with memory_share(other) as share:
+        share(300_000_000)
+        assert _limit(other) == before
     assert _limit(other) == before
     assert memory_bytes("1GB") == 10**9 and memory_bytes("lots") is None
+
+
+def test_resident_bytes_is_this_processs_resident_memory():
+    """Check the reading against the kernel's VmRSS (Linux, where the build asks it)."""
+    status = Path("/proc/self/status").read_text()
+    vm_rss = int(next(x for x in status.splitlines() if x.startswith("VmRSS")).split()[1])
+    assert abs(resident_bytes() / 1024 - vm_rss) < 0.1 * vm_rss
 
 
 def test_a_build_on_propensitys_connection_ends_with_its_limit(monkeypatch):
@@ -64,18 +92,28 @@ def test_a_build_on_propensitys_connection_ends_with_its_limit(monkeypatch):
             "label": [1],
         }
     )
+    _held(monkeypatch, con, 100_000_000)
     seen: list[str] = []
-    real = engine._make_room
+    real = engine.memory_share
 
-    def spy(con, result):  # type: ignore[no-untyped-def]
-        real(con, result)
+    @contextlib.contextmanager
+    def spy(con):  # type: ignore[no-untyped-def]
         seen.append(_limit(con))
+        with real(con) as share:
 
-    monkeypatch.setattr(engine, "_make_room", spy)
+            def spied(reserve: int) -> None:
+                share(reserve)
+                seen.append(_limit(con))
+
+            seen.append(_limit(con))
+            yield spied
+
+    monkeypatch.setattr(engine, "memory_share", spy)
     from propensity.config import FeaturesConfig
 
     spec, ff = engine.learn_spec_and_features(con, LabelTimes(frame), FeaturesConfig())
-    assert seen and all(s != whole for s in seen) and len(ff.frame) == 1
+    # the whole limit, then less what the process holds (the one-row frame's block is tiny)
+    assert seen == [whole, _shown("900MB"), _shown("900MB")] and len(ff.frame) == 1
     assert _limit(con) == whole
 
     def fail(self, batch):  # type: ignore[no-untyped-def]

@@ -535,6 +535,39 @@ def test_a_users_column_holding_addresses_is_dropped_and_said(tmp_path):
     assert any("column 'contact' holds email addresses" in n for n in loaded.report.notes)
 
 
+def test_a_users_column_with_addresses_only_in_late_rows_is_dropped(tmp_path):
+    """Check that every row is probed for addresses, not a sample: a contact column empty in its
+    first 15,000 rows and holding addresses after them is dropped and never stored (a probe of
+    the first 10,000 rows kept it)."""
+    users = _users(20_000).assign(signup_at=pd.Timestamp("2025-01-01"))
+    users["backup_contact"] = [None] * 15_000 + [f"boss{i}@corp.com" for i in range(5_000)]
+    _events().to_parquet(tmp_path / "e.parquet")
+    cfg = DataConfig(events=str(tmp_path / "e.parquet"), users=_write_users(tmp_path, users))
+    loaded = load_data(cfg, now=NOW)
+    columns = [c for (c, *_) in loaded.con.execute("DESCRIBE users").fetchall()]
+    assert "backup_contact" not in columns
+    assert any("column 'backup_contact' holds email addresses" in n for n in loaded.report.notes)
+    loaded.con.execute("CHECKPOINT")
+    for path in _work_files(loaded):
+        assert not re.search(rb"boss\d+@", path.read_bytes()), path
+
+
+def test_an_address_in_an_event_name_is_masked_and_never_stored(tmp_path):
+    """Check that event names holding an email address (a log that interpolates the invitee)
+    are stored with the address masked, so it never reaches counts, vocabularies or features."""
+    events = _events().assign(
+        event=["invited bob@corp.com", "login", "page /users/carol@corp.com"] * 2
+    )
+    events.to_parquet(tmp_path / "e.parquet")
+    cfg = DataConfig(events=str(tmp_path / "e.parquet"), users=_write_users(tmp_path))
+    loaded = load_data(cfg, now=NOW)
+    names = {e for (e,) in loaded.con.execute("SELECT DISTINCT event FROM events").fetchall()}
+    assert names == {"invited <email>", "login", "page /users/<email>"}
+    loaded.con.execute("CHECKPOINT")
+    for path in _work_files(loaded):
+        assert not re.search(rb"(bob|carol)@corp", path.read_bytes()), path
+
+
 @pytest.mark.parametrize("where", ["duplicate", "unknown_converter", "bad_signup"])
 def test_messages_never_print_an_address(tmp_path, where):
     """Check that problems about user ids that are email addresses name them by their

@@ -13,8 +13,8 @@ import propensity.io.dedup as dedup_module
 import propensity.io.load as load_module
 from propensity.config import DataConfig, DedupConfig
 from propensity.io import load_data
+from propensity.io.columns import as_text
 from propensity.io.dedup import ROW_HASH, drop_exact_duplicates
-from propensity.io.load import _as_text
 
 NOW = datetime(2025, 6, 1)
 
@@ -136,7 +136,7 @@ def test_ids_skip_trim_only_when_it_changes_nothing():
     con.execute("CREATE TABLE v (x VARCHAR)")
     con.executemany("INSERT INTO v VALUES (?)", [[v] for v in values])
     rows = con.execute(
-        f"SELECT x, {_as_text('x', 'VARCHAR')}, NULLIF(TRIM(x), '') FROM v"
+        f"SELECT x, {as_text('x', 'VARCHAR')}, NULLIF(TRIM(x), '') FROM v"
     ).fetchall()
     assert len(rows) == len(values)
     assert [(x, fast) for x, fast, _ in rows] == [(x, plain) for x, _, plain in rows]

@@ -747,3 +747,17 @@ def test_users_without_an_account_take_their_events_smallest(tmp_path):
     loaded = load_data(cfg, now=NOW)
     rows = loaded.con.execute("SELECT user_id, account_id FROM users").fetchall()
     assert rows == [("u4", "kept"), ("u2", "b2"), ("u3", None), ("u1", "a1")]
+
+
+def test_message_examples_are_the_first_values_in_sorted_order():
+    """Check that a message's examples do not depend on the order DuckDB reads rows in, so the
+    same input gives the same message (a LIMIT alone gave the first rows reached)."""
+    import duckdb
+
+    from propensity.io.clean import examples
+
+    con = duckdb.connect()
+    con.execute("SET threads = 1")
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('u9'), ('u3'), ('u7'), ('u1')) v(x)")
+    assert examples(con, "SELECT DISTINCT x FROM t") == ("u1", "u3", "u7")
+    assert examples(con, "SELECT x FROM t WHERE x > 'u2'") == ("u3", "u7", "u9")

@@ -8,7 +8,6 @@ Arrow. Memory limits and spilling are the connection's settings (``memory_limit`
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from propensity.config import MEMORY_VARIABLE, FeaturesConfig, memory_bytes
+from propensity.config import FeaturesConfig
 from propensity.errors import DataContractError
 from propensity.features.calendar_sql import build_calendar_plan, calendar_phase
 from propensity.features.learn import Learned, check_config
+from propensity.features.memory import Share, memory_share
 from propensity.features.portable import DUCKDB, Plan
 from propensity.features.rows import (
     DuckRows,
@@ -70,10 +70,12 @@ def learn_spec(
     labels), ties broken by name.
     """
     check_config(cfg)
-    run: SqlRunner = DuckRunner(con) if isinstance(con, duckdb.DuckDBPyConnection) else con
+    if isinstance(con, duckdb.DuckDBPyConnection):
+        with memory_share(con):
+            return learn_spec(DuckRunner(con), label_times, cfg)
     with (
-        run.rows(label_times) as rows,
-        Learned(run, rows, label_times.has_label, cfg, label_times.calendar) as learned,
+        con.rows(label_times) as rows,
+        Learned(con, rows, label_times.has_label, cfg, label_times.calendar) as learned,
     ):
         return learned.spec
 
@@ -96,6 +98,7 @@ def learn_spec_and_features(
     check_config(cfg)
     run = DuckRunner(con)
     with (
+        memory_share(con) as share,
         DuckRows(con, label_times, learn) as rows,
         Learned(run, rows, label_times.has_label, cfg, label_times.calendar, True) as learned,
     ):
@@ -103,7 +106,7 @@ def learn_spec_and_features(
         plan = _plan(
             con, spec, rows, learned.codes, with_ev=f"{rows.prefix}ev" in learned.materialised
         )
-        return spec, _run_plan(con, plan, label_times, spec, learned.materialised)
+        return spec, _run_plan(con, plan, label_times, spec, learned.materialised, share)
 
 
 def compute_features(
@@ -121,9 +124,9 @@ def compute_features(
     >>> list(ff.frame.columns[:2]), tuple(ff.frame.columns[2:]) == spec.columns  # doctest: +SKIP
     (['user_id', 'cutoff_at'], True)
     """
-    with DuckRows(con, label_times) as rows:
+    with memory_share(con) as share, DuckRows(con, label_times) as rows:
         plan = _plan(con, spec, rows, None, history)
-        return _run_plan(con, plan, label_times, spec, ())
+        return _run_plan(con, plan, label_times, spec, (), share)
 
 
 def _plan(
@@ -159,15 +162,17 @@ def _run_plan(
     label_times: LabelTimes,
     spec: FeatureSpec,
     done: tuple[str, ...],
+    share: Share,
 ) -> FeatureFrame:
-    """Run ``plan`` (its steps named in ``done`` already exist as tables) into a FeatureFrame."""
+    """Run ``plan`` (its steps named in ``done`` already exist as tables) into a FeatureFrame;
+    ``share`` leaves room within data.memory_limit for the frame it fills."""
     # Steps both selects read are temp tables; the rest is one statement, so DuckDB plans
     # the whole DAG and materialises each CTE once.
     shared = [s for s in plan.steps if s.name in plan.shared and s.name not in done]
     ctes = _ctes(plan, done)
     into = _Assembler(label_times, spec)
     try:
-        _make_room(con, into.block.nbytes)
+        share(into.block.nbytes)  # the block is allocated, not yet touched: not resident
         for step in shared:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}")
         # A time-ordered sequence sorted in numpy (a third of the window's CPU) becomes a table.
@@ -191,7 +196,6 @@ def _run_plan(
     finally:
         for step in reversed(shared):
             con.execute(f"DROP TABLE IF EXISTS {step.name}")
-        _restore_limit(con)
     return into.finish(unseen)
 
 
@@ -202,38 +206,6 @@ def _ctes(plan: Plan, done: tuple[str, ...]) -> str:
         for s in plan.steps
         if s.name not in plan.shared and s.name not in done
     )
-
-
-def _configured(con: duckdb.DuckDBPyConnection) -> str | None:
-    """data.memory_limit as propensity's connection was given it; None on other connections."""
-    try:
-        [(limit,)] = con.execute(f"SELECT getvariable('{MEMORY_VARIABLE}')").fetchall()
-    except duckdb.Error:
-        return None
-    return limit if isinstance(limit, str) and memory_bytes(limit) is not None else None
-
-
-def _make_room(con: duckdb.DuckDBPyConnection, result: int) -> None:
-    """Lower DuckDB's limit by ``result`` bytes (at most by half) while the final statement
-    fills the frame, so that the two together stay within data.memory_limit.
-
-    At 30M events / 300k users under 2GB, DuckDB used its whole limit and the 0.3 GB frame came
-    on top (2.5 GB at peak); with DuckDB at 1.4GB the build took the same CPU and peaked at
-    1.9 GB (benchmarks/features.py). Connections that propensity did not open keep theirs.
-    """
-    limit = _configured(con)
-    if limit is None:
-        return
-    total = memory_bytes(limit) or 0
-    own = max(total // 2, total - result)
-    with contextlib.suppress(duckdb.Error):  # DuckDB could not free enough: keep its limit
-        con.execute(f"SET memory_limit = '{own // 10**6}MB'")
-
-
-def _restore_limit(con: duckdb.DuckDBPyConnection) -> None:
-    limit = _configured(con)
-    if limit is not None:
-        con.execute(f"SET memory_limit = {DUCKDB.literal(limit)}")
 
 
 def _binder_error(exc: Exception) -> DataContractError:

@@ -61,8 +61,10 @@ class Cleaning:
 
 
 def examples(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[str, ...]:
-    """A few values of the first column of `sql`, redacted and cut short for a message."""
-    rows = con.execute(f"{sql} LIMIT {_EXAMPLES}").fetchall()
+    """The first few values of the first column of `sql` in sorted order, redacted and cut short
+    for a message: sorted, so that the same input gives the same message (a LIMIT alone returns
+    whichever rows DuckDB's threads reach first)."""
+    rows = con.execute(f"SELECT * FROM ({sql}) ORDER BY 1 LIMIT {_EXAMPLES}").fetchall()
     return tuple(shorten(redact(str(r[0])), 60) for r in rows)
 
 

@@ -7,7 +7,8 @@ come back to Python, so the event log never has to fit in a pandas frame.
 No PII is ever stored: the first projection of the users table that DuckDB materialises (in its
 work database, or in a spill file) already holds the email's domain instead of the address, and
 drops ``data.pii_columns`` and any other column whose values are email addresses; addresses in
-event properties are masked in the same pass. Examples in messages are redacted too.
+event names, other text and event properties are masked in the same pass (``io/columns.py``).
+Examples in messages are redacted too.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ from propensity.contract import TABLES, TableContract, source_candidates
 from propensity.errors import DataContractError, OutputError, redact, shorten
 from propensity.io.checks import empty_column, validate
 from propensity.io.clean import Cleaning, Drop, clean, examples
+from propensity.io.columns import (
+    EMAIL_SQL,
+    PSEUDONYM,
+    as_text,
+    domain_text,
+    json_text,
+    key_text,
+    masked,
+)
 from propensity.io.dedup import Dedup, choose_dedup, dedup_select, drop_exact_duplicates
 from propensity.io.sources import Source, describe, ident, open_source, read_failure, sql_string
 from propensity.io.summary import DataSummary, summarise
@@ -43,11 +53,6 @@ from propensity.io.window import (
 from propensity.io.workspace import remove, work_folder
 
 __all__ = ["LoadedData", "connect", "load_data"]
-
-# RE2 syntax; matches what propensity.errors.EMAIL hides in messages
-EMAIL_SQL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
-PSEUDONYM = "sha256:"  # prefix of an id that was an email address (see _key)
-_SAMPLE = 10_000  # rows sampled per extra users column to spot email addresses
 
 
 @dataclass
@@ -109,81 +114,6 @@ def _map_columns(
     return mapping if ok else None
 
 
-def _as_text(src: str, dtype: str) -> str:
-    """A plain column as trimmed text, spelled the same whatever type the file gave it.
-
-    JSON strings lose their quotes (a JSONL column mixing 7 and "7" is typed JSON) and whole
-    floats lose their ".0" (pandas writes integer ids with a missing value as float64), so that
-    7, 7.0 and "7" are one user in every table.
-    """
-    col = ident(src)
-    upper = dtype.upper()
-    if upper == "JSON":
-        col = f"json_extract_string({col}, '$')"
-    elif upper in ("DOUBLE", "FLOAT") or upper.startswith("DECIMAL"):
-        whole = f"isfinite({col}) AND abs({col}) < 1e18 AND {col} = trunc({col})"
-        integer = f"CAST(CAST({col} AS BIGINT) AS VARCHAR)"
-        col = f"CASE WHEN {whole} THEN {integer} ELSE CAST({col} AS VARCHAR) END"
-    trimmed = f"NULLIF(TRIM(CAST({col} AS VARCHAR)), '')"
-    if upper != "VARCHAR":
-        return trimmed
-    # TRIM decodes every value (most of the cost of reading an id column); it removes Unicode
-    # space separators only, and a value of ASCII characters (as many characters as bytes) that
-    # starts after '!' and does not end in a space has none at either end: kept as it is.
-    plain = f"{col} >= '!' AND NOT suffix({col}, ' ') AND strlen({col}) = length({col})"
-    return f"CASE WHEN {plain} THEN {col} ELSE {trimmed} END"
-
-
-def _key(src: str, dtype: str) -> str:
-    """An id column as text, with an id that holds an email address replaced by its pseudonym.
-
-    Many raw logs key users by their email. The address must never be stored, yet the id must
-    stay the same user in every table and joinable by a CRM: ``sha256:`` and the SHA-256 of the
-    lowercased id, which a CRM can compute from its own email field. Ids without an address
-    (no '@', checked first because it is cheap) are kept as they are.
-    """
-    text = _as_text(src, dtype)
-    return (
-        f"CASE WHEN contains({text}, '@') AND regexp_matches({text}, {sql_string(EMAIL_SQL)}) "
-        f"THEN {sql_string(PSEUDONYM)} || sha256(lower({text})) ELSE {text} END"
-    )
-
-
-def _json_text(src: str, dtype: str) -> str:
-    """A JSON column as text, with any email address in it masked (never stored)."""
-    text = ident(src) if dtype.upper() == "VARCHAR" else f"to_json({ident(src)})"
-    text = f"CAST({text} AS VARCHAR)"
-    return (
-        f"CASE WHEN contains({text}, '@') THEN "
-        f"regexp_replace({text}, {sql_string(EMAIL_SQL)}, '<email>', 'g') ELSE {text} END"
-    )
-
-
-def _domain(mapping: dict[str, str], found: dict[str, str]) -> str:
-    """The email domain, from email_domain or else from the text after the email's last '@'.
-
-    This is the only expression that ever reads the email column, inside the first projection.
-    """
-    parts = []
-    if "email_domain" in mapping:
-        src = mapping["email_domain"]
-        parts.append(f"lower({_as_text(src, found[src])})")
-    if "email" in mapping:
-        src = mapping["email"]
-        address = _as_text(src, found[src])
-        parts.append(f"lower(NULLIF(regexp_extract({address}, '@([^@\\s]+)$', 1), ''))")
-    if "user_id" in mapping:  # ids that are addresses give the domain too
-        src = mapping["user_id"]
-        user = _as_text(src, found[src])
-        parts.append(
-            f"CASE WHEN regexp_matches({user}, {sql_string(EMAIL_SQL)}) THEN "
-            f"lower(NULLIF(regexp_extract({user}, '@([^@\\s]+)$', 1), '')) END"
-        )
-    if not parts:
-        return "CAST(NULL AS VARCHAR)"
-    return parts[0] if len(parts) == 1 else f"COALESCE({', '.join(parts)})"
-
-
 def _extra_user_columns(
     con: duckdb.DuckDBPyConnection,
     scan: str,
@@ -197,11 +127,13 @@ def _extra_user_columns(
     extras = [c for c in found if c not in set(mapping.values()) and c not in pii]
     texts = [c for c in extras if found[c].upper() in ("VARCHAR", "JSON")]
     if texts:
+        # every row, not a sample: a column empty in its first rows may hold addresses later
         probes = ", ".join(
-            f"bool_or(regexp_matches(CAST({ident(c)} AS VARCHAR), {sql_string(EMAIL_SQL)}))"
+            f"bool_or(contains(CAST({ident(c)} AS VARCHAR), '@') AND "
+            f"regexp_matches(CAST({ident(c)} AS VARCHAR), {sql_string(EMAIL_SQL)}))"
             for c in texts
         )
-        hits = con.execute(f"SELECT {probes} FROM (SELECT * FROM {scan} LIMIT {_SAMPLE})")
+        hits = con.execute(f"SELECT {probes} FROM {scan}")
         flagged = [c for c, hit in zip(texts, hits.fetchone(), strict=True) if hit]
         for c in flagged:
             notes.append(
@@ -234,9 +166,9 @@ def _stage(
     # CSV ids keep their exact spelling ("007" stays "007"), and CSV times are read as text and
     # parsed below: a type the sniffer guessed from the first rows fails mid-scan on a later row.
     text = ("user_id", "account_id", *(c.name for c in table.columns if c.kind == "timestamp"))
-    as_text = tuple(mapping[c] for c in text if c in mapping) if source.format == "csv" else ()
-    found = {**found, **dict.fromkeys(as_text, "VARCHAR")}
-    scan = source.scan_sql(varchar_columns=as_text)
+    varchar = tuple(mapping[c] for c in text if c in mapping) if source.format == "csv" else ()
+    found = {**found, **dict.fromkeys(varchar, "VARCHAR")}
+    scan = source.scan_sql(varchar_columns=varchar)
     (rows,) = con.execute(f"SELECT count(*) FROM {scan}").fetchone()
     windowed = window is not None and table.name == "events"
     if rows == 0:
@@ -270,17 +202,17 @@ def _stage(
             select.append(f"{reading.expr} AS {column.name}")
             ts_checks.append((column.name, src, reading.expr))
         elif column.kind == "json":
-            select.append(f"{_json_text(src, found[src])} AS {column.name}")
+            select.append(f"{json_text(src, found[src])} AS {column.name}")
         elif column.name in ("user_id", "account_id"):
-            select.append(f"{_key(src, found[src])} AS {column.name}")
+            select.append(f"{key_text(src, found[src])} AS {column.name}")
         elif column.kind == "number":
-            expr = f"TRY_CAST({_as_text(src, found[src])} AS DOUBLE)"
+            expr = f"TRY_CAST({as_text(src, found[src])} AS DOUBLE)"
             select.append(f"{expr} AS {column.name}")
             ts_checks.append((column.name, src, expr))
-        else:
-            select.append(f"{_as_text(src, found[src])} AS {column.name}")
+        else:  # event names and other text: an address in one is masked, never stored
+            select.append(f"{masked(as_text(src, found[src]))} AS {column.name}")
     if table.name == "users":
-        select.append(f"CAST({_domain(mapping, found)} AS VARCHAR) AS email_domain")
+        select.append(f"CAST({domain_text(mapping, found)} AS VARCHAR) AS email_domain")
         select += _extra_user_columns(con, scan, found, mapping, cfg, run.notes)
     keep = []
     # A windowed read does not count unparsable times over the whole history (that is a scan

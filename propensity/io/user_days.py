@@ -37,33 +37,37 @@ def day_figures(
     keeping some of them) from their events in `table`, one array per column, ``_code`` first;
     None for times it does not take (see the module)."""
     (n_users,) = con.execute(f"SELECT count(*) FROM {users}").fetchone()
-    (n_events,) = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+    # one pass over the times alone (no strings): their range, and any the keys cannot hold
+    # (fetched to the end: the caller registers arrays on this connection next)
+    [(n_events, first, last, odd)] = con.execute(
+        f"SELECT count(*), min(epoch_us(timestamp)), max(epoch_us(timestamp)), count(*) FILTER "
+        f"(timestamp IS NULL OR epoch_us(timestamp) % {_US} <> 0) FROM {table}"
+    ).fetchall()
+    if odd:
+        return None  # a missing time or a fraction of a second: SQL's groups say what it means
+    if first is None or not n_users:
+        return {name: np.zeros(0, dtype=dtype) for name, dtype in _EMPTY.items()}
+    if last - first >= (_DAYS - 1) * _DAY_S * _US:
+        return None
+    day0 = first // _US // _DAY_S  # floor, as date_trunc('day', ...), before 1970 too
     # a slice's users are numbered code // slices, so that every key stays below 2^63
     slices = max(1, -(-int(n_events) // _SORTED_AT_ONCE), -(-int(n_users) // (2**63 // _USER)))
     keep = f" AND {where}" if where else ""
+    # the keys are built by DuckDB: one array comes back, half what the codes and times took,
+    # and NumPy only sorts it (whole seconds, so // is exact for times before 1970 too)
+    key_sql = (
+        f"u._code // {slices} * {_USER} + (epoch_us(e.timestamp) // {_US} - ({day0 * _DAY_S}))"
+    )
     parts = []
     for part in range(slices):
         rows = con.execute(
-            f"SELECT u._code, epoch_us(e.timestamp) AS t FROM {table} e JOIN {users} u "
+            f"SELECT {key_sql} AS key FROM {table} e JOIN {users} u "
             f"USING (user_id) WHERE u._code % {slices} = {part}{keep}"
         ).fetchnumpy()
-        if np.ma.is_masked(rows["t"]):
-            return None  # a missing time: SQL's groups say what that means
-        times = np.asarray(rows.pop("t"), dtype=np.int64)
-        if not len(times):
+        key = np.asarray(rows.pop("key"), dtype=np.int64)
+        del rows
+        if not len(key):
             continue
-        first = int(times.min())
-        if np.any(times % _US) or int(times.max()) - first >= (_DAYS - 1) * _DAY_S * _US:
-            return None
-        # built in place, the fetched arrays freed: memory is the keys and the groups
-        times //= _US
-        day0 = first // _US // _DAY_S  # floor, as date_trunc('day', ...), before 1970 too
-        times -= day0 * _DAY_S
-        key = np.asarray(rows.pop("_code"), dtype=np.int64)
-        key //= slices
-        key *= _USER
-        key += times
-        del times, rows
         found = _figures(key, day0)
         found["_code"] = found["_code"] * slices + part
         parts.append(found)
