@@ -28,18 +28,18 @@ branch, three runs each (per run, main -> branch), 10M events / 100k users (one 
 - ``feature-speed``, load 0.9-1.6 (a 32-bit row-event join): Polars / ours 0.70-0.87 ->
   0.80-0.97 (CPU 0.76-0.92 -> 0.88-1.09); ours / scan 7.8-9.1 -> 5.9-6.9; peak 0.85-0.88 ->
   0.60 of the 2 GB limit.
-- ``feature-speed3``, load 4.2-4.7 (busy cores: compare CPU):
-  Polars / ours 1.05, 1.06, 0.93 -> 1.49, 1.25, 1.28 (CPU 1.07, 1.02, 1.01 -> 1.31, 1.32,
-  1.30); ours 6.45, 6.91, 6.65 -> 5.18, 5.20, 4.98 s CPU (whole phase, I/O too); ours /
-  scan 7.7, 7.0, 5.6 -> 6.8, 5.0, 6.1; peak 0.54-0.56 -> 0.59-0.65.
+- ``feature-speed3`` (on main b1b3504), load 4.0-4.5 (compare CPU):
+  Polars / ours 0.82, 0.60, 0.96 -> 1.19, 1.40, 1.35 (CPU 0.98, 0.95, 1.01 -> 1.34, 1.39,
+  1.34); ours 6.35, 6.48, 6.25 -> 4.82, 4.58, 4.74 s CPU (whole phase); ours /
+  scan 7.1, 4.5, 6.9 -> 5.4, 5.2, 5.3; peak 0.54-0.57 -> 0.64-0.65.
   DuckDB-only, Spark's plan SQL unchanged, frames and specs bit-identical: the LAG window is
   a numpy sort of packed 64-bit keys (``features/sequence.py``, 1.6 -> 0.85 s CPU, which also
   yields the distinct transitions learning ranks: 0.6 -> 0.06 s); the vocabulary is counted
   from the per-(row, type) step, built before it (0.42 -> 0.01 s); the per-event pivot is a
-  join per event type (``features/pivot_sql.py``, 0.90 -> 0.46 s). Learn + features in one
-  process: 6.3 -> 4.6-5.0 s CPU; per statement now: event join 1.25 s, per-(row, type)
-  group-by 0.85, sequence 0.85, pivot 0.46, activity 0.48, days 0.18, final 0.37. Not
-  met: 1.5x Polars (1.3x CPU), 4x the scan.
+  join per event type (``features/pivot_sql.py``, 0.90 -> 0.46 s). The build alone, load
+  2.5: 5.9, 5.4, 5.3 -> 4.1, 4.1, 4.0 s CPU; per statement now: event join 1.25 s, per-(row,
+  type) group-by 0.85, sequence 0.85, pivot 0.46, activity 0.48, days 0.18, final 0.37.
+  Not met: 1.5x Polars (1.34-1.39x CPU), 4x the scan.
 
 Growth, 2026-12-03 (``--phase duckdb`` children on data from ``generate``: 10M events / 100k
 users, 30M / 300k, 100M / 1M; 2 GB limit, 2 threads, load 1.9-6; one run each):
