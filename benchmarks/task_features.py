@@ -72,6 +72,15 @@ same events as the trial task: the trial world (22% of its accounts have several
 configs/freemium.yaml``, then ``--one trial ... configs/demo.yaml``, alternating, 2 rounds,
 load ~1.5-2): 372,889 weekly rows x 191 columns in 9.8-10.0 s CPU against the trial task's
 281,987 x 143 in 9.9-10.0 s CPU, **1.0x**, account steps included.
+
+After the trial plan's numpy sequence and joined pivot (branch feature-speed3, 2026-12-03
+evening; the calendar plan keeps its window and grid): ``--events 10000000``, one round, load
+2.6-3.1: trial 8.5 s CPU, freemium 13.4 s CPU, **1.58x** (the trial build got 17% cheaper, the
+calendar one 7%). On the same events (the trial world with ``configs/freemium.yaml`` against
+``configs/demo.yaml``, ``--one``, alternating, 2 rounds, load 2.3-2.4): 372,889 weekly rows x
+177 columns in 9.3 / 10.1 s CPU against 281,987 x 143 in 8.7 / 8.6 s: **1.07x / 1.17x**.
+The calendar plan's ``useq`` could take the numpy sequence too (``uid, k, t`` sorted, ``ts``
+and ``w`` from the user's signup): not done yet.
 """
 
 from __future__ import annotations
