@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -19,9 +20,9 @@ from propensity.features.calendar_sql import (
     calendar_phase,
     calendar_vocabulary_sql,
 )
-from propensity.features.portable import DUCKDB, Plan
+from propensity.features.portable import DUCKDB, Plan, Step
 from propensity.features.rows import DuckRunner, RowsRelation, SqlRunner
-from propensity.features.sequence import materialise_sequence
+from propensity.features.sequence import Sorted, materialise_sequence, sort_sequence
 from propensity.features.spec import FAMILIES, FeatureSpec
 from propensity.features.sql import build_plan
 from propensity.features.vocabulary_sql import (
@@ -141,6 +142,7 @@ class Learned:
         self.narrow = bool(getattr(rows, "narrow", False)) and run.dialect == DUCKDB
         self.lean = bool(getattr(rows, "lean", False)) and run.dialect == DUCKDB
         self.materialised: tuple[str, ...] = ()
+        self.sequence: Sorted | None = None  # the sequence's sorted keys, when kept
 
     def __enter__(self) -> Learned:
         try:
@@ -154,6 +156,7 @@ class Learned:
         for name in reversed(self.materialised):
             self.run.drop(name)
         self.materialised = ()
+        self.sequence = None
 
     def _materialise(self, plan: Plan, name: str) -> None:
         step = next(s for s in plan.steps if s.name == f"{self.rows.prefix}{name}")
@@ -161,10 +164,24 @@ class Learned:
         run = self.run
         made: tuple[str, ...] = ()
         if isinstance(run, DuckRunner):
-            made = materialise_sequence(run.con, step, f"{self.rows.prefix}pairs")
+            made = self._sorted(run.con, step)
         if not made:
             run.materialise(step.name, step.sql)
         self.materialised += made or (step.name,)
+
+    def _sorted(self, con: duckdb.DuckDBPyConnection, step: Step) -> tuple[str, ...]:
+        """The tables made from ``step`` sorted in numpy: only the distinct pairs when they
+        can be, the sorted keys kept as ``sequence`` (the features' per-row steps read them
+        without a sequence table); else the sequence table too."""
+        s = sort_sequence(con, step)
+        if s is None:
+            return ()
+        pairs = f"{self.rows.prefix}pairs"
+        made = materialise_sequence(con, step, pairs, table=False, done=s)
+        if pairs in made:
+            self.sequence = s
+            return made
+        return materialise_sequence(con, step, done=s)
 
     def _learn(self) -> None:
         run, rows, cfg = self.run, self.rows, self.cfg
