@@ -84,7 +84,10 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
             assert a[c].equals(b[c]), c
 
 
-@pytest.mark.parametrize("narrow", [True, False])
+@pytest.mark.parametrize(
+    ("narrow", "counting"),
+    [(True, ""), (False, ""), (True, "by row"), (True, "by pair")],
+)
 @pytest.mark.parametrize(
     "families",
     [
@@ -96,10 +99,19 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
 )
 @pytest.mark.parametrize("seed", range(3))
 def test_row_stats_match_the_sql_steps(
-    seed: int, families: tuple[str, ...], narrow: bool, monkeypatch: pytest.MonkeyPatch
+    seed: int,
+    families: tuple[str, ...],
+    narrow: bool,
+    counting: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Check that learning and computing give the SQL path's spec and frame bit for bit
-    (32- and 64-bit joins, learn masks, rows spanning slices or not)."""
+    (32- and 64-bit joins, learn masks, rows spanning slices or not, each way of counting
+    transitions)."""
+    if counting == "by row":
+        monkeypatch.setattr(sequence_stats, "_SPAN_SLACK", -(10**9))
+    if counting == "by pair":
+        monkeypatch.setattr(sequence_stats, "_PAIR_BITS", 0)
     if seed % 2:
         monkeypatch.setattr(sequence_stats, "_SLICE", 7)  # rows cross slice boundaries
     if not narrow:

@@ -108,7 +108,8 @@ def materialise_sequence(
         and s.rid_max.bit_length() + 2 * kb <= 62
         and (s.rid_max + 1) << (2 * kb) <= 8 * n + 1024
     ):
-        seen = np.zeros((s.rid_max + 1) << (2 * kb), dtype=bool)
+        # one slot more: a row's first event (no pair) marks the last, which is dropped
+        seen = np.zeros(((s.rid_max + 1) << (2 * kb)) + 1, dtype=bool)
     made: tuple[str, ...] = ()
     try:
         if table:
@@ -121,7 +122,7 @@ def materialise_sequence(
                     _insert(con, step.name, part)
         if seen is not None:
             made += _create(con, pairs, {"rid": cols["rid"], "prev": cols["k"], "k": cols["k"]})
-            at = np.flatnonzero(seen)
+            at = np.flatnonzero(seen[:-1])
             _insert(con, pairs, _table(cols, rid=at >> 2 * kb, prev=(at >> kb) & ((1 << kb) - 1),
                                        k=at & ((1 << kb) - 1)))  # fmt: skip
     except BaseException:
@@ -172,13 +173,19 @@ def _decode(
     # Fields of the slice and of the key before it (-1 before the very first: rid -1 matches
     # no row), decoded once: each event's previous fields are the next position's.
     ext = keys[start - 1 : stop] if start else np.concatenate(([-1], keys[:stop]))
-    rid_e, t_e, k_e = ext >> (tb + kb), (ext >> kb) & ((1 << tb) - 1), ext & ((1 << kb) - 1)
-    rid, t, k, prev = rid_e[1:], t_e[1:], k_e[1:], k_e[:-1]
+    rid_e, k_e = ext >> (tb + kb), ext & ((1 << kb) - 1)
+    rid, k, prev = rid_e[1:], k_e[1:], k_e[:-1]
     first = rid != rid_e[:-1]
     if seen is not None:
-        seen[((rid << 2 * kb) | (prev << kb) | k)[~first]] = True
+        pair = rid << 2 * kb
+        pair |= prev << kb
+        pair |= k
+        pair[np.flatnonzero(first)] = len(seen) - 1  # indexed, not masked: few first events
+        seen[pair] = True
     if cols is None:
         return None
+    t_e = (ext >> kb) & ((1 << tb) - 1)
+    t = t_e[1:]
     gap = t - t_e[:-1]
     return _table(cols, first, rid=rid, k=k, t=t, gap=gap, prev=prev)
 

@@ -21,6 +21,7 @@ __all__ = ["materialise_row_stats"]
 _SLICE = 1 << 20  # events per slice (cut at row boundaries: small numpy temporaries)
 _ARROW = {"INTEGER": pa.int32(), "BIGINT": pa.int64(), "HUGEINT": pa.int64()}
 _PAIR_BITS = 24  # transitions are looked up in a table of every (prev, k) up to this size
+_SPAN_SLACK = 1024  # rids a slice may skip (rows without events) and still count by rid
 
 
 def materialise_row_stats(
@@ -84,23 +85,29 @@ def _stats(
     n = len(rid)
     first = np.ones(n, dtype=bool)
     first[1:] = rid[1:] != rid[:-1]
-    starts = np.flatnonzero(first)
+    starts = np.flatnonzero(first)  # a row's first event: indexed, not masked (few of them)
     count = np.diff(np.append(starts, n))
-    gap = np.zeros(n, dtype=np.int64)
-    gap[1:] = t[1:] - t[:-1]
-    gap[first] = 0  # a row's first event has no gap (NULL in SQL): it adds 0 to the sum
+    gap = np.empty(n, dtype=np.int64)
+    gap[0] = 0
+    np.subtract(t[1:], t[:-1], out=gap[1:])
+    gap[starts] = 0  # a row's first event has no gap (NULL in SQL): it adds 0 to the sum
     act = {"rid": rid[starts], "gap_n": count - 1}
-    act["sessions"] = np.add.reduceat((first | (gap > session_gap_s)).astype(np.int64), starts)
+    new_session = gap > session_gap_s
+    new_session[starts] = True
+    act["sessions"] = np.add.reduceat(new_session, starts, dtype=np.int64)
     act["gap_sum"] = np.add.reduceat(gap, starts)
     # gaps are >= 0 (sorted by t): -1 at first events never wins a MAX over real gaps
-    gap_max = np.maximum.reduceat(np.where(first, -1, gap), starts)
+    gap[starts] = -1
+    gap_max = np.maximum.reduceat(gap, starts)
     act["gap_max"] = np.ma.masked_array(gap_max, mask=act["gap_n"] == 0)
-    for j, n_j in enumerate(_transition_counts(rid, k, first, starts, kb, transitions)):
+    for j, n_j in enumerate(_transition_counts(rid, k, starts, kb, transitions)):
         act[f"tr{j}"] = n_j
     # A new day starts where the previous event's day (from signup) differs.
     day = t // 86400
-    new = first.copy()
-    new[1:] |= day[1:] != day[:-1]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(day[1:], day[:-1], out=new[1:])
+    new[starts] = True
     at = np.flatnonzero(new)
     dday, drow = day[at], first[at]
     # A run of days continues where the row is the same and the day the previous one's next.
@@ -108,7 +115,7 @@ def _stats(
     run[1:] |= dday[1:] != dday[:-1] + 1
     runs = np.flatnonzero(run)
     length = np.diff(np.append(runs, len(at)))
-    streak = {"rid": rid[starts], "active_days": np.add.reduceat(new.astype(np.int64), starts)}
+    streak = {"rid": act["rid"], "active_days": np.add.reduceat(new, starts, dtype=np.int64)}
     streak["longest"] = np.maximum.reduceat(length, np.flatnonzero(drow[runs]))
     return act, streak
 
@@ -116,32 +123,43 @@ def _stats(
 def _transition_counts(
     rid: np.ndarray,
     k: np.ndarray,
-    first: np.ndarray,
     starts: np.ndarray,
     kb: int,
     transitions: tuple[tuple[int, int], ...],
 ) -> list[np.ndarray]:
     """Per row, the count of each transition (prev, k) among its events (after the first)."""
-    if not transitions:
-        return []
-    row = np.cumsum(first) - 1  # each event's row among this slice's rows
-    prev = np.empty_like(k)
-    prev[1:] = k[:-1]
-    prev[first] = -1
-    n_rows = len(starts)
-    if 2 * kb > _PAIR_BITS or len(set(transitions)) < len(transitions):
+    m, n_rows = len(transitions), len(starts)
+    if not m or not len(k):
+        return [np.zeros(n_rows, dtype=np.int64) for _ in transitions]
+    if 2 * kb > _PAIR_BITS or len(set(transitions)) < m:
+        first = np.zeros(len(k), dtype=bool)
+        first[starts] = True
+        row = np.cumsum(first) - 1
+        prev = np.empty_like(k)
+        prev[1:] = k[:-1]
+        prev[starts] = -1
         out = []
         for a, b in transitions:
             hit = (prev == a) & (k == b)
             out.append(np.bincount(row[hit], minlength=n_rows).astype(np.int64))
         return out
-    # One pass: each (prev, k) looks up its transition's index (-1: none of them).
-    which = np.full(1 << (2 * kb), -1, dtype=np.int64)
+    # One lookup per event of its (prev, k)'s transition index (-1: none); an event that
+    # starts its row looks up the extra last slot.
+    which = np.full((1 << (2 * kb)) + 1, -1, dtype=np.int8 if m < 128 else np.int64)
     for j, (a, b) in enumerate(transitions):
         if 0 <= a < 1 << kb and 0 <= b < 1 << kb:  # codes no event has (< 0) count nothing
             which[(a << kb) | b] = j
-    j_ev = np.where(first, -1, which[(np.where(first, 0, prev) << kb) | k])
-    hit = j_ev >= 0
-    m = len(transitions)
-    counts = np.bincount(row[hit] * m + j_ev[hit], minlength=n_rows * m).reshape(n_rows, m)
+    code = k[:-1] << kb
+    code |= k[1:]
+    code[starts[1:] - 1] = 1 << (2 * kb)  # code[i] is event i + 1's
+    j_ev = which[code]
+    hit = np.flatnonzero(j_ev >= 0)
+    lo, span = int(rid[0]), int(rid[-1]) - int(rid[0]) + 1
+    if span <= 2 * n_rows + _SPAN_SLACK:
+        # rows are nearly consecutive rids: count by rid offset, then read each row's
+        counts = np.bincount((rid[hit + 1] - lo) * m + j_ev[hit], minlength=span * m)
+        counts = counts.reshape(span, m)[rid[starts] - lo]
+    else:
+        row = np.searchsorted(starts, hit + 1, side="right") - 1
+        counts = np.bincount(row * m + j_ev[hit], minlength=n_rows * m).reshape(n_rows, m)
     return [counts[:, j].astype(np.int64) for j in range(m)]
