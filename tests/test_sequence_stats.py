@@ -25,9 +25,9 @@ T0 = datetime(2024, 1, 1)
 NAMES = np.array(["a", "b", "c", "d", "e"])
 
 
-def _data(seed: int) -> tuple[duckdb.DuckDBPyConnection, LabelTimes, np.ndarray]:
-    """Users with several rows (one with no events), timestamps tied in time and type and
-    exactly at the cutoffs, cutoffs off any weekly grid (the portable plan)."""
+def _data(seed: int, per_user: int = 2) -> tuple[duckdb.DuckDBPyConnection, LabelTimes, np.ndarray]:
+    """Users with ``per_user`` rows (one user with no events), timestamps tied in time and
+    type and exactly at the cutoffs, cutoffs off any weekly grid (the portable plan)."""
     rng = np.random.default_rng(seed)
     n_users = 30
     users = pd.DataFrame(
@@ -38,7 +38,7 @@ def _data(seed: int) -> tuple[duckdb.DuckDBPyConnection, LabelTimes, np.ndarray]
             "account_id": [f"a{i // 3}" for i in range(n_users)],
         }
     )
-    ages = rng.integers(1, 6 * 86400, (n_users, 2))
+    ages = rng.integers(1, 6 * 86400, (n_users, per_user))
     label = [
         (u, a, s, s + timedelta(seconds=int(age)), age / 86400, int(rng.integers(0, 2)))
         for u, a, s, row in zip(users.user_id, users.account_id, users.signup_at, ages, strict=True)
@@ -53,8 +53,10 @@ def _data(seed: int) -> tuple[duckdb.DuckDBPyConnection, LabelTimes, np.ndarray]
     # A coarse grid of times (many ties), plus some events exactly at a cutoff.
     offset = rng.integers(0, 7 * 24, n) * rng.choice([1, 600, 3600], n)
     ts = users.signup_at.to_numpy()[who] + offset.astype("timedelta64[s]")
-    at_cut = rng.random(n) < 0.05
-    ts[at_cut] = frame.cutoff_at.to_numpy()[2 * who[at_cut]]
+    at_cut = rng.random(n) < 0.1
+    # ... exactly at the first row's cutoff, or a window's length before it (a window's edge)
+    back = rng.choice([0, 86400, 36 * 3600], n).astype("timedelta64[s]")
+    ts[at_cut] = frame.cutoff_at.to_numpy()[per_user * who[at_cut]] - back[at_cut]
     events = pd.DataFrame(
         {"user_id": users.user_id.to_numpy()[who], "event": NAMES[rng.integers(0, 5, n)]}
     ).assign(timestamp=pd.Series(ts).astype("datetime64[us]"), properties=None)
@@ -69,6 +71,7 @@ def _cfg(families: tuple[str, ...]) -> FeaturesConfig:
     flags = {f: f in families for f in FeatureFamilies.model_fields}
     return FeaturesConfig(
         families=FeatureFamilies(**flags),
+        windows=("1d", "36h", "3d"),
         session_gap="30m",
         min_event_support=1,
         top_transitions=6,
