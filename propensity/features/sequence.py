@@ -10,21 +10,19 @@ neighbours in the sorted keys give ``gap`` and ``prev``: the same rows and value
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
+from propensity.features.memory import limit_bytes
 from propensity.features.portable import Step
 
 __all__ = ["Sorted", "materialise_sequence", "sort_sequence"]
 
 _SLICE = 1 << 20  # sorted keys decoded and inserted a slice at a time (small numpy temporaries)
 _ARROW = {"INTEGER": pa.int32(), "BIGINT": pa.int64()}
-_UNITS = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "KB": 10**3, "MB": 10**6}
-_UNITS |= {"GB": 10**9, "TB": 10**12, "bytes": 1}
 
 
 @dataclass
@@ -66,7 +64,7 @@ def sort_sequence(con: duckdb.DuckDBPyConnection, step: Step) -> Sorted | None:
         return None
     kb, tb = int(k_max or 0).bit_length(), int(t_max or 0).bit_length()
     rb = int(rid_max or 0).bit_length()
-    if rb + tb + kb > 63 or 16 * n > _limit_bytes(con) // 4:
+    if rb + tb + kb > 63 or 16 * n > limit_bytes(con) // 4:
         return None
     key_sql = (
         f"(CAST(rid AS BIGINT) << {tb + kb}) | (CAST(t AS BIGINT) << {kb}) | CAST(k AS BIGINT)"
@@ -188,12 +186,3 @@ def _decode(
     t = t_e[1:]
     gap = t - t_e[:-1]
     return _table(cols, first, rid=rid, k=k, t=t, gap=gap, prev=prev)
-
-
-def _limit_bytes(con: duckdb.DuckDBPyConnection) -> int:
-    """DuckDB's memory limit in bytes (it reports e.g. ``'1.8 GiB'``); 0 when unreadable."""
-    [(text,)] = con.execute("SELECT current_setting('memory_limit')").fetchall()
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]+)\s*", str(text))
-    if match is None or match[2] not in _UNITS:
-        return 0
-    return int(float(match[1]) * _UNITS[match[2]])

@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from propensity.features.sequence import _limit_bytes
+from propensity.features.memory import limit_bytes
 
 __all__ = ["materialise_type_counts"]
 
@@ -45,7 +45,7 @@ def materialise_type_counts(
     if n and (nulls or lo < 0):
         return False
     rb, kb, tb = (int(x or 0).bit_length() for x in (rid_max, k_max, t_max))
-    if rb + kb + tb > 62 or 24 * n > _limit_bytes(con) // 4:
+    if rb + kb + tb > 62 or 24 * n > limit_bytes(con) // 4:
         return False
     key = f"(CAST(rid AS BIGINT) << {kb + tb}) | (CAST(k AS BIGINT) << {tb}) | CAST(t AS BIGINT)"
     result = con.sql(f"SELECT {key} AS key FROM ({source}) s").to_arrow_table()
