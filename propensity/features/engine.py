@@ -107,8 +107,10 @@ def learn_spec_and_features(
         plan = _plan(
             con, spec, rows, learned.codes, with_ev=f"{rows.prefix}ev" in learned.materialised
         )
-        done, ordered = learned.materialised, learned.sequence
-        return spec, _run_plan(con, plan, label_times, spec, done, share, learned.codes, ordered)
+        # handed over in a list the build empties: nothing else keeps the keys alive
+        keys, learned.sequence = [learned.sequence] if learned.sequence else [], None
+        done = learned.materialised
+        return spec, _run_plan(con, plan, label_times, spec, done, share, learned.codes, keys)
 
 
 def compute_features(
@@ -166,11 +168,12 @@ def _run_plan(
     done: tuple[str, ...],
     share: Share,
     codes: dict[str, int] | None = None,
-    ordered: Sorted | None = None,
+    ordered: list[Sorted] | None = None,
 ) -> FeatureFrame:
     """Run ``plan`` (its steps named in ``done`` already exist as tables) into a FeatureFrame;
     ``share`` leaves room within data.memory_limit for the frame it fills. ``codes``: the
-    plan's event codes (default: ranks); ``ordered``: its sequence's keys, already sorted."""
+    plan's event codes (default: ranks); ``ordered``: its sequence's keys, already sorted
+    (the list is emptied before the final select)."""
     # Steps both selects read are temp tables; the rest is one statement, so DuckDB plans
     # the whole DAG and materialises each CTE once.
     shared = [s.name for s in plan.steps if s.name in plan.shared and s.name not in done]
@@ -184,10 +187,13 @@ def _run_plan(
         # or directly the per-row steps that read it.
         for step in plan.steps:
             if step.name not in done and step.ordered:
-                made, covered = _sequence(con, plan, step, spec, codes, ordered)
+                keys = ordered[0] if ordered else None
+                made, covered = _sequence(con, plan, step, spec, codes, keys)
+                del keys
                 shared += made
                 done = (*done, *covered)
-        ordered = None  # the keys live outside DuckDB's limit: free them before the big select
+        if ordered:  # the keys live outside DuckDB's limit: free them before the big select
+            ordered.clear()
         ctes = _ctes(plan, done)
         head = f"WITH {ctes}\n" if ctes else ""
         # Unordered: each row lands at its rid. Streamed a slice of rows at a time into the
