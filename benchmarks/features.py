@@ -25,21 +25,21 @@ difference between our values and Polars' (and the spec they learned) as a cross
 Measured 2026-12-03, 2 shared cores, ``--repeats 1 --no-all`` alternately on main and on a
 branch, three runs each (per run, main -> branch), 10M events / 100k users (one row per user):
 
-- ``feature-speed``, load 0.9-1.6 (a 32-bit row-event join): Polars / ours 0.70-0.87 ->
-  0.80-0.97 (CPU 0.76-0.92 -> 0.88-1.09); ours / scan 7.8-9.1 -> 5.9-6.9; peak 0.85-0.88 ->
-  0.60 of the 2 GB limit.
-- ``feature-speed3`` (on main b1b3504), load 4.0-4.5 (compare CPU):
-  Polars / ours 0.82, 0.60, 0.96 -> 1.19, 1.40, 1.35 (CPU 0.98, 0.95, 1.01 -> 1.34, 1.39,
-  1.34); ours 6.35, 6.48, 6.25 -> 4.82, 4.58, 4.74 s CPU (whole phase); ours /
-  scan 7.1, 4.5, 6.9 -> 5.4, 5.2, 5.3; peak 0.54-0.57 -> 0.64-0.65.
-  DuckDB-only, Spark's plan SQL unchanged, frames and specs bit-identical: the LAG window is
-  a numpy sort of packed 64-bit keys (``features/sequence.py``, 1.6 -> 0.85 s CPU, which also
-  yields the distinct transitions learning ranks: 0.6 -> 0.06 s); the vocabulary is counted
-  from the per-(row, type) step, built before it (0.42 -> 0.01 s); the per-event pivot is a
-  join per event type (``features/pivot_sql.py``, 0.90 -> 0.46 s). The build alone, load
-  2.5: 5.9, 5.4, 5.3 -> 4.1, 4.1, 4.0 s CPU; per statement now: event join 1.25 s, per-(row,
-  type) group-by 0.85, sequence 0.85, pivot 0.46, activity 0.48, days 0.18, final 0.37.
-  Not met: 1.5x Polars (1.34-1.39x CPU), 4x the scan.
+- ``feature-speed`` (a 32-bit row-event join), load 0.9-1.6: Polars / ours CPU 0.76-0.92 ->
+  0.88-1.09; ours / scan 7.8-9.1 -> 5.9-6.9; peak 0.85-0.88 -> 0.60 of the 2 GB limit.
+- ``feature-speed3``, load 4.0-4.5: Polars / ours CPU 0.95-1.01 -> 1.34-1.39; ours / scan
+  4.5-7.1 -> 5.2-5.4 (the LAG window a numpy sort of packed keys, ``features/sequence.py``;
+  the vocabulary counted from the per-(row, type) step; the pivot a join per event type).
+- ``feature-speed4`` (on main 6a01842), load 4.4-4.8: ours 4.29, 4.48, 4.21 -> 3.08, 3.12,
+  3.19 s CPU (whole phase); Polars / ours CPU 1.38, 1.35, 1.38 -> 1.94, 1.87, 1.91 (wall
+  1.38, 1.38, 1.38 -> 2.03, 1.95, 2.09); ours / scan CPU 5.4, 5.6, 5.5 -> 3.7, 4.1, 4.2 (wall
+  5.3, 5.9, 6.7 -> 2.3, 3.8, 4.1); peak 0.60-0.65 -> 0.53. DuckDB-only, Spark's plan SQL
+  unchanged, specs and frames bit-identical to main: learning's per-(row, type) counts are
+  segments of sorted ``rid | k | t`` keys (``features/type_counts.py``, 0.77 -> ~0.35 s); the
+  sequence is never inserted as a table: sessions, gaps, transition counts, active days and
+  streaks are segment sums over its sorted keys (``features/sequence_stats.py``; the seq
+  insert, ``act``, ``days`` and ``streak``, ~1.1 s -> 0.3 s). Build alone (load ~2.5): 3.8 ->
+  2.7-2.9 s CPU. Left: the event join (1.0 s CPU), the pivot and final select (~0.45 s).
 
 Growth, 2026-12-03 (``--phase duckdb`` children on data from ``generate``: 10M events / 100k
 users, 30M / 300k, 100M / 1M; 2 GB limit, 2 threads, load 1.9-6; one run each):
@@ -64,12 +64,11 @@ as propensity's does): at 30M, two alternating rounds at load 2-3, peak 2.44 and
 2.32 and 2.22 GB (1.16-1.21x of 2 GB), CPU 18.0 and 19.0 s -> 18.3 and 18.6 s; at 10M 1.08 ->
 1.04 GB, 5.6 -> 5.7 s CPU. At 100M the frame (0.95 GB) takes DuckDB down to half the limit:
 108.5 s CPU, peak 2.9 GB (1.52x), against 104-113 s and 3.0-3.5 GB before.
-Tried and not kept: chunks of whole accounts (7 of at most 16M events, learning's counts added
-across chunks, each chunk reading its rows of the one row-event join through a view; values
-equal to one plan's): 97.8 s CPU, peak 4.4 GB, since the join itself (16 s) and each chunk's
-scan of it stay. Splitting the events by chunk first (``COPY ... PARTITION_BY``) cost 27.7 s
-CPU by itself (then 7.3 s per chunk, 86 s in all). Linear growth under a 2 GB limit needs
-the events to arrive already split by user, or a row-event join that does not spill.
+Tried and not kept: chunks of whole accounts (7 of at most 16M events, same values): 97.8 s
+CPU, peak 4.4 GB (the join, 16 s, and each chunk's scan of it stay). Splitting the events by
+chunk first (``COPY ... PARTITION_BY``) cost 27.7 s CPU by itself (86 s in all). Linear growth
+under a 2 GB limit needs the events to arrive already split by user, or a row-event join that
+does not spill.
 """
 
 from __future__ import annotations

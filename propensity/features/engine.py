@@ -21,13 +21,14 @@ from propensity.errors import DataContractError
 from propensity.features.calendar_sql import build_calendar_plan, calendar_phase
 from propensity.features.learn import Learned, check_config
 from propensity.features.memory import Share, memory_share
-from propensity.features.portable import DUCKDB, Plan
+from propensity.features.portable import DUCKDB, Plan, Step
 from propensity.features.rows import (
     DuckRows,
     DuckRunner,
     SqlRunner,
 )
-from propensity.features.sequence import materialise_sequence
+from propensity.features.sequence import Sorted, materialise_sequence, sort_sequence
+from propensity.features.sequence_stats import materialise_row_stats
 from propensity.features.spec import FeatureSpec
 from propensity.features.sql import build_plan
 from propensity.labels import LabelTimes
@@ -106,7 +107,10 @@ def learn_spec_and_features(
         plan = _plan(
             con, spec, rows, learned.codes, with_ev=f"{rows.prefix}ev" in learned.materialised
         )
-        return spec, _run_plan(con, plan, label_times, spec, learned.materialised, share)
+        # handed over in a list the build empties: nothing else keeps the keys alive
+        keys, learned.sequence = [learned.sequence] if learned.sequence else [], None
+        done = learned.materialised
+        return spec, _run_plan(con, plan, label_times, spec, done, share, learned.codes, keys)
 
 
 def compute_features(
@@ -163,23 +167,34 @@ def _run_plan(
     spec: FeatureSpec,
     done: tuple[str, ...],
     share: Share,
+    codes: dict[str, int] | None = None,
+    ordered: list[Sorted] | None = None,
 ) -> FeatureFrame:
     """Run ``plan`` (its steps named in ``done`` already exist as tables) into a FeatureFrame;
-    ``share`` leaves room within data.memory_limit for the frame it fills."""
+    ``share`` leaves room within data.memory_limit for the frame it fills. ``codes``: the
+    plan's event codes (default: ranks); ``ordered``: its sequence's keys, already sorted
+    (the list is emptied before the final select)."""
     # Steps both selects read are temp tables; the rest is one statement, so DuckDB plans
     # the whole DAG and materialises each CTE once.
-    shared = [s for s in plan.steps if s.name in plan.shared and s.name not in done]
-    ctes = _ctes(plan, done)
+    shared = [s.name for s in plan.steps if s.name in plan.shared and s.name not in done]
     into = _Assembler(label_times, spec)
     try:
         share(into.block.nbytes)  # the block is allocated, not yet touched: not resident
-        for step in shared:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {step.name} AS {step.sql}")
-        # A time-ordered sequence sorted in numpy (a third of the window's CPU) becomes a table.
+        for name in shared:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {_sql(plan, name)}")
+        done = (*done, *shared)
+        # A time-ordered sequence sorted in numpy (a third of the window's CPU) becomes a table,
+        # or directly the per-row steps that read it.
         for step in plan.steps:
-            if step.name not in done and step.ordered and materialise_sequence(con, step):
-                shared.append(step)
-                ctes = _ctes(plan, (*done, *(s.name for s in shared)))
+            if step.name not in done and step.ordered:
+                keys = ordered[0] if ordered else None
+                made, covered = _sequence(con, plan, step, spec, codes, keys)
+                del keys
+                shared += made
+                done = (*done, *covered)
+        if ordered:  # the keys live outside DuckDB's limit: free them before the big select
+            ordered.clear()
+        ctes = _ctes(plan, done)
         head = f"WITH {ctes}\n" if ctes else ""
         # Unordered: each row lands at its rid. Streamed a slice of rows at a time into the
         # frame's one float block: the whole table as Arrow, then as pandas, then in the block
@@ -194,9 +209,51 @@ def _run_plan(
     except duckdb.BinderException as exc:
         raise _binder_error(exc) from None
     finally:
-        for step in reversed(shared):
-            con.execute(f"DROP TABLE IF EXISTS {step.name}")
+        for name in reversed(shared):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
     return into.finish(unseen)
+
+
+def _sql(plan: Plan, name: str) -> str:
+    return next(s.sql for s in plan.steps if s.name == name)
+
+
+def _sequence(
+    con: duckdb.DuckDBPyConnection,
+    plan: Plan,
+    step: Step,
+    spec: FeatureSpec,
+    codes: dict[str, int] | None,
+    ordered: Sorted | None,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The tables made from sequence ``step`` sorted in numpy, and the steps they stand for:
+    ``act`` and ``days`` + ``streak`` when those alone read it, else the sequence table."""
+    s = ordered if ordered is not None and ordered.ordered == step.ordered else None
+    s = s or sort_sequence(con, step)
+    if s is None:
+        return (), ()
+    prefix = step.name.removesuffix("seq")  # the plan's steps share its prefix
+    names = {x.name for x in plan.steps}
+    act, days, streak = (f"{prefix}{x}" for x in ("act", "days", "streak"))
+    readers = {x.name for x in plan.steps if step.name in x.sql and x.name != step.name}
+    if (
+        step.name not in plan.final
+        and readers <= {act, days}
+        and (days in names) == (streak in names)
+    ):
+        code = codes or {e: i for i, e in enumerate(sorted(spec.events))}
+        pairs = tuple((code[a], code[b]) for a, b in spec.transitions) if act in names else ()
+        made = materialise_row_stats(
+            con,
+            s,
+            act if act in names else "",
+            streak if streak in names else "",
+            spec.session_gap_s,
+            pairs,
+        )
+        return made, (*made, step.name, *((days,) if days in names else ()))
+    made = materialise_sequence(con, step, done=s)
+    return made, made
 
 
 def _ctes(plan: Plan, done: tuple[str, ...]) -> str:

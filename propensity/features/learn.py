@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -19,11 +20,12 @@ from propensity.features.calendar_sql import (
     calendar_phase,
     calendar_vocabulary_sql,
 )
-from propensity.features.portable import DUCKDB, Plan
+from propensity.features.portable import DUCKDB, Plan, Step
 from propensity.features.rows import DuckRunner, RowsRelation, SqlRunner
-from propensity.features.sequence import materialise_sequence
+from propensity.features.sequence import Sorted, materialise_sequence, sort_sequence
 from propensity.features.spec import FAMILIES, FeatureSpec
 from propensity.features.sql import build_plan
+from propensity.features.type_counts import materialise_type_counts
 from propensity.features.vocabulary_sql import (
     counted_vocabulary_sql,
     names_step,
@@ -141,6 +143,7 @@ class Learned:
         self.narrow = bool(getattr(rows, "narrow", False)) and run.dialect == DUCKDB
         self.lean = bool(getattr(rows, "lean", False)) and run.dialect == DUCKDB
         self.materialised: tuple[str, ...] = ()
+        self.sequence: Sorted | None = None  # the sequence's sorted keys, when kept
 
     def __enter__(self) -> Learned:
         try:
@@ -154,6 +157,7 @@ class Learned:
         for name in reversed(self.materialised):
             self.run.drop(name)
         self.materialised = ()
+        self.sequence = None
 
     def _materialise(self, plan: Plan, name: str) -> None:
         step = next(s for s in plan.steps if s.name == f"{self.rows.prefix}{name}")
@@ -161,10 +165,24 @@ class Learned:
         run = self.run
         made: tuple[str, ...] = ()
         if isinstance(run, DuckRunner):
-            made = materialise_sequence(run.con, step, f"{self.rows.prefix}pairs")
+            made = self._sorted(run.con, step)
         if not made:
             run.materialise(step.name, step.sql)
         self.materialised += made or (step.name,)
+
+    def _sorted(self, con: duckdb.DuckDBPyConnection, step: Step) -> tuple[str, ...]:
+        """The tables made from ``step`` sorted in numpy: only the distinct pairs when they
+        can be, the sorted keys kept as ``sequence`` (the features' per-row steps read them
+        without a sequence table); else the sequence table too."""
+        s = sort_sequence(con, step)
+        if s is None:
+            return ()
+        pairs = f"{self.rows.prefix}pairs"
+        made = materialise_sequence(con, step, pairs, table=False, done=s)
+        if pairs in made:
+            self.sequence = s
+            return made
+        return materialise_sequence(con, step, done=s)
 
     def _learn(self) -> None:
         run, rows, cfg = self.run, self.rows, self.cfg
@@ -281,7 +299,17 @@ class Learned:
             every, run.dialect, self.rows.name, p, codes=names, narrow=self.narrow, lean=True
         )
         step = next(s for s in plan.steps if s.name == f"{p}re")
-        run.materialise(f"{p}rk", step.sql)
+        # DuckDB counts from sorted numpy keys (a third of the group-by's CPU)
+        listed = ", ".join(str(c) for c in sorted(names.values()))
+        source = f"SELECT rid, k, t, age FROM {p}ev WHERE k IN ({listed})"
+        ages = f"SELECT rid, cut - sig AS age FROM {p}rows"
+        if not (
+            isinstance(run, DuckRunner)
+            and names
+            and not every.lags_s
+            and materialise_type_counts(run.con, f"{p}rk", step.sql, source, ages, every.windows_s)
+        ):
+            run.materialise(f"{p}rk", step.sql)
         self.materialised += (f"{p}rk",)
         return run.fetch(counted_vocabulary_sql(p, cfg.min_event_support))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator
 
 import duckdb
@@ -19,9 +20,11 @@ import duckdb
 from propensity.config import MEMORY_VARIABLE, memory_bytes
 from propensity.features.portable import DUCKDB
 
-__all__ = ["Share", "memory_share", "resident_bytes"]
+__all__ = ["Share", "limit_bytes", "memory_share", "resident_bytes"]
 
 Share = Callable[[int], None]  # lowers DuckDB's share to leave room for that many more bytes
+_UNITS = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "KB": 10**3, "MB": 10**6}
+_UNITS |= {"GB": 10**9, "TB": 10**12, "bytes": 1}
 
 
 def resident_bytes() -> int:
@@ -72,3 +75,12 @@ def memory_share(con: duckdb.DuckDBPyConnection) -> Iterator[Share]:
     finally:
         if limit is not None:
             con.execute(f"SET memory_limit = {DUCKDB.literal(limit)}")
+
+
+def limit_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    """DuckDB's memory limit in bytes (it reports e.g. ``'1.8 GiB'``); 0 when unreadable."""
+    [(text,)] = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]+)\s*", str(text))
+    if match is None or match[2] not in _UNITS:
+        return 0
+    return int(float(match[1]) * _UNITS[match[2]])
