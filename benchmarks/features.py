@@ -41,34 +41,26 @@ branch, three runs each (per run, main -> branch), 10M events / 100k users (one 
   insert, ``act``, ``days`` and ``streak``, ~1.1 s -> 0.3 s). Build alone (load ~2.5): 3.8 ->
   2.7-2.9 s CPU. Left: the event join (1.0 s CPU), the pivot and final select (~0.45 s).
 
-Growth, 2026-12-03 (``--phase duckdb`` children on data from ``generate``: 10M events / 100k
-users, 30M / 300k, 100M / 1M; 2 GB limit, 2 threads, load 1.9-6; one run each):
+Growth (``--phase duckdb`` children on data from ``generate``: 10M events / 100k users, 30M /
+300k, 100M / 1M; 2 threads; one run each; CPU per event against 10M's, peak of the limit):
 
-| events | wall | CPU | CPU / 10M's, per event | peak (of the 2 GB limit) |
-|---|---|---|---|---|
-| 10M | 4.7 s | 6.1 s | 1 | 1.0 GB (0.53) |
-| 30M | 11.2 s | 20.0 s | 1.10 | 2.6 GB (1.37) |
-| 100M | 87.8 s | 107.4 s | 1.77 | 3.5 GB (1.84) |
+| main | limit | 10M | 30M | 100M | load |
+|---|---|---|---|---|---|
+| 2026-12-03 early | 2 GB | 6.1 s, 0.53 | 1.10x, 1.37 | 1.77x, 1.84 | 1.9-6 |
+| + memory outside DuckDB counted | 2 GB | 7.2 s, 0.54 | 1.25x, 0.90 | 1.75x, 1.39 | 3.4-4 |
+| same | 3 GB | 6.9 s, 0.35 | 1.17x, 0.75 | 1.78x, 1.07 | 2.6-4.5 |
+| + numpy paths (feature-speed3/4) | 2 GB | 3.3 s, 0.50 | 1.87x, 1.07 | 2.82x, 1.63 | 1.7-1.9 |
+| same | 3 GB | 3.5 s, 0.34 | 1.26x, 0.68 | 2.36x, 1.29 | 1.6-1.7 |
 
-Not within 1.2x of linear at 100M, and over the limit + 20% from 30M. The same 100M build with a
-12 GB limit took 69.5 s CPU (1.14x linear, peak 6.7 GB): the excess is DuckDB spilling under
-2 GB. Per statement at 100M (10M in brackets): the row-event join 16.4 s CPU (1.0 s), the
-vocabulary 6.7 s (0.4 s), the time-ordered sequence 18.7 s (1.4 s), the transitions 9.9 s
-(0.6 s), the final statement ~54 s (~2.4 s). The peak is DuckDB's limit plus the result outside
-it: 1M rows x 119 columns is 0.95 GB of floats by itself. Streaming the result into the frame
-(``features/engine.py``, 65k rows at a time) took the 100M peak to 3.0 GB and a freemium build
-at 10M events (677k rows x 191 columns) from 4.7-5.0 GB to 4.0 GB, same values.
-The build now counts the table it returns against the limit (DuckDB's share is the limit less
-the frame's bytes while the final statement runs; the benchmark's connection records the limit
-as propensity's does): at 30M, two alternating rounds at load 2-3, peak 2.44 and 2.57 GB ->
-2.32 and 2.22 GB (1.16-1.21x of 2 GB), CPU 18.0 and 19.0 s -> 18.3 and 18.6 s; at 10M 1.08 ->
-1.04 GB, 5.6 -> 5.7 s CPU. At 100M the frame (0.95 GB) takes DuckDB down to half the limit:
-108.5 s CPU, peak 2.9 GB (1.52x), against 104-113 s and 3.0-3.5 GB before.
-Tried and not kept: chunks of whole accounts (7 of at most 16M events, same values): 97.8 s
-CPU, peak 4.4 GB (the join, 16 s, and each chunk's scan of it stay). Splitting the events by
-chunk first (``COPY ... PARTITION_BY``) cost 27.7 s CPU by itself (86 s in all). Linear growth
-under a 2 GB limit needs the events to arrive already split by user, or a row-event join that
-does not spill.
+Not within 1.2x of linear: 10M runs the numpy paths, which fall back to SQL when their keys
+would not fit a quarter of DuckDB's limit (at 30M under 2 GB, at 100M always), and the SQL
+plan spills under 2-3 GB. In ample memory it is linear: 100M with a 12 GB limit (before the
+numpy paths) took 72.4 s CPU against 6.1-6.9 s at 10M (1.05-1.19x), peak 7.0 GB. At 100M
+under 3 GB, DuckDB's own count stays at its lowered limit (1.5 GB with the 0.95 GB frame and
+0.63 GB of Python and label rows), yet the process peaks at 3.9 GB: ~0.7 GB of the final
+statement's memory is outside what DuckDB counts. Tried and not kept: chunks of whole
+accounts (same values; 97.8 s CPU, peak 4.4 GB: the join and each chunk's scan of it stay);
+splitting the events by chunk first (``COPY ... PARTITION_BY``: 27.7 s CPU by itself).
 """
 
 from __future__ import annotations
