@@ -224,3 +224,25 @@ def test_init_without_conversions_warns_and_still_writes(export, tmp_path):
     cfg = load_config(tmp_path / "n.yaml")
     assert cfg.data.conversions is None and cfg.features.milestones == ()
     assert result.profile.converted == 0
+
+
+def test_property_sample_does_not_depend_on_row_order():
+    """The sampled rows are chosen by content: the same events in another order propose the
+    same properties (a plain LIMIT took the first rows a scan yielded)."""
+    import duckdb
+
+    from propensity.init import profile
+
+    n = 2 * profile.PROPERTY_SAMPLE  # half numeric, half text: the sample must see both
+    found = []
+    for numeric_first in (True, False):
+        con = duckdb.connect()
+        con.execute(
+            f"""CREATE TABLE events AS SELECT 'u' || i AS user_id, 'a' AS event,
+                TIMESTAMP '2026-01-01' + i * INTERVAL 1 SECOND AS timestamp,
+                CASE WHEN (i < {n // 2}) = {numeric_first} THEN '{{"x": ' || i || '}}'
+                     ELSE '{{"x": "v' || i || '"}}' END AS properties
+            FROM range({n}) t(i) ORDER BY i"""
+        )
+        found.append(profile._properties(con, ("a",), {"a": n}))
+    assert found[0] == found[1] == ()

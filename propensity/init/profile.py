@@ -310,17 +310,26 @@ def _milestones(
     return tuple(chosen)
 
 
+PROPERTY_SAMPLE = 500_000  # rows of vocabulary events read for their properties' keys
+
+
 def _properties(
     con: duckdb.DuckDBPyConnection, vocabulary: tuple[str, ...], support: dict[str, int]
 ) -> tuple[tuple[str, str], ...]:
     """Numeric JSON properties of vocabulary events (sampled), most common events first."""
     if not vocabulary:
         return ()
+    where = "properties IS NOT NULL AND event IN (SELECT unnest(?))"
+    (n,) = con.execute(f"SELECT count(*) FROM events WHERE {where}", [list(vocabulary)]).fetchone()
+    # A sample by each row's content, not the first rows a scan yields: those depend on the
+    # file order and DuckDB's threads, and `init` should propose the same properties each run.
+    keep = min(1.0, PROPERTY_SAMPLE / max(n, 1))
     found = con.execute(
-        """
+        f"""
         WITH sample AS (
             SELECT event, properties FROM events
-            WHERE properties IS NOT NULL AND event IN (SELECT unnest(?)) LIMIT 500000
+            WHERE {where} AND hash(event, properties, timestamp, user_id) % 1000003
+                < {round(keep * 1000003)}
         ), keys AS (
             SELECT event, properties, unnest(json_keys(properties)) AS k
             FROM sample WHERE json_valid(properties)
